@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs on a fresh Debian machine, then run it.
+# Usage: scripts/test.sh [pytest args...]   (run as root for the system packages)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the tests use (openssl for test certificates).
+apt_packages=(openssl)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -eq 0 ]]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    else
+        echo "missing system packages (run as root to install): ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+# A private virtualenv keeps the project's pins away from the system Python.
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[test]'
+
+.venv/bin/ruff check server tests
+.venv/bin/mypy
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,1 @@
+"""The encryption barrier: everything above sees plaintext, everything below ciphertext."""

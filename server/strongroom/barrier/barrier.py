@@ -1,0 +1,132 @@
+"""AES-256-GCM barrier over a physical backend, with a termed keyring.
+
+The barrier satisfies the same Backend interface as physical storage, so the
+layers above read and write plaintext while the backend only ever holds
+ciphertext. It holds key material in memory only, and forgets it on seal.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from strongroom.barrier.crypto import DecryptError, open_value, read_term, seal_value
+from strongroom.barrier.keyring import Keyring
+from strongroom.errors import BadRequestError, CorruptEntryError, SealedError
+from strongroom.physical.base import Backend
+
+KEYRING_PATH = "core/keyring"
+_ROOT_TERM = 0  # the keyring entry is sealed with the root key under this pseudo-term
+
+
+class InvalidRootKeyError(BadRequestError):
+    """The root key reconstructed from the seal does not open the keyring."""
+
+
+class AESGCMBarrier:
+    """Encrypts every entry with the active term; decrypts with whichever term wrote it."""
+
+    def __init__(
+        self,
+        physical: Backend,
+        on_unknown_term: Callable[[], None] | None = None,
+    ) -> None:
+        self._physical = physical
+        self._keyring: Keyring | None = None
+        self._aeads: dict[int, AESGCM] = {}
+        self._lock = threading.Lock()
+        # A worker whose keyring lags behind a rotation asks for a fresh one once.
+        self._on_unknown_term = on_unknown_term
+        self.encryptions = 0
+
+    # -- keyring lifecycle -------------------------------------------------
+
+    @property
+    def sealed(self) -> bool:
+        return self._keyring is None
+
+    @property
+    def keyring(self) -> Keyring:
+        ring = self._keyring
+        if ring is None:
+            raise SealedError()
+        return ring
+
+    def initialized(self) -> bool:
+        return self._physical.get(KEYRING_PATH) is not None
+
+    def persist_keyring(self, root_key: bytes, keyring: Keyring) -> None:
+        """Store the keyring encrypted under the root key."""
+        blob = seal_value(AESGCM(root_key), _ROOT_TERM, KEYRING_PATH, keyring.to_json())
+        self._physical.put(KEYRING_PATH, blob)
+
+    def load_keyring(self, root_key: bytes) -> Keyring:
+        """Open the stored keyring with a candidate root key."""
+        blob = self._physical.get(KEYRING_PATH)
+        if blob is None:
+            raise SealedError("Vault is not initialized")
+        try:
+            plain = open_value(AESGCM(root_key), KEYRING_PATH, blob)
+        except (DecryptError, ValueError):
+            raise InvalidRootKeyError("unseal failed, invalid key") from None
+        try:
+            return Keyring.from_json(plain)
+        except (ValueError, KeyError, TypeError):
+            raise CorruptEntryError(KEYRING_PATH, "keyring does not parse") from None
+
+    def install(self, keyring: Keyring) -> None:
+        """Unseal this barrier with an already-opened keyring."""
+        with self._lock:
+            self._keyring = keyring
+            self._aeads = {t.term: AESGCM(t.key) for t in keyring.terms}
+
+    def seal(self) -> None:
+        with self._lock:
+            self._keyring = None
+            self._aeads = {}
+
+    # -- Backend interface -------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        blob = self._physical.get(key)
+        if blob is None:
+            return None
+        try:
+            term = read_term(blob)
+        except DecryptError:
+            raise CorruptEntryError(key, "not a barrier entry") from None
+        aead = self._aead_for(term)
+        if aead is None:
+            raise CorruptEntryError(key, f"unknown key term {term}")
+        try:
+            return open_value(aead, key, blob)
+        except DecryptError:
+            raise CorruptEntryError(key, "authentication failed") from None
+
+    def put(self, key: str, value: bytes) -> None:
+        ring = self.keyring
+        aead = self._aeads.get(ring.active_term)
+        if aead is None:
+            raise SealedError()
+        blob = seal_value(aead, ring.active_term, key, value)
+        self.encryptions += 1
+        self._physical.put(key, blob)
+
+    def delete(self, key: str) -> None:
+        self.keyring  # noqa: B018 - raises SealedError when sealed
+        self._physical.delete(key)
+
+    def list(self, prefix: str) -> list[str]:
+        self.keyring  # noqa: B018 - raises SealedError when sealed
+        return self._physical.list(prefix)
+
+    def _aead_for(self, term: int) -> AESGCM | None:
+        if self._keyring is None:
+            raise SealedError()
+        aead = self._aeads.get(term)
+        if aead is None and self._on_unknown_term is not None:
+            self._on_unknown_term()
+            aead = self._aeads.get(term)
+        return aead

@@ -1,0 +1,340 @@
+"""A small client for the Vault-compatible HTTP API, used by every CLI command.
+
+Configuration follows the ``vault`` CLI so existing shells keep working:
+``STRONGROOM_*`` variables win over ``VAULT_*``, which win over OpenBao's
+``BAO_*``; command-line flags win over all of them. The token is never part
+of a ``repr``, log line or error message.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from urllib3.exceptions import InsecureRequestWarning
+
+from strongroom import __version__
+from strongroom.cli.flags import parse_bool
+
+DEFAULT_ADDRESS = "https://127.0.0.1:8200"
+TOKEN_FILE_NAME = ".vault-token"  # noqa: S105 - a file name, not a secret
+# Vault's API client default; unseal and init are quick, but a server behind
+# a slow storage backend may legitimately take a while to answer.
+DEFAULT_TIMEOUT_SECONDS = 60.0
+
+ADDRESS_ENV = ("STRONGROOM_ADDR", "VAULT_ADDR", "BAO_ADDR")
+TOKEN_ENV = ("STRONGROOM_TOKEN", "VAULT_TOKEN", "BAO_TOKEN")
+CACERT_ENV = ("STRONGROOM_CACERT", "VAULT_CACERT", "BAO_CACERT")
+SKIP_VERIFY_ENV = ("STRONGROOM_SKIP_VERIFY", "VAULT_SKIP_VERIFY", "BAO_SKIP_VERIFY")
+
+JsonObject = dict[str, Any]
+
+
+class ClientError(Exception):
+    """Anything that kept a request from producing a usable answer."""
+
+
+class ConfigError(ClientError):
+    """The address, TLS settings or environment are unusable."""
+
+
+class ConnectError(ClientError):
+    """The server could not be reached, or the TLS handshake failed."""
+
+
+class ApiError(ClientError):
+    """The server answered with a non-2xx status.
+
+    Attributes:
+        status: HTTP status code.
+        errors: The server's ``errors`` list, or the raw body when it had none.
+        method: HTTP method of the failed request.
+        url: Full URL of the failed request.
+        raw: Whether ``errors`` holds a raw body rather than API error strings.
+    """
+
+    def __init__(
+        self, status: int, errors: list[str], *, method: str = "", url: str = "",
+        raw: bool = False,
+    ) -> None:
+        self.status = status
+        self.errors = list(errors)
+        self.method = method
+        self.url = url
+        self.raw = raw
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        # Same layout as Vault's ResponseError, which people grep for in scripts.
+        lines = ["Error making API request.", ""]
+        if self.url:
+            lines.append(f"URL: {self.method} {self.url}")
+        kind = "Raw Message" if self.raw else "Errors"
+        lines += [f"Code: {self.status}. {kind}:", ""]
+        if self.raw:
+            lines.extend(self.errors)
+        else:
+            lines.extend(f"* {e}" for e in self.errors)
+        return "\n".join(lines).rstrip("\n")
+
+
+def _first_env(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    # An empty variable counts as unset, as in Vault, so `VAULT_ADDR= cmd` works.
+    for name in names:
+        value = env.get(name, "")
+        if value:
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Resolved connection settings.
+
+    Attributes:
+        address: Server base URL, e.g. ``http://127.0.0.1:8200``.
+        token: Client token sent as ``X-Vault-Token``; never shown in ``repr``.
+        ca_cert: PEM bundle used to verify the server, or ``None`` for system CAs.
+        skip_verify: Disable TLS verification entirely.
+        timeout: Per-request timeout in seconds.
+    """
+
+    address: str = DEFAULT_ADDRESS
+    token: str | None = field(default=None, repr=False)
+    ca_cert: str | None = None
+    skip_verify: bool = False
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+
+    @classmethod
+    def resolve(
+        cls, env: Mapping[str, str] | None = None, *, address: str | None = None,
+        ca_cert: str | None = None, skip_verify: bool | None = None,
+        token: str | None = None, token_file: Path | None = None,
+    ) -> ClientConfig:
+        """Combine explicit settings (flags) with the environment.
+
+        Args:
+            env: Environment to read; defaults to ``os.environ``.
+            address: ``-address`` flag value, overriding the environment.
+            ca_cert: ``-ca-cert`` flag value.
+            skip_verify: ``-tls-skip-verify`` flag value, if the flag was given.
+            token: Explicit token, overriding the environment and token file.
+            token_file: Token file to fall back on; defaults to ``~/.vault-token``.
+
+        Returns:
+            The resolved configuration.
+
+        Raises:
+            ConfigError: A ``*_SKIP_VERIFY`` variable is not a boolean.
+        """
+        env = os.environ if env is None else env
+        if skip_verify is None:
+            raw = _first_env(env, SKIP_VERIFY_ENV)
+            try:
+                skip_verify = parse_bool(raw) if raw is not None else False
+            except ValueError:
+                raise ConfigError(f"could not parse skip-verify setting {raw!r}") from None
+        if token is None:
+            token = _first_env(env, TOKEN_ENV)
+        if token is None:
+            if token_file is None:
+                home = env.get("HOME") or os.path.expanduser("~")
+                token_file = Path(home) / TOKEN_FILE_NAME
+            token = read_token_file(token_file)
+        return cls(
+            address=address or _first_env(env, ADDRESS_ENV) or DEFAULT_ADDRESS,
+            token=token,
+            ca_cert=ca_cert or _first_env(env, CACERT_ENV),
+            skip_verify=skip_verify,
+        )
+
+
+def read_token_file(path: Path) -> str | None:
+    """Return the token stored at ``path`` (as ``vault login`` leaves it), if any.
+
+    A missing or unreadable file just means "no token": commands that need one
+    get a clear 403 from the server instead of a local crash.
+    """
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return token or None
+
+
+def _transport_reason(exc: BaseException) -> str:
+    """Dig the useful part ("Connection refused") out of requests' nested errors."""
+    if isinstance(exc, requests.Timeout):
+        return "request timed out"
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        err = stack.pop()
+        if id(err) in seen:
+            continue
+        seen.add(id(err))
+        if not isinstance(err, requests.RequestException) and isinstance(err, OSError):
+            if err.strerror:
+                return err.strerror
+            if err.args and isinstance(err.args[-1], str):
+                return err.args[-1]
+        nested = [err.__cause__, err.__context__, getattr(err, "reason", None), *err.args]
+        stack.extend(e for e in nested if isinstance(e, BaseException))
+    return str(exc)
+
+
+class ApiClient:
+    """Thin wrapper over ``requests.Session`` for ``/v1/...`` endpoints.
+
+    Every method returns the parsed JSON object (``None`` for an empty 2xx
+    body) and raises :class:`ApiError` for non-2xx answers and
+    :class:`ConnectError` when the server cannot be reached.
+    """
+
+    def __init__(self, config: ClientConfig, session: requests.Session | None = None) -> None:
+        if not config.address.startswith(("http://", "https://")):
+            raise ConfigError(
+                f'invalid address "{config.address}": must start with http:// or https://'
+            )
+        self.config = config
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = f"strongroom-cli/{__version__}"
+        # Vault's own client sends this on every call; servers use it as an
+        # anti-SSRF marker, so a compatible client must send it too.
+        self.session.headers["X-Vault-Request"] = "true"
+        if config.token:
+            self.session.headers["X-Vault-Token"] = config.token
+        self.session.verify = False if config.skip_verify else (config.ca_cert or True)
+        # Vault's client follows one redirect (standby -> active node); a chain
+        # of them is a misconfiguration, and each hop would carry the token.
+        self.session.max_redirects = 1
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.session.close()
+
+    def url(self, path: str) -> str:
+        """Return the full URL for an API path such as ``sys/seal-status``."""
+        return f"{self.config.address.rstrip('/')}/v1/{path.lstrip('/')}"
+
+    def request(
+        self, method: str, path: str, *, json: JsonObject | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> JsonObject | None:
+        """Send one request and decode the answer.
+
+        Args:
+            method: HTTP method, e.g. ``"GET"`` or ``"PUT"``.
+            path: API path relative to ``/v1/``.
+            json: Request body, sent as JSON.
+            params: Query parameters.
+
+        Returns:
+            The decoded JSON object, or ``None`` when the body is empty.
+
+        Raises:
+            ApiError: Non-2xx status.
+            ConnectError: Transport or TLS failure.
+            ClientError: A 2xx answer that is not a JSON object.
+        """
+        url = self.url(path)
+        try:
+            with warnings.catch_warnings():
+                # -tls-skip-verify is an explicit user choice; don't nag on stderr.
+                warnings.simplefilter("ignore", InsecureRequestWarning)
+                # verify is passed per request because requests lets
+                # REQUESTS_CA_BUNDLE override the session's value, which would
+                # silently undo -ca-cert and -tls-skip-verify.
+                resp = self.session.request(
+                    method, url, json=json, params=params, timeout=self.config.timeout,
+                    verify=self.session.verify,
+                )
+        except requests.RequestException as exc:
+            raise ConnectError(f'{method} "{url}": {_transport_reason(exc)}') from None
+        if not 200 <= resp.status_code < 300:
+            raise self._api_error(resp, method)
+        if not resp.content.strip():
+            return None
+        try:
+            body = resp.json()
+        except ValueError:
+            raise ClientError(f'{method} "{url}": response is not JSON') from None
+        if not isinstance(body, dict):
+            raise ClientError(f'{method} "{url}": response is not a JSON object')
+        return body
+
+    @staticmethod
+    def _api_error(resp: requests.Response, method: str) -> ApiError:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("errors"), list):
+            errors = [str(e) for e in body["errors"]]
+            return ApiError(resp.status_code, errors, method=method, url=resp.url)
+        text = resp.text.strip()
+        return ApiError(resp.status_code, [text] if text else [], method=method,
+                        url=resp.url, raw=bool(text))
+
+    def get(self, path: str, params: Mapping[str, str] | None = None) -> JsonObject | None:
+        """``GET`` an API path."""
+        return self.request("GET", path, params=params)
+
+    def put(self, path: str, data: JsonObject | None = None) -> JsonObject | None:
+        """``PUT`` a JSON body to an API path."""
+        return self.request("PUT", path, json=data)
+
+    def post(self, path: str, data: JsonObject | None = None) -> JsonObject | None:
+        """``POST`` a JSON body to an API path."""
+        return self.request("POST", path, json=data)
+
+    def delete(self, path: str) -> JsonObject | None:
+        """``DELETE`` an API path."""
+        return self.request("DELETE", path)
+
+    def list(self, path: str) -> JsonObject | None:
+        """List keys under a path (``GET ?list=true``, as the vault CLI sends it)."""
+        return self.request("GET", path, params={"list": "true"})
+
+    # --- sys/ endpoints used by `status` and `operator` -------------------------
+
+    def seal_status(self) -> JsonObject:
+        """Return ``GET sys/seal-status``."""
+        return self.get("sys/seal-status") or {}
+
+    def leader(self) -> JsonObject:
+        """Return ``GET sys/leader``."""
+        return self.get("sys/leader") or {}
+
+    def init_status(self) -> bool:
+        """Return whether the server is initialized (``GET sys/init``)."""
+        return bool((self.get("sys/init") or {}).get("initialized"))
+
+    def init(self, secret_shares: int, secret_threshold: int, **extra: Any) -> JsonObject:
+        """Initialize the server (``PUT sys/init``); the answer holds keys and root token."""
+        body: JsonObject = {"secret_shares": secret_shares,
+                            "secret_threshold": secret_threshold, **extra}
+        return self.put("sys/init", body) or {}
+
+    def unseal(self, key: str) -> JsonObject:
+        """Submit one unseal key share; returns the new seal status."""
+        return self.put("sys/unseal", {"key": key}) or {}
+
+    def unseal_reset(self) -> JsonObject:
+        """Discard the unseal shares submitted so far; returns the seal status."""
+        return self.put("sys/unseal", {"reset": True}) or {}
+
+    def seal(self) -> None:
+        """Seal the server (``PUT sys/seal``; needs a token allowed to do so)."""
+        self.put("sys/seal")

@@ -1,0 +1,198 @@
+"""``strongroom operator init|unseal|seal``: bring a server up and take it down."""
+
+from __future__ import annotations
+
+import getpass
+
+from strongroom.cli.client import ClientError, JsonObject
+from strongroom.cli.command import Command, Context, Group
+from strongroom.cli.flags import FlagSet
+from strongroom.cli.status import print_seal_status
+
+
+def _init_flags(fs: FlagSet) -> None:
+    fs.integer("key-shares", "Number of unseal key shares to split the root key into.",
+               default=5, aliases=("n",))
+    fs.integer("key-threshold", "Number of unseal key shares required to reconstruct "
+               "the root key. Must be less than or equal to -key-shares.",
+               default=3, aliases=("t",))
+    fs.boolean("status", "Print whether the server is initialized and exit: code 0 if "
+               "it is, 2 if it is not, 1 on error. Needs no token.")
+
+
+def init_output(resp: JsonObject, shares: int, threshold: int) -> JsonObject:
+    """Reshape a ``sys/init`` answer into what ``vault operator init -format=json`` prints.
+
+    The API calls the keys ``keys``/``keys_base64``; the CLI renames them and
+    adds the share counts, with ``null`` for absent recovery keys.
+    """
+    recovery = resp.get("recovery_keys_base64") or None
+    # No -recovery-* flags exist yet and the API does not echo the recovery
+    # threshold, so only the share count can be reported.
+    return {
+        "unseal_keys_b64": resp.get("keys_base64"),
+        "unseal_keys_hex": resp.get("keys"),
+        "unseal_shares": shares,
+        "unseal_threshold": threshold,
+        "recovery_keys_b64": recovery,
+        "recovery_keys_hex": resp.get("recovery_keys") or None,
+        "recovery_keys_shares": len(recovery) if recovery else 0,
+        "recovery_keys_threshold": 0,
+        "root_token": resp.get("root_token", ""),
+    }
+
+
+def init_text(out: JsonObject) -> str:
+    """Human-readable ``operator init`` output (the only place a token is printed)."""
+    lines = [f"Unseal Key {i}: {k}" for i, k in enumerate(out["unseal_keys_b64"] or [], 1)]
+    lines += [f"Recovery Key {i}: {k}"
+              for i, k in enumerate(out["recovery_keys_b64"] or [], 1)]
+    lines += ["", f"Initial Root Token: {out['root_token']}", ""]
+    shares, threshold = out["unseal_shares"], out["unseal_threshold"]
+    if out["unseal_keys_b64"]:
+        lines += [
+            f"Vault initialized with {shares} key shares and a key threshold of {threshold}.",
+            "Keep the key shares above safe and give them to separate people. Whenever",
+            "the server is sealed, restarted or stopped, at least "
+            f"{threshold} of these keys must",
+            "be supplied to unseal it before it can serve requests again.",
+            "",
+            "The server does not keep the generated root key. If fewer than "
+            f"{threshold} keys",
+            "survive, the root key cannot be rebuilt and the data stays sealed forever.",
+        ]
+    else:
+        lines += ["Success! Vault is initialized.",
+                  "The recovery keys above cannot unseal the server, but some operator",
+                  "tasks require them. Store them as carefully as unseal keys."]
+    return "\n".join(lines)
+
+
+def run_init(ctx: Context) -> int:
+    """Initialize the server, or report initialization status with ``-status``."""
+    ctx.expect_args(0, 0)
+    fmt = ctx.output_format()
+    if ctx.flags.boolean("status"):
+        try:
+            initialized = ctx.client().init_status()
+        except ClientError as exc:
+            # 2 means "not initialized" for -status, so errors use 1.
+            return ctx.fail("Error checking init status", exc, code=1)
+        ctx.out("Vault is initialized" if initialized else "Vault is not initialized")
+        return 0 if initialized else 2
+    shares = ctx.flags.integer("key-shares")
+    threshold = ctx.flags.integer("key-threshold")
+    try:
+        resp = ctx.client().init(shares, threshold)
+    except ClientError as exc:
+        return ctx.fail("Error initializing", exc)
+    out = init_output(resp, shares, threshold)
+    if fmt == "table" and not ctx.flags.string("field"):
+        ctx.out(init_text(out))
+        return 0
+    return ctx.emit(out, what="init output")
+
+
+def _read_key(ctx: Context) -> str:
+    """Get the unseal key from a hidden prompt, or one line of piped stdin.
+
+    Unlike vault, a non-TTY stdin is accepted, so scripts can pipe a key in
+    without exposing it in the process list.
+    """
+    stdin = ctx.io.stdin
+    if stdin.isatty():
+        return getpass.getpass("Unseal Key (will be hidden): ", stream=ctx.io.stderr)
+    return stdin.readline()
+
+
+def run_unseal(ctx: Context) -> int:
+    """Submit one unseal key share (or ``-reset``), then print the seal status."""
+    ctx.expect_args(0, 1)
+    client = ctx.client()
+    try:
+        if ctx.flags.boolean("reset"):
+            status = client.unseal_reset()
+        else:
+            key = ctx.args[0] if ctx.args else _read_key(ctx)
+            key = key.strip()
+            if not key:
+                ctx.err("Error unsealing: no unseal key was provided")
+                return 1
+            status = client.unseal(key)
+    except ClientError as exc:
+        prefix = "Error resetting unseal process" if ctx.flags.boolean("reset") else (
+            "Error unsealing")
+        return ctx.fail(prefix, exc)
+    except (EOFError, KeyboardInterrupt):
+        ctx.err("Error unsealing: no unseal key was provided")
+        return 1
+    return print_seal_status(ctx, status)
+
+
+def _unseal_flags(fs: FlagSet) -> None:
+    fs.boolean("reset", "Discard the unseal key shares submitted so far and start over.")
+
+
+def run_seal(ctx: Context) -> int:
+    """Seal the server; needs a token with ``update`` on ``sys/seal``."""
+    ctx.expect_args(0, 0)
+    try:
+        ctx.client().seal()
+    except ClientError as exc:
+        return ctx.fail("Error sealing", exc)
+    ctx.out("Success! Vault is sealed.")
+    return 0
+
+
+_GROUP_HELP = """
+Usage: strongroom operator <subcommand> [options] [args]
+
+  Subcommands for operators: initializing a new server, unsealing it after
+  each start, and sealing it in an emergency. Most users never need these.
+"""
+
+_INIT_HELP = """
+Usage: strongroom operator init [options]
+
+  Initializes a new server: the storage backend is prepared, a root key is
+  generated and split into unseal key shares with Shamir's secret sharing,
+  and an initial root token is created. This works only once per storage
+  backend; the keys and token are shown only this one time.
+
+  Initialize with the defaults (5 shares, threshold 3):
+
+      $ strongroom operator init
+
+  Check whether the server is initialized:
+
+      $ strongroom operator init -status
+"""
+
+_UNSEAL_HELP = """
+Usage: strongroom operator unseal [options] [KEY]
+
+  Provides one unseal key share. Once the threshold number of distinct shares
+  has been provided the server unseals. Without KEY, the key is prompted for
+  with hidden input on a terminal, or read as one line from piped stdin.
+
+      $ strongroom operator unseal
+      $ strongroom operator unseal -reset
+"""
+
+_SEAL_HELP = """
+Usage: strongroom operator seal [options]
+
+  Seals the server: the root key is discarded from memory and every request
+  fails until the server is unsealed again. Requires a token allowed to
+  update sys/seal.
+"""
+
+GROUPS: tuple[Group, ...] = (
+    Group("operator", "Perform operator-specific tasks", _GROUP_HELP),
+)
+
+COMMANDS: tuple[Command, ...] = (
+    Command("operator init", "Initializes a server", _INIT_HELP, run_init, _init_flags),
+    Command("operator unseal", "Unseals the server", _UNSEAL_HELP, run_unseal, _unseal_flags),
+    Command("operator seal", "Seals the server", _SEAL_HELP, run_seal, output=False),
+)

@@ -1,0 +1,1 @@
+"""The request core: seal state, tokens, policies, routing to mounts."""

@@ -1,0 +1,44 @@
+"""What a freshly initialized node contains: the root token and the default mounts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from strongroom.barrier.view import StorageView
+from strongroom.core.mounts import MountEntry, save_mount_table
+from strongroom.core.tokens import TokenStore, root_token_entry
+from strongroom.physical.base import Backend
+
+TOKEN_STORE_PREFIX = "sys/token/"  # noqa: S105 - a storage prefix, not a secret
+
+
+def default_mounts(dev: bool) -> list[MountEntry]:
+    mounts = [
+        MountEntry(
+            path="cubbyhole/", type="cubbyhole", description="per-token private secret storage"
+        ),
+    ]
+    if dev:
+        mounts.append(
+            MountEntry(
+                path="secret/",
+                type="kv",
+                description="key/value secret storage",
+                options={"version": "2"},
+            )
+        )
+    return mounts
+
+
+def make_bootstrapper(
+    clock: Callable[[], datetime], dev: bool = False
+) -> Callable[[Backend, str | None], str]:
+    """A bootstrap callback for LocalCoordinator.initialize."""
+
+    def bootstrap(barrier: Backend, root_token_id: str | None) -> str:
+        save_mount_table(barrier, default_mounts(dev))
+        tokens = TokenStore(StorageView(barrier, TOKEN_STORE_PREFIX))
+        return tokens.create(root_token_entry(clock()), token_id=root_token_id)
+
+    return bootstrap

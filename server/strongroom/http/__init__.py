@@ -1,0 +1,1 @@
+"""HTTP edge: the only layer that knows methods, headers and status codes."""

@@ -1,0 +1,129 @@
+"""The unauthenticated sys endpoints, answered without Vault's response envelope.
+
+They work sealed and uninitialized, so they talk to the node coordinator
+directly instead of going through Core.handle.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import falcon
+
+from strongroom import __version__
+from strongroom.core.core import Core
+from strongroom.errors import BadRequestError, UnsupportedOperationError
+from strongroom.framework.fields import FieldType, coerce
+from strongroom.http.edge import read_body
+
+RawHandler = Callable[[falcon.Request, Core, int], tuple[int, dict[str, Any] | None]]
+
+_HEALTH_CODES = {
+    "activecode": 200,
+    "standbycode": 429,
+    "drsecondarycode": 472,
+    "performancestandbycode": 473,
+    "sealedcode": 503,
+    "uninitcode": 501,
+}
+
+
+def _health(req: falcon.Request, core: Core, max_size: int) -> tuple[int, dict[str, Any] | None]:
+    codes = dict(_HEALTH_CODES)
+    for name in codes:
+        value = req.get_param(name)
+        if value is not None:
+            try:
+                codes[name] = int(value)
+            except ValueError:
+                raise BadRequestError(f"unable to parse {name}: {value!r}") from None
+            if not 100 <= codes[name] <= 599:
+                raise BadRequestError(f"{name} must be an HTTP status code")
+    standby_ok = req.get_param_as_bool("standbyok", blank_as_true=True) or False
+    perf_standby_ok = req.get_param_as_bool("perfstandbyok", blank_as_true=True) or False
+    snap = core.sync()
+    standby = False  # no HA yet: an unsealed node is always active
+    body: dict[str, Any] = {
+        "initialized": snap.initialized,
+        "sealed": snap.sealed,
+        "standby": snap.sealed or standby,
+        "performance_standby": False,
+        "replication_performance_mode": "disabled",
+        "replication_dr_mode": "disabled",
+        "server_time_utc": int(time.time()),
+        "version": __version__,
+        "enterprise": False,
+    }
+    if not snap.sealed:
+        body["cluster_name"] = snap.cluster_name
+        body["cluster_id"] = snap.cluster_id
+    if not snap.initialized:
+        return codes["uninitcode"], body
+    if snap.sealed:
+        return codes["sealedcode"], body
+    if standby and not standby_ok:
+        return codes["standbycode"], body
+    del perf_standby_ok  # performance standbys arrive with replication
+    return codes["activecode"], body
+
+
+def _init(req: falcon.Request, core: Core, max_size: int) -> tuple[int, dict[str, Any] | None]:
+    if req.method == "GET":
+        return 200, {"initialized": core.sync().initialized}
+    if req.method not in ("PUT", "POST"):
+        raise UnsupportedOperationError("unsupported operation")
+    body = read_body(req, max_size)
+    for unsupported in ("pgp_keys", "root_token_pgp_key", "recovery_pgp_keys"):
+        if body.get(unsupported):
+            raise BadRequestError(f"{unsupported} is not supported by this server yet")
+    shares = coerce("secret_shares", FieldType.INT, body.get("secret_shares", 0))
+    threshold = coerce("secret_threshold", FieldType.INT, body.get("secret_threshold", 0))
+    result = core.coordinator.initialize(shares, threshold)
+    core.sync()
+    return 200, result
+
+
+def _seal_status(
+    req: falcon.Request, core: Core, max_size: int
+) -> tuple[int, dict[str, Any] | None]:
+    if req.method != "GET":
+        raise UnsupportedOperationError("unsupported operation")
+    return 200, core.coordinator.seal_status()
+
+
+def _unseal(req: falcon.Request, core: Core, max_size: int) -> tuple[int, dict[str, Any] | None]:
+    if req.method not in ("PUT", "POST"):
+        raise UnsupportedOperationError("unsupported operation")
+    body = read_body(req, max_size)
+    reset = coerce("reset", FieldType.BOOL, body.get("reset", False))
+    key = body.get("key")
+    if key is not None and not isinstance(key, str):
+        raise BadRequestError("'key' must be a string")
+    status = core.coordinator.unseal(key or None, reset)
+    core.sync()
+    return 200, status
+
+
+def _leader(req: falcon.Request, core: Core, max_size: int) -> tuple[int, dict[str, Any] | None]:
+    if req.method != "GET":
+        raise UnsupportedOperationError("unsupported operation")
+    return 200, {
+        "ha_enabled": False,
+        "is_self": False,
+        "active_time": "0001-01-01T00:00:00Z",
+        "leader_address": "",
+        "leader_cluster_address": "",
+        "performance_standby": False,
+        "performance_standby_last_remote_wal": 0,
+    }
+
+
+RAW_ROUTES: dict[str, RawHandler] = {
+    "sys/health": _health,
+    "sys/init": _init,
+    "sys/seal-status": _seal_status,
+    "sys/unseal": _unseal,
+    "sys/leader": _leader,
+}

@@ -1,0 +1,1 @@
+"""Node-level state shared by every worker process: the seal and (later) the HA lock."""

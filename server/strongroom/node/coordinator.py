@@ -1,0 +1,287 @@
+"""The seal state machine of one node: init, unseal progress, seal, key rotation.
+
+Exactly one coordinator exists per node. With several gunicorn workers it
+lives in the master process and workers reach it over a Unix socket
+(node/rpc.py); in a single process it is called directly. It is the only
+holder of the root key; workers receive the keyring and nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from strongroom import BUILD_DATE, __version__
+from strongroom.barrier.barrier import AESGCMBarrier, InvalidRootKeyError
+from strongroom.barrier.keyring import KEY_SIZE, Keyring
+from strongroom.errors import BadRequestError, NotInitializedError, SealedError
+from strongroom.physical.base import Backend
+from strongroom.seal import shamir
+
+SEAL_CONFIG_PATH = "core/seal-config"
+CLUSTER_INFO_PATH = "core/cluster/info"
+MIN_KEY_SIZE = 16
+MAX_KEY_SIZE = KEY_SIZE + 1  # a Shamir share carries one extra byte: its x-coordinate
+
+Clock = Callable[[], datetime]
+# Called once at init with the (temporarily unsealed) barrier; creates the root
+# token and the initial mount table, returns the root token id.
+Bootstrapper = Callable[[Backend, str | None], str]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class NodeSnapshot:
+    """What a worker needs to serve: the seal state and, when unsealed, the keyring."""
+
+    generation: int
+    initialized: bool
+    sealed: bool
+    keyring: Keyring | None
+    cluster_name: str = ""
+    cluster_id: str = ""
+
+
+class SealCoordinator(Protocol):
+    def generation(self) -> int: ...
+
+    def snapshot(self) -> NodeSnapshot: ...
+
+    def seal_status(self) -> dict[str, Any]: ...
+
+    def initialize(
+        self, shares: int, threshold: int, root_token_id: str | None = None
+    ) -> dict[str, Any]: ...
+
+    def unseal(self, key: str | None, reset: bool = False) -> dict[str, Any]: ...
+
+    def seal(self) -> None: ...
+
+    def rotate(self) -> None: ...
+
+
+def validate_seal_config(shares: int, threshold: int) -> None:
+    """Vault's rules, with Vault's messages, for secret_shares/secret_threshold."""
+    prefix = "invalid seal configuration: "
+    if shares < 1:
+        raise BadRequestError(prefix + "shares must be at least one")
+    if threshold < 1:
+        raise BadRequestError(prefix + "threshold must be at least one")
+    if shares > 1 and threshold == 1:
+        raise BadRequestError(prefix + "threshold must be greater than one for multiple shares")
+    if shares > 255:
+        raise BadRequestError(prefix + "shares must be less than 256")
+    if threshold > shares:
+        raise BadRequestError(prefix + "threshold cannot be larger than shares")
+
+
+def decode_unseal_key(key: str) -> bytes:
+    """Unseal keys arrive hex-encoded or base64-encoded, as Vault accepts both."""
+    try:
+        raw = bytes.fromhex(key)
+    except ValueError:
+        try:
+            raw = base64.b64decode(key, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequestError("'key' must be a valid hex or base64 string") from None
+    if len(raw) < MIN_KEY_SIZE:
+        raise BadRequestError(f"invalid key: key is shorter than minimum {MIN_KEY_SIZE} bytes")
+    if len(raw) > MAX_KEY_SIZE:
+        raise BadRequestError(f"invalid key: key is longer than maximum {MAX_KEY_SIZE} bytes")
+    return raw
+
+
+class LocalCoordinator:
+    """In-process seal state machine; thread-safe."""
+
+    def __init__(
+        self,
+        physical: Backend,
+        storage_type: str,
+        bootstrap: Bootstrapper,
+        clock: Clock = utcnow,
+        on_change: Callable[[int], None] | None = None,
+    ) -> None:
+        self._physical = physical
+        self._barrier = AESGCMBarrier(physical)
+        self._storage_type = storage_type
+        self._bootstrap = bootstrap
+        self._clock = clock
+        self._on_change = on_change
+        self._lock = threading.RLock()
+        self._generation = 1
+        self._root_key: bytes | None = None
+        self._parts: list[bytes] = []
+        self._nonce = ""
+        self._cluster: tuple[str, str] = ("", "")
+
+    # -- reading ------------------------------------------------------------
+
+    def generation(self) -> int:
+        return self._generation
+
+    def _seal_config(self) -> dict[str, Any] | None:
+        raw = self._physical.get(SEAL_CONFIG_PATH)
+        return json.loads(raw) if raw is not None else None
+
+    def snapshot(self) -> NodeSnapshot:
+        with self._lock:
+            sealed = self._barrier.sealed
+            return NodeSnapshot(
+                generation=self._generation,
+                initialized=self._seal_config() is not None,
+                sealed=sealed,
+                keyring=None if sealed else self._barrier.keyring,
+                cluster_name=self._cluster[0],
+                cluster_id=self._cluster[1],
+            )
+
+    def seal_status(self) -> dict[str, Any]:
+        with self._lock:
+            config = self._seal_config()
+            status: dict[str, Any] = {
+                "type": "shamir",
+                "initialized": config is not None,
+                "sealed": self._barrier.sealed,
+                "t": config["secret_threshold"] if config else 0,
+                "n": config["secret_shares"] if config else 0,
+                "progress": len(self._parts),
+                "nonce": self._nonce,
+                "version": __version__,
+                "build_date": BUILD_DATE,
+                "migration": False,
+                "recovery_seal": False,
+                "storage_type": self._storage_type,
+            }
+            if not self._barrier.sealed:
+                status["cluster_name"], status["cluster_id"] = self._cluster
+            return status
+
+    # -- state changes ------------------------------------------------------
+
+    def _changed(self) -> None:
+        self._generation += 1
+        if self._on_change is not None:
+            self._on_change(self._generation)
+
+    def initialize(
+        self, shares: int, threshold: int, root_token_id: str | None = None
+    ) -> dict[str, Any]:
+        validate_seal_config(shares, threshold)
+        with self._lock:
+            if self._seal_config() is not None:
+                raise BadRequestError("Vault is already initialized")
+            root_key = os.urandom(KEY_SIZE)
+            keyring = Keyring.generate(self._clock())
+            self._barrier.persist_keyring(root_key, keyring)
+            self._barrier.install(keyring)
+            try:
+                self._barrier.put(
+                    CLUSTER_INFO_PATH,
+                    json.dumps(
+                        {
+                            "name": "strongroom-cluster-" + os.urandom(4).hex(),
+                            "id": str(uuid.uuid4()),
+                        }
+                    ).encode(),
+                )
+                root_token = self._bootstrap(self._barrier, root_token_id)
+            finally:
+                self._barrier.seal()
+            # Written last: its presence is what "initialized" means, so a crash
+            # part-way through init leaves a node that can simply be initialized again.
+            self._physical.put(
+                SEAL_CONFIG_PATH,
+                json.dumps(
+                    {"type": "shamir", "secret_shares": shares, "secret_threshold": threshold}
+                ).encode(),
+            )
+            keys = [root_key] if shares == 1 else shamir.split(root_key, shares, threshold)
+            self._changed()
+            return {
+                "keys": [k.hex() for k in keys],
+                "keys_base64": [base64.b64encode(k).decode() for k in keys],
+                "root_token": root_token,
+            }
+
+    def unseal(self, key: str | None, reset: bool = False) -> dict[str, Any]:
+        with self._lock:
+            config = self._seal_config()
+            if reset:
+                self._reset_progress()
+                return self.seal_status()
+            if key is None:
+                raise BadRequestError(
+                    "'key' must be specified in request body as JSON, or 'reset' set to true"
+                )
+            if config is None:
+                raise NotInitializedError()
+            raw = decode_unseal_key(key)
+            if not self._barrier.sealed:
+                return self.seal_status()
+            # A share already given in this round is ignored, as Vault does.
+            if any(hmac.compare_digest(raw, part) for part in self._parts):
+                return self.seal_status()
+            self._parts.append(raw)
+            if not self._nonce:
+                self._nonce = str(uuid.uuid4())
+            if len(self._parts) < int(config["secret_threshold"]):
+                return self.seal_status()
+            parts, self._parts, self._nonce = self._parts, [], ""
+            self._open(parts, int(config["secret_threshold"]))
+            return self.seal_status()
+
+    def _open(self, parts: list[bytes], threshold: int) -> None:
+        try:
+            root_key = parts[0] if threshold == 1 else shamir.combine(parts)
+        except ValueError as exc:
+            raise BadRequestError(f"failed to compute root key: {exc}") from None
+        if len(root_key) != KEY_SIZE:
+            raise InvalidRootKeyError("unseal failed, invalid key")
+        keyring = self._barrier.load_keyring(root_key)
+        self._barrier.install(keyring)
+        self._root_key = root_key
+        info = self._barrier.get(CLUSTER_INFO_PATH)
+        if info is not None:
+            doc = json.loads(info)
+            self._cluster = (doc["name"], doc["id"])
+        self._changed()
+
+    def _reset_progress(self) -> None:
+        self._parts = []
+        self._nonce = ""
+
+    def seal(self) -> None:
+        with self._lock:
+            if self._barrier.sealed:
+                return
+            self._barrier.seal()
+            self._root_key = None
+            self._reset_progress()
+            self._changed()
+
+    def rotate(self) -> None:
+        with self._lock:
+            if self._barrier.sealed or self._root_key is None:
+                raise SealedError()
+            keyring = self._barrier.keyring.rotated(self._clock())
+            self._barrier.persist_keyring(self._root_key, keyring)
+            self._barrier.install(keyring)
+            self._changed()
+
+    def unseal_with_root_key(self, root_key: bytes) -> None:
+        """Open directly with the root key (dev mode, where the single share is the key)."""
+        with self._lock:
+            self._open([root_key], 1)

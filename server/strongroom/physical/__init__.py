@@ -1,0 +1,1 @@
+"""Storage backends: everything below the barrier sees only opaque bytes."""

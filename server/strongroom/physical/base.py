@@ -1,0 +1,57 @@
+"""The storage interface every backend satisfies, and the key rules they share."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from strongroom.errors import InvalidKeyError
+
+MAX_KEY_LENGTH = 2048
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A flat key -> bytes store with Vault's LIST semantics.
+
+    Keys are '/'-separated paths. ``list(prefix)`` returns the immediate children
+    of ``prefix`` (which is '' or ends in '/'): leaf names as-is, and
+    sub-folders with a trailing '/', sorted, without duplicates.
+    """
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, value: bytes) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def list(self, prefix: str) -> list[str]: ...
+
+
+def validate_key(key: str) -> None:
+    """Reject keys that are empty, absolute, traversing or otherwise malformed."""
+    if not key:
+        raise InvalidKeyError("storage key is empty")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidKeyError("storage key is too long")
+    if key.endswith("/"):
+        raise InvalidKeyError("storage key must not end with '/'")
+    _validate_segments(key)
+
+
+def validate_prefix(prefix: str) -> None:
+    """A LIST prefix is '' or a valid key followed by '/'."""
+    if prefix == "":
+        return
+    if not prefix.endswith("/"):
+        raise InvalidKeyError("list prefix must be empty or end with '/'")
+    _validate_segments(prefix[:-1])
+
+
+def _validate_segments(path: str) -> None:
+    if not path:
+        raise InvalidKeyError("storage key is empty")
+    for segment in path.split("/"):
+        if segment in ("", ".", ".."):
+            raise InvalidKeyError("storage key has an empty, '.' or '..' segment")
+        if any(ord(ch) < 0x20 or ch == "\x7f" for ch in segment):
+            raise InvalidKeyError("storage key contains a control character")

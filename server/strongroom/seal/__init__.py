@@ -1,0 +1,1 @@
+"""Seal: the root key's protection (Shamir unseal keys, auto-unseal)."""

