@@ -42,7 +42,7 @@ class Node:
     physical: Backend
     coordinator: SealCoordinator
     core: Core
-    app: falcon.App
+    app: falcon.App[falcon.Request, falcon.Response]
 
 
 def local_coordinator(
@@ -77,6 +77,8 @@ def build_node(
     return Node(config, physical, coordinator, core, app)
 
 
-def create_app(config: ServerConfig | None = None) -> falcon.App:
+def create_app(
+    config: ServerConfig | None = None,
+) -> falcon.App[falcon.Request, falcon.Response]:
     """A complete single-process node's WSGI app (inmem storage unless configured)."""
     return build_node(config or dev_config()).app

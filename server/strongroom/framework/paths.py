@@ -24,12 +24,13 @@ class Path:
     # Vault reports unrecognised parameters as a warning instead of failing.
     warn_unknown: bool = True
 
+    regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_regex", re.compile(f"^{self.pattern}$"))
+        object.__setattr__(self, "regex", re.compile(f"^{self.pattern}$"))
 
     def match(self, path: str) -> re.Match[str] | None:
-        regex: re.Pattern[str] = self._regex
-        return regex.match(path)
+        return self.regex.match(path)
 
 
 class PathBackend:

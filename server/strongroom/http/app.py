@@ -90,7 +90,9 @@ def _not_found(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
     raise NotFoundError("404 page not found")
 
 
-def build_falcon_app(core: Core, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE) -> falcon.App:
+def build_falcon_app(
+    core: Core, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
+) -> falcon.App[falcon.Request, falcon.Response]:
     app = falcon.App(media_type=JSON)
     app.req_options.auto_parse_qs_csv = False
     # Later sinks take precedence: anything outside /v1/ is a JSON 404.

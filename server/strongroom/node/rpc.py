@@ -171,9 +171,11 @@ class CoordinatorServer:
             elif op == "unseal":
                 result = c.unseal(args.get("key"), bool(args.get("reset", False)))
             elif op == "seal":
-                result = c.seal()
+                c.seal()
+                result = None
             elif op == "rotate":
-                result = c.rotate()
+                c.rotate()
+                result = None
             else:
                 raise errors.BadRequestError(f"unknown coordinator operation {op!r}")
             return {"ok": True, "result": result}
