@@ -54,8 +54,10 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         self,
         config: ServerConfig,
         prepare_node: Callable[[Node], None] | None = None,
+        dev: bool = False,
     ) -> None:
         self.config_obj = config
+        self._dev = dev
         self._prepare_node = prepare_node
         self._shared = config.storage.type != "inmem"
         self._node: Node | None = None
@@ -129,7 +131,7 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         if not self._shared:
             # Built once in the master (preload): the single worker inherits it.
             if self._node is None:
-                self._node = build_node(self.config_obj)
+                self._node = build_node(self.config_obj, dev=self._dev)
                 if self._prepare_node is not None:
                     self._prepare_node(self._node)
             return self._node.app
@@ -138,10 +140,12 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         return build_node(self.config_obj, coordinator=remote).app
 
 
-def serve(config: ServerConfig, prepare_node: Callable[[Node], None] | None = None) -> int:
+def serve(
+    config: ServerConfig, prepare_node: Callable[[Node], None] | None = None, dev: bool = False
+) -> int:
     """Run gunicorn in the foreground until it is told to stop."""
     try:
-        StrongroomServer(config, prepare_node).run()
+        StrongroomServer(config, prepare_node, dev=dev).run()
     except SystemExit as exc:
         return int(exc.code or 0)
     sys.stdout.flush()

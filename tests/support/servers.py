@@ -103,6 +103,25 @@ def strongroom_server(workdir: Path, config_body: str, scheme: str = "http",
 
 
 @contextmanager
+def strongroom_dev_server(workdir: Path, root_token: str = "root") -> Iterator[ServerProcess]:
+    """`strongroom server -dev`, like `vault server -dev`: in memory, unsealed, KV v2."""
+    port = free_port()
+    log = open(workdir / "dev.log", "wb")  # noqa: SIM115 - closed on exit
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "strongroom.cli.main", "server", "-dev",
+         f"-dev-root-token-id={root_token}", f"-dev-listen-address=127.0.0.1:{port}"],
+        stdout=log, stderr=subprocess.STDOUT, env=strongroom_env(), cwd=workdir,
+    )
+    server = ServerProcess(f"http://127.0.0.1:{port}", proc, workdir)
+    try:
+        wait_until_answering(server.url, proc)
+        yield server
+    finally:
+        server.stop()
+        log.close()
+
+
+@contextmanager
 def bao_server(workdir: Path) -> Iterator[ServerProcess]:
     """A real, non-dev OpenBao server on inmem storage (so init/unseal are exercised)."""
     bao = shutil.which("bao")

@@ -72,7 +72,7 @@ def run(argv: list[str]) -> int:
             return 1
         config = dev_config(args.dev_listen_address)
         token = args.dev_root_token_id or "hvs." + secrets.token_urlsafe(18)
-        return serve(config, prepare_node=_dev_prepare(token, args.dev_listen_address))
+        return serve(config, prepare_node=_dev_prepare(token, args.dev_listen_address), dev=True)
     if len(args.config) != 1:
         print("Error: exactly one -config=FILE is required (or -dev)", file=sys.stderr)
         return 1

@@ -15,7 +15,13 @@ from datetime import datetime
 from strongroom.barrier.barrier import AESGCMBarrier
 from strongroom.barrier.view import StorageView
 from strongroom.core.bootstrap import TOKEN_STORE_PREFIX
-from strongroom.core.mounts import EngineFactory, LogicalBackend, Router, load_mount_table
+from strongroom.core.mounts import (
+    EngineFactory,
+    LogicalBackend,
+    MountContext,
+    Router,
+    load_mount_table,
+)
 from strongroom.core.request import Request, Response
 from strongroom.core.system import SystemBackend
 from strongroom.core.token_backend import TokenBackend
@@ -81,7 +87,7 @@ class Core:
             if factory is None:
                 continue  # an engine type this build does not ship; its data stays intact
             view = StorageView(self.barrier, f"logical/{entry.uuid}/")
-            mounts.append((entry, factory(view, entry)))
+            mounts.append((entry, factory(MountContext(view, entry, self.clock))))
         self.router.replace(mounts)  # type: ignore[arg-type]
 
     # -- requests -------------------------------------------------------------

@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from strongroom.barrier.view import StorageView
@@ -27,7 +28,6 @@ class LogicalBackend(Protocol):
     def handle(self, req: Request, rel_path: str) -> Response | None: ...
 
 
-EngineFactory = Callable[[StorageView, "MountEntry"], LogicalBackend]
 
 
 @dataclass
@@ -45,6 +45,18 @@ class MountEntry:
     def __post_init__(self) -> None:
         if not self.accessor:
             self.accessor = f"{self.type}_{self.uuid[:8]}"
+
+
+@dataclass(frozen=True)
+class MountContext:
+    """What an engine instance is given: its own storage, its mount entry, a clock."""
+
+    storage: StorageView
+    mount: MountEntry
+    clock: Callable[[], datetime]
+
+
+EngineFactory = Callable[[MountContext], LogicalBackend]
 
 
 def normalize_mount_path(path: str) -> str:

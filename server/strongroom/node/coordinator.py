@@ -252,11 +252,16 @@ class LocalCoordinator:
             raise InvalidRootKeyError("unseal failed, invalid key")
         keyring = self._barrier.load_keyring(root_key)
         self._barrier.install(keyring)
-        self._root_key = root_key
-        info = self._barrier.get(CLUSTER_INFO_PATH)
+        try:
+            info = self._barrier.get(CLUSTER_INFO_PATH)
+        except Exception:
+            # Stay sealed rather than serve from a node whose state did not open cleanly.
+            self._barrier.seal()
+            raise
         if info is not None:
             doc = json.loads(info)
             self._cluster = (doc["name"], doc["id"])
+        self._root_key = root_key
         self._changed()
 
     def _reset_progress(self) -> None:

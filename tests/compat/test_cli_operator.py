@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from tests.support.servers import REPO, ServerProcess, bao_server, free_port
+from tests.support.servers import REPO, ServerProcess, bao_server, free_port, strongroom_server
 
 CLI_TIMEOUT = 60.0
 
@@ -41,10 +41,20 @@ class ServerHandle:
 
 #: Server implementations the CLI is checked against; each starts a fresh,
 #: uninitialized, non-dev server in the given directory (skipping the test if
-#: the implementation is unavailable). Strongroom's own server joins with
-#: ``"strongroom": lambda wd: strongroom_server(wd, 'storage "inmem" {}...')``.
+#: the implementation is unavailable).
+STRONGROOM_CONFIG = """
+storage "file" {{
+  path = "{workdir}/data"
+}}
+listener "tcp" {{
+  address     = "127.0.0.1:{port}"
+  tls_disable = true
+}}
+workers = 2
+"""
 LAUNCHERS: dict[str, Callable[[Path], AbstractContextManager[ServerProcess]]] = {
     "bao": bao_server,
+    "strongroom": lambda wd: strongroom_server(wd, STRONGROOM_CONFIG),
 }
 
 

@@ -1,0 +1,114 @@
+"""The server command itself: dev mode, config errors, damaged storage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+from tests.support.servers import (
+    strongroom_dev_server,
+    strongroom_env,
+    strongroom_server,
+)
+
+from strongroom.physical.file import FileBackend
+
+
+def test_dev_server_starts_unsealed_and_prints_credentials(tmp_path: Path) -> None:
+    with strongroom_dev_server(tmp_path, root_token="dev-root") as srv:
+        health = requests.get(srv.url + "/v1/sys/health", timeout=5)
+        assert health.status_code == 200 and health.json()["sealed"] is False
+        status = requests.get(srv.url + "/v1/sys/seal-status", timeout=5).json()
+        assert (status["t"], status["n"], status["storage_type"]) == (1, 1, "inmem")
+        token = {"X-Vault-Token": "dev-root"}
+        lookup = requests.get(srv.url + "/v1/auth/token/lookup-self", headers=token, timeout=5)
+        assert lookup.status_code == 200 and lookup.json()["data"]["policies"] == ["root"]
+        mounts = requests.get(srv.url + "/v1/sys/mounts", headers=token, timeout=5).json()
+        if "secret/" in mounts["data"]:
+            assert mounts["data"]["secret/"]["options"] == {"version": "2"}
+    output = (tmp_path / "dev.log").read_text()
+    assert "Unseal Key: " in output and "Root Token: dev-root" in output
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ('storage "file" {\n path = "/tmp/x"\n colour = "red"\n}\nlistener "tcp" {}\n', "colour"),
+        ('storage "file" {}\nlistener "tcp" { tls_disable = true }\n', "path"),
+        ('storage "inmem" {}\nlistener "tcp" {\n tls_disable = true\n'
+         ' tls_min_version = "tls11"\n}\n', "tls_min_version"),
+        ('storage "inmem" {}\nlistener "tcp" { tls_disable = true }\nworkers = "many"\n',
+         "workers"),
+        ('storage "inmem" {\n', "server.hcl"),
+    ],
+)
+def test_bad_config_exits_nonzero_naming_the_key(tmp_path: Path, config: str, named: str) -> None:
+    path = tmp_path / "server.hcl"
+    path.write_text(config)
+    proc = subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.main", "server", f"-config={path}"],
+        capture_output=True, text=True, env=strongroom_env(), timeout=60, check=False,
+    )
+    assert proc.returncode != 0
+    assert named in proc.stderr, proc.stderr
+
+
+CONFIG = """
+storage "file" {{
+  path = "{workdir}/data"
+}}
+listener "tcp" {{
+  address     = "127.0.0.1:{port}"
+  tls_disable = true
+}}
+workers = 2
+"""
+
+
+def corrupt(data_dir: Path, key: str) -> None:
+    """Flip the last byte of the file holding ``key`` (found through the backend's layout)."""
+    backend = FileBackend(data_dir)
+    assert backend.get(key) is not None
+    files = sorted(p for p in data_dir.rglob("*") if p.is_file() and not p.name.startswith("+"))
+    target = next(p for p in files if backend_key_matches(p, data_dir, key))
+    blob = bytearray(target.read_bytes())
+    blob[-1] ^= 0xFF
+    target.write_bytes(bytes(blob))
+
+
+def backend_key_matches(path: Path, root: Path, key: str) -> bool:
+    from urllib.parse import unquote
+
+    parts = [unquote(p) for p in path.relative_to(root).parts]
+    parts[-1] = parts[-1].removeprefix("@")
+    return "/".join(parts) == key
+
+
+def test_corrupt_entries_are_clear_errors_not_crashes(tmp_path: Path) -> None:
+    with strongroom_server(tmp_path, CONFIG) as srv:
+        init = requests.put(srv.url + "/v1/sys/init",
+                            json={"secret_shares": 1, "secret_threshold": 1}, timeout=10).json()
+        corrupt(tmp_path / "data", "core/keyring")
+        resp = requests.put(srv.url + "/v1/sys/unseal", json={"key": init["keys"][0]}, timeout=10)
+        assert resp.status_code == 500
+        assert "core/keyring" in resp.json()["errors"][0]
+        assert requests.get(srv.url + "/v1/sys/seal-status", timeout=5).json()["sealed"] is True
+        truncated = tmp_path / "data" / "core" / "@keyring"
+        truncated.write_bytes(truncated.read_bytes()[:10])
+        resp = requests.put(srv.url + "/v1/sys/unseal", json={"key": init["keys"][0]}, timeout=10)
+        assert resp.status_code == 500 and "core/keyring" in resp.json()["errors"][0]
+        assert requests.get(srv.url + "/v1/sys/health", timeout=5).status_code == 503
+
+
+def test_corrupt_barrier_entry_keeps_the_node_sealed(tmp_path: Path) -> None:
+    with strongroom_server(tmp_path, CONFIG) as srv:
+        init = requests.put(srv.url + "/v1/sys/init",
+                            json={"secret_shares": 1, "secret_threshold": 1}, timeout=10).json()
+        corrupt(tmp_path / "data", "core/cluster/info")
+        resp = requests.put(srv.url + "/v1/sys/unseal", json={"key": init["keys"][0]}, timeout=10)
+        assert resp.status_code == 500
+        assert "core/cluster/info" in resp.json()["errors"][0]
+        assert requests.get(srv.url + "/v1/sys/seal-status", timeout=5).json()["sealed"] is True
