@@ -48,6 +48,10 @@ class RequestTooLargeError(StrongroomError):
     status = 413
 
 
+class UnsupportedMediaTypeError(StrongroomError):
+    status = 415
+
+
 class NotInitializedError(StrongroomError):
     status = 501
 

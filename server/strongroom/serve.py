@@ -23,7 +23,7 @@ from gunicorn.app.base import BaseApplication
 
 from strongroom.config import ServerConfig
 from strongroom.node.rpc import CoordinatorServer, RemoteCoordinator
-from strongroom.node.shared import SharedGeneration
+from strongroom.node.shared import SharedCounters
 from strongroom.wsgi import Node, build_node, build_physical, local_coordinator
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         self._node: Node | None = None
         self._server: CoordinatorServer | None = None
         self._socket_dir = ""
-        self._generation = SharedGeneration()
+        self._counters = SharedCounters()
         super().__init__()
 
     # -- gunicorn hooks ---------------------------------------------------
@@ -111,10 +111,7 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         if not self._shared:
             return
         physical = build_physical(self.config_obj.storage)
-        coordinator = local_coordinator(
-            self.config_obj, physical, on_change=self._generation.set
-        )
-        self._generation.set(coordinator.generation())
+        coordinator = local_coordinator(self.config_obj, physical, counters=self._counters)
         self._socket_dir = tempfile.mkdtemp(prefix="strongroom-")
         self._server = CoordinatorServer(coordinator, os.path.join(self._socket_dir, "coord.sock"))
         self._server.start()
@@ -136,8 +133,8 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
                     self._prepare_node(self._node)
             return self._node.app
         assert self._server is not None, "on_starting runs before workers load the app"
-        remote = RemoteCoordinator(self._server.socket_path, self._generation)
-        return build_node(self.config_obj, coordinator=remote).app
+        remote = RemoteCoordinator(self._server.socket_path, self._counters)
+        return build_node(self.config_obj, coordinator=remote, counters=self._counters).app
 
 
 def serve(

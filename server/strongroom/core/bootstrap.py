@@ -7,6 +7,7 @@ from datetime import datetime
 
 from strongroom.barrier.view import StorageView
 from strongroom.core.mounts import MountEntry, save_mount_table
+from strongroom.core.policy_store import PolicyStore
 from strongroom.core.tokens import TokenStore, root_token_entry
 from strongroom.physical.base import Backend
 
@@ -38,6 +39,7 @@ def make_bootstrapper(
 
     def bootstrap(barrier: Backend, root_token_id: str | None) -> str:
         save_mount_table(barrier, default_mounts(dev))
+        PolicyStore(barrier).ensure_default()
         tokens = TokenStore(StorageView(barrier, TOKEN_STORE_PREFIX))
         return tokens.create(root_token_entry(clock()), token_id=root_token_id)
 

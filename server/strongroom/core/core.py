@@ -1,8 +1,8 @@
 """Core.handle: sealed? -> token -> policy -> route to the mount that owns the path.
 
 One Core per worker process. Node-level seal state comes from the coordinator;
-the Core applies each new snapshot (keyring, sealed flag) before serving, keyed
-by a generation counter so the check on the hot path is one memory read.
+other workers' changes (mounts, policies, token revocations) arrive as bumps of
+shared counters, checked before every request with a few memory reads.
 """
 
 from __future__ import annotations
@@ -15,28 +15,30 @@ from datetime import datetime
 from strongroom.barrier.barrier import AESGCMBarrier
 from strongroom.barrier.view import StorageView
 from strongroom.core.bootstrap import TOKEN_STORE_PREFIX
-from strongroom.core.mounts import (
-    EngineFactory,
-    LogicalBackend,
-    MountContext,
-    Router,
-    load_mount_table,
-)
-from strongroom.core.request import Request, Response
+from strongroom.core.mount_table import MountTable
+from strongroom.core.mounts import EngineFactory, MountEntry, Router
+from strongroom.core.policy_store import PolicyStore
+from strongroom.core.request import Operation, Request, Response
 from strongroom.core.system import SystemBackend
 from strongroom.core.token_backend import TokenBackend
 from strongroom.core.tokens import TokenEntry, TokenStore
+from strongroom.core.wrapping import Wrapper
 from strongroom.errors import (
     NoRouteError,
     PermissionDeniedError,
     SealedError,
     no_route_message,
 )
+from strongroom.framework.paths import PathBackend
 from strongroom.node.coordinator import NodeSnapshot, SealCoordinator, utcnow
+from strongroom.node.shared import SharedCounters, Slot
 from strongroom.physical.base import Backend
 
-# Paths any valid token may use before real policies exist (Vault's `default` policy).
-_DEFAULT_POLICY_PATHS = ("auth/token/lookup-self",)
+DEFAULT_LEASE_TTL = 768 * 3600
+# Operations on these need sudo on top of the capability (Vault's root paths).
+_SYS_SUDO = ("seal", "rotate", "remount", "raw", "raw/*", "audit", "audit/*", "auth/*",
+             "leases/revoke-prefix/*", "leases/revoke-force/*", "revoke-prefix/*",
+             "revoke-force/*", "leases/lookup/*", "config/auditing/*")
 
 
 class Core:
@@ -44,93 +46,157 @@ class Core:
         self,
         physical: Backend,
         coordinator: SealCoordinator,
+        counters: SharedCounters,
         engines: dict[str, EngineFactory] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        default_lease_ttl: int = DEFAULT_LEASE_TTL,
+        max_lease_ttl: int = DEFAULT_LEASE_TTL,
     ) -> None:
         self.physical = physical
         self.coordinator = coordinator
+        self.counters = counters
         self.clock = clock
-        self.barrier = AESGCMBarrier(physical, on_unknown_term=self._force_sync)
-        self.tokens = TokenStore(StorageView(self.barrier, TOKEN_STORE_PREFIX))
+        self.default_lease_ttl = default_lease_ttl
+        self.max_lease_ttl = max_lease_ttl
+        self.barrier = AESGCMBarrier(physical, on_unknown_term=self._force_seal_sync)
+        self.tokens = TokenStore(StorageView(self.barrier, TOKEN_STORE_PREFIX),
+                                 on_revoke=self._token_revoked)
+        self.policies = PolicyStore(self.barrier)
         self.router = Router()
-        self._engines = engines or {}
+        self.mounts = MountTable(self, engines or {})
+        self.wrapper = Wrapper(self)
         self._system = SystemBackend(self)
         self._token_backend = TokenBackend(self)
         self._sync_lock = threading.Lock()
-        self._applied = -1
+        self._applied: tuple[int, ...] = ()
         self.snapshot = NodeSnapshot(0, False, True, None)
 
-    # -- seal state ---------------------------------------------------------
+    def now(self) -> float:
+        return self.clock().timestamp()
+
+    # -- cross-worker state -------------------------------------------------------
 
     def sync(self) -> NodeSnapshot:
-        """Apply the coordinator's state if it changed since we last looked."""
-        if self.coordinator.generation() != self._applied:
-            self._force_sync()
+        """Apply whatever changed (in any worker) since this worker last looked."""
+        current = self.counters.snapshot()
+        if current != self._applied:
+            with self._sync_lock:
+                self._apply(current)
         return self.snapshot
 
-    def _force_sync(self) -> None:
+    def _apply(self, current: tuple[int, ...]) -> None:
+        before = self._applied or (-1,) * len(current)
+        self._applied = current
+        if before[Slot.SEAL] != current[Slot.SEAL]:
+            self._apply_seal()
+            return
+        if self.barrier.sealed:
+            return
+        if before[Slot.MOUNTS] != current[Slot.MOUNTS]:
+            self.mounts.load()
+        if before[Slot.POLICIES] != current[Slot.POLICIES]:
+            self.policies.invalidate()
+
+    def _apply_seal(self) -> None:
+        snap = self.coordinator.snapshot()
+        if snap.keyring is None:
+            self.barrier.seal()
+            self.router.replace([])
+        else:
+            self.barrier.install(snap.keyring)
+            self.policies.invalidate()
+            self.mounts.load()
+        self.snapshot = snap
+
+    def _force_seal_sync(self) -> None:
         with self._sync_lock:
-            snap = self.coordinator.snapshot()
-            if snap.keyring is None:
-                self.barrier.seal()
-                self.router.replace([])
-            else:
-                self.barrier.install(snap.keyring)
-                self._load_mounts()
-            self.snapshot = snap
-            self._applied = snap.generation
+            self._apply_seal()
 
-    def _load_mounts(self) -> None:
-        mounts: list[tuple[object, LogicalBackend]] = []
-        for entry in load_mount_table(self.barrier):
-            factory = self._engines.get(entry.type)
-            if factory is None:
-                continue  # an engine type this build does not ship; its data stays intact
-            view = StorageView(self.barrier, f"logical/{entry.uuid}/")
-            mounts.append((entry, factory(MountContext(view, entry, self.clock))))
-        self.router.replace(mounts)  # type: ignore[arg-type]
+    def changed(self, slot: Slot) -> None:
+        """Tell every worker (this one included) that ``slot``'s state moved."""
+        self.counters.bump(slot)
+        self.sync()
 
-    # -- requests -------------------------------------------------------------
+    def tokens_changed(self) -> None:
+        self.counters.bump(Slot.TOKENS)
+
+    # -- tokens -------------------------------------------------------------------
+
+    def revoke_token(self, entry: TokenEntry, orphan_children: bool = False) -> None:
+        if orphan_children:
+            self.tokens.revoke_orphan(entry)
+        else:
+            self.tokens.revoke_tree(entry)
+        self.tokens_changed()
+
+    def _token_revoked(self, entry: TokenEntry) -> None:
+        self.mounts.destroy_cubbyhole(entry.hash)
+        self.wrapper.destroy(entry.hash)
+
+    def has_sudo(self, entry: TokenEntry, path: str) -> bool:
+        acl = self.policies.acl(tuple(sorted(entry.policies)))
+        return acl.allowed_operation(Operation.UPDATE, path, None).sudo
+
+    # -- requests -----------------------------------------------------------------
 
     def handle(self, req: Request) -> Response:
         if not req.request_id:
             req.request_id = str(uuid.uuid4())
-        snap = self.sync()
-        if snap.sealed:
+        if self.sync().sealed:
             raise SealedError()
-        entry = self._authenticate(req)
-        self._authorize(req, entry)
+        backend, rel, mount = self._resolve(req.path)
+        entry = self.tokens.lookup(req.token, self.now()) if req.token else None
+        req.token_entry = entry
+        if not backend.unauthenticated(rel):
+            if entry is None:
+                raise PermissionDeniedError()
+            if req.operation is Operation.UPDATE and backend.existence(req, rel) is False:
+                req.operation = Operation.CREATE
+            self._authorize(req, entry, backend, rel)
+            self._consume_use(entry)
         try:
-            return self._route(req)
+            resp = backend.handle(req, rel)
         except NoRouteError:
             raise NoRouteError(no_route_message(req.path)) from None
+        finally:
+            if entry is not None and entry.num_uses == -1:
+                self.revoke_token(entry)
+        resp = resp if resp is not None else Response()
+        if mount is not None:
+            resp.mount_type = mount.type
+        return self.wrapper.maybe_wrap(req, resp)
 
-    def _authenticate(self, req: Request) -> TokenEntry:
-        entry = self.tokens.lookup(req.token) if req.token else None
-        if entry is None:
+    def _resolve(self, path: str) -> tuple[PathBackend, str, MountEntry | None]:
+        if path.startswith("sys/") or path == "sys":
+            return self._system, path[len("sys/"):], None
+        if path.startswith("auth/token/"):
+            return self._token_backend, path[len("auth/token/"):], MountEntry(
+                path="auth/token/", type="token")
+        match = self.router.match(path)
+        if match is None:
+            raise NoRouteError(no_route_message(path))
+        entry, backend, rel = match
+        return backend, rel, entry  # type: ignore[return-value]
+
+    def _authorize(self, req: Request, entry: TokenEntry, backend: PathBackend,
+                   rel: str) -> None:
+        if req.operation is Operation.HELP:
+            return
+        acl = self.policies.acl(tuple(sorted(entry.policies)))
+        needs_sudo = backend.requires_sudo(rel)
+        # Policy-forced wrapping is part of the decision: out of bounds is a 403, as in Vault.
+        decision = acl.allowed_operation(req.operation, req.path, req.data,
+                                         needs_sudo=needs_sudo, wrap_ttl=req.wrap_ttl or None)
+        if not decision.allowed:
             raise PermissionDeniedError()
-        return entry
 
-    def _authorize(self, req: Request, entry: TokenEntry) -> None:
-        if "root" in entry.policies:
+    def _consume_use(self, entry: TokenEntry) -> None:
+        """Spend one of a limited-use token's uses; the last use revokes it afterwards."""
+        if entry.num_uses <= 0:
             return
-        if req.path.rstrip("/") in _DEFAULT_POLICY_PATHS:
-            return
-        raise PermissionDeniedError()
+        entry.num_uses -= 1
+        if entry.num_uses == 0:
+            entry.num_uses = -1  # tainted: serve this request, then revoke
+        self.tokens.save(entry)
+        self.tokens_changed()
 
-    def _route(self, req: Request) -> Response:
-        path = req.path
-        resp: Response | None
-        if path.startswith("sys/"):
-            resp = self._system.handle(req, path[len("sys/"):])
-        elif path.startswith("auth/token/"):
-            resp = self._token_backend.handle(req, path[len("auth/token/"):])
-        else:
-            match = self.router.match(path)
-            if match is None:
-                raise NoRouteError(no_route_message(path))
-            entry, backend, rel = match
-            resp = backend.handle(req, rel)
-            if resp is not None:
-                resp.mount_type = entry.type
-        return resp if resp is not None else Response()

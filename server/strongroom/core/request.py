@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from strongroom.core.tokens import TokenEntry
+
 
 class Operation(StrEnum):
     READ = "read"
@@ -30,7 +32,10 @@ class Request:
     headers: Mapping[str, str] = field(default_factory=dict)
     remote_addr: str = ""
     request_id: str = ""
-    wrap_ttl: int | None = None
+    wrap_ttl: int = 0
+    # Set by the core once the token is authenticated; engines read, never write.
+    token_entry: TokenEntry | None = field(default=None, repr=False)
+    mount_path: str = ""
 
 
 @dataclass
@@ -48,3 +53,5 @@ class Response:
     status: int = 200
     # Raw responses (sys/health, sys/seal-status ...) skip the envelope, as in Vault.
     raw: bool = False
+    # Vault's older sys endpoints repeat their data fields at the top level.
+    legacy_top_level: bool = False

@@ -1,19 +1,25 @@
-"""The authenticated part of ``sys/``: key status, rotation, seal, mounts."""
+"""The authenticated part of ``sys/``: keys, seal, mounts, policies, wrapping."""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from strongroom.core.request import Operation, Request, Response
-from strongroom.framework import FieldData, Path, PathBackend
+from strongroom.core.sys.mounts import mount_paths
+from strongroom.core.sys.policies import policy_paths
+from strongroom.errors import BadRequestError
+from strongroom.framework import Field, FieldData, FieldType, Path, PathBackend
 
 if TYPE_CHECKING:
     from strongroom.core.core import Core
 
-
-def _mount_view(entry_dict: dict[str, Any]) -> dict[str, Any]:
-    return entry_dict
+# Vault's root-protected sys paths: the capability alone is not enough, sudo is needed.
+SUDO_PATHS = ("seal", "rotate", "remount", "mounts/remount", "raw", "raw/*", "audit",
+              "audit/*", "auth/*", "leases/revoke-prefix/*", "leases/revoke-force/*",
+              "revoke-prefix/*", "revoke-force/*", "leases/lookup/*", "config/auditing/*")
+UNAUTHENTICATED_PATHS = ("wrapping/lookup", "internal/ui/mounts", "internal/ui/mounts/*")
+_WRAP_TOKEN = {"token": Field(FieldType.STRING)}
 
 
 class SystemBackend(PathBackend):
@@ -24,19 +30,27 @@ class SystemBackend(PathBackend):
                 Path("key-status", {Operation.READ: self._key_status}),
                 Path("rotate", {Operation.UPDATE: self._rotate}),
                 Path("seal", {Operation.UPDATE: self._seal}),
-                Path("mounts/?", {Operation.READ: self._list_mounts}),
-            ]
+                *mount_paths(core),
+                *policy_paths(core),
+                Path("wrapping/wrap", {Operation.UPDATE: self._wrap}, warn_unknown=False),
+                Path("wrapping/lookup", {Operation.UPDATE: self._wrap_lookup,
+                                         Operation.READ: self._wrap_lookup}, _WRAP_TOKEN),
+                Path("wrapping/unwrap", {Operation.UPDATE: self._unwrap}, _WRAP_TOKEN),
+                Path("wrapping/rewrap", {Operation.UPDATE: self._rewrap}, _WRAP_TOKEN),
+            ],
+            sudo_patterns=SUDO_PATHS,
+            unauthenticated_patterns=UNAUTHENTICATED_PATHS,
         )
 
     def _key_status(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        ring = self._core.barrier.keyring
-        active = ring.active
+        active = self._core.barrier.keyring.active
         return Response(
             data={
                 "term": active.term,
                 "install_time": active.install_time.isoformat().replace("+00:00", "Z"),
                 "encryptions": self._core.barrier.encryptions,
-            }
+            },
+            legacy_top_level=True,
         )
 
     def _rotate(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
@@ -47,17 +61,23 @@ class SystemBackend(PathBackend):
         self._core.coordinator.seal()
         self._core.sync()
 
-    def _list_mounts(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        mounts: dict[str, Any] = {}
-        for entry in self._core.router.entries():
-            mounts[entry.path] = {
-                "type": entry.type,
-                "description": entry.description,
-                "accessor": entry.accessor,
-                "uuid": entry.uuid,
-                "options": entry.options or None,
-                "local": entry.local,
-                "seal_wrap": entry.seal_wrap,
-                "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": False},
-            }
-        return Response(data=mounts)
+    # -- wrapping -----------------------------------------------------------
+
+    def _wrap(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
+        if not req.wrap_ttl:
+            raise BadRequestError("endpoint requires response wrapping to be used")
+        if not req.data:
+            raise BadRequestError("empty wrapping data")
+        resp = self._core.wrapper.wrap(Response(data=dict(req.data)), req.wrap_ttl, req.path)
+        req.wrap_ttl = 0  # already wrapped; the core must not wrap the wrapping
+        return resp
+
+    def _wrap_lookup(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
+        return self._core.wrapper.lookup(self._core.wrapper.resolve(req, data.get("token")))
+
+    def _unwrap(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
+        return self._core.wrapper.unwrap(self._core.wrapper.resolve(req, data.get("token")))
+
+    def _rewrap(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
+        return self._core.wrapper.rewrap(self._core.wrapper.resolve(req, data.get("token")))
+

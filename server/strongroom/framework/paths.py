@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from strongroom.core.request import Operation, Request, Response
@@ -11,6 +11,7 @@ from strongroom.errors import NoRouteError, UnsupportedOperationError, no_route_
 from strongroom.framework.fields import Field, FieldData
 
 Handler = Callable[[Request, FieldData, "re.Match[str]"], Response | None]
+ExistenceCheck = Callable[[Request, FieldData, "re.Match[str]"], bool]
 
 
 @dataclass(frozen=True)
@@ -21,9 +22,11 @@ class Path:
     operations: Mapping[Operation, Handler]
     fields: Mapping[str, Field] = field(default_factory=dict)
     help: str = ""
+    # Decides create vs update for a write, which policies distinguish (Vault's
+    # ExistenceCheck). Without one, every write is an update.
+    existence: ExistenceCheck | None = None
     # Vault reports unrecognised parameters as a warning instead of failing.
     warn_unknown: bool = True
-
     regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -33,28 +36,63 @@ class Path:
         return self.regex.match(path)
 
 
+def glob_match(pattern: str, path: str) -> bool:
+    """Vault's special-path globs: exact, or a prefix when the pattern ends in '*'."""
+    if pattern.endswith("*"):
+        return path.startswith(pattern[:-1])
+    return path == pattern
+
+
 class PathBackend:
     """Dispatches a mount-relative request to the first matching Path."""
 
-    def __init__(self, paths: list[Path]) -> None:
+    def __init__(
+        self,
+        paths: list[Path],
+        sudo_patterns: Sequence[str] = (),
+        unauthenticated_patterns: Sequence[str] = (),
+    ) -> None:
         self.paths = paths
+        self.sudo_patterns = tuple(sudo_patterns)
+        self.unauthenticated_patterns = tuple(unauthenticated_patterns)
 
-    def handle(self, req: Request, rel_path: str) -> Response | None:
+    def requires_sudo(self, rel_path: str) -> bool:
+        return any(glob_match(p, rel_path) for p in self.sudo_patterns)
+
+    def unauthenticated(self, rel_path: str) -> bool:
+        """Paths served without a token (one is still used when given)."""
+        return any(glob_match(p, rel_path) for p in self.unauthenticated_patterns)
+
+    def _find(self, rel_path: str) -> tuple[Path, re.Match[str]]:
         for path in self.paths:
             match = path.match(rel_path)
-            if match is None:
-                continue
-            handler = path.operations.get(req.operation)
-            if handler is None:
-                if req.operation is Operation.CREATE and Operation.UPDATE in path.operations:
-                    handler = path.operations[Operation.UPDATE]
-                else:
-                    raise UnsupportedOperationError("unsupported operation")
-            data = FieldData(path.fields, {**match.groupdict(), **req.data})
-            resp = handler(req, data, match)
-            if resp is not None and path.warn_unknown and data.unknown:
-                resp.warnings.append(
-                    "Endpoint ignored these unrecognized parameters: " + str(data.unknown)
-                )
-            return resp
+            if match is not None:
+                return path, match
         raise NoRouteError(no_route_message(rel_path))
+
+    def existence(self, req: Request, rel_path: str) -> bool | None:
+        """Whether the target of a write exists; None when the path does not say."""
+        try:
+            path, match = self._find(rel_path)
+        except NoRouteError:
+            return None
+        if path.existence is None:
+            return None
+        data = FieldData(path.fields, {**match.groupdict(), **req.data})
+        return path.existence(req, data, match)
+
+    def handle(self, req: Request, rel_path: str) -> Response | None:
+        path, match = self._find(rel_path)
+        handler = path.operations.get(req.operation)
+        if handler is None:
+            if req.operation is Operation.CREATE and Operation.UPDATE in path.operations:
+                handler = path.operations[Operation.UPDATE]
+            else:
+                raise UnsupportedOperationError("unsupported operation")
+        data = FieldData(path.fields, {**match.groupdict(), **req.data})
+        resp = handler(req, data, match)
+        if resp is not None and path.warn_unknown and data.unknown:
+            resp.warnings.append(
+                "Endpoint ignored these unrecognized parameters: " + str(data.unknown)
+            )
+        return resp

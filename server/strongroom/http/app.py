@@ -9,15 +9,17 @@ import falcon
 import orjson
 
 from strongroom.core.core import Core
-from strongroom.core.request import Request, Response
+from strongroom.core.request import Operation, Request, Response
 from strongroom.errors import NotFoundError
 from strongroom.http.edge import (
     DEFAULT_MAX_REQUEST_SIZE,
     api_path,
+    check_patch_content_type,
     operation,
     query_data,
     read_body,
     request_token,
+    wrap_ttl,
 )
 from strongroom.http.errors import JSON, handle_exception
 from strongroom.http.sys_routes import RAW_ROUTES
@@ -60,6 +62,8 @@ class ApiSink:
                 resp.data = orjson.dumps(body)
             return
         op = operation(req)
+        if op is Operation.PATCH:
+            check_patch_content_type(req)
         reads = req.method in ("GET", "HEAD", "LIST")
         data = query_data(req) if reads else read_body(req, self._max)
         core_req = Request(
@@ -69,6 +73,7 @@ class ApiSink:
             token=request_token(req),
             headers={k.lower(): v for k, v in req.headers.items()},
             remote_addr=req.remote_addr or "",
+            wrap_ttl=wrap_ttl(req),
         )
         result = self._core.handle(core_req)
         if result.raw:
@@ -83,7 +88,10 @@ class ApiSink:
             return
         resp.status = result.status
         resp.content_type = JSON
-        resp.data = orjson.dumps(envelope(result, core_req.request_id))
+        body = envelope(result, core_req.request_id)
+        if result.legacy_top_level and result.data:
+            body = {**result.data, **body}
+        resp.data = orjson.dumps(body)
 
 
 def _not_found(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:

@@ -8,9 +8,11 @@ import falcon
 import orjson
 
 from strongroom.core.request import Operation
-from strongroom.errors import BadRequestError, RequestTooLargeError
+from strongroom.core.wrapping import parse_wrap_ttl
+from strongroom.errors import BadRequestError, RequestTooLargeError, UnsupportedMediaTypeError
 
 DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
+MERGE_PATCH = "application/merge-patch+json"
 
 _METHOD_OPERATIONS = {
     "GET": Operation.READ,
@@ -73,6 +75,17 @@ def request_token(req: falcon.Request) -> str | None:
     if auth and auth[:7].lower() == "bearer ":
         return auth[7:].strip() or None
     return None
+
+
+def wrap_ttl(req: falcon.Request) -> int:
+    return parse_wrap_ttl(req.get_header("X-Vault-Wrap-TTL"))
+
+
+def check_patch_content_type(req: falcon.Request) -> None:
+    """Vault accepts PATCH only as a JSON merge patch."""
+    if (req.content_type or "").split(";")[0].strip().lower() != MERGE_PATCH:
+        raise UnsupportedMediaTypeError(
+            f"PATCH requires Content-Type {MERGE_PATCH}, got {req.content_type!r}")
 
 
 def query_data(req: falcon.Request) -> dict[str, Any]:

@@ -26,7 +26,8 @@ def handle_exception(
 ) -> None:
     """Falcon error handler for everything raised below the edge."""
     if isinstance(exc, StrongroomError):
-        write_errors(resp, exc.status, [exc.message])
+        # A bare 404 (nothing stored at a path) is Vault's {"errors": []}.
+        write_errors(resp, exc.status, [exc.message] if exc.message else [])
     elif isinstance(exc, falcon.HTTPError):
         write_errors(resp, exc.status_code, [exc.title or "error"])
     else:

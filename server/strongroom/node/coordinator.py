@@ -24,6 +24,7 @@ from strongroom import BUILD_DATE, __version__
 from strongroom.barrier.barrier import AESGCMBarrier, InvalidRootKeyError
 from strongroom.barrier.keyring import KEY_SIZE, Keyring
 from strongroom.errors import BadRequestError, NotInitializedError, SealedError
+from strongroom.node.shared import SharedCounters, Slot
 from strongroom.physical.base import Backend
 from strongroom.seal import shamir
 
@@ -112,16 +113,15 @@ class LocalCoordinator:
         storage_type: str,
         bootstrap: Bootstrapper,
         clock: Clock = utcnow,
-        on_change: Callable[[int], None] | None = None,
+        counters: SharedCounters | None = None,
     ) -> None:
         self._physical = physical
         self._barrier = AESGCMBarrier(physical)
         self._storage_type = storage_type
         self._bootstrap = bootstrap
         self._clock = clock
-        self._on_change = on_change
+        self._counters = counters or SharedCounters()
         self._lock = threading.RLock()
-        self._generation = 1
         self._root_key: bytes | None = None
         self._parts: list[bytes] = []
         self._nonce = ""
@@ -130,7 +130,7 @@ class LocalCoordinator:
     # -- reading ------------------------------------------------------------
 
     def generation(self) -> int:
-        return self._generation
+        return self._counters.get(Slot.SEAL)
 
     def _seal_config(self) -> dict[str, Any] | None:
         raw = self._physical.get(SEAL_CONFIG_PATH)
@@ -140,7 +140,7 @@ class LocalCoordinator:
         with self._lock:
             sealed = self._barrier.sealed
             return NodeSnapshot(
-                generation=self._generation,
+                generation=self.generation(),
                 initialized=self._seal_config() is not None,
                 sealed=sealed,
                 keyring=None if sealed else self._barrier.keyring,
@@ -172,9 +172,7 @@ class LocalCoordinator:
     # -- state changes ------------------------------------------------------
 
     def _changed(self) -> None:
-        self._generation += 1
-        if self._on_change is not None:
-            self._on_change(self._generation)
+        self._counters.bump(Slot.SEAL)
 
     def initialize(
         self, shares: int, threshold: int, root_token_id: str | None = None

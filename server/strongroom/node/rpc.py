@@ -21,7 +21,7 @@ from typing import Any
 from strongroom import errors
 from strongroom.barrier.keyring import Keyring, KeyTerm
 from strongroom.node.coordinator import LocalCoordinator, NodeSnapshot
-from strongroom.node.shared import SharedGeneration
+from strongroom.node.shared import SharedCounters, Slot
 
 log = logging.getLogger(__name__)
 _LEN = struct.Struct(">I")
@@ -191,13 +191,13 @@ class CoordinatorServer:
 class RemoteCoordinator:
     """A worker's handle on the master's coordinator; fails closed (sealed) if unreachable."""
 
-    def __init__(self, socket_path: str, generation: SharedGeneration) -> None:
+    def __init__(self, socket_path: str, counters: SharedCounters) -> None:
         self._socket_path = socket_path
-        self._generation = generation
+        self._counters = counters
         self._local = threading.local()
 
     def generation(self) -> int:
-        return self._generation.get()
+        return self._counters.get(Slot.SEAL)
 
     def _conn(self) -> socket.socket:
         conn: socket.socket | None = getattr(self._local, "conn", None)

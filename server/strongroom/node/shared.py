@@ -1,27 +1,48 @@
-"""A generation counter in anonymous shared memory, inherited by forked workers.
+"""Change counters in anonymous shared memory, inherited by forked workers.
 
-The coordinator bumps it on every seal-state change; each worker compares it
-with the generation it last applied before serving a request, so a change made
-through any worker reaches every worker on its next request, with no polling.
+Each slot counts changes to one kind of node state (seal, mounts, policies,
+tokens). Whoever changes that state bumps its slot; every worker compares the
+slots with what it last applied before serving a request and reloads what
+moved, so a change made through any worker is in force in every worker on its
+next request, with no polling and no timer.
 """
 
 from __future__ import annotations
 
 import mmap
+import multiprocessing
 import struct
+from enum import IntEnum
 
-_COUNTER = struct.Struct("=Q")
+_SLOT = struct.Struct("=Q")
 
 
-class SharedGeneration:
-    """One 64-bit counter in a MAP_SHARED anonymous page (created before fork)."""
+class Slot(IntEnum):
+    SEAL = 0
+    MOUNTS = 1
+    POLICIES = 2
+    TOKENS = 3
+
+
+class SharedCounters:
+    """64-bit counters in a MAP_SHARED anonymous page; create before forking."""
 
     def __init__(self) -> None:
         self._page = mmap.mmap(-1, mmap.PAGESIZE)
+        # A process-shared lock makes bumps atomic: two workers bumping at once
+        # must both be seen, never collapse into one increment.
+        self._lock = multiprocessing.get_context("fork").Lock()
+        for slot in Slot:
+            _SLOT.pack_into(self._page, slot * _SLOT.size, 1)
 
-    def get(self) -> int:
-        return int(_COUNTER.unpack_from(self._page, 0)[0])
+    def get(self, slot: Slot) -> int:
+        return int(_SLOT.unpack_from(self._page, slot * _SLOT.size)[0])
 
-    def set(self, value: int) -> None:
-        # An aligned 8-byte store is a single write on every platform we run on.
-        _COUNTER.pack_into(self._page, 0, value)
+    def snapshot(self) -> tuple[int, ...]:
+        return struct.unpack_from(f"={len(Slot)}Q", self._page, 0)
+
+    def bump(self, slot: Slot) -> int:
+        with self._lock:
+            value = self.get(slot) + 1
+            _SLOT.pack_into(self._page, slot * _SLOT.size, value)
+            return value

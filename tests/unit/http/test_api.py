@@ -6,8 +6,8 @@ from typing import Any
 
 import falcon.testing
 import pytest
-from strongroom.config import dev_config
 
+from strongroom.config import dev_config
 from strongroom.wsgi import Node, build_node
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
-from strongroom.config import dev_config
 
+from strongroom.config import dev_config
 from strongroom.errors import BadRequestError, NotInitializedError, SealedError
 from strongroom.node.coordinator import LocalCoordinator
 from strongroom.physical.inmem import InmemBackend

@@ -1,0 +1,131 @@
+"""Enable, disable, tune and move mounts; keep every worker's router current."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from strongroom.barrier.view import StorageView
+from strongroom.core.mounts import (
+    RESERVED_PREFIXES,
+    EngineFactory,
+    LogicalBackend,
+    MountContext,
+    MountEntry,
+    load_mount_table,
+    normalize_mount_path,
+    save_mount_table,
+)
+from strongroom.engines.cubbyhole import CubbyholeBackend
+from strongroom.errors import BadRequestError
+from strongroom.node.shared import Slot
+from strongroom.physical.base import Backend
+
+if TYPE_CHECKING:
+    from strongroom.core.core import Core
+
+# `vault secrets enable kv-v2` sends this type; Vault stores it as kv version 2.
+_TYPE_ALIASES = {"kv-v2": ("kv", {"version": "2"}), "generic": ("kv", {})}
+
+
+def delete_prefix(storage: Backend, prefix: str) -> None:
+    """Delete every entry below ``prefix`` (which ends in '/'), depth first."""
+    for child in storage.list(prefix):
+        if child.endswith("/"):
+            delete_prefix(storage, prefix + child)
+        else:
+            storage.delete(prefix + child)
+
+
+class MountTable:
+    def __init__(self, core: Core, engines: dict[str, EngineFactory]) -> None:
+        self._core = core
+        self._engines = {"cubbyhole": CubbyholeBackend.factory, **engines}
+        self._lock = threading.Lock()
+
+    def known_type(self, type_: str) -> bool:
+        return type_ in self._engines
+
+    def load(self) -> None:
+        mounts: list[tuple[MountEntry, LogicalBackend]] = []
+        for entry in load_mount_table(self._core.barrier):
+            factory = self._engines.get(entry.type)
+            if factory is None:
+                continue  # an engine type this build does not ship; its data stays intact
+            mounts.append((entry, factory(self._context(entry))))
+        self._core.router.replace(mounts)
+
+    def _context(self, entry: MountEntry) -> MountContext:
+        view = StorageView(self._core.barrier, f"logical/{entry.uuid}/")
+        return MountContext(view, entry, self._core.clock)
+
+    def _save(self, entries: list[MountEntry]) -> None:
+        save_mount_table(self._core.barrier, entries)
+        self._core.changed(Slot.MOUNTS)
+
+    def enable(self, path: str, type_: str, description: str, options: dict[str, str],
+               config: dict[str, Any], local: bool, seal_wrap: bool) -> None:
+        path = normalize_mount_path(path)
+        if path.startswith(RESERVED_PREFIXES):
+            raise BadRequestError(f"cannot mount under reserved path {path!r}")
+        type_, extra = _TYPE_ALIASES.get(type_, (type_, {}))
+        if not self.known_type(type_) or type_ == "cubbyhole":
+            raise BadRequestError(f"plugin not found in the catalog: {type_}")
+        with self._lock:
+            entries = load_mount_table(self._core.barrier)
+            for existing in entries:
+                if path.startswith(existing.path) or existing.path.startswith(path):
+                    raise BadRequestError(f"path is already in use at {existing.path}")
+            entries.append(MountEntry(path=path, type=type_, description=description,
+                                      options={**options, **extra}, config=config,
+                                      local=local, seal_wrap=seal_wrap))
+            self._save(entries)
+
+    def get(self, path: str) -> MountEntry | None:
+        path = normalize_mount_path(path)
+        return next((e for e in self._core.router.entries() if e.path == path), None)
+
+    def disable(self, path: str) -> None:
+        path = normalize_mount_path(path)
+        if path.startswith(RESERVED_PREFIXES):
+            raise BadRequestError(f"cannot unmount {path!r}")
+        with self._lock:
+            entries = load_mount_table(self._core.barrier)
+            victim = next((e for e in entries if e.path == path), None)
+            if victim is None:
+                return  # Vault: disabling a path with nothing mounted succeeds
+            self._save([e for e in entries if e is not victim])
+            delete_prefix(self._core.barrier, f"logical/{victim.uuid}/")
+
+    def update(self, path: str, **changes: Any) -> MountEntry:
+        path = normalize_mount_path(path)
+        with self._lock:
+            entries = load_mount_table(self._core.barrier)
+            entry = next((e for e in entries if e.path == path), None)
+            if entry is None:
+                raise BadRequestError(f"no mount at {path!r}")
+            for key, value in changes.items():
+                setattr(entry, key, value)
+            self._save(entries)
+            return entry
+
+    def remount(self, source: str, target: str) -> None:
+        source, target = normalize_mount_path(source), normalize_mount_path(target)
+        if source.startswith(RESERVED_PREFIXES) or target.startswith(RESERVED_PREFIXES):
+            raise BadRequestError("cannot remount reserved paths")
+        with self._lock:
+            entries = load_mount_table(self._core.barrier)
+            entry = next((e for e in entries if e.path == source), None)
+            if entry is None:
+                raise BadRequestError(f"no mount at {source!r}")
+            if any(target.startswith(e.path) or e.path.startswith(target) for e in entries
+                   if e is not entry):
+                raise BadRequestError(f"path already in use at {target!r}")
+            # Data lives under the mount's uuid, so moving is a table update only.
+            entry.path = target
+            self._save(entries)
+
+    def destroy_cubbyhole(self, token_hash: str) -> None:
+        for entry in self._core.router.entries():
+            if entry.type == "cubbyhole":
+                delete_prefix(self._core.barrier, f"logical/{entry.uuid}/{token_hash}/")

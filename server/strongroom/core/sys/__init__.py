@@ -1,0 +1,1 @@
+"""The authenticated ``sys/`` endpoints, one module per group."""

@@ -1,0 +1,123 @@
+"""Helpers shared by KV v1 and v2: limits, key checks, times, locks, Vault's 404s."""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from strongroom.core.request import Operation, Request, Response
+from strongroom.errors import BadRequestError
+
+# One stored document (a v1 entry, or the data of one v2 version), as compact JSON.
+MAX_DOCUMENT_BYTES = 1 << 20
+# A secret's path below the mount (data/, metadata/ ... prefixes excluded), in UTF-8 bytes.
+MAX_PATH_BYTES = 1024
+# Vault's "Default" mount TTL (768h), reported as lease_duration on v1 reads.
+DEFAULT_LEASE_TTL = 768 * 3600
+
+_WRITES = (Operation.CREATE, Operation.UPDATE, Operation.PATCH)
+_LOCKS = tuple(threading.Lock() for _ in range(256))
+
+
+def normalize_rel_path(req: Request, rel_path: str) -> str:
+    """Vault's core rules, applied before routing: LIST targets a folder, writes a leaf."""
+    if req.operation in _WRITES and req.path.endswith("/"):
+        raise BadRequestError("cannot write to a path ending in '/'")
+    if req.operation is Operation.LIST and rel_path and not rel_path.endswith("/"):
+        return rel_path + "/"
+    return rel_path
+
+
+def not_found() -> Response:
+    """Vault's bare 404 for "nothing here": ``{"errors": []}``."""
+    return Response(status=404, raw=True, data={"errors": []})
+
+
+def is_leaf(path: str) -> bool:
+    """False for '' and 'folder/': names that can never hold a secret."""
+    return bool(path) and not path.endswith("/")
+
+
+def check_path(path: str) -> str:
+    """A secret's path: no empty, '.' or '..' segment, no control character, bounded."""
+    if len(path.encode()) > MAX_PATH_BYTES:
+        raise BadRequestError(f"path is too long: the limit is {MAX_PATH_BYTES} bytes")
+    for segment in path.split("/"):
+        if segment in ("", ".", ".."):
+            raise BadRequestError("invalid path: empty, '.' or '..' segment")
+        if any(ord(ch) < 0x20 or ch == "\x7f" for ch in segment):
+            raise BadRequestError("invalid path: control character")
+    return path
+
+
+def check_prefix(prefix: str) -> str:
+    """A LIST prefix: '' or a valid path followed by '/'."""
+    if prefix:
+        check_path(prefix[:-1])
+    return prefix
+
+
+def encode(doc: Any) -> bytes:
+    """Compact JSON with sorted keys, as Go's encoding/json renders maps."""
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
+def encode_document(doc: Any) -> bytes:
+    """Encode a secret's data, refusing documents over the size limit with a 400.
+
+    Encoding it three levels deep proves a response can still carry it (the
+    JSON encoder stops at 255 levels; a v2 read nests data three deep), and the
+    wrapper's brackets strip off to leave the document's own encoding.
+    """
+    try:
+        raw = encode([[[doc]]])[3:-3]
+    except orjson.JSONEncodeError:
+        raise BadRequestError("secret data is nested too deeply") from None
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise BadRequestError(
+            f"secret data is too large: {len(raw)} bytes, the limit is "
+            f"{MAX_DOCUMENT_BYTES} bytes"
+        )
+    return raw
+
+
+def key_lock(mount_uuid: str, path: str) -> threading.Lock:
+    """A striped per-key lock, shared by every engine instance in this process."""
+    digest = hashlib.sha256(f"{mount_uuid}|{path}".encode()).digest()
+    return _LOCKS[digest[0]]
+
+
+def now_ns(clock: Callable[[], datetime]) -> int:
+    """The clock's time as integer nanoseconds since the Unix epoch (naive = UTC)."""
+    moment = clock()
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return calendar.timegm(moment.timetuple()) * 1_000_000_000 + moment.microsecond * 1000
+
+
+def format_time(ns: int | None) -> str:
+    """Go's RFC3339Nano in UTC (trailing zeros trimmed), or '' for no time, as Vault."""
+    if ns is None:
+        return ""
+    seconds, frac = divmod(ns, 1_000_000_000)
+    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if frac:
+        text += "." + f"{frac:09d}".rstrip("0")
+    return text + "Z"
+
+
+def list_page(keys: list[str], after: str = "", limit: int = 0) -> Response:
+    """A LIST response, paged like Vault's ListPage; no keys is a bare 404."""
+    if after:
+        keys = [k for k in keys if k > after]
+    if limit > 0:
+        keys = keys[:limit]
+    if not keys:
+        return not_found()
+    return Response(data={"keys": keys})

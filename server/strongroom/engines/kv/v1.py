@@ -1,0 +1,89 @@
+"""KV version 1: one JSON object per path, overwritten in place, no history.
+
+Storage (inside the mount's view): the secret at ``a/b`` is the entry ``v1/a/b``,
+so LIST maps onto the storage LIST of ``v1/<prefix>`` directly.
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+from strongroom.core.mounts import MountContext
+from strongroom.core.request import Operation, Request, Response
+from strongroom.errors import BadRequestError
+from strongroom.framework import Field, FieldData, FieldType, Path, PathBackend
+
+from .common import (
+    DEFAULT_LEASE_TTL,
+    check_path,
+    check_prefix,
+    encode_document,
+    is_leaf,
+    list_page,
+    normalize_rel_path,
+    not_found,
+)
+from .parsing import duration_seconds
+
+PREFIX = "v1/"
+
+
+class KVv1Backend(PathBackend):
+    def __init__(self, ctx: MountContext) -> None:
+        self._storage = ctx.storage
+        ttl = (ctx.mount.config or {}).get("default_lease_ttl")
+        self._default_ttl = ttl if isinstance(ttl, int) and ttl > 0 else DEFAULT_LEASE_TTL
+        ops = {
+            Operation.READ: self._read,
+            Operation.UPDATE: self._write,
+            Operation.DELETE: self._delete,
+            Operation.LIST: self._list,
+        }
+        fields = {"path": Field(FieldType.ANY)}
+        super().__init__([Path("(?P<path>.*)", ops, fields, existence=self._exists)])
+
+    def handle(self, req: Request, rel_path: str) -> Response | None:
+        return super().handle(req, normalize_rel_path(req, rel_path))
+
+    def _exists(self, req: Request, data: FieldData, m: re.Match[str]) -> bool:
+        path = m.group("path")
+        return is_leaf(path) and self._storage.get(PREFIX + check_path(path)) is not None
+
+    def _read(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
+        path = m.group("path")
+        if not is_leaf(path):
+            return not_found()
+        raw = self._storage.get(PREFIX + check_path(path))
+        if raw is None:
+            return not_found()
+        doc = orjson.loads(raw)
+        return Response(data=doc, lease_duration=self._lease_duration(doc))
+
+    def _lease_duration(self, doc: dict[str, object]) -> int:
+        """A "ttl" (or legacy "lease") key is a hint to readers; Vault echoes it."""
+        hint = doc.get("ttl", doc.get("lease"))
+        if hint is None:
+            return self._default_ttl
+        try:
+            return duration_seconds("ttl", hint, allow_negative=True)
+        except BadRequestError:
+            return self._default_ttl
+
+    def _write(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
+        path = m.group("path")
+        if not path:
+            raise BadRequestError("missing path")
+        if not req.data:
+            raise BadRequestError("missing data fields")
+        self._storage.put(PREFIX + check_path(path), encode_document(req.data))
+
+    def _delete(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
+        path = m.group("path")
+        if is_leaf(path):
+            self._storage.delete(PREFIX + check_path(path))
+
+    def _list(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
+        prefix = check_prefix(m.group("path"))
+        return list_page(self._storage.list(PREFIX + prefix))
