@@ -22,6 +22,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from strongroom.config import ServerConfig
+from strongroom.node import locks
 from strongroom.node.rpc import CoordinatorServer, RemoteCoordinator
 from strongroom.node.shared import SharedCounters
 from strongroom.wsgi import Node, build_node, build_physical, local_coordinator
@@ -113,6 +114,8 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         physical = build_physical(self.config_obj.storage)
         coordinator = local_coordinator(self.config_obj, physical, counters=self._counters)
         self._socket_dir = tempfile.mkdtemp(prefix="strongroom-")
+        os.mkdir(os.path.join(self._socket_dir, "locks"), 0o700)
+        locks.configure(os.path.join(self._socket_dir, "locks"))
         self._server = CoordinatorServer(coordinator, os.path.join(self._socket_dir, "coord.sock"))
         self._server.start()
 

@@ -153,3 +153,44 @@ def test_no_key_material_on_disk(server: ServerProcess, tmp_path: Path) -> None:
             for secret in secrets_:
                 assert secret not in blob, f"key material found in {path}"
     assert scanned > 3
+
+
+def test_concurrent_writers_across_workers_lose_nothing(server: ServerProcess) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    result = init(server)
+    unseal(server, result["keys"][:2])  # type: ignore[index]
+    headers = {"X-Vault-Token": str(result["root_token"]), "Connection": "close"}
+    url = server.url + "/v1/"
+    assert requests.post(url + "sys/mounts/secret", json={"type": "kv-v2"}, headers=headers,
+                         timeout=5).status_code == 204
+    requests.post(url + "secret/metadata/shared", json={"max_versions": 100}, headers=headers,
+                  timeout=5)
+
+    def write(i: int) -> int:
+        return requests.post(url + "secret/data/shared", json={"data": {"n": i}},
+                             headers=headers, timeout=10).status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(write, range(36)))
+    assert codes == [200] * 36
+    meta = requests.get(url + "secret/metadata/shared", headers=headers, timeout=5).json()
+    assert meta["data"]["current_version"] == 36
+    seen = {
+        requests.get(url + f"secret/data/shared?version={v}", headers=headers,
+                     timeout=5).json()["data"]["data"]["n"]
+        for v in range(1, 37)
+    }
+    assert seen == set(range(36))
+
+    # A limited-use token is spent exactly as often as allowed, whichever worker serves it.
+    limited = requests.post(url + "auth/token/create", json={"num_uses": 10}, headers=headers,
+                            timeout=5).json()["auth"]["client_token"]
+
+    def use(_: int) -> int:
+        return requests.get(url + "auth/token/lookup-self", timeout=10,
+                            headers={"X-Vault-Token": limited, "Connection": "close"}).status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        uses = list(pool.map(use, range(30)))
+    assert uses.count(200) == 10 and uses.count(403) == 20

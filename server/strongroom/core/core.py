@@ -31,6 +31,7 @@ from strongroom.errors import (
 )
 from strongroom.framework.paths import PathBackend
 from strongroom.node.coordinator import NodeSnapshot, SealCoordinator, utcnow
+from strongroom.node.locks import node_lock
 from strongroom.node.shared import SharedCounters, Slot
 from strongroom.physical.base import Backend
 
@@ -194,9 +195,14 @@ class Core:
         """Spend one of a limited-use token's uses; the last use revokes it afterwards."""
         if entry.num_uses <= 0:
             return
-        entry.num_uses -= 1
-        if entry.num_uses == 0:
-            entry.num_uses = -1  # tainted: serve this request, then revoke
-        self.tokens.save(entry)
+        with node_lock("token|" + entry.hash):
+            # Re-read under the lock: another worker may have spent a use meanwhile.
+            current = self.tokens.lookup_hash(entry.hash, self.now())
+            if current is None:
+                raise PermissionDeniedError()
+            entry.num_uses = current.num_uses - 1
+            if entry.num_uses == 0:
+                entry.num_uses = -1  # tainted: serve this request, then revoke
+            self.tokens.save(entry)
         self.tokens_changed()
 

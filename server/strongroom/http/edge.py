@@ -16,7 +16,6 @@ MERGE_PATCH = "application/merge-patch+json"
 
 _METHOD_OPERATIONS = {
     "GET": Operation.READ,
-    "HEAD": Operation.READ,
     "POST": Operation.UPDATE,
     "PUT": Operation.UPDATE,
     "PATCH": Operation.PATCH,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import calendar
-import hashlib
-import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +12,7 @@ import orjson
 
 from strongroom.core.request import Operation, Request, Response
 from strongroom.errors import BadRequestError
+from strongroom.node.locks import node_lock
 
 # One stored document (a v1 entry, or the data of one v2 version), as compact JSON.
 MAX_DOCUMENT_BYTES = 1 << 20
@@ -22,7 +22,6 @@ MAX_PATH_BYTES = 1024
 DEFAULT_LEASE_TTL = 768 * 3600
 
 _WRITES = (Operation.CREATE, Operation.UPDATE, Operation.PATCH)
-_LOCKS = tuple(threading.Lock() for _ in range(256))
 
 
 def normalize_rel_path(req: Request, rel_path: str) -> str:
@@ -87,10 +86,9 @@ def encode_document(doc: Any) -> bytes:
     return raw
 
 
-def key_lock(mount_uuid: str, path: str) -> threading.Lock:
-    """A striped per-key lock, shared by every engine instance in this process."""
-    digest = hashlib.sha256(f"{mount_uuid}|{path}".encode()).digest()
-    return _LOCKS[digest[0]]
+def key_lock(mount_uuid: str, path: str) -> AbstractContextManager[None]:
+    """A striped per-key lock held across every worker process of this node."""
+    return node_lock(f"kv|{mount_uuid}|{path}")
 
 
 def now_ns(clock: Callable[[], datetime]) -> int:

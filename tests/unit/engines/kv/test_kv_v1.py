@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from kv_helpers import data, errors, kv_node, mount, patch, stored_plain, unchanged
+from kv_helpers import START, data, errors, kv_node, mount, patch, stored_plain, unchanged
 
+from strongroom.barrier.view import StorageView
+from strongroom.core.mounts import MountContext, MountEntry
+from strongroom.core.request import Operation, Request
+from strongroom.engines.kv import kv_factory
 from strongroom.engines.kv.common import MAX_DOCUMENT_BYTES
+from strongroom.physical.inmem import InmemBackend
 from tests.support.nodes import DevNode
 
 
@@ -113,3 +118,24 @@ def test_tuning_a_v1_mount_to_v2_upgrades_its_entries() -> None:
     assert got["data"] == {"v": 2} and got["metadata"]["version"] == 1
     assert data(d.call("LIST", "kv1/metadata/"))["keys"] == ["a", "dir/"]
     assert not [key for key in stored_plain(d, "kv1/") if key.startswith("v1/")]
+
+
+def test_existence_checks_tell_create_from_update() -> None:
+    view = StorageView(InmemBackend(), "logical/x/")
+    ctx = MountContext(view, MountEntry(path="kv/", type="kv", options={"version": "1"}),
+                       lambda: START)
+    v1 = kv_factory(ctx)
+    write = Request(Operation.UPDATE, "kv/a", data={"v": 1})
+    assert v1.existence(write, "a") is False
+    v1.handle(write, "a")
+    assert v1.existence(write, "a") is True
+    assert v1.existence(write, "a/") is False
+    ctx.mount.options["version"] = "2"
+    v2 = kv_factory(ctx)  # upgrades the v1 entry to version 1 of "a"
+    write = Request(Operation.UPDATE, "kv/data/b", data={"data": {"v": 1}})
+    assert v2.existence(write, "data/a") is True
+    assert v2.existence(write, "metadata/a") is True
+    assert v2.existence(write, "data/b") is False
+    v2.handle(write, "data/b")
+    assert v2.existence(write, "data/b") is True
+    assert v2.existence(write, "destroy/b") is None  # no create/update distinction

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from kv_helpers import START_TEXT, data, errors, kv_node, patch, stored_plain, unchanged
@@ -349,3 +350,18 @@ def test_writes_touch_a_bounded_number_of_entries() -> None:
     changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
     digest = hashlib.sha256(b"k").hexdigest()
     assert changed == {"metadata/k", f"versions/{digest}/4", f"versions/{digest}/7"}
+
+
+def test_concurrent_writers_to_one_key_lose_no_version() -> None:
+    d, _ = kv_node()
+    d.call("POST", "secret/config", json={"max_versions": 100})
+
+    def writer(n: int) -> list[int]:
+        return [data(d.call("POST", "secret/data/k", json={"data": {"w": n, "i": i}}))[
+            "version"] for i in range(10)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        versions = [v for batch in pool.map(writer, range(8)) for v in batch]
+    assert sorted(versions) == list(range(1, 81))
+    meta = data(d.call("GET", "secret/metadata/k"))
+    assert meta["current_version"] == 80 and len(meta["versions"]) == 80

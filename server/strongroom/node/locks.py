@@ -1,0 +1,61 @@
+"""Striped locks that exclude every thread of every worker process on this node.
+
+Read-modify-write sequences on storage (a KV version and its metadata, a
+token's remaining uses) must not interleave across gunicorn workers. Each
+stripe is a threading lock (threads of one process) plus ``flock`` on a file
+in a private directory created by the master (processes). A single-process
+node needs no directory and uses the threading locks alone.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+STRIPES = 256
+_thread_locks = [threading.Lock() for _ in range(STRIPES)]
+_state: dict[str, object] = {"dir": None, "pid": None, "fds": {}}
+
+
+def configure(lock_dir: str | None) -> None:
+    """Called in the master before forking: workers inherit the directory name."""
+    _state["dir"] = lock_dir
+    _state["pid"] = None
+    _state["fds"] = {}
+
+
+def _fd(stripe: int) -> int | None:
+    lock_dir = _state["dir"]
+    if lock_dir is None:
+        return None
+    # File descriptors are per process: a forked worker opens its own.
+    if _state["pid"] != os.getpid():
+        _state["pid"] = os.getpid()
+        _state["fds"] = {}
+    fds: dict[int, int] = _state["fds"]  # type: ignore[assignment]
+    fd = fds.get(stripe)
+    if fd is None:
+        fd = os.open(os.path.join(str(lock_dir), f"{stripe:03d}.lock"),
+                     os.O_RDWR | os.O_CREAT, 0o600)
+        fds[stripe] = fd
+    return fd
+
+
+@contextmanager
+def node_lock(name: str) -> Iterator[None]:
+    """Hold the stripe for ``name`` against every thread and process of this node."""
+    stripe = hashlib.sha256(name.encode()).digest()[0] % STRIPES
+    with _thread_locks[stripe]:
+        fd = _fd(stripe)
+        if fd is None:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
