@@ -180,3 +180,16 @@ path "auth/token/lookup-self" {
     assert too_long.status_code == 403
     ok = d.call("GET", "auth/token/lookup-self", token=token, headers={"X-Vault-Wrap-TTL": "5m"})
     assert ok.status_code == 200 and ok.json["wrap_info"]["ttl"] == 300
+
+
+def test_tune_ttl_strings_follow_vault(d: DevNode) -> None:
+    d.call("POST", "sys/mounts/kv1", json={"type": "kv", "config": {"max_lease_ttl": "2h"}})
+    assert d.call("POST", "sys/mounts/kv1/tune", json={"default_lease_ttl": "1h",
+                                                       "max_lease_ttl": ""}).status_code == 204
+    tune = d.call("GET", "sys/mounts/kv1/tune").json["data"]
+    assert (tune["default_lease_ttl"], tune["max_lease_ttl"]) == (3600, 7200)
+    d.call("POST", "sys/mounts/kv1/tune", json={"default_lease_ttl": "system"})
+    assert d.call("GET", "sys/mounts/kv1/tune").json["data"]["default_lease_ttl"] == 768 * 3600
+    bad = d.call("POST", "sys/mounts/kv1/tune", json={"max_lease_ttl": "soon"})
+    assert bad.status_code == 400
+    assert d.call("GET", "sys/mounts/kv1/tune").json["data"]["max_lease_ttl"] == 7200

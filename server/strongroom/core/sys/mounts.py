@@ -6,6 +6,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from strongroom.config import ConfigError, parse_duration
 from strongroom.core.mounts import MountEntry
 from strongroom.core.request import Operation, Request, Response
 from strongroom.errors import BadRequestError, PermissionDeniedError
@@ -25,10 +26,11 @@ _MOUNT_FIELDS = {
     "plugin_name": Field(FieldType.STRING),
     "external_entropy_access": Field(FieldType.BOOL, False),
 }
+# Strings, as in Vault: "" leaves a TTL alone, "system" resets it to the default.
 _TUNE_FIELDS = {
     "path": Field(FieldType.STRING),
-    "default_lease_ttl": Field(FieldType.DURATION),
-    "max_lease_ttl": Field(FieldType.DURATION),
+    "default_lease_ttl": Field(FieldType.STRING),
+    "max_lease_ttl": Field(FieldType.STRING),
     "description": Field(FieldType.STRING),
     "options": Field(FieldType.MAP),
 }
@@ -42,6 +44,18 @@ _TOKEN_AUTH = {
         "running_sha256": "", "seal_wrap": False, "type": "token", "uuid": "",
     }
 }
+
+
+def tune_ttl(name: str, value: str | None) -> int | None:
+    """None: leave unchanged; 0: back to the system default; else seconds."""
+    if value is None or value == "":
+        return None
+    if value == "system":
+        return 0
+    try:
+        return parse_duration(value)
+    except (ConfigError, ValueError):
+        raise BadRequestError(f"unable to parse {name} of {value!r}") from None
 
 
 def mount_view(entry: MountEntry, core: Core) -> dict[str, Any]:
@@ -89,7 +103,7 @@ def mount_paths(core: Core) -> list[Path]:
         if not type_:
             raise BadRequestError("backend type must be specified as a string")
         config = data.get("config") or {}
-        parsed_config = {k: FieldData(_TUNE_FIELDS, config).get(k)
+        parsed_config = {k: tune_ttl(k, str(config[k])) or 0
                          for k in ("default_lease_ttl", "max_lease_ttl") if k in config}
         options = {str(k): str(v) for k, v in (data.get("options") or {}).items()}
         core.mounts.enable(m.group("path"), type_, data.get("description"), options,
@@ -117,8 +131,9 @@ def mount_paths(core: Core) -> list[Path]:
             raise BadRequestError(f"no mount at {m.group('path')!r}")
         config = dict(entry.config or {})
         for key in ("default_lease_ttl", "max_lease_ttl"):
-            if data.has(key):
-                config[key] = data.get(key)
+            ttl = tune_ttl(key, data.get(key))
+            if ttl is not None:
+                config[key] = ttl
         if config.get("max_lease_ttl") and config.get("default_lease_ttl", 0) > config[
                 "max_lease_ttl"]:
             raise BadRequestError("default lease TTL cannot exceed max lease TTL")
