@@ -22,6 +22,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from strongroom.config import ServerConfig
+from strongroom.http.app import build_asgi_app
 from strongroom.node import locks
 from strongroom.node.rpc import CoordinatorServer, RemoteCoordinator
 from strongroom.node.shared import SharedCounters
@@ -30,8 +31,16 @@ from strongroom.wsgi import Node, build_node, build_physical, local_coordinator
 log = logging.getLogger(__name__)
 
 # Vault clients keep connections open; gthread keeps them alive, sync workers would not.
-WORKER_CLASS = "gthread"
+# STRONGROOM_HTTP_WORKER=uvicorn serves the ASGI app instead (measured in bench/README.md).
+WORKER_CLASSES = {"gthread": "gthread", "uvicorn": "strongroom.http.uvicorn_worker.StrongroomUvicornWorker"}
 THREADS_PER_WORKER = 8
+
+
+def worker_kind() -> str:
+    kind = os.environ.get("STRONGROOM_HTTP_WORKER", "gthread")
+    if kind not in WORKER_CLASSES:
+        raise ValueError(f"STRONGROOM_HTTP_WORKER must be one of {sorted(WORKER_CLASSES)}")
+    return kind
 _TLS_VERSIONS = {"tls12": ssl.TLSVersion.TLSv1_2, "tls13": ssl.TLSVersion.TLSv1_3}
 
 
@@ -65,6 +74,7 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         self._server: CoordinatorServer | None = None
         self._socket_dir = ""
         self._counters = SharedCounters()
+        self._kind = worker_kind()
         super().__init__()
 
     # -- gunicorn hooks ---------------------------------------------------
@@ -76,7 +86,7 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         settings: dict[str, Any] = {
             "bind": [listener.address for listener in listeners],
             "workers": cfg.workers,
-            "worker_class": WORKER_CLASS,
+            "worker_class": WORKER_CLASSES[self._kind],
             "threads": THREADS_PER_WORKER,
             "keepalive": 75,
             "timeout": 60,
@@ -134,10 +144,19 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
                 self._node = build_node(self.config_obj, dev=self._dev)
                 if self._prepare_node is not None:
                     self._prepare_node(self._node)
-            return self._node.app
+            return self._app_for(self._node)
         assert self._server is not None, "on_starting runs before workers load the app"
         remote = RemoteCoordinator(self._server.socket_path, self._counters)
-        return build_node(self.config_obj, coordinator=remote, counters=self._counters).app
+        return self._app_for(build_node(self.config_obj, coordinator=remote,
+                                        counters=self._counters))
+
+    def _app_for(self, node: Node) -> Any:
+        if self._kind == "uvicorn":
+            return build_asgi_app(node.core, self._max_request_size())
+        return node.app
+
+    def _max_request_size(self) -> int:
+        return self.config_obj.listeners[0].max_request_size
 
 
 def serve(

@@ -1,4 +1,8 @@
-"""The Falcon application: one sink for /v1/, raw sys routes, Vault's envelope."""
+"""The Falcon front ends (WSGI and ASGI): read the request, dispatch, write the answer.
+
+Which one gunicorn runs is a measured choice (serve.py, bench/README.md); both
+share everything but the reading of the body.
+"""
 
 from __future__ import annotations
 
@@ -6,96 +10,95 @@ import os
 from typing import Any
 
 import falcon
-import orjson
+import falcon.asgi
 
 from strongroom.core.core import Core
-from strongroom.core.request import Operation, Request, Response
-from strongroom.errors import NotFoundError
+from strongroom.http.dispatch import JSON, Dispatcher, HttpResult, error_result
 from strongroom.http.edge import (
     DEFAULT_MAX_REQUEST_SIZE,
-    api_path,
-    check_patch_content_type,
-    operation,
-    query_data,
-    read_body,
-    request_token,
-    wrap_ttl,
+    TOO_LARGE,
+    HttpRequest,
 )
-from strongroom.http.errors import JSON, handle_exception
-from strongroom.http.sys_routes import RAW_ROUTES
+
+# Off by default: lets multi-worker tests see which process answered.
+_WORKER_HEADER = os.environ.get("STRONGROOM_DEBUG_WORKER_HEADER") == "1"
+_NOT_FOUND = error_result(404, ["404 page not found"])
+_TOO_LARGE = error_result(413, [TOO_LARGE])
 
 
-def envelope(resp: Response, request_id: str) -> dict[str, Any]:
-    return {
-        "request_id": request_id,
-        "lease_id": resp.lease_id,
-        "renewable": resp.renewable,
-        "lease_duration": resp.lease_duration,
-        "data": resp.data,
-        "wrap_info": resp.wrap_info,
-        "warnings": resp.warnings or None,
-        "auth": resp.auth,
-        "mount_type": resp.mount_type,
-    }
+def _http_request(req: falcon.Request | falcon.asgi.Request, body: bytes) -> HttpRequest:
+    return HttpRequest(
+        method=req.method,
+        path=req.path,
+        # A repeated query parameter keeps its first value, as Go's url.Values.Get does.
+        params={k: v if isinstance(v, str) else v[0] for k, v in req.params.items()},
+        headers={k.lower(): v for k, v in req.headers.items()},
+        body=body,
+        remote_addr=req.remote_addr or "",
+    )
 
 
-class ApiSink:
-    """Serves every /v1/ path."""
+def _write(resp: falcon.Response | falcon.asgi.Response, result: HttpResult) -> None:
+    resp.status = result.status
+    resp.set_header("Cache-Control", "no-store")
+    if _WORKER_HEADER:
+        resp.set_header("X-Strongroom-Worker", str(os.getpid()))
+    if result.body is not None:
+        resp.content_type = JSON
+        resp.data = result.body
 
-    def __init__(self, core: Core, max_request_size: int) -> None:
-        self._core = core
-        self._max = max_request_size
-        # Off by default: lets multi-worker tests see which process answered.
-        self._worker_header = os.environ.get("STRONGROOM_DEBUG_WORKER_HEADER") == "1"
+
+class WsgiSink:
+    def __init__(self, dispatcher: Dispatcher, max_size: int) -> None:
+        self._dispatcher = dispatcher
+        self._max = max_size
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
-        resp.set_header("Cache-Control", "no-store")
-        if self._worker_header:
-            resp.set_header("X-Strongroom-Worker", str(os.getpid()))
-        path = api_path(req)
-        raw = RAW_ROUTES.get(path.rstrip("/"))
-        if raw is not None:
-            status, body = raw(req, self._core, self._max)
-            resp.status = status
-            resp.content_type = JSON
-            if body is not None and req.method != "HEAD":
-                resp.data = orjson.dumps(body)
+        if req.content_length is not None and req.content_length > self._max:
+            _write(resp, _TOO_LARGE)
             return
-        op = operation(req)
-        if op is Operation.PATCH:
-            check_patch_content_type(req)
-        reads = req.method in ("GET", "HEAD", "LIST")
-        data = query_data(req) if reads else read_body(req, self._max)
-        core_req = Request(
-            operation=op,
-            path=path,
-            data=data,
-            token=request_token(req),
-            headers={k.lower(): v for k, v in req.headers.items()},
-            remote_addr=req.remote_addr or "",
-            wrap_ttl=wrap_ttl(req),
-        )
-        result = self._core.handle(core_req)
-        if result.raw:
-            resp.status = result.status
-            resp.content_type = JSON
-            resp.data = orjson.dumps(result.data)
+        body = req.bounded_stream.read(self._max + 1)
+        if len(body) > self._max:
+            _write(resp, _TOO_LARGE)
             return
-        if result.data is None and result.auth is None and result.wrap_info is None and not (
-            result.warnings
-        ):
-            resp.status = 204
-            return
-        resp.status = result.status
-        resp.content_type = JSON
-        body = envelope(result, core_req.request_id)
-        if result.legacy_top_level and result.data:
-            body = {**result.data, **body}
-        resp.data = orjson.dumps(body)
+        _write(resp, self._dispatcher.dispatch(_http_request(req, body)))
 
 
-def _not_found(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
-    raise NotFoundError("404 page not found")
+class AsgiSink:
+    def __init__(self, dispatcher: Dispatcher, max_size: int) -> None:
+        self._dispatcher = dispatcher
+        self._max = max_size
+
+    async def __call__(self, req: falcon.asgi.Request, resp: falcon.asgi.Response | None,
+                       **_: Any) -> None:
+        assert resp is not None, "sinks on HTTP routes always get a response"
+        if req.content_length is not None and req.content_length > self._max:
+            _write(resp, _TOO_LARGE)
+            return
+        body = await req.bounded_stream.read(self._max + 1)
+        if len(body) > self._max:
+            _write(resp, _TOO_LARGE)
+            return
+        # The core is synchronous and fast on local storage; it runs on the loop thread.
+        _write(resp, self._dispatcher.dispatch(_http_request(req, body)))
+
+
+def _not_found_wsgi(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
+    _write(resp, _NOT_FOUND)
+
+
+async def _not_found_asgi(req: falcon.asgi.Request, resp: falcon.asgi.Response | None,
+                          **_: Any) -> None:
+    assert resp is not None, "sinks on HTTP routes always get a response"
+    _write(resp, _NOT_FOUND)
+
+
+def _falcon_error(req: Any, resp: Any, exc: falcon.HTTPError, params: Any) -> None:
+    _write(resp, error_result(exc.status_code, [exc.title or "error"]))
+
+
+async def _falcon_error_async(req: Any, resp: Any, exc: falcon.HTTPError, params: Any) -> None:
+    _falcon_error(req, resp, exc, params)
 
 
 def build_falcon_app(
@@ -104,7 +107,16 @@ def build_falcon_app(
     app = falcon.App(media_type=JSON)
     app.req_options.auto_parse_qs_csv = False
     # Later sinks take precedence: anything outside /v1/ is a JSON 404.
-    app.add_sink(_not_found, prefix="/")
-    app.add_sink(ApiSink(core, max_request_size), prefix="/v1/")
-    app.add_error_handler(Exception, handle_exception)
+    app.add_sink(_not_found_wsgi, prefix="/")
+    app.add_sink(WsgiSink(Dispatcher(core), max_request_size), prefix="/v1/")
+    app.add_error_handler(falcon.HTTPError, _falcon_error)
+    return app
+
+
+def build_asgi_app(core: Core, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE) -> Any:
+    app = falcon.asgi.App(media_type=JSON)
+    app.req_options.auto_parse_qs_csv = False
+    app.add_sink(_not_found_asgi, prefix="/")
+    app.add_sink(AsgiSink(Dispatcher(core), max_request_size), prefix="/v1/")
+    app.add_error_handler(falcon.HTTPError, _falcon_error_async)
     return app

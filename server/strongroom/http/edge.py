@@ -1,18 +1,27 @@
-"""Translate a Falcon request into the core's Request: path, operation, body, token."""
+"""Transport-neutral view of one HTTP request, and its translation rules.
+
+Both the WSGI and the ASGI front ends build an ``HttpRequest`` and hand it to
+the dispatcher; nothing here depends on the server interface.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-import falcon
 import orjson
 
 from strongroom.core.request import Operation
 from strongroom.core.wrapping import parse_wrap_ttl
-from strongroom.errors import BadRequestError, RequestTooLargeError, UnsupportedMediaTypeError
+from strongroom.errors import (
+    BadRequestError,
+    UnsupportedMediaTypeError,
+    UnsupportedOperationError,
+)
 
 DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
 MERGE_PATCH = "application/merge-patch+json"
+TOO_LARGE = "http: request body too large"
 
 _METHOD_OPERATIONS = {
     "GET": Operation.READ,
@@ -25,9 +34,25 @@ _METHOD_OPERATIONS = {
 _TRUE = ("true", "1", "t", "yes")
 
 
-def api_path(req: falcon.Request) -> str:
+@dataclass
+class HttpRequest:
+    method: str
+    path: str  # below /v1/
+    params: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    body: bytes = b""
+    remote_addr: str = ""
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    def param(self, name: str) -> str | None:
+        return self.params.get(name)
+
+
+def api_path(raw_path: str) -> str:
     """The path below /v1/, rejecting traversal and empty segments."""
-    path = req.path[len("/v1/"):]
+    path = raw_path[len("/v1/"):]
     segments = path.split("/")
     # A trailing '/' (LIST on a folder) is the only empty segment allowed.
     body = segments[:-1] if path.endswith("/") else segments
@@ -38,23 +63,22 @@ def api_path(req: falcon.Request) -> str:
     return path
 
 
-def operation(req: falcon.Request) -> Operation:
+def operation(req: HttpRequest) -> Operation:
     op = _METHOD_OPERATIONS.get(req.method)
     if op is None:
-        raise falcon.HTTPMethodNotAllowed(list(_METHOD_OPERATIONS))
-    if op is Operation.READ and req.get_param("list", default="").lower() in _TRUE:
+        raise UnsupportedOperationError(f"unsupported method {req.method}")
+    if op is Operation.READ and (req.param("list") or "").lower() in _TRUE:
         return Operation.LIST
+    if op is Operation.PATCH:
+        content_type = (req.header("content-type") or "").split(";")[0].strip().lower()
+        if content_type != MERGE_PATCH:
+            raise UnsupportedMediaTypeError(
+                f"PATCH requires Content-Type {MERGE_PATCH}, got {content_type!r}")
     return op
 
 
-def read_body(req: falcon.Request, max_size: int = DEFAULT_MAX_REQUEST_SIZE) -> dict[str, Any]:
-    """The JSON object in the body ({} when empty); 413 past ``max_size``, 400 if not JSON."""
-    length = req.content_length
-    if length is not None and length > max_size:
-        raise RequestTooLargeError("http: request body too large")
-    raw = req.bounded_stream.read(max_size + 1)
-    if len(raw) > max_size:
-        raise RequestTooLargeError("http: request body too large")
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """The JSON object in the body ({} when empty); 400 if it is not one."""
     if not raw.strip():
         return {}
     try:
@@ -66,27 +90,22 @@ def read_body(req: falcon.Request, max_size: int = DEFAULT_MAX_REQUEST_SIZE) -> 
     return doc
 
 
-def request_token(req: falcon.Request) -> str | None:
-    token = req.get_header("X-Vault-Token")
+def request_data(req: HttpRequest) -> dict[str, Any]:
+    """GET/LIST parameters, or the JSON body of a write, as Vault passes them on."""
+    if req.method in ("GET", "HEAD", "LIST"):
+        return {k: v for k, v in req.params.items() if k != "list"}
+    return parse_body(req.body)
+
+
+def request_token(req: HttpRequest) -> str | None:
+    token = req.header("x-vault-token")
     if token:
         return token
-    auth = req.get_header("Authorization")
+    auth = req.header("authorization")
     if auth and auth[:7].lower() == "bearer ":
         return auth[7:].strip() or None
     return None
 
 
-def wrap_ttl(req: falcon.Request) -> int:
-    return parse_wrap_ttl(req.get_header("X-Vault-Wrap-TTL"))
-
-
-def check_patch_content_type(req: falcon.Request) -> None:
-    """Vault accepts PATCH only as a JSON merge patch."""
-    if (req.content_type or "").split(";")[0].strip().lower() != MERGE_PATCH:
-        raise UnsupportedMediaTypeError(
-            f"PATCH requires Content-Type {MERGE_PATCH}, got {req.content_type!r}")
-
-
-def query_data(req: falcon.Request) -> dict[str, Any]:
-    """GET parameters become request data, as in Vault (minus the list switch)."""
-    return {k: v for k, v in req.params.items() if k != "list"}
+def wrap_ttl(req: HttpRequest) -> int:
+    return parse_wrap_ttl(req.header("x-vault-wrap-ttl"))

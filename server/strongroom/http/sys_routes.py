@@ -10,15 +10,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import falcon
-
 from strongroom import __version__
 from strongroom.core.core import Core
 from strongroom.errors import BadRequestError, UnsupportedOperationError
 from strongroom.framework.fields import FieldType, coerce
-from strongroom.http.edge import read_body
+from strongroom.http.edge import HttpRequest, parse_body
 
-RawHandler = Callable[[falcon.Request, Core, int], tuple[int, dict[str, Any] | None]]
+RawHandler = Callable[[HttpRequest, Core], tuple[int, dict[str, Any] | None]]
 
 _HEALTH_CODES = {
     "activecode": 200,
@@ -30,10 +28,16 @@ _HEALTH_CODES = {
 }
 
 
-def _health(req: falcon.Request, core: Core, max_size: int) -> tuple[int, dict[str, Any] | None]:
+def _flag(req: HttpRequest, name: str) -> bool:
+    """Vault's query booleans: present and empty, or a true value."""
+    value = req.param(name)
+    return value is not None and value.lower() in ("", "true", "1", "t")
+
+
+def _health(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     codes = dict(_HEALTH_CODES)
     for name in codes:
-        value = req.get_param(name)
+        value = req.param(name)
         if value is not None:
             try:
                 codes[name] = int(value)
@@ -41,8 +45,8 @@ def _health(req: falcon.Request, core: Core, max_size: int) -> tuple[int, dict[s
                 raise BadRequestError(f"unable to parse {name}: {value!r}") from None
             if not 100 <= codes[name] <= 599:
                 raise BadRequestError(f"{name} must be an HTTP status code")
-    standby_ok = req.get_param_as_bool("standbyok", blank_as_true=True) or False
-    perf_standby_ok = req.get_param_as_bool("perfstandbyok", blank_as_true=True) or False
+    standby_ok = _flag(req, "standbyok")
+    perf_standby_ok = _flag(req, "perfstandbyok")
     snap = core.sync()
     standby = False  # no HA yet: an unsealed node is always active
     body: dict[str, Any] = {
@@ -69,12 +73,12 @@ def _health(req: falcon.Request, core: Core, max_size: int) -> tuple[int, dict[s
     return codes["activecode"], body
 
 
-def _init(req: falcon.Request, core: Core, max_size: int) -> tuple[int, dict[str, Any] | None]:
-    if req.method == "GET":
+def _init(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
+    if req.method in ("GET", "HEAD"):
         return 200, {"initialized": core.sync().initialized}
     if req.method not in ("PUT", "POST"):
         raise UnsupportedOperationError("unsupported operation")
-    body = read_body(req, max_size)
+    body = parse_body(req.body)
     for unsupported in ("pgp_keys", "root_token_pgp_key", "recovery_pgp_keys"):
         if body.get(unsupported):
             raise BadRequestError(f"{unsupported} is not supported by this server yet")
@@ -86,17 +90,17 @@ def _init(req: falcon.Request, core: Core, max_size: int) -> tuple[int, dict[str
 
 
 def _seal_status(
-    req: falcon.Request, core: Core, max_size: int
+    req: HttpRequest, core: Core
 ) -> tuple[int, dict[str, Any] | None]:
-    if req.method != "GET":
+    if req.method not in ("GET", "HEAD"):
         raise UnsupportedOperationError("unsupported operation")
     return 200, core.coordinator.seal_status()
 
 
-def _unseal(req: falcon.Request, core: Core, max_size: int) -> tuple[int, dict[str, Any] | None]:
+def _unseal(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     if req.method not in ("PUT", "POST"):
         raise UnsupportedOperationError("unsupported operation")
-    body = read_body(req, max_size)
+    body = parse_body(req.body)
     reset = coerce("reset", FieldType.BOOL, body.get("reset", False))
     key = body.get("key")
     if key is not None and not isinstance(key, str):
@@ -106,8 +110,8 @@ def _unseal(req: falcon.Request, core: Core, max_size: int) -> tuple[int, dict[s
     return 200, status
 
 
-def _leader(req: falcon.Request, core: Core, max_size: int) -> tuple[int, dict[str, Any] | None]:
-    if req.method != "GET":
+def _leader(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
+    if req.method not in ("GET", "HEAD"):
         raise UnsupportedOperationError("unsupported operation")
     return 200, {
         "ha_enabled": False,
