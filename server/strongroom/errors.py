@@ -80,6 +80,11 @@ class CorruptEntryError(StorageError):
         self.key = key
 
 
+def multierror(message: str) -> str:
+    """Vault wraps some errors in go-multierror's text; clients show it verbatim."""
+    return f"1 error occurred:\n\t* {message}\n\n"
+
+
 def no_route_message(path: str) -> str:
     """Vault's wording (Go %q quoting) for a path nothing is mounted at."""
     quoted = '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'

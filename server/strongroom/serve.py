@@ -32,7 +32,10 @@ log = logging.getLogger(__name__)
 
 # Vault clients keep connections open; gthread keeps them alive, sync workers would not.
 # STRONGROOM_HTTP_WORKER=uvicorn serves the ASGI app instead (measured in bench/README.md).
-WORKER_CLASSES = {"gthread": "gthread", "uvicorn": "strongroom.http.uvicorn_worker.StrongroomUvicornWorker"}
+WORKER_CLASSES = {
+    "gthread": "gthread",
+    "uvicorn": "strongroom.http.uvicorn_worker.StrongroomUvicornWorker",
+}
 THREADS_PER_WORKER = 8
 
 

@@ -27,6 +27,7 @@ from strongroom.errors import (
     NoRouteError,
     PermissionDeniedError,
     SealedError,
+    multierror,
     no_route_message,
 )
 from strongroom.framework.paths import PathBackend
@@ -145,9 +146,17 @@ class Core:
             req.request_id = str(uuid.uuid4())
         if self.sync().sealed:
             raise SealedError()
-        backend, rel, mount = self._resolve(req.path)
         entry = self.tokens.lookup(req.token, self.now()) if req.token else None
         req.token_entry = entry
+        try:
+            backend, rel, mount = self._resolve(req.path)
+        except NoRouteError:
+            # Only root learns what is not mounted; everyone else is simply denied.
+            if entry is None:
+                raise PermissionDeniedError() from None
+            if "root" not in entry.policies:
+                raise PermissionDeniedError(multierror("permission denied")) from None
+            raise
         if not backend.unauthenticated(rel):
             if entry is None:
                 raise PermissionDeniedError()
@@ -158,6 +167,8 @@ class Core:
         try:
             resp = backend.handle(req, rel)
         except NoRouteError:
+            if backend is self._system:
+                raise NoRouteError(multierror("unsupported path")) from None
             raise NoRouteError(no_route_message(req.path)) from None
         finally:
             if entry is not None and entry.num_uses == -1:
@@ -189,7 +200,7 @@ class Core:
         decision = acl.allowed_operation(req.operation, req.path, req.data,
                                          needs_sudo=needs_sudo, wrap_ttl=req.wrap_ttl or None)
         if not decision.allowed:
-            raise PermissionDeniedError()
+            raise PermissionDeniedError(multierror("permission denied"))
 
     def _consume_use(self, entry: TokenEntry) -> None:
         """Spend one of a limited-use token's uses; the last use revokes it afterwards."""

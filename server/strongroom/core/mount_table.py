@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from strongroom.barrier.view import StorageView
@@ -109,7 +111,14 @@ class MountTable:
             self._save(entries)
             return entry
 
-    def remount(self, source: str, target: str) -> None:
+    def migration(self, migration_id: str) -> dict[str, str] | None:
+        if not migration_id or "/" in migration_id or len(migration_id) > 64:
+            return None
+        raw = self._core.barrier.get("core/remount/" + migration_id)
+        return json.loads(raw) if raw is not None else None
+
+    def remount(self, source: str, target: str) -> str:
+        """Move a mount; returns the migration id (the move is done when this returns)."""
         source, target = normalize_mount_path(source), normalize_mount_path(target)
         if source.startswith(RESERVED_PREFIXES) or target.startswith(RESERVED_PREFIXES):
             raise BadRequestError("cannot remount reserved paths")
@@ -117,13 +126,17 @@ class MountTable:
             entries = load_mount_table(self._core.barrier)
             entry = next((e for e in entries if e.path == source), None)
             if entry is None:
-                raise BadRequestError(f"no mount at {source!r}")
+                raise BadRequestError(f'no matching mount at "{source}"')
             if any(target.startswith(e.path) or e.path.startswith(target) for e in entries
                    if e is not entry):
                 raise BadRequestError(f"path already in use at {target!r}")
             # Data lives under the mount's uuid, so moving is a table update only.
             entry.path = target
             self._save(entries)
+        migration_id = str(uuid.uuid4())
+        info = {"source_mount": source, "target_mount": target, "status": "success"}
+        self._core.barrier.put("core/remount/" + migration_id, json.dumps(info).encode())
+        return migration_id
 
     def destroy_cubbyhole(self, token_hash: str) -> None:
         for entry in self._core.router.entries():

@@ -63,14 +63,16 @@ class PolicyStore:
     def put(self, name: str, text: str) -> None:
         name = validate_name(name)
         if name in IMMUTABLE:
-            raise BadRequestError(f"cannot update {name} policy")
+            raise BadRequestError(f'cannot update "{name}" policy')
         parse_policy(name, text)  # reject what does not parse before storing anything
         self._storage.put(name, json.dumps({"name": name, "policy": text}).encode())
 
     def delete(self, name: str) -> None:
         name = validate_name(name)
         if name in (*IMMUTABLE, "default"):
-            raise BadRequestError(f"cannot delete {name} policy")
+            # Vault quotes the immutable names but not "default".
+            quoted = name if name == "default" else f'"{name}"'
+            raise BadRequestError(f"cannot delete {quoted} policy")
         self._storage.delete(name)
 
     def ensure_default(self) -> None:

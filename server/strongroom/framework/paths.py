@@ -91,8 +91,8 @@ class PathBackend:
                 raise UnsupportedOperationError("unsupported operation")
         data = FieldData(path.fields, {**match.groupdict(), **req.data})
         resp = handler(req, data, match)
-        if resp is not None and path.warn_unknown and data.unknown:
-            resp.warnings.append(
-                "Endpoint ignored these unrecognized parameters: " + str(data.unknown)
-            )
+        # Path segments captured by the pattern are never "unrecognized parameters".
+        unknown = [name for name in data.unknown if name not in match.groupdict()]
+        if resp is not None and path.warn_unknown and unknown:
+            resp.warnings.append("Endpoint ignored these unrecognized parameters: " + str(unknown))
         return resp

@@ -22,7 +22,7 @@ from strongroom.http.edge import (
 
 # Off by default: lets multi-worker tests see which process answered.
 _WORKER_HEADER = os.environ.get("STRONGROOM_DEBUG_WORKER_HEADER") == "1"
-_NOT_FOUND = error_result(404, ["404 page not found"])
+_NOT_FOUND = error_result(404, [])
 _TOO_LARGE = error_result(413, [TOO_LARGE])
 
 

@@ -83,7 +83,8 @@ class Dispatcher:
         )
         result = self.core.handle(core_req)
         if result.raw:
-            return HttpResult(result.status, orjson.dumps(result.data))
+            body = None if result.data is None else orjson.dumps(result.data)
+            return HttpResult(result.status, body)
         if result.data is None and result.auth is None and result.wrap_info is None and not (
             result.warnings
         ) and result.status == 200:

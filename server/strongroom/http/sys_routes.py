@@ -35,6 +35,8 @@ def _flag(req: HttpRequest, name: str) -> bool:
 
 
 def _health(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
+    if req.method not in ("GET", "HEAD"):
+        raise UnsupportedOperationError("")
     codes = dict(_HEALTH_CODES)
     for name in codes:
         value = req.param(name)
@@ -77,7 +79,7 @@ def _init(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     if req.method in ("GET", "HEAD"):
         return 200, {"initialized": core.sync().initialized}
     if req.method not in ("PUT", "POST"):
-        raise UnsupportedOperationError("unsupported operation")
+        raise UnsupportedOperationError("")
     body = parse_body(req.body)
     for unsupported in ("pgp_keys", "root_token_pgp_key", "recovery_pgp_keys"):
         if body.get(unsupported):
@@ -93,13 +95,13 @@ def _seal_status(
     req: HttpRequest, core: Core
 ) -> tuple[int, dict[str, Any] | None]:
     if req.method not in ("GET", "HEAD"):
-        raise UnsupportedOperationError("unsupported operation")
+        raise UnsupportedOperationError("")
     return 200, core.coordinator.seal_status()
 
 
 def _unseal(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     if req.method not in ("PUT", "POST"):
-        raise UnsupportedOperationError("unsupported operation")
+        raise UnsupportedOperationError("")
     body = parse_body(req.body)
     reset = coerce("reset", FieldType.BOOL, body.get("reset", False))
     key = body.get("key")
@@ -112,7 +114,7 @@ def _unseal(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
 
 def _leader(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     if req.method not in ("GET", "HEAD"):
-        raise UnsupportedOperationError("unsupported operation")
+        raise UnsupportedOperationError("")
     return 200, {
         "ha_enabled": False,
         "is_self": False,

@@ -6,10 +6,8 @@ Vault clients such as hvac send ``LIST``; h11 accepts any method token.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 from uvicorn.workers import UvicornWorker
 
 
-class StrongroomUvicornWorker(UvicornWorker):  # type: ignore[misc]
-    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "auto", "http": "h11", "lifespan": "off"}
+class StrongroomUvicornWorker(UvicornWorker):
+    CONFIG_KWARGS = {"loop": "auto", "http": "h11", "lifespan": "off"}  # noqa: RUF012

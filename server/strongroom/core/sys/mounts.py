@@ -6,6 +6,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from strongroom import __version__
 from strongroom.config import ConfigError, parse_duration
 from strongroom.core.mounts import MountEntry
 from strongroom.core.request import Operation, Request, Response
@@ -33,6 +34,7 @@ _TUNE_FIELDS = {
     "max_lease_ttl": Field(FieldType.STRING),
     "description": Field(FieldType.STRING),
     "options": Field(FieldType.MAP),
+    "listing_visibility": Field(FieldType.STRING),
 }
 _TOKEN_AUTH = {
     "token/": {
@@ -58,38 +60,66 @@ def tune_ttl(name: str, value: str | None) -> int | None:
         raise BadRequestError(f"unable to parse {name} of {value!r}") from None
 
 
+# Mounts that are part of the server itself rather than a pluggable engine.
+_CORE_TYPES = ("system", "identity", "cubbyhole", "token")
+_PASSTHROUGH = {"system": ["Accept"], "identity": ["Authorization"]}
+
+
 def mount_view(entry: MountEntry, core: Core) -> dict[str, Any]:
     cfg = entry.config or {}
-    return {
+    config: dict[str, Any] = {
+        "default_lease_ttl": int(cfg.get("default_lease_ttl", 0)),
+        "max_lease_ttl": int(cfg.get("max_lease_ttl", 0)),
+        "force_no_cache": False,
+    }
+    if entry.type in _PASSTHROUGH:
+        config["passthrough_request_headers"] = _PASSTHROUGH[entry.type]
+    if cfg.get("listing_visibility"):
+        config["listing_visibility"] = cfg["listing_visibility"]
+    view: dict[str, Any] = {
         "accessor": entry.accessor,
-        "config": {
-            "default_lease_ttl": int(cfg.get("default_lease_ttl", 0)),
-            "max_lease_ttl": int(cfg.get("max_lease_ttl", 0)),
-            "force_no_cache": False,
-        },
+        "config": config,
         "description": entry.description,
         "external_entropy_access": False,
-        "local": entry.local,
+        "local": entry.local or entry.type == "cubbyhole",
         "options": entry.options or None,
         "plugin_version": "",
-        "running_plugin_version": "",
+        "running_plugin_version": f"v{__version__}+builtin.strongroom",
         "running_sha256": "",
-        "seal_wrap": entry.seal_wrap,
+        "seal_wrap": entry.seal_wrap or entry.type == "system",
         "type": entry.type,
         "uuid": entry.uuid,
     }
+    if entry.type not in _CORE_TYPES:
+        view["deprecation_status"] = "supported"
+    return view
 
 
-def _system_mounts() -> dict[str, Any]:
-    sys_entry = MountEntry(path="sys/", type="system", description="system endpoints",
-                           uuid="system", accessor="system_root")
-    return {"sys/": sys_entry}
+def core_mounts(core: Core) -> dict[str, MountEntry]:
+    """sys/ and identity/: always there, with ids stable for the cluster's lifetime."""
+    cluster = core.snapshot.cluster_id or "unsealed"
+
+    def entry(path: str, type_: str, description: str) -> MountEntry:
+        ident = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{cluster}/{path}"))
+        return MountEntry(path=path, type=type_, description=description, uuid=ident,
+                          accessor=f"{type_}_{ident[:8]}")
+
+    return {
+        "sys/": entry("sys/", "system", "system endpoints used for control, policy and "
+                                        "debugging"),
+        "identity/": entry("identity/", "identity", "identity store"),
+    }
+
+
+def _preflight_denied(path: str) -> str:
+    return (f"preflight capability check returned 403, please ensure client's policies grant "
+            f"access to path \"{path.rstrip('/')}/\"")
 
 
 def mount_paths(core: Core) -> list[Path]:
     def list_mounts(req: Request, data: FieldData, m: re.Match[str]) -> Response:
         mounts = {e.path: mount_view(e, core) for e in core.router.entries()}
-        mounts.update({p: mount_view(e, core) for p, e in _system_mounts().items()})
+        mounts.update({p: mount_view(e, core) for p, e in core_mounts(core).items()})
         return Response(data=mounts, legacy_top_level=True)
 
     def read_mount(req: Request, data: FieldData, m: re.Match[str]) -> Response:
@@ -117,13 +147,17 @@ def mount_paths(core: Core) -> list[Path]:
         if entry is None:
             raise BadRequestError(f"cannot fetch sysview for path {m.group('path')!r}")
         cfg = entry.config or {}
-        return Response(data={
+        body: dict[str, Any] = {
             "description": entry.description,
             "default_lease_ttl": int(cfg.get("default_lease_ttl") or core.default_lease_ttl),
             "max_lease_ttl": int(cfg.get("max_lease_ttl") or core.max_lease_ttl),
             "force_no_cache": False,
-            "options": entry.options or None,
-        }, legacy_top_level=True)
+        }
+        if entry.options:
+            body["options"] = entry.options
+        if cfg.get("listing_visibility"):
+            body["listing_visibility"] = cfg["listing_visibility"]
+        return Response(data=body, legacy_top_level=True)
 
     def tune(req: Request, data: FieldData, m: re.Match[str]) -> None:
         entry = core.mounts.get(m.group("path"))
@@ -136,7 +170,14 @@ def mount_paths(core: Core) -> list[Path]:
                 config[key] = ttl
         if config.get("max_lease_ttl") and config.get("default_lease_ttl", 0) > config[
                 "max_lease_ttl"]:
-            raise BadRequestError("default lease TTL cannot exceed max lease TTL")
+            raise BadRequestError(
+                f"backend max lease TTL of {config['max_lease_ttl']} would be less than "
+                f"backend default lease TTL of {config['default_lease_ttl']}")
+        if data.has("listing_visibility"):
+            visibility = data.get("listing_visibility")
+            if visibility not in ("", "unauth", "hidden"):
+                raise BadRequestError("invalid listing_visibility " + visibility)
+            config["listing_visibility"] = visibility
         changes: dict[str, Any] = {"config": config}
         if data.has("description"):
             changes["description"] = data.get("description")
@@ -154,8 +195,26 @@ def mount_paths(core: Core) -> list[Path]:
         source, target = data.get("from"), data.get("to")
         if not source or not target:
             raise BadRequestError("both 'from' and 'to' path must be specified as strings")
-        core.mounts.remount(source, target)
-        return Response(data={"migration_id": str(uuid.uuid4())}, legacy_top_level=True)
+        migration_id = core.mounts.remount(source, target)
+        return Response(data={"migration_id": migration_id}, legacy_top_level=True,
+                        warnings=["Mount move has been queued. Progress will be reported in "
+                                  "Strongroom's server log, tagged with the returned "
+                                  "migration_id"])
+
+    def remount_status(req: Request, data: FieldData, m: re.Match[str]) -> Response | None:
+        info = core.mounts.migration(m.group("id"))
+        if info is None:
+            return None
+        return Response(data={"migration_id": m.group("id"), "migration_info": info})
+
+    def auth_token_tune(req: Request, data: FieldData, m: re.Match[str]) -> Response:
+        return Response(data={
+            "description": "token based credentials",
+            "default_lease_ttl": core.default_lease_ttl,
+            "max_lease_ttl": core.max_lease_ttl,
+            "force_no_cache": False,
+            "token_type": "default-service",
+        }, legacy_top_level=True)
 
     def list_auth(req: Request, data: FieldData, m: re.Match[str]) -> Response:
         return Response(data=dict(_TOKEN_AUTH), legacy_top_level=True)
@@ -167,15 +226,14 @@ def mount_paths(core: Core) -> list[Path]:
             return Response(data={"secret": secret, "auth": dict(_TOKEN_AUTH)})
         match = core.router.match(path)
         if match is None:
-            raise BadRequestError(f"preflight capability check returned 403, please ensure "
-                                  f"client's policies grant access to path \"{path}/\"")
+            raise BadRequestError(_preflight_denied(path))
         entry = match[0]
         # Unauthenticated in Vault, but only answers for mounts the token can use.
         if req.token_entry is None:
             raise PermissionDeniedError()
         acl = core.policies.acl(tuple(sorted(req.token_entry.policies)))
         if acl.capabilities(path) == ["deny"] and acl.capabilities(entry.path) == ["deny"]:
-            raise PermissionDeniedError()
+            raise PermissionDeniedError(_preflight_denied(path))
         return Response(data={**mount_view(entry, core), "path": entry.path})
 
     return [
@@ -187,7 +245,9 @@ def mount_paths(core: Core) -> list[Path]:
              _MOUNT_FIELDS),
         Path("(?:remount|mounts/remount)", {Operation.UPDATE: remount},
              {"from": Field(FieldType.STRING), "to": Field(FieldType.STRING)}),
+        Path("remount/status/(?P<id>[^/]+)", {Operation.READ: remount_status}),
         Path("auth/?", {Operation.READ: list_auth}),
+        Path("auth/token/tune", {Operation.READ: auth_token_tune}),
         Path("internal/ui/mounts/?(?P<path>.*)", {Operation.READ: ui_mounts},
              {"path": Field(FieldType.STRING)}),
     ]

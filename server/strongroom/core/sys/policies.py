@@ -42,8 +42,6 @@ def policy_paths(core: Core) -> list[Path]:
             name = m.group("name").lower()
             text = store.raw(name)
             if text is None:
-                if legacy:
-                    return None
                 raise NotFoundError("")
             body = {"name": name, ("rules" if legacy else "policy"): text}
             return Response(data=body, legacy_top_level=legacy)
@@ -69,10 +67,8 @@ def policy_paths(core: Core) -> list[Path]:
             raise BadRequestError("missing paths")
         acl = store.acl(tuple(sorted(entry.policies)))
         result: dict[str, object] = {p: acl.capabilities(p) for p in paths}
-        if len(paths) == 1:
+        if len(paths) == 1:  # Vault adds the bare key only for a single path
             result["capabilities"] = result[paths[0]]
-        else:
-            result["capabilities"] = sorted({c for p in paths for c in acl.capabilities(p)})
         return Response(data=result, legacy_top_level=True)
 
     def caps_token(req: Request, data: FieldData, m: re.Match[str]) -> Response:

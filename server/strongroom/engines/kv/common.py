@@ -38,6 +38,11 @@ def not_found() -> Response:
     return Response(status=404, raw=True, data={"errors": []})
 
 
+def empty_not_found() -> Response:
+    """Vault answers a PATCH of nothing with a 404 and no body at all."""
+    return Response(status=404, raw=True, data=None)
+
+
 def is_leaf(path: str) -> bool:
     """False for '' and 'folder/': names that can never hold a secret."""
     return bool(path) and not path.endswith("/")

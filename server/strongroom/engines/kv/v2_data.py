@@ -9,7 +9,14 @@ from strongroom.core.request import Operation, Request, Response
 from strongroom.errors import BadRequestError
 from strongroom.framework import Field, FieldData, FieldType, Path
 
-from .common import check_path, encode_document, is_leaf, key_lock, not_found
+from .common import (
+    check_path,
+    empty_not_found,
+    encode_document,
+    is_leaf,
+    key_lock,
+    not_found,
+)
 from .merge_patch import merge_patch
 from .parsing import go_int, int_list
 from .v2_store import KeyMetadata, KVConfig, V2Store, VersionMeta, deletion_time
@@ -130,13 +137,13 @@ class DataPaths:
         with key_lock(self._uuid, path):
             meta = self._store.get_meta(path)
             if meta is None:
-                return not_found()
+                return empty_not_found()
             config = self._store.config()
             check_cas(data, config, meta)
             number = meta.current_version
             vm = meta.versions.get(number)
             if vm is None:
-                return not_found()
+                return empty_not_found()
             if vm.destroyed or vm.deleted(self._store.now()):
                 # Unlike a read, the 404 body is the bare version metadata.
                 return Response(status=404, data=meta.version_view(number, vm))
