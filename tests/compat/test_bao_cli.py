@@ -101,6 +101,8 @@ TEXT_SUBS = [
     (re.compile(r"\b(kv|cubbyhole|system|identity|auth_token)_[0-9a-f]{8}\b"),
      r"<\1 accessor>"),
     (re.compile(r"\b1\d{9}\b"), "<unix time>"),
+    # Each server names its own build as the builtin plugins' running version.
+    (re.compile(r"\bv\d+\.\d+\.\d+\+builtin\.\w+"), "<builtin version>"),
     # Table columns are padded to the widest value; indentation is kept.
     (re.compile(r"(?<=\S)[ \t]+"), " "),
 ]

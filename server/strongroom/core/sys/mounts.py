@@ -38,7 +38,7 @@ _TUNE_FIELDS = {
 }
 _TOKEN_AUTH = {
     "token/": {
-        "accessor": "auth_token_root", "config": {"default_lease_ttl": 0, "max_lease_ttl": 0,
+        "accessor": "", "config": {"default_lease_ttl": 0, "max_lease_ttl": 0,
                                                  "force_no_cache": False,
                                                  "token_type": "default-service"},
         "description": "token based credentials", "external_entropy_access": False,
@@ -216,14 +216,20 @@ def mount_paths(core: Core) -> list[Path]:
             "token_type": "default-service",
         }, legacy_top_level=True)
 
+    def token_auth() -> dict[str, Any]:
+        ident = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{core.snapshot.cluster_id}/auth/token/"))
+        entry = {**_TOKEN_AUTH["token/"], "accessor": f"auth_token_{ident[:8]}",
+                 "uuid": ident, "running_plugin_version": f"v{__version__}+builtin.strongroom"}
+        return {"token/": entry}
+
     def list_auth(req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        return Response(data=dict(_TOKEN_AUTH), legacy_top_level=True)
+        return Response(data=token_auth(), legacy_top_level=True)
 
     def ui_mounts(req: Request, data: FieldData, m: re.Match[str]) -> Response:
         path = m.group("path") or ""
         if not path:
             secret = {e.path: mount_view(e, core) for e in core.router.entries()}
-            return Response(data={"secret": secret, "auth": dict(_TOKEN_AUTH)})
+            return Response(data={"secret": secret, "auth": token_auth()})
         match = core.router.match(path)
         if match is None:
             raise BadRequestError(_preflight_denied(path))
