@@ -72,6 +72,10 @@ class StorageError(StrongroomError):
     status = 500
 
 
+class FencedError(StorageError):
+    """A write was refused because this node's session no longer holds the HA lock."""
+
+
 class CorruptEntryError(StorageError):
     """An entry exists but cannot be read back intact (truncated, bit-flipped, forged)."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import ssl
 import sys
@@ -20,10 +21,14 @@ from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from strongroom.config import ServerConfig
+from strongroom.ha.setup import fence_for, ha_factory, ha_storage
+from strongroom.ha.standby import NODE_SECRET
 from strongroom.http.app import build_asgi_app
 from strongroom.node import locks
+from strongroom.node.coordinator import LocalCoordinator
 from strongroom.node.rpc import CoordinatorServer, RemoteCoordinator
 from strongroom.node.shared import SharedCounters
 from strongroom.wsgi import Node, build_node, build_physical, local_coordinator
@@ -76,6 +81,7 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         self._node: Node | None = None
         self._server: CoordinatorServer | None = None
         self._socket_dir = ""
+        self._coordinator: LocalCoordinator | None = None
         self._counters = SharedCounters()
         self._kind = worker_kind()
         super().__init__()
@@ -124,8 +130,17 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
     def _on_starting(self, _arbiter: Any) -> None:
         if not self._shared:
             return
-        physical = build_physical(self.config_obj.storage)
-        coordinator = local_coordinator(self.config_obj, physical, counters=self._counters)
+        config = self.config_obj
+        physical = build_physical(config.storage)
+        factory = None
+        if ha_storage(config) is not None:
+            # Workers inherit this secret: it marks requests our own cluster port relayed.
+            NODE_SECRET["value"] = secrets.token_hex(16)
+            physical = fence_for(config, physical)
+            factory = ha_factory(config, physical, NODE_SECRET["value"])
+        coordinator = local_coordinator(config, physical, counters=self._counters,
+                                        ha_factory=factory)
+        self._coordinator = coordinator
         self._socket_dir = tempfile.mkdtemp(prefix="strongroom-")
         os.mkdir(os.path.join(self._socket_dir, "locks"), 0o700)
         locks.configure(os.path.join(self._socket_dir, "locks"))
@@ -135,6 +150,14 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
     def _post_fork(self, _arbiter: Any, _worker: Any) -> None:
         if self._server is not None:
             self._server.close_in_child()
+
+    def release_leadership(self) -> None:
+        """First thing on SIGTERM/SIGINT: a standby can take over while we drain."""
+        if self._coordinator is not None:
+            self._coordinator.shutdown()
+
+    def run(self) -> None:
+        StrongroomArbiter(self).run()
 
     def _on_exit(self, _arbiter: Any) -> None:
         if self._socket_dir:
@@ -150,7 +173,8 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
             return self._app_for(self._node)
         assert self._server is not None, "on_starting runs before workers load the app"
         remote = RemoteCoordinator(self._server.socket_path, self._counters)
-        return self._app_for(build_node(self.config_obj, coordinator=remote,
+        physical = fence_for(self.config_obj, build_physical(self.config_obj.storage))
+        return self._app_for(build_node(self.config_obj, coordinator=remote, physical=physical,
                                         counters=self._counters))
 
     def _app_for(self, node: Node) -> Any:
@@ -160,6 +184,18 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
 
     def _max_request_size(self) -> int:
         return self.config_obj.listeners[0].max_request_size
+
+
+class StrongroomArbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's arbiter, releasing the HA lock before the graceful shutdown starts."""
+
+    def handle_term(self) -> None:
+        self.app.release_leadership()
+        super().handle_term()
+
+    def handle_int(self) -> None:
+        self.app.release_leadership()
+        super().handle_int()
 
 
 def serve(

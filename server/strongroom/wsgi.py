@@ -17,9 +17,16 @@ from strongroom.core.core import Core
 from strongroom.core.mounts import EngineFactory
 from strongroom.engines.kv import kv_factory
 from strongroom.http.app import build_falcon_app
-from strongroom.node.coordinator import Clock, LocalCoordinator, SealCoordinator, utcnow
+from strongroom.node.coordinator import (
+    Clock,
+    HAFactory,
+    LocalCoordinator,
+    SealCoordinator,
+    utcnow,
+)
 from strongroom.node.shared import SharedCounters
 from strongroom.physical.base import Backend
+from strongroom.physical.consul import ConsulBackend
 from strongroom.physical.file import FileBackend
 from strongroom.physical.inmem import InmemBackend
 
@@ -29,6 +36,8 @@ def build_physical(storage: StorageConfig) -> Backend:
         return InmemBackend()
     if storage.type == "file":
         return FileBackend(storage.options["path"])
+    if storage.type == "consul":
+        return ConsulBackend(storage.options)
     raise ValueError(f"storage type {storage.type!r} is not available in this build")
 
 
@@ -52,6 +61,7 @@ def local_coordinator(
     clock: Clock = utcnow,
     dev: bool = False,
     counters: SharedCounters | None = None,
+    ha_factory: HAFactory | None = None,
 ) -> LocalCoordinator:
     return LocalCoordinator(
         physical,
@@ -59,6 +69,7 @@ def local_coordinator(
         bootstrap=make_bootstrapper(clock, dev=dev),
         clock=clock,
         counters=counters,
+        ha_factory=ha_factory,
     )
 
 

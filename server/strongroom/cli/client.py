@@ -8,7 +8,9 @@ of a ``repr``, log line or error message.
 
 from __future__ import annotations
 
+import json as _json
 import os
+import posixpath
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +21,11 @@ import requests
 from urllib3.exceptions import InsecureRequestWarning
 
 from strongroom import __version__
+from strongroom.cli.api_errors import ApiError as ApiError
+from strongroom.cli.api_errors import ClientError as ClientError
+from strongroom.cli.api_errors import ConfigError as ConfigError
+from strongroom.cli.api_errors import ConnectError as ConnectError
+from strongroom.cli.api_errors import JsonObject as JsonObject
 from strongroom.cli.flags import parse_bool
 
 DEFAULT_ADDRESS = "https://127.0.0.1:8200"
@@ -31,57 +38,9 @@ ADDRESS_ENV = ("STRONGROOM_ADDR", "VAULT_ADDR", "BAO_ADDR")
 TOKEN_ENV = ("STRONGROOM_TOKEN", "VAULT_TOKEN", "BAO_TOKEN")
 CACERT_ENV = ("STRONGROOM_CACERT", "VAULT_CACERT", "BAO_CACERT")
 SKIP_VERIFY_ENV = ("STRONGROOM_SKIP_VERIFY", "VAULT_SKIP_VERIFY", "BAO_SKIP_VERIFY")
-
-JsonObject = dict[str, Any]
-
-
-class ClientError(Exception):
-    """Anything that kept a request from producing a usable answer."""
-
-
-class ConfigError(ClientError):
-    """The address, TLS settings or environment are unusable."""
-
-
-class ConnectError(ClientError):
-    """The server could not be reached, or the TLS handshake failed."""
-
-
-class ApiError(ClientError):
-    """The server answered with a non-2xx status.
-
-    Attributes:
-        status: HTTP status code.
-        errors: The server's ``errors`` list, or the raw body when it had none.
-        method: HTTP method of the failed request.
-        url: Full URL of the failed request.
-        raw: Whether ``errors`` holds a raw body rather than API error strings.
-    """
-
-    def __init__(
-        self, status: int, errors: list[str], *, method: str = "", url: str = "",
-        raw: bool = False,
-    ) -> None:
-        self.status = status
-        self.errors = list(errors)
-        self.method = method
-        self.url = url
-        self.raw = raw
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        # Same layout as Vault's ResponseError, which people grep for in scripts.
-        lines = ["Error making API request.", ""]
-        if self.url:
-            lines.append(f"URL: {self.method} {self.url}")
-        kind = "Raw Message" if self.raw else "Errors"
-        lines += [f"Code: {self.status}. {kind}:", ""]
-        if self.raw:
-            lines.extend(self.errors)
-        else:
-            lines.extend(f"* {e}" for e in self.errors)
-        return "\n".join(lines).rstrip("\n")
-
+WRAP_TTL_ENV = ("STRONGROOM_WRAP_TTL", "VAULT_WRAP_TTL", "BAO_WRAP_TTL")
+#: Vault's client wraps sys/wrapping/wrap writes for this long unless told otherwise.
+DEFAULT_WRAP_TTL = "5m"
 
 def _first_env(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     # An empty variable counts as unset, as in Vault, so `VAULT_ADDR= cmd` works.
@@ -102,6 +61,8 @@ class ClientConfig:
         ca_cert: PEM bundle used to verify the server, or ``None`` for system CAs.
         skip_verify: Disable TLS verification entirely.
         timeout: Per-request timeout in seconds.
+        wrap_ttl: Ask the server to wrap every response for this long (a Go
+            duration string sent as ``X-Vault-Wrap-TTL``), or ``None``.
     """
 
     address: str = DEFAULT_ADDRESS
@@ -109,12 +70,14 @@ class ClientConfig:
     ca_cert: str | None = None
     skip_verify: bool = False
     timeout: float = DEFAULT_TIMEOUT_SECONDS
+    wrap_ttl: str | None = None
 
     @classmethod
     def resolve(
         cls, env: Mapping[str, str] | None = None, *, address: str | None = None,
         ca_cert: str | None = None, skip_verify: bool | None = None,
         token: str | None = None, token_file: Path | None = None,
+        wrap_ttl: str | None = None,
     ) -> ClientConfig:
         """Combine explicit settings (flags) with the environment.
 
@@ -125,6 +88,7 @@ class ClientConfig:
             skip_verify: ``-tls-skip-verify`` flag value, if the flag was given.
             token: Explicit token, overriding the environment and token file.
             token_file: Token file to fall back on; defaults to ``~/.vault-token``.
+            wrap_ttl: ``-wrap-ttl`` flag value, overriding ``*_WRAP_TTL``.
 
         Returns:
             The resolved configuration.
@@ -151,6 +115,7 @@ class ClientConfig:
             token=token,
             ca_cert=ca_cert or _first_env(env, CACERT_ENV),
             skip_verify=skip_verify,
+            wrap_ttl=wrap_ttl or _first_env(env, WRAP_TTL_ENV),
         )
 
 
@@ -225,12 +190,25 @@ class ApiClient:
         self.session.close()
 
     def url(self, path: str) -> str:
-        """Return the full URL for an API path such as ``sys/seal-status``."""
-        return f"{self.config.address.rstrip('/')}/v1/{path.lstrip('/')}"
+        """Return the full URL for an API path such as ``sys/seal-status``.
+
+        The path is cleaned like Go's ``path.Join`` in Vault's client: doubled
+        and trailing slashes go, so ``sys/mounts/kv/`` is sent as ``sys/mounts/kv``.
+        """
+        return f"{self.config.address.rstrip('/')}{posixpath.normpath('/v1/' + path)}"
+
+    def wrap_ttl_for(self, method: str, path: str) -> str | None:
+        """The wrap TTL to request for a call, as Vault's client chooses it."""
+        if self.config.wrap_ttl:
+            return self.config.wrap_ttl
+        if method in ("PUT", "POST") and path.strip("/") == "sys/wrapping/wrap":
+            return DEFAULT_WRAP_TTL
+        return None
 
     def request(
         self, method: str, path: str, *, json: JsonObject | None = None,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str | list[str]] | None = None,
+        content_type: str | None = None, wrap: bool = True,
     ) -> JsonObject | None:
         """Send one request and decode the answer.
 
@@ -239,6 +217,10 @@ class ApiClient:
             path: API path relative to ``/v1/``.
             json: Request body, sent as JSON.
             params: Query parameters.
+            content_type: Send the JSON body with this Content-Type instead
+                (``application/merge-patch+json`` for KV patch).
+            wrap: Whether the configured response wrapping applies; internal
+                look-ups such as the KV version check are never wrapped.
 
         Returns:
             The decoded JSON object, or ``None`` when the body is empty.
@@ -249,6 +231,15 @@ class ApiClient:
             ClientError: A 2xx answer that is not a JSON object.
         """
         url = self.url(path)
+        headers: dict[str, str] = {}
+        wrap_ttl = self.wrap_ttl_for(method, path) if wrap else None
+        if wrap_ttl:
+            headers["X-Vault-Wrap-TTL"] = wrap_ttl
+        body: bytes | None = None
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+            body = _json.dumps(json if json is not None else {}).encode()
+            json = None
         try:
             with warnings.catch_warnings():
                 # -tls-skip-verify is an explicit user choice; don't nag on stderr.
@@ -257,8 +248,8 @@ class ApiClient:
                 # REQUESTS_CA_BUNDLE override the session's value, which would
                 # silently undo -ca-cert and -tls-skip-verify.
                 resp = self.session.request(
-                    method, url, json=json, params=params, timeout=self.config.timeout,
-                    verify=self.session.verify,
+                    method, url, json=json, data=body, params=params, headers=headers,
+                    timeout=self.config.timeout, verify=self.session.verify,
                 )
         except requests.RequestException as exc:
             raise ConnectError(f'{method} "{url}": {_transport_reason(exc)}') from None
@@ -280,12 +271,14 @@ class ApiClient:
             body = resp.json()
         except ValueError:
             body = None
-        if isinstance(body, dict) and isinstance(body.get("errors"), list):
-            errors = [str(e) for e in body["errors"]]
-            return ApiError(resp.status_code, errors, method=method, url=resp.url)
-        text = resp.text.strip()
-        return ApiError(resp.status_code, [text] if text else [], method=method,
-                        url=resp.url, raw=bool(text))
+        obj = body if isinstance(body, dict) else None
+        if obj is not None and isinstance(obj.get("errors"), list):
+            errors = [str(e) for e in obj["errors"]]
+            return ApiError(resp.status_code, errors, method=method, url=resp.url, body=obj)
+        # Like Vault's client, anything that is not an error object (an empty
+        # body included) is reported as the raw message.
+        return ApiError(resp.status_code, [resp.text.strip()], method=method,
+                        url=resp.url, raw=True, body=obj)
 
     def get(self, path: str, params: Mapping[str, str] | None = None) -> JsonObject | None:
         """``GET`` an API path."""

@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from strongroom.cli import output
 from strongroom.cli.client import ApiClient, ClientConfig, ClientError
+from strongroom.cli.durations import go_duration
 from strongroom.cli.flags import FlagSet, ParsedFlags, UsageError
 
 HTTP_SECTION = "HTTP Options"
@@ -36,6 +37,8 @@ class Command:
         http: Add the shared connection flags (``-address`` ...).
         output: Add the shared output flags (``-format``, ``-field``).
         passthrough: Hand all arguments to ``run`` unparsed (``ctx.args``).
+        field: With ``output``, whether ``-field`` is offered too (vault's
+            list-style commands take ``-format`` only).
     """
 
     name: str
@@ -46,6 +49,7 @@ class Command:
     http: bool = True
     output: bool = True
     passthrough: bool = False
+    field: bool = True
 
     def flag_set(self) -> FlagSet:
         """Build the full flag set: shared sections first, then the command's own."""
@@ -53,7 +57,7 @@ class Command:
         if self.http:
             add_http_flags(fs)
         if self.output:
-            add_output_flags(fs)
+            add_output_flags(fs, field=self.field)
         if self.flags is not None:
             self.flags(fs)
         return fs
@@ -84,13 +88,17 @@ def add_http_flags(fs: FlagSet) -> None:
     fs.boolean("tls-skip-verify", "Disable verification of TLS certificates. Strongly "
                "discouraged. This can also be set with STRONGROOM_SKIP_VERIFY, "
                "VAULT_SKIP_VERIFY or BAO_SKIP_VERIFY.", **kw)
+    fs.duration("wrap-ttl", "Wraps the response in a cubbyhole token with the requested "
+                "TTL; the response can be fetched with the unwrap command. This can also "
+                "be set with STRONGROOM_WRAP_TTL, VAULT_WRAP_TTL or BAO_WRAP_TTL.", **kw)
 
 
-def add_output_flags(fs: FlagSet) -> None:
-    """Declare ``-format`` and ``-field``."""
+def add_output_flags(fs: FlagSet, field: bool = True) -> None:
+    """Declare ``-format`` and, unless ``field`` is false, ``-field``."""
     kw: dict[str, Any] = {"section": OUTPUT_SECTION, "trailing": True}
-    fs.string("field", "Print only the field with the given name, without a trailing "
-              "newline. Takes precedence over -format.", **kw)
+    if field:
+        fs.string("field", "Print only the field with the given name, without a trailing "
+                  "newline. Takes precedence over -format.", **kw)
     fs.string("format", 'Print the output in the given format: "table", "json" or '
               '"yaml" (yaml needs PyYAML). The default is table. This can also be set '
               "with STRONGROOM_FORMAT or VAULT_FORMAT.", **kw)
@@ -126,6 +134,7 @@ class Context:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     io: Streams = field(default_factory=Streams.system)
     _client: ApiClient | None = field(default=None, repr=False)
+    _extra: list[ApiClient] = field(default_factory=list, repr=False)
 
     @property
     def args(self) -> list[str]:
@@ -144,24 +153,41 @@ class Context:
         if got < minimum:
             raise UsageError(f"Not enough arguments (expected {minimum}, got {got})")
 
+    def client_config(self) -> ClientConfig:
+        """Resolve the connection settings from flags and environment."""
+        f = self.flags
+        wrap_ns = f.duration("wrap-ttl") if f.is_set("wrap-ttl") else 0
+        return ClientConfig.resolve(
+            self.env,
+            address=f.string("address") or None,
+            ca_cert=f.string("ca-cert") or None,
+            skip_verify=f.boolean("tls-skip-verify") if f.is_set("tls-skip-verify") else None,
+            wrap_ttl=go_duration(wrap_ns) if wrap_ns > 0 else None,
+        )
+
     def client(self) -> ApiClient:
         """Return the API client configured from flags and environment (created once)."""
         if self._client is None:
-            f = self.flags
-            config = ClientConfig.resolve(
-                self.env,
-                address=f.string("address") or None,
-                ca_cert=f.string("ca-cert") or None,
-                skip_verify=f.boolean("tls-skip-verify") if f.is_set("tls-skip-verify") else None,
-            )
-            self._client = ApiClient(config)
+            self._client = ApiClient(self.client_config())
         return self._client
 
+    def client_with_token(self, token: str | None) -> ApiClient:
+        """Return a new client like :meth:`client` but authenticating with ``token``.
+
+        ``None`` or ``""`` sends no token at all (``login`` verifies only the
+        token it was given, never one from the environment).
+        """
+        client = ApiClient(replace(self.client_config(), token=token or None))
+        self._extra.append(client)
+        return client
+
     def close(self) -> None:
-        """Release the client, if one was created."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Release the clients, if any were created."""
+        for client in [self._client, *self._extra]:
+            if client is not None:
+                client.close()
+        self._client = None
+        self._extra.clear()
 
     def output_format(self) -> str:
         """Return the validated output format (flag, then environment, then table)."""
@@ -200,7 +226,7 @@ class Context:
             0, or 1 when ``-field`` names an absent field.
         """
         fmt = self.output_format()
-        name = self.flags.string("field")
+        name = self.flags.string("field") if "field" in self.flags.values else ""
         if name:
             text = output.field_text(data, name, fmt) if isinstance(data, Mapping) else None
             if text is None:

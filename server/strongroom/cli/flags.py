@@ -20,8 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-FlagKind = Literal["string", "int", "bool", "strings"]
-FlagValue = str | int | bool | list[str]
+from strongroom.cli.durations import parse_duration_flag
+
+FlagKind = Literal["string", "int", "bool", "strings", "duration", "map"]
+FlagValue = str | int | bool | list[str] | dict[str, str]
 
 HELP_FLAGS = frozenset({"-h", "-help", "--help", "--h"})
 
@@ -119,6 +121,17 @@ class ParsedFlags:
             raise TypeError(f"flag -{name} is not a repeatable string flag")
         return list(value)
 
+    def duration(self, name: str) -> int:
+        """Return a ``duration`` flag's value in nanoseconds."""
+        return self.integer(name)
+
+    def mapping(self, name: str) -> dict[str, str]:
+        """Return a repeatable ``key=value`` (``map``) flag's pairs."""
+        value = self.values[name]
+        if not isinstance(value, dict):
+            raise TypeError(f"flag -{name} is not a key=value flag")
+        return dict(value)
+
 
 class FlagSet:
     """A set of declared flags that parses argument lists and renders help."""
@@ -167,6 +180,20 @@ class FlagSet:
         """Declare a repeatable string flag (keyword arguments as in :class:`Flag`)."""
         self.add(Flag(name, "strings", [], usage, aliases, section, trailing))
 
+    def duration(
+        self, name: str, usage: str, *, default: int = 0, aliases: tuple[str, ...] = (),
+        section: str = "Command Options", trailing: bool = False,
+    ) -> None:
+        """Declare a duration flag, stored as nanoseconds (``90``, ``5m``, ``1h30m``, ``2d``)."""
+        self.add(Flag(name, "duration", default, usage, aliases, section, trailing))
+
+    def mapping(
+        self, name: str, usage: str, *, aliases: tuple[str, ...] = (),
+        section: str = "Command Options", trailing: bool = False,
+    ) -> None:
+        """Declare a repeatable ``key=value`` flag collected into a dict."""
+        self.add(Flag(name, "map", {}, usage, aliases, section, trailing))
+
     def parse(self, argv: Sequence[str]) -> ParsedFlags:
         """Parse ``argv`` with Go ``flag`` semantics.
 
@@ -183,7 +210,9 @@ class FlagSet:
         result = ParsedFlags(args=[], values={})
         for flag in self._flags:
             default = flag.default
-            result.values[flag.name] = list(default) if isinstance(default, list) else default
+            if isinstance(default, list | dict):
+                default = default.copy()
+            result.values[flag.name] = default
 
         i = 0
         while i < len(argv):
@@ -254,6 +283,19 @@ class FlagSet:
             raise UsageError(
                 f'invalid value "{value}" for flag -{given_name}: parse error'
             ) from None
+        if flag.kind == "duration":
+            try:
+                return parse_duration_flag(value)
+            except ValueError as exc:
+                raise UsageError(
+                    f'invalid value "{value}" for flag -{given_name}: {exc}') from None
+        if flag.kind == "map":
+            key, sep, item = value.partition("=")
+            if not sep:
+                raise UsageError(f'invalid value "{value}" for flag -{given_name}: '
+                                 f'missing = in KV pair: "{value}"')
+            assert isinstance(current, dict)
+            return {**current, key: item}
         if flag.kind == "strings":
             assert isinstance(current, list)
             return [*current, value]
@@ -268,7 +310,8 @@ class FlagSet:
         for title, flags in sections.items():
             lines = [f"{title}:", ""]
             for flag in sorted(flags, key=lambda f: f.name):
-                placeholder = {"bool": "", "int": "=<int>", "string": "=<string>"}.get(
+                placeholder = {"bool": "", "int": "=<int>", "string": "=<string>",
+                               "duration": "=<duration>", "map": "=<key=value>"}.get(
                     flag.kind, "=<string>"
                 )
                 lines.append(f"  -{flag.name}{placeholder}")

@@ -25,6 +25,14 @@ from strongroom.cli.flags import HELP_FLAGS, HelpRequested, ParsedFlags, UsageEr
 COMMAND_MODULES: tuple[str, ...] = (
     "strongroom.cli.status",
     "strongroom.cli.operator",
+    "strongroom.cli.generic",
+    "strongroom.cli.login",
+    "strongroom.cli.kv",
+    "strongroom.cli.kv_patch",
+    "strongroom.cli.kv_manage",
+    "strongroom.cli.policy",
+    "strongroom.cli.token",
+    "strongroom.cli.secrets",
 )
 
 #: Listed under "Common commands" in the top-level help, when registered.

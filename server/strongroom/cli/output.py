@@ -140,8 +140,23 @@ def to_yaml(data: Any) -> str:
     """Serialize as block-style YAML with sorted keys; requires PyYAML."""
     # Imported by name: PyYAML is optional and its type stubs may be missing.
     yaml: Any = importlib.import_module("yaml")
-    text: str = yaml.safe_dump(data, default_flow_style=False, sort_keys=True,
-                               allow_unicode=True)
+
+    class GoStyleDumper(yaml.SafeDumper):  # type: ignore[misc]
+        """Quote strings with double quotes where quoting is needed, as Go's yaml does."""
+
+        def choose_scalar_style(self) -> Any:
+            style = super().choose_scalar_style()
+            return '"' if style == "'" else style
+
+    def represent_str(dumper: Any, text: str) -> Any:
+        # Multi-line strings (policies, PEM blocks) as literal blocks, like Go's yaml.
+        style = "|" if "\n" in text else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+    GoStyleDumper.add_representer(str, represent_str)
+
+    text: str = yaml.dump(data, Dumper=GoStyleDumper, default_flow_style=False,
+                          sort_keys=True, allow_unicode=True)
     return text.rstrip("\n")
 
 
@@ -168,15 +183,44 @@ def render(data: Any, fmt: str, rows: Sequence[Row] | None = None) -> str:
 def field_text(data: Mapping[str, Any], name: str, fmt: str) -> str | None:
     """Return the text ``-field=name`` prints, or ``None`` if the field is absent.
 
-    Strings print raw; other values print as Go ``%v`` in table mode and in the
-    chosen encoding otherwise, as Vault's ``PrintRawField`` does.
+    See :func:`format_field` for how the value is rendered.
     """
     if name not in data or data[name] is None:
         return None
-    value = data[name]
-    if fmt == "table" or isinstance(value, str):
+    return format_field(data[name], fmt)
+
+
+def format_field(value: Any, fmt: str) -> str:
+    """Render one ``-field`` value as Vault's ``PrintRawField`` does.
+
+    In table mode strings print raw and anything else as Go ``%v``; with
+    ``-format=json``/``yaml`` the value is encoded, strings included (so
+    ``-field=a -format=json`` prints ``"1"``).
+    """
+    if fmt == "table":
         return value if isinstance(value, str) else go_value(value)
     return render(value, fmt)
+
+
+def columns(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Lay out a multi-column table as Vault's ``columnize`` does.
+
+    The header is underlined with dashes, columns are separated by four
+    spaces and empty cells print as ``n/a``.
+    """
+    cells = [list(header), ["-" * len(h) for h in header]]
+    cells += [[c if isinstance(c, str) else go_value(c) for c in row] for row in rows]
+    cells = [[c or _EMPTY for c in row] for row in cells]
+    widths = [max(len(row[i]) for row in cells if i < len(row))
+              for i in range(max(len(r) for r in cells))]
+    return "\n".join(_GLUE.join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip()
+                     for row in cells)
+
+
+def go_quoted_list(value: Any) -> str:
+    """Render a string list like Go's ``%q``: ``["a" "b"]`` (``[]`` for none)."""
+    items = value if isinstance(value, list) else []
+    return "[" + " ".join(json.dumps(str(v), ensure_ascii=False) for v in items) + "]"
 
 
 def write_raw(stream: TextIO, text: str) -> None:

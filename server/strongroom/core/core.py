@@ -27,10 +27,12 @@ from strongroom.errors import (
     NoRouteError,
     PermissionDeniedError,
     SealedError,
+    StrongroomError,
     multierror,
     no_route_message,
 )
 from strongroom.framework.paths import PathBackend
+from strongroom.ha.fencing import FencedBackend, FencedError
 from strongroom.node.coordinator import NodeSnapshot, SealCoordinator, utcnow
 from strongroom.node.locks import node_lock
 from strongroom.node.shared import SharedCounters, Slot
@@ -108,6 +110,9 @@ class Core:
             self.barrier.install(snap.keyring)
             self.policies.invalidate()
             self.mounts.load()
+        if isinstance(self.physical, FencedBackend):
+            # Writes carry the active node's lock session; a standby's carry none.
+            self.physical.session = snap.ha.session if snap.ha.active else None
         self.snapshot = snap
 
     def _force_seal_sync(self) -> None:
@@ -134,6 +139,12 @@ class Core:
     def _token_revoked(self, entry: TokenEntry) -> None:
         self.mounts.destroy_cubbyhole(entry.hash)
         self.wrapper.destroy(entry.hash)
+
+    def _report_lost(self) -> None:
+        try:
+            self.coordinator.ha_lost()
+        except StrongroomError:
+            pass  # unreachable coordinator: its own lock watch will notice
 
     def has_sudo(self, entry: TokenEntry, path: str) -> bool:
         acl = self.policies.acl(tuple(sorted(entry.policies)))
@@ -166,6 +177,11 @@ class Core:
             self._consume_use(entry)
         try:
             resp = backend.handle(req, rel)
+        except FencedError:
+            # Another node holds the lock now: stop acting as the active one. The
+            # coordinator may itself be stalled, so it is told without waiting.
+            threading.Thread(target=self._report_lost, daemon=True).start()
+            raise StrongroomError("this node is no longer active; retry the request") from None
         except NoRouteError:
             if backend is self._system:
                 raise NoRouteError(multierror("unsupported path")) from None

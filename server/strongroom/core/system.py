@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from strongroom.core.core import Core
 
 # Vault's root-protected sys paths: the capability alone is not enough, sudo is needed.
-SUDO_PATHS = ("seal", "rotate", "remount", "mounts/remount", "raw", "raw/*", "audit",
+SUDO_PATHS = ("seal", "step-down", "rotate", "remount", "mounts/remount", "raw", "raw/*", "audit",
               "audit/*", "auth/*", "leases/revoke-prefix/*", "leases/revoke-force/*",
               "revoke-prefix/*", "revoke-force/*", "leases/lookup/*", "config/auditing/*")
 UNAUTHENTICATED_PATHS = ("wrapping/lookup", "internal/ui/mounts", "internal/ui/mounts/*")
@@ -30,6 +30,7 @@ class SystemBackend(PathBackend):
                 Path("key-status", {Operation.READ: self._key_status}),
                 Path("rotate", {Operation.UPDATE: self._rotate}),
                 Path("seal", {Operation.UPDATE: self._seal}),
+                Path("step-down", {Operation.UPDATE: self._step_down}),
                 *mount_paths(core),
                 *policy_paths(core),
                 Path("wrapping/wrap", {Operation.UPDATE: self._wrap}, warn_unknown=False),
@@ -60,6 +61,9 @@ class SystemBackend(PathBackend):
     def _seal(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
         self._core.coordinator.seal()
         self._core.sync()
+
+    def _step_down(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
+        self._core.coordinator.step_down()
 
     # -- wrapping -----------------------------------------------------------
 

@@ -1,15 +1,26 @@
-"""The ``auth/token/`` endpoints: create, lookup, renew, revoke, roles."""
+"""The ``auth/token/`` endpoints: create, lookup, renew, revoke, accessors, roles."""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from strongroom.core.request import Operation, Request, Response
+from strongroom.core.token_create import issue
+from strongroom.core.token_format import auth_block, token_lookup_data
 from strongroom.core.token_roles import TokenRoles
-from strongroom.core.tokens import TokenEntry, generate_accessor, token_lookup_data
-from strongroom.errors import BadRequestError, PermissionDeniedError
+from strongroom.core.token_ttl import calculate_ttl
+from strongroom.core.tokens import TokenEntry
+from strongroom.errors import (
+    BadRequestError,
+    NoRouteError,
+    NotFoundError,
+    PermissionDeniedError,
+    StrongroomError,
+    multierror,
+)
 from strongroom.framework import Field, FieldData, FieldType, Path, PathBackend
+from strongroom.node.locks import node_lock
 
 if TYPE_CHECKING:
     from strongroom.core.core import Core
@@ -23,18 +34,17 @@ _CREATE_FIELDS = {
     "renewable": Field(FieldType.BOOL, True),
     "ttl": Field(FieldType.DURATION, 0),
     "lease": Field(FieldType.DURATION, 0),
-    "type": Field(FieldType.STRING, "service"),
+    "type": Field(FieldType.STRING, ""),
     "explicit_max_ttl": Field(FieldType.DURATION, 0),
     "display_name": Field(FieldType.STRING, ""),
     "num_uses": Field(FieldType.INT, 0),
     "period": Field(FieldType.DURATION, 0),
     "entity_alias": Field(FieldType.STRING),
-    "role_name": Field(FieldType.STRING),
 }
+_ROLE_CREATE_FIELDS = {**_CREATE_FIELDS, "role_name": Field(FieldType.STRING)}
 _TOKEN = {"token": Field(FieldType.STRING)}
 _ACCESSOR = {"accessor": Field(FieldType.STRING)}
 _RENEW = {"token": Field(FieldType.STRING), "increment": Field(FieldType.DURATION, 0)}
-_DISPLAY_NAME = re.compile(r"[^a-zA-Z0-9-]")
 
 
 class TokenBackend(PathBackend):
@@ -45,133 +55,50 @@ class TokenBackend(PathBackend):
         super().__init__(
             [
                 Path("create", {Operation.UPDATE: self._create}, _CREATE_FIELDS),
-                Path("create-orphan", {Operation.UPDATE: self._create_orphan}, _CREATE_FIELDS),
+                Path("create-orphan", {Operation.UPDATE: self._create_orphan},
+                     _ROLE_CREATE_FIELDS),
                 Path("create/(?P<role_name>[^/]+)", {Operation.UPDATE: self._create_role},
-                     _CREATE_FIELDS),
+                     _ROLE_CREATE_FIELDS),
                 Path("lookup-self", dict.fromkeys(read_or_update, self._lookup_self), _TOKEN),
                 Path("lookup", dict.fromkeys(read_or_update, self._lookup), _TOKEN),
-                Path("lookup/(?P<token>.+)", {Operation.READ: self._lookup}, _TOKEN),
                 Path("lookup-accessor", {Operation.UPDATE: self._lookup_accessor}, _ACCESSOR),
-                Path("lookup-accessor/(?P<accessor>.+)", {Operation.UPDATE: self._lookup_accessor},
-                     _ACCESSOR),
                 Path("renew-self", {Operation.UPDATE: self._renew_self}, _RENEW),
                 Path("renew", {Operation.UPDATE: self._renew}, _RENEW),
-                Path("renew/(?P<token>.+)", {Operation.UPDATE: self._renew}, _RENEW),
                 Path("renew-accessor", {Operation.UPDATE: self._renew_accessor},
                      {**_ACCESSOR, "increment": Field(FieldType.DURATION, 0)}),
                 Path("revoke-self", {Operation.UPDATE: self._revoke_self}),
                 Path("revoke", {Operation.UPDATE: self._revoke}, _TOKEN),
-                Path("revoke/(?P<token>.+)", {Operation.UPDATE: self._revoke}, _TOKEN),
                 Path("revoke-accessor", {Operation.UPDATE: self._revoke_accessor}, _ACCESSOR),
-                Path("revoke-accessor/(?P<accessor>.+)", {Operation.UPDATE: self._revoke_accessor},
-                     _ACCESSOR),
                 Path("revoke-orphan", {Operation.UPDATE: self._revoke_orphan}, _TOKEN),
-                Path("revoke-orphan/(?P<token>.+)", {Operation.UPDATE: self._revoke_orphan},
-                     _TOKEN),
+                Path("accessors/?", {Operation.LIST: self._list_accessors}),
                 *self._roles.paths(),
             ],
-            sudo_patterns=("revoke-orphan", "revoke-orphan/*", "accessors", "accessors/*"),
+            # Vault's PathsSpecial.Root for the token store. Vault has no variants taking
+            # the token or accessor in the URL (where it would be logged): neither do we.
+            sudo_patterns=("revoke-orphan/*", "accessors*"),
         )
+
+    def handle(self, req: Request, rel_path: str) -> Response | None:
+        try:
+            return super().handle(req, rel_path)
+        except NoRouteError:
+            # Vault's framework answer, not the router's: the mount exists, the path not.
+            raise NotFoundError(multierror("unsupported path")) from None
 
     # -- create -----------------------------------------------------------------
 
     def _create(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        return self._issue(req, data, orphan=bool(data.get("no_parent")), role=None)
+        return issue(self._core, req, data, m.string, orphan=False, role=None)
 
     def _create_orphan(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        return self._issue(req, data, orphan=True, role=None, orphan_allowed=True)
+        return issue(self._core, req, data, m.string, orphan=True, role=None)
 
     def _create_role(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        role = self._roles.get(m.group("role_name"))
+        name = m.group("role_name")
+        role = self._roles.get(name)
         if role is None:
-            raise BadRequestError(f"unknown role {m.group('role_name')}")
-        return self._issue(req, data, orphan=bool(role.get("orphan")), role=role,
-                           orphan_allowed=True)
-
-    def _issue(  # noqa: C901 - Vault's creation rules are one sequence of checks
-        self,
-        req: Request,
-        data: FieldData,
-        *,
-        orphan: bool,
-        role: dict[str, Any] | None,
-        orphan_allowed: bool = False,
-    ) -> Response:
-        parent = req.token_entry
-        assert parent is not None, "the core authenticates before routing"
-        core = self._core
-        now = core.now()
-        privileged = "root" in parent.policies or core.has_sudo(parent, req.path)
-        if data.get("type") not in ("service", "default", ""):
-            raise BadRequestError("only service tokens are supported")
-        if orphan and not orphan_allowed and not privileged:
-            raise BadRequestError("root or sudo privileges required to create orphan token")
-        if data.has("id") and not privileged:
-            raise BadRequestError("root or sudo privileges required to specify token id")
-        num_uses = int(data.get("num_uses"))
-        if num_uses < 0:
-            raise BadRequestError("number of uses cannot be negative")
-
-        parent_policies = sorted(set(parent.policies))
-        policies = data.get("policies") if data.has("policies") else None
-        if policies is None:
-            policies = list(role["allowed_policies"]) if role and role.get(
-                "allowed_policies") else [p for p in parent_policies if p != "root"] or (
-                ["root"] if parent_policies == ["root"] else [])
-        policies = sorted({p.strip().lower() for p in policies if p.strip()})
-        if role is not None:
-            self._roles.check_policies(role, policies)
-        elif not privileged and not set(policies) - {"default"} <= set(parent_policies):
-            raise BadRequestError("child policies must be subset of parent")
-        if "root" in policies and "root" not in parent_policies:
-            raise BadRequestError("root tokens may not be created from a non-root token")
-        if not data.get("no_default_policy") and "default" not in policies and "root" not in (
-            policies
-        ):
-            policies.append("default")
-            policies.sort()
-        if not policies:
-            raise BadRequestError("token has no policies")
-
-        period = int(role.get("period", 0) if role else 0) or int(data.get("period"))
-        explicit_max = int(data.get("explicit_max_ttl")) or int(
-            role.get("explicit_max_ttl", 0) if role else 0)
-        ttl = int(data.get("ttl")) or int(data.get("lease"))
-        if period:
-            ttl = period
-        elif not ttl:
-            ttl = 0 if "root" in policies else core.default_lease_ttl
-        if ttl and not period:
-            ttl = min(ttl, core.max_lease_ttl)
-        if explicit_max and (not ttl or ttl > explicit_max):
-            ttl = explicit_max
-        if not orphan and parent.expire_at and (not ttl or now + ttl > parent.expire_at):
-            ttl = max(1, int(parent.expire_at - now))
-
-        display = "token"
-        if data.get("display_name"):
-            display = "token-" + _DISPLAY_NAME.sub("-", data.get("display_name"))
-        path = "auth/token/create" + (f"/{role['name']}" if role else "")
-        entry = TokenEntry(
-            accessor=generate_accessor(),
-            policies=policies,
-            path=path,
-            creation_time=now,
-            display_name=display,
-            meta={str(k): str(v) for k, v in (data.get("meta") or {}).items()} or None,
-            num_uses=num_uses,
-            ttl=ttl,
-            creation_ttl=ttl,
-            explicit_max_ttl=explicit_max,
-            period=period,
-            expire_at=now + ttl if ttl else 0.0,
-            parent_hash="" if orphan else parent.hash,
-            renewable=bool(data.get("renewable")) and bool(role.get("renewable", True)
-                                                           if role else True),
-            role=role["name"] if role else "",
-        )
-        token_id = core.tokens.create(entry, token_id=data.get("id") or None)
-        return Response(auth=auth_block(entry, token_id, now))
+            raise BadRequestError(f"unknown role {name}")
+        return issue(self._core, req, data, m.string, orphan=False, role=role)
 
     # -- lookup ---------------------------------------------------------------
 
@@ -181,39 +108,57 @@ class TokenBackend(PathBackend):
             raise PermissionDeniedError()
         return Response(data=token_lookup_data(entry, req.token, self._core.now()))
 
-    def _target(self, data: FieldData) -> tuple[TokenEntry, str]:
-        token = data.get("token")
+    def _target(self, req: Request, data: FieldData, default_self: bool = False,
+                missing: str = "bad token") -> tuple[TokenEntry | None, str]:
+        token = data.get("token") or (req.token if default_self else None)
         if not token:
-            raise BadRequestError("missing token to look up")
+            raise BadRequestError("missing token ID")
+        if token == req.token and req.token_entry is not None:
+            return req.token_entry, token
         entry = self._core.tokens.lookup(token, self._core.now())
-        if entry is None:
-            raise BadRequestError("bad token")
+        if entry is None and missing:
+            raise BadRequestError(missing)
         return entry, token
 
     def _lookup(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        entry, token = self._target(data)
+        try:
+            entry, token = self._target(req, data, default_self=True)
+        except BadRequestError as exc:
+            if exc.message == "bad token":
+                raise PermissionDeniedError("bad token") from None  # Vault: 403
+            raise
+        assert entry is not None
         return Response(data=token_lookup_data(entry, token, self._core.now()))
 
     def _by_accessor(self, data: FieldData) -> TokenEntry:
         accessor = data.get("accessor")
         if not accessor:
-            raise BadRequestError("missing accessor")
+            raise BadRequestError(multierror("missing accessor"))
         entry = self._core.tokens.lookup_accessor(accessor, self._core.now())
         if entry is None:
-            raise BadRequestError("invalid accessor")
+            raise BadRequestError(multierror("invalid accessor"))
         return entry
 
     def _lookup_accessor(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
         return Response(data=token_lookup_data(self._by_accessor(data), "", self._core.now()))
 
+    def _list_accessors(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
+        keys = self._core.tokens.accessors()
+        if not keys:
+            raise NotFoundError("")
+        return Response(data={"keys": keys})
+
     # -- renew ----------------------------------------------------------------
 
     def _renew_self(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
         assert req.token_entry is not None and req.token is not None
+        if req.token_entry.num_uses < 0:
+            raise BadRequestError("token not found")  # on its last use: Vault's lookup misses it
         return self._do_renew(req.token_entry, req.token, int(data.get("increment")))
 
     def _renew(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        entry, token = self._target(data)
+        entry, token = self._target(req, data, missing="token not found")
+        assert entry is not None
         return self._do_renew(entry, token, int(data.get("increment")))
 
     def _renew_accessor(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
@@ -221,57 +166,73 @@ class TokenBackend(PathBackend):
 
     def _do_renew(self, entry: TokenEntry, token: str, increment: int) -> Response:
         core = self._core
+        if entry.type == "batch":
+            raise BadRequestError("batch tokens cannot be renewed")
         now = core.now()
         if not entry.renewable or not entry.expire_at:
             raise BadRequestError("lease is not renewable")
-        if entry.period:
-            ttl = entry.period
-        else:
-            ttl = increment or entry.creation_ttl
-            hard_limit = entry.creation_time + (entry.explicit_max_ttl or core.max_lease_ttl)
-            ttl = max(0, min(ttl, int(hard_limit - now)))
-        if entry.explicit_max_ttl:
-            ttl = min(ttl, max(0, int(entry.creation_time + entry.explicit_max_ttl - now)))
-        entry.ttl = ttl
-        entry.expire_at = now + ttl
-        core.tokens.save(entry)
+        period, explicit_max = entry.period, entry.explicit_max_ttl
+        if entry.role:
+            # As Vault: a role token renews under its role's current period and cap.
+            role = self._roles.get(entry.role)
+            if role is None:
+                raise StrongroomError(multierror(
+                    f'failed to renew entry: original token role "{entry.role}" could not be '
+                    "found, not renewing"))  # a 500, as in Vault
+            period = role["token_period"]
+            explicit_max = min((t for t in (explicit_max, role["token_explicit_max_ttl"]) if t),
+                               default=0)
+        ttl, warnings = calculate_ttl(
+            default_ttl=core.default_lease_ttl, max_ttl=core.max_lease_ttl,
+            increment=increment, backend_ttl=entry.ttl, period=period,
+            explicit_max=explicit_max, start=int(entry.creation_time), now=int(now))
+        with node_lock("token|" + entry.hash):
+            # Re-read under the lock so a use spent meanwhile (another worker) is kept.
+            current = core.tokens.lookup_hash(entry.hash, now)
+            if current is not None:
+                entry = current
+                entry.ttl, entry.expire_at, entry.last_renewal = ttl, now + ttl, now
+                core.tokens.save(entry)
         core.tokens_changed()
-        return Response(auth=auth_block(entry, token, now))
+        return Response(auth=auth_block(entry, token, ttl, num_uses=entry.creation_num_uses),
+                        warnings=warnings)
 
     # -- revoke ---------------------------------------------------------------
 
+    def _revoke_entry(self, entry: TokenEntry, orphan_children: bool = False) -> None:
+        if entry.type == "batch":
+            raise BadRequestError("batch tokens cannot be revoked")
+        self._core.revoke_token(entry, orphan_children=orphan_children)
+
     def _revoke_self(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
         assert req.token_entry is not None
-        self._core.revoke_token(req.token_entry)
+        self._revoke_entry(req.token_entry)
 
     def _revoke(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
-        token = data.get("token")
-        entry = self._core.tokens.lookup(token, self._core.now()) if token else None
+        entry, _ = self._target(req, data, missing="")
         if entry is not None:  # revoking an unknown token is a no-op, as in Vault
-            self._core.revoke_token(entry)
+            self._revoke_entry(entry)
 
-    def _revoke_accessor(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
-        self._core.revoke_token(self._by_accessor(data))
+    def _revoke_accessor(self, req: Request, data: FieldData, m: re.Match[str]) -> Response | None:
+        accessor = data.get("accessor")
+        if not accessor:
+            raise BadRequestError(multierror("missing accessor"))
+        tokens = self._core.tokens
+        if not tokens.accessor_exists(accessor):
+            return Response(warnings=["No token found with this accessor"])
+        entry = tokens.lookup_accessor(accessor, self._core.now())
+        if entry is None:
+            raise BadRequestError("token not found")
+        self._revoke_entry(entry)
+        return None
 
     def _revoke_orphan(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
-        entry, _ = self._target(data)
-        self._core.revoke_token(entry, orphan_children=True)
-
-
-def auth_block(entry: TokenEntry, token_id: str, now: float) -> dict[str, Any]:
-    """The ``auth`` object of a login or token-create response."""
-    return {
-        "client_token": token_id,
-        "accessor": entry.accessor,
-        "policies": entry.policies,
-        "token_policies": entry.policies,
-        "identity_policies": None,
-        "metadata": entry.meta,
-        "lease_duration": entry.remaining_ttl(now),
-        "renewable": entry.renewable,
-        "entity_id": entry.entity_id,
-        "token_type": entry.type,
-        "orphan": entry.orphan,
-        "mfa_requirement": None,
-        "num_uses": entry.num_uses,
-    }
+        caller = req.token_entry
+        assert caller is not None
+        if not data.get("token"):
+            raise BadRequestError("missing token ID")
+        if "root" not in caller.policies and not self._core.has_sudo(caller, req.path):
+            raise BadRequestError("root or sudo privileges required to revoke and orphan")
+        entry, _ = self._target(req, data, missing="token to revoke not found")
+        assert entry is not None
+        self._revoke_entry(entry, orphan_children=True)

@@ -1,4 +1,9 @@
-"""``auth/token/roles/<name>``: named templates that constrain token creation."""
+"""``auth/token/roles/<name>``: named templates that constrain token creation.
+
+Stored with Vault's field names, including the deprecated ``period`` and
+``explicit_max_ttl`` (kept apart from their ``token_`` successors so a read
+returns what was written, as Vault does).
+"""
 
 from __future__ import annotations
 
@@ -8,26 +13,65 @@ from typing import TYPE_CHECKING, Any
 
 from strongroom.barrier.view import StorageView
 from strongroom.core.request import Operation, Request, Response
+from strongroom.core.token_batch import BATCH_TYPE
 from strongroom.errors import BadRequestError, NotFoundError
 from strongroom.framework import Field, FieldData, FieldType, Path
 
 if TYPE_CHECKING:
     from strongroom.core.core import Core
 
+_LIST, _DUR = FieldType.LIST, FieldType.DURATION
 _ROLE_FIELDS = {
     "role_name": Field(FieldType.STRING),
-    "allowed_policies": Field(FieldType.LIST),
-    "disallowed_policies": Field(FieldType.LIST),
-    "orphan": Field(FieldType.BOOL),
-    "renewable": Field(FieldType.BOOL),
+    "allowed_policies": Field(_LIST), "disallowed_policies": Field(_LIST),
+    "allowed_policies_glob": Field(_LIST), "disallowed_policies_glob": Field(_LIST),
+    "orphan": Field(FieldType.BOOL), "renewable": Field(FieldType.BOOL),
     "path_suffix": Field(FieldType.STRING),
-    "token_period": Field(FieldType.DURATION),
-    "period": Field(FieldType.DURATION),
-    "token_explicit_max_ttl": Field(FieldType.DURATION),
-    "explicit_max_ttl": Field(FieldType.DURATION),
-    "token_type": Field(FieldType.STRING),
+    "token_period": Field(_DUR), "period": Field(_DUR),
+    "token_explicit_max_ttl": Field(_DUR), "explicit_max_ttl": Field(_DUR),
+    "token_type": Field(FieldType.STRING), "token_no_default_policy": Field(FieldType.BOOL),
+    "token_num_uses": Field(FieldType.INT), "allowed_entity_aliases": Field(_LIST),
+    "token_bound_cidrs": Field(_LIST), "bound_cidrs": Field(_LIST),
 }
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+_PATH_SUFFIX = re.compile(r"\w[\w\-.]+\w", re.ASCII)  # Go MatchString: found anywhere
+_TOKEN_TYPES = ("service", "batch", "default-service", "default-batch")
+
+
+def sanitize_policies(policies: list[str], add_default: bool) -> list[str]:
+    """Vault's policyutil.SanitizePolicies: trimmed, lowercased, sorted, root alone."""
+    cleaned = [p.strip().lower() for p in policies]
+    if "root" in cleaned:
+        return ["root"]
+    if add_default and "default" not in cleaned:
+        cleaned.append("default")
+    return sorted({p for p in cleaned if p})
+
+
+def dedupe(items: list[str]) -> list[str]:
+    """Vault's strutil.RemoveDuplicates(items, lowercase=true)."""
+    return sorted({i.strip().lower() for i in items if i.strip()})
+
+
+def glob_any(patterns: list[str], value: str) -> bool:
+    """Whether ``value`` matches one of the '*'-globs (go-glob semantics)."""
+    return any(re.fullmatch(".*".join(map(re.escape, p.split("*"))), value, re.S)
+               for p in patterns)
+
+
+def go_quote(values: list[str]) -> str:
+    """Go's %q of a []string: ["a" "b"]."""
+    return "[" + " ".join(json.dumps(v, ensure_ascii=False) for v in values) + "]"
+
+
+def _defaults(name: str) -> dict[str, Any]:
+    return {
+        "name": name, "allowed_policies": [], "disallowed_policies": [],
+        "allowed_policies_glob": [], "disallowed_policies_glob": [], "orphan": False,
+        "renewable": True, "path_suffix": "", "period": 0, "token_period": 0,
+        "explicit_max_ttl": 0, "token_explicit_max_ttl": 0, "token_type": "default-service",
+        "token_no_default_policy": False, "token_num_uses": 0, "allowed_entity_aliases": None,
+    }
 
 
 class TokenRoles:
@@ -53,22 +97,15 @@ class TokenRoles:
         if not _NAME.match(name):
             return None
         raw = self._storage.get(name)
-        return json.loads(raw) if raw is not None else None
-
-    def check_policies(self, role: dict[str, Any], policies: list[str]) -> None:
-        allowed = set(role.get("allowed_policies") or [])
-        disallowed = set(role.get("disallowed_policies") or [])
-        wanted = set(policies) - {"default"}
-        if wanted & disallowed:
-            raise BadRequestError(
-                f"token policies ({sorted(wanted)}) contains disallowed policies "
-                f"({sorted(disallowed)})"
-            )
-        if allowed and not wanted <= allowed:
-            raise BadRequestError(
-                f"token policies ({sorted(wanted)}) must be subset of the role's "
-                f"allowed policies ({sorted(allowed)})"
-            )
+        if raw is None:
+            return None
+        role = {**_defaults(name), **json.loads(raw)}
+        # Vault's upgrade of roles written before the token_ fields existed.
+        if role["period"] > 0 and not role["token_period"]:
+            role["token_period"] = role["period"]
+        if role["explicit_max_ttl"] > 0 and not role["token_explicit_max_ttl"]:
+            role["token_explicit_max_ttl"] = role["explicit_max_ttl"]
+        return role
 
     def _list(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
         keys = self._storage.list("")
@@ -76,47 +113,134 @@ class TokenRoles:
             raise NotFoundError("")
         return Response(data={"keys": keys})
 
-    def _read(self, req: Request, data: FieldData, m: re.Match[str]) -> Response | None:
+    def _read(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
         role = self.get(m.group("role_name"))
         if role is None:
-            return None
-        return Response(data={
-            **role,
-            "token_period": role.get("period", 0),
-            "token_explicit_max_ttl": role.get("explicit_max_ttl", 0),
-            "token_type": "service",
-        })
+            raise NotFoundError("")  # Vault: a nil read answers 404 with no errors
+        shown = {k: v for k, v in role.items() if k != "token_num_uses"}
+        if role["token_num_uses"] > 0:
+            shown["token_num_uses"] = role["token_num_uses"]
+        return Response(data=shown)
 
-    def _write(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
+    def _write(self, req: Request, data: FieldData, m: re.Match[str]) -> Response | None:
         name = m.group("role_name")
         if not _NAME.match(name):
             raise BadRequestError("invalid role name")
-        if data.get("token_type") not in (None, "", "service", "default"):
-            raise BadRequestError("only service tokens are supported")
-        role = self.get(name) or {"name": name, "orphan": False, "renewable": True}
-
-        def pick(*names: str) -> Any:
-            for field_name in names:
-                if data.has(field_name):
-                    return data.get(field_name)
-            return None
-
-        updates = {
-            "allowed_policies": pick("allowed_policies"),
-            "disallowed_policies": pick("disallowed_policies"),
-            "orphan": pick("orphan"),
-            "renewable": pick("renewable"),
-            "path_suffix": pick("path_suffix"),
-            "period": pick("token_period", "period"),
-            "explicit_max_ttl": pick("token_explicit_max_ttl", "explicit_max_ttl"),
-        }
-        for key, value in updates.items():
-            if value is not None:
-                role[key] = sorted(value) if isinstance(value, list) else value
-        role.setdefault("allowed_policies", [])
-        role.setdefault("disallowed_policies", [])
+        role = self.get(name) or _defaults(name)
+        for key in ("orphan", "renewable", "token_no_default_policy"):
+            if data.has(key):
+                role[key] = bool(data.get(key))
+        if data.has("path_suffix"):
+            suffix = data.get("path_suffix")
+            if suffix and not _PATH_SUFFIX.search(suffix):
+                raise BadRequestError("given role path suffix contains invalid characters; "
+                                      r"must match \w[\w-.]+\w")
+            role["path_suffix"] = suffix
+        if ".." in role["path_suffix"]:
+            raise BadRequestError("error registering path suffix: path cannot contain parent "
+                                  "references")
+        for key in ("allowed_policies", "allowed_policies_glob"):
+            if data.has(key):
+                role[key] = sanitize_policies(data.get(key), add_default=False)
+        for key in ("disallowed_policies", "disallowed_policies_glob", "allowed_entity_aliases"):
+            if data.has(key):
+                role[key] = dedupe(data.get(key))
+        if data.get("token_bound_cidrs") or data.get("bound_cidrs"):
+            raise BadRequestError("token_bound_cidrs is not supported")
+        if "token_type" in data.raw:
+            token_type = data.raw["token_type"]
+            if token_type is None:
+                raise BadRequestError("Invalid 'token_type' value: null")
+            if token_type not in _TOKEN_TYPES:
+                raise BadRequestError(f"invalid 'token_type' value {go_quote([token_type])[1:-1]}")
+            role["token_type"] = token_type
+        if data.has("token_num_uses"):
+            if data.get("token_num_uses") < 0:
+                raise BadRequestError("error parsing role fields: 'token_num_uses' cannot be "
+                                      "negative")
+            role["token_num_uses"] = int(data.get("token_num_uses"))
+        _check_stored_batch(role, data)
+        warnings = self._durations(role, data)
+        _check_batch(role)
         self._storage.put(name, json.dumps(role).encode())
+        return Response(warnings=warnings) if warnings else None
+
+    def _durations(self, role: dict[str, Any], data: FieldData) -> list[str]:
+        """Vault's backwards compatibility: token_ fields win; the old ones mirror into them."""
+        warnings = []
+        for new, old in (("token_period", "period"), ("token_explicit_max_ttl",
+                                                      "explicit_max_ttl")):
+            if data.has(new):
+                role[new] = int(data.get(new))
+                role[old] = 0
+                if data.has(old):
+                    warnings.append(f"Both '{new}' and deprecated '{old}' value supplied, "
+                                    "ignoring the deprecated value")
+            elif data.has(old):
+                role[old] = role[new] = int(data.get(old))
+        explicit, max_ttl = role["token_explicit_max_ttl"], self._core.max_lease_ttl
+        if explicit and explicit > max_ttl:
+            warnings.append(
+                f"Given explicit max TTL of {explicit} is greater than system/mount allowed "
+                f"value of {max_ttl} seconds; until this is fixed attempting to create tokens "
+                "against this role will result in an error")
+        return warnings
 
     def _delete(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
         if _NAME.match(m.group("role_name")):
             self._storage.delete(m.group("role_name"))
+
+
+def _check_stored_batch(role: dict[str, Any], data: FieldData) -> None:
+    """Vault's tokenutil checks a role's stored batch type when a write leaves it alone."""
+    if "token_type" in data.raw or role["token_type"] not in (BATCH_TYPE, "default-batch"):
+        return
+    period = data.get("token_period") if data.has("token_period") else role["token_period"]
+    reason = ("generate periodic tokens" if period else
+              "generate tokens with limited use count" if role["token_num_uses"] else "")
+    if reason:
+        raise BadRequestError("error parsing role fields: 'token_type' cannot be 'batch' or "
+                              f"'default_batch' when set to {reason}")
+
+
+def _check_batch(role: dict[str, Any]) -> None:
+    if role["token_type"] != BATCH_TYPE:
+        return
+    reason = ("generate non-orphan tokens" if not role["orphan"] else
+              "generate periodic tokens" if role["period"] or role["token_period"] else
+              "generate renewable tokens" if role["renewable"] else
+              "generate tokens with an explicit max TTL"
+              if role["explicit_max_ttl"] or role["token_explicit_max_ttl"] else "")
+    if reason:
+        raise BadRequestError(f"'token_type' cannot be 'batch' when role is set to {reason}")
+
+
+def role_policies(role: dict[str, Any], requested: list[str], no_default: bool,
+                  parent_policies: list[str]) -> list[str]:
+    """A role's policy rules, when it has any (Vault's handleCreateCommon, role case)."""
+    disallowed, disallowed_glob = role["disallowed_policies"], role["disallowed_policies_glob"]
+    add_default = (not no_default and not role["token_no_default_policy"]
+                   and "default" not in disallowed and not glob_any(disallowed_glob, "default"))
+    final = sanitize_policies(requested, add_default) if requested else []
+    if role["allowed_policies"] or role["allowed_policies_glob"]:
+        allowed = sanitize_policies(role["allowed_policies"], add_default)
+        if not final:
+            final = allowed
+        else:
+            allowed_glob = sanitize_policies(role["allowed_policies_glob"], False)
+            if any(p not in allowed and not glob_any(allowed_glob, p) for p in final):
+                raise BadRequestError(
+                    f"token policies ({go_quote(final)}) must be subset of the role's allowed "
+                    f"policies ({go_quote(allowed)}) or glob policies ({go_quote(allowed_glob)})")
+    elif not final:
+        final = sanitize_policies(parent_policies, add_default)
+    for policy in final:
+        if policy in dedupe(disallowed) or glob_any(dedupe(disallowed_glob), policy):
+            raise BadRequestError(f"token policy {go_quote([policy])[1:-1]} is disallowed by "
+                                  "this role")
+    return final
+
+
+def has_policy_rules(role: dict[str, Any]) -> bool:
+    return any(role[k] for k in ("allowed_policies", "disallowed_policies",
+                                 "allowed_policies_glob", "disallowed_policies_glob"))

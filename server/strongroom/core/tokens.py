@@ -3,7 +3,8 @@
 Lookups hash the presented token and fetch the entry stored under that hash,
 so no stored secret is ever compared byte-by-byte with client input. Children
 are indexed under their parent's hash so revoking a token revokes its tree.
-Expiry is enforced on every lookup: an expired token is revoked on sight.
+Expiry is enforced on every lookup: an expired token (or one whose ancestor
+expired) is revoked on sight. Batch tokens are not stored at all (token_batch).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
 import secrets
 import string
@@ -18,14 +20,17 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
 
+from strongroom.core.token_batch import is_batch_token, open_batch, seal_batch
+from strongroom.errors import BadRequestError
+from strongroom.node.locks import node_lock
 from strongroom.physical.base import Backend
 
 _SALT_KEY = "salt"
 _ALPHABET = string.ascii_letters + string.digits
 SERVICE_TOKEN_PREFIX = "hvs."  # noqa: S105 - a public prefix, not a secret
 MAX_TOKEN_LENGTH = 512
+ROOT_TOKEN_PATH = "auth/token/root"  # noqa: S105 - a path, not a secret
 
 
 def generate_token_id() -> str:
@@ -48,16 +53,21 @@ class TokenEntry:
     display_name: str = "token"
     meta: dict[str, str] | None = None
     num_uses: int = 0
-    ttl: int = 0
+    ttl: int = 0  # the TTL last granted (at creation or renewal)
     creation_ttl: int = 0
-    explicit_max_ttl: int = 0
-    period: int = 0
+    explicit_max_ttl: int = 0  # as requested at creation (a role's cap applies on top)
+    period: int = 0  # as requested at creation (a role's period applies on renewal)
     expire_at: float = 0.0  # 0: never
     parent_hash: str = ""
     renewable: bool = False
     type: str = "service"
     role: str = ""
     entity_id: str = ""
+    creation_num_uses: int = 0  # Vault's lease keeps the creation-time count
+    # Earliest expiry among the expiring ancestors when last checked (0: none). Past it,
+    # the ancestry is walked again: a token dies with its parent, as in Vault.
+    parent_deadline: float = 0.0
+    last_renewal: float = 0.0  # 0: never renewed
     hash: str = field(default="", repr=False)  # filled on load; not a secret, not stored
 
     @property
@@ -74,7 +84,8 @@ class TokenEntry:
         return cls(**json.loads(raw), hash=token_hash)
 
     def remaining_ttl(self, now: float) -> int:
-        return max(0, int(self.expire_at - now)) if self.expire_at else 0
+        """Seconds left, against ``now`` rounded to the second as Vault's lease ttl()."""
+        return max(0, int(self.expire_at - math.floor(now + 0.5))) if self.expire_at else 0
 
 
 class TokenStore:
@@ -89,8 +100,7 @@ class TokenStore:
         # Destroys what a token owns (its cubbyhole, its leases) when it goes.
         self.on_revoke = on_revoke
 
-    def salted(self, value: str) -> str:
-        """HMAC-SHA256 of ``value`` under this store's salt (hex)."""
+    def _salt_bytes(self) -> bytes:
         if self._salt is None:
             with self._lock:
                 salt = self._storage.get(_SALT_KEY)
@@ -98,56 +108,146 @@ class TokenStore:
                     salt = os.urandom(32)
                     self._storage.put(_SALT_KEY, salt)
                 self._salt = salt
-        return hmac.new(self._salt, value.encode(), hashlib.sha256).hexdigest()
+        return self._salt
+
+    def salted(self, value: str) -> str:
+        """HMAC-SHA256 of ``value`` under this store's salt (hex)."""
+        return hmac.new(self._salt_bytes(), value.encode(), hashlib.sha256).hexdigest()
+
+    def _batch_key(self) -> bytes:
+        # Derived from the (secret, barrier-encrypted) salt: no second key to store or race.
+        return hmac.new(self._salt_bytes(), b"batch-token-key", hashlib.sha256).digest()
 
     # -- create / read ----------------------------------------------------------
 
     def create(self, entry: TokenEntry, token_id: str | None = None) -> str:
         """Store ``entry`` and return the token id the client will hold."""
+        if entry.type == "batch":
+            token = seal_batch(self._batch_key(), asdict(entry))
+            entry.hash = self.salted(token)
+            return token
+        if token_id and entry.path == ROOT_TOKEN_PATH and "." not in token_id:
+            # Vault's dev server makes a -dev-root-token-id token through
+            # auth/token/create (user-chosen ids never contain '.'; ours are 'hvs.').
+            entry.path, entry.display_name = "auth/token/create", "token"
         token = token_id or generate_token_id()
         token_hash = self.salted(token)
+        if token_id and self._storage.get("id/" + token_hash) is not None:
+            raise BadRequestError("cannot create a token with a duplicate ID")
         entry.hash = token_hash
-        self._storage.put("id/" + token_hash, entry.to_json())
-        self._storage.put("accessor/" + self.salted(entry.accessor), token_hash.encode())
+        entry.creation_num_uses = entry.num_uses
         if entry.parent_hash:
             self._storage.put(f"parent/{entry.parent_hash}/{token_hash}", b"")
+        self._storage.put("id/" + token_hash, entry.to_json())
+        index = {"token_hash": token_hash, "accessor": entry.accessor}
+        self._storage.put("accessor/" + self.salted(entry.accessor), json.dumps(index).encode())
         return token
 
     def lookup(self, token: str, now: float) -> TokenEntry | None:
         """The live entry for ``token``, or None (unknown, malformed or expired)."""
-        if not token or len(token) > MAX_TOKEN_LENGTH:
+        if not token:
             return None
-        return self.lookup_hash(self.salted(token), now)
+        if is_batch_token(token):
+            return self._lookup_batch(token, now)
+        if len(token) > MAX_TOKEN_LENGTH:
+            return None
+        return self._live(self.salted(token), now, persist=True)
 
     def lookup_hash(self, token_hash: str, now: float) -> TokenEntry | None:
+        """As :meth:`lookup` by hash; safe to call under the token's node lock."""
+        return self._live(token_hash, now, persist=False)
+
+    def _read(self, token_hash: str) -> TokenEntry | None:
         raw = self._storage.get("id/" + token_hash)
-        if raw is None:
-            return None
-        entry = TokenEntry.from_json(raw, token_hash)
-        if entry.num_uses < 0:
-            return None  # its last use is being served; revocation follows
+        return TokenEntry.from_json(raw, token_hash) if raw is not None else None
+
+    def _live(self, token_hash: str, now: float, persist: bool) -> TokenEntry | None:
+        entry = self._read(token_hash)
+        if entry is None or entry.num_uses < 0:
+            return None  # unknown, or its last use is being served; revocation follows
         if entry.expire_at and entry.expire_at <= now:
             self.revoke_tree(entry)
             return None
+        if entry.parent_deadline and entry.parent_deadline <= now:
+            deadline = self._ancestry_deadline(entry, now)
+            if deadline is None:
+                self.revoke_tree(entry)
+                return None
+            entry.parent_deadline = deadline
+            if persist:
+                self._refresh_deadline(entry, now)
         return entry
 
-    def lookup_accessor(self, accessor: str, now: float) -> TokenEntry | None:
-        if not accessor or len(accessor) > MAX_TOKEN_LENGTH:
+    def _ancestry_deadline(self, entry: TokenEntry, now: float) -> float | None:
+        """The earliest expiry among ``entry``'s ancestors (0: none expire); None if one died."""
+        deadline = 0.0
+        parent_hash, seen = entry.parent_hash, {entry.hash}
+        while parent_hash and parent_hash not in seen:
+            seen.add(parent_hash)
+            parent = self._read(parent_hash)
+            if parent is None:
+                return None
+            if parent.expire_at and parent.expire_at <= now:
+                self.revoke_tree(parent)
+                return None
+            if parent.expire_at:
+                deadline = min(deadline or parent.expire_at, parent.expire_at)
+            parent_hash = parent.parent_hash
+        return deadline
+
+    def _refresh_deadline(self, entry: TokenEntry, now: float) -> None:
+        """Persist a re-checked ancestry deadline without losing a concurrent use count."""
+        with node_lock("token|" + entry.hash):
+            current = self._read(entry.hash)
+            if current is not None and current.parent_deadline <= now:
+                current.parent_deadline = entry.parent_deadline
+                self.save(current)
+
+    def _lookup_batch(self, token: str, now: float) -> TokenEntry | None:
+        doc = open_batch(self._batch_key(), token)
+        if doc is None or doc["creation_time"] + doc["ttl"] <= now:
             return None
-        raw = self._storage.get("accessor/" + self.salted(accessor))
-        return self.lookup_hash(raw.decode(), now) if raw is not None else None
+        if doc["parent_hash"] and self.lookup_hash(doc["parent_hash"], now) is None:
+            return None
+        return TokenEntry(accessor="", type="batch", creation_ttl=doc["ttl"],
+                          expire_at=doc["creation_time"] + doc["ttl"], hash=self.salted(token),
+                          **doc)
 
     def save(self, entry: TokenEntry) -> None:
         self._storage.put("id/" + entry.hash, entry.to_json())
 
+    # -- accessors ----------------------------------------------------------------
+
+    def _accessor_index(self, accessor: str) -> tuple[str, str] | None:
+        """(token hash, accessor) the accessor's index entry names, or None."""
+        if not accessor or len(accessor) > MAX_TOKEN_LENGTH:
+            return None
+        return self._index_at(self.salted(accessor))
+
+    def _index_at(self, salted_accessor: str) -> tuple[str, str] | None:
+        raw = self._storage.get("accessor/" + salted_accessor)
+        if raw is None:
+            return None
+        if raw.startswith(b"{"):
+            doc = json.loads(raw)
+            return str(doc["token_hash"]), str(doc["accessor"])
+        # Entries written before the index named its accessor hold the hash alone.
+        entry = self._read(raw.decode())
+        return raw.decode(), entry.accessor if entry is not None else ""
+
+    def accessor_exists(self, accessor: str) -> bool:
+        return self._accessor_index(accessor) is not None
+
+    def lookup_accessor(self, accessor: str, now: float) -> TokenEntry | None:
+        index = self._accessor_index(accessor)
+        return self.lookup_hash(index[0], now) if index is not None else None
+
     def accessors(self) -> list[str]:
-        """Salted accessor hashes are all storage holds; Vault lists accessors in clear."""
-        return self._storage.list("accessor/")
+        """Every accessor in clear (in salted order, as Vault lists them)."""
+        found = (self._index_at(key) for key in self._storage.list("accessor/"))
+        return [index[1] for index in found if index is not None and index[1]]
 
     # -- revocation ---------------------------------------------------------------
-
-    def children(self, entry: TokenEntry) -> list[str]:
-        return [c for c in self._storage.list(f"parent/{entry.hash}/") if not c.endswith("/")]
 
     def revoke_tree(self, entry: TokenEntry) -> None:
         """Revoke ``entry`` and every descendant (depth-first, children first)."""
@@ -158,17 +258,30 @@ class TokenStore:
             order.append(current)
             stack.extend(self._storage.list(f"parent/{current}/"))
         for token_hash in reversed(order):
-            raw = self._storage.get("id/" + token_hash)
-            if raw is not None:
-                self._delete(TokenEntry.from_json(raw, token_hash))
+            found = self._read(token_hash)
+            if found is not None:
+                self._delete(found)
+
+    def revoke_path_prefix(self, prefix: str) -> int:
+        """Revoke every token (and its tree) whose creation path lies under ``prefix``.
+
+        Vault's sys/leases/revoke-prefix for token leases: the prefix is taken as a
+        directory (``auth/token/create`` covers ``auth/token/create/<role>``).
+        """
+        prefix = prefix if prefix.endswith("/") else prefix + "/"
+        doomed = [e for e in map(self._read, self._storage.list("id/"))
+                  if e is not None and (e.path + "/").startswith(prefix)]
+        for entry in doomed:
+            self.revoke_tree(entry)
+        return len(doomed)
 
     def revoke_orphan(self, entry: TokenEntry) -> None:
         """Revoke only ``entry``; its children become orphans."""
-        for child_hash in self.children(entry):
-            raw = self._storage.get("id/" + child_hash)
-            if raw is not None:
-                child = TokenEntry.from_json(raw, child_hash)
-                child.parent_hash = ""
+        children = self._storage.list(f"parent/{entry.hash}/")
+        for child_hash in (c for c in children if not c.endswith("/")):
+            child = self._read(child_hash)
+            if child is not None:
+                child.parent_hash, child.parent_deadline = "", 0.0
                 self.save(child)
             self._storage.delete(f"parent/{entry.hash}/{child_hash}")
         self._delete(entry)
@@ -183,39 +296,12 @@ class TokenStore:
 
 
 def root_token_entry(now: datetime) -> TokenEntry:
+    """The root token ``operator init`` makes (Vault's tokenStore.rootToken)."""
     return TokenEntry(
         accessor=generate_accessor(),
         policies=["root"],
-        path="auth/token/root",
+        path=ROOT_TOKEN_PATH,
         creation_time=now.timestamp(),
         display_name="root",
     )
 
-
-def _rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts).astimezone().isoformat()
-
-
-def token_lookup_data(entry: TokenEntry, token_id: str, now: float) -> dict[str, Any]:
-    """The data block of auth/token/lookup* for ``entry`` (id "" for accessor lookups)."""
-    return {
-        "accessor": entry.accessor,
-        "creation_time": int(entry.creation_time),
-        "creation_ttl": entry.creation_ttl,
-        "display_name": entry.display_name,
-        "entity_id": entry.entity_id,
-        "expire_time": _rfc3339(entry.expire_at) if entry.expire_at else None,
-        "explicit_max_ttl": entry.explicit_max_ttl,
-        "id": token_id,
-        "issue_time": _rfc3339(entry.creation_time),
-        "meta": entry.meta,
-        "num_uses": entry.num_uses,
-        "orphan": entry.orphan,
-        "path": entry.path,
-        "policies": entry.policies,
-        "renewable": entry.renewable,
-        "ttl": entry.remaining_ttl(now),
-        "type": entry.type,
-        **({"period": entry.period} if entry.period else {}),
-        **({"role": entry.role} if entry.role else {}),
-    }

@@ -43,6 +43,8 @@ def _write(resp: falcon.Response | falcon.asgi.Response, result: HttpResult) -> 
     resp.set_header("Cache-Control", "no-store")
     if _WORKER_HEADER:
         resp.set_header("X-Strongroom-Worker", str(os.getpid()))
+    for name, value in result.headers.items():
+        resp.set_header(name, value)
     if result.body is not None:
         resp.content_type = JSON
         resp.data = result.body

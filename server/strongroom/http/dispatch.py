@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,8 @@ import orjson
 from strongroom.core.core import Core
 from strongroom.core.request import Request, Response
 from strongroom.errors import StrongroomError
+from strongroom.ha.standby import StandbyRouter, forwarded_by_cluster
+from strongroom.ha.state import HAStatus
 from strongroom.http.edge import (
     HttpRequest,
     api_path,
@@ -46,6 +49,15 @@ def envelope(resp: Response, request_id: str) -> dict[str, Any]:
     }
 
 
+LEADER_WAIT = 3.0
+# Operations on the node itself: a standby performs them, never its active node.
+NODE_LOCAL = frozenset({"sys/seal", "sys/step-down"})
+
+
+def _standby_unavailable() -> HttpResult:
+    return error_result(500, ["local node not active but active cluster node not found"])
+
+
 def error_result(status: int, messages: list[str]) -> HttpResult:
     return HttpResult(status, orjson.dumps({"errors": messages}))
 
@@ -53,6 +65,7 @@ def error_result(status: int, messages: list[str]) -> HttpResult:
 class Dispatcher:
     def __init__(self, core: Core) -> None:
         self.core = core
+        self.standby = StandbyRouter(core.barrier)
 
     def dispatch(self, req: HttpRequest) -> HttpResult:
         try:
@@ -72,6 +85,13 @@ class Dispatcher:
             if body is None or req.method == "HEAD":
                 return HttpResult(status)
             return HttpResult(status, orjson.dumps(body))
+        ha = self.core.sync().ha
+        if (ha.standby and not self.core.snapshot.sealed and req.path not in NODE_LOCAL
+                and not forwarded_by_cluster(req.headers)):
+            return self._from_standby(req, ha)
+        return self._dispatch_local(req)
+
+    def _dispatch_local(self, req: HttpRequest) -> HttpResult:
         core_req = Request(
             operation=operation(req),
             path=req.path,
@@ -83,14 +103,43 @@ class Dispatcher:
         )
         result = self.core.handle(core_req)
         if result.raw:
-            body = None if result.data is None else orjson.dumps(result.data)
-            return HttpResult(result.status, body)
+            raw_body = None if result.data is None else orjson.dumps(result.data)
+            return HttpResult(result.status, raw_body)
         if result.data is None and result.auth is None and result.wrap_info is None and not (
             result.warnings
         ) and result.status == 200:
             return HttpResult(204)
         body = envelope(result, core_req.request_id)
+        return self._enveloped(result, body)
+
+    def _enveloped(self, result: Response, body: dict[str, Any]) -> HttpResult:
         if result.legacy_top_level and result.data:
             body = {**result.data, **body}
         return HttpResult(result.status, orjson.dumps(body))
+
+    def _from_standby(self, req: HttpRequest, ha: HAStatus) -> HttpResult:
+        # Right after a leadership change the new active may not be known for a moment:
+        # wait briefly rather than fail a request a client would only have to retry.
+        deadline = time.monotonic() + LEADER_WAIT
+        while not ha.leader_api_addr and ha.standby and time.monotonic() < deadline:
+            time.sleep(0.05)
+            ha = self.core.sync().ha
+        if not ha.standby:
+            return self._dispatch_local(req)
+        if not ha.leader_api_addr:
+            return _standby_unavailable()
+        if self.standby.wants_redirect(req.headers):
+            location = self.standby.redirect_location(ha, req.path, req.params)
+            return HttpResult(307, None, {"Location": location})
+        try:
+            answer = self.standby.forward(ha, req.method, req.path, req.params, req.headers,
+                                          req.body)
+        except OSError:
+            log.warning("event=forwarding_failed leader=%s", ha.leader_id)
+            return _standby_unavailable()
+        if answer is None:
+            return _standby_unavailable()
+        status, body, headers = answer
+        kept = {k: v for k, v in headers.items() if k == "location"}
+        return HttpResult(status, body or None, kept)
 

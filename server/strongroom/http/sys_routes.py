@@ -50,7 +50,7 @@ def _health(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     standby_ok = _flag(req, "standbyok")
     perf_standby_ok = _flag(req, "perfstandbyok")
     snap = core.sync()
-    standby = False  # no HA yet: an unsealed node is always active
+    standby = snap.ha.standby
     body: dict[str, Any] = {
         "initialized": snap.initialized,
         "sealed": snap.sealed,
@@ -115,12 +115,13 @@ def _unseal(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
 def _leader(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     if req.method not in ("GET", "HEAD"):
         raise UnsupportedOperationError("")
+    ha = core.sync().ha
     return 200, {
-        "ha_enabled": False,
-        "is_self": False,
-        "active_time": "0001-01-01T00:00:00Z",
-        "leader_address": "",
-        "leader_cluster_address": "",
+        "ha_enabled": ha.enabled,
+        "is_self": ha.active,
+        "active_time": ha.active_since if ha.active else "0001-01-01T00:00:00Z",
+        "leader_address": ha.leader_api_addr,
+        "leader_cluster_address": ha.leader_cluster_addr,
         "performance_standby": False,
         "performance_standby_last_remote_wal": 0,
     }

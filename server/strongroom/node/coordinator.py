@@ -24,6 +24,8 @@ from strongroom import BUILD_DATE, __version__
 from strongroom.barrier.barrier import AESGCMBarrier, InvalidRootKeyError
 from strongroom.barrier.keyring import KEY_SIZE, Keyring
 from strongroom.errors import BadRequestError, NotInitializedError, SealedError
+from strongroom.ha.manager import HAManager
+from strongroom.ha.state import HAStatus
 from strongroom.node.shared import SharedCounters, Slot
 from strongroom.physical.base import Backend
 from strongroom.seal import shamir
@@ -34,6 +36,8 @@ MIN_KEY_SIZE = 16
 MAX_KEY_SIZE = KEY_SIZE + 1  # a Shamir share carries one extra byte: its x-coordinate
 
 Clock = Callable[[], datetime]
+# Builds the node's HA manager around the coordinator's (unsealed) barrier.
+HAFactory = Callable[[Backend, Callable[[HAStatus], None]], HAManager]
 # Called once at init with the (temporarily unsealed) barrier; creates the root
 # token and the initial mount table, returns the root token id.
 Bootstrapper = Callable[[Backend, str | None], str]
@@ -53,6 +57,7 @@ class NodeSnapshot:
     keyring: Keyring | None
     cluster_name: str = ""
     cluster_id: str = ""
+    ha: HAStatus = HAStatus()
 
 
 class SealCoordinator(Protocol):
@@ -71,6 +76,10 @@ class SealCoordinator(Protocol):
     def seal(self) -> None: ...
 
     def rotate(self) -> None: ...
+
+    def step_down(self) -> None: ...
+
+    def ha_lost(self) -> None: ...
 
 
 def validate_seal_config(shares: int, threshold: int) -> None:
@@ -114,6 +123,7 @@ class LocalCoordinator:
         bootstrap: Bootstrapper,
         clock: Clock = utcnow,
         counters: SharedCounters | None = None,
+        ha_factory: HAFactory | None = None,
     ) -> None:
         self._physical = physical
         self._barrier = AESGCMBarrier(physical)
@@ -126,6 +136,9 @@ class LocalCoordinator:
         self._parts: list[bytes] = []
         self._nonce = ""
         self._cluster: tuple[str, str] = ("", "")
+        self._ha_factory = ha_factory
+        self._ha: HAManager | None = None
+        self._ha_status = HAStatus(enabled=ha_factory is not None)
 
     # -- reading ------------------------------------------------------------
 
@@ -146,6 +159,7 @@ class LocalCoordinator:
                 keyring=None if sealed else self._barrier.keyring,
                 cluster_name=self._cluster[0],
                 cluster_id=self._cluster[1],
+                ha=self._ha_status,
             )
 
     def seal_status(self) -> dict[str, Any]:
@@ -261,6 +275,14 @@ class LocalCoordinator:
             self._cluster = (doc["name"], doc["id"])
         self._root_key = root_key
         self._changed()
+        if self._ha_factory is not None and self._ha is None:
+            self._ha = self._ha_factory(self._barrier, self._publish_ha)
+            self._ha.start()
+
+    def _publish_ha(self, status: HAStatus) -> None:
+        """Called from the HA thread whenever leadership changes."""
+        self._ha_status = status
+        self._changed()
 
     def _reset_progress(self) -> None:
         self._parts = []
@@ -270,6 +292,7 @@ class LocalCoordinator:
         with self._lock:
             if self._barrier.sealed:
                 return
+            self._stop_ha()
             self._barrier.seal()
             self._root_key = None
             self._reset_progress()
@@ -283,6 +306,25 @@ class LocalCoordinator:
             self._barrier.persist_keyring(self._root_key, keyring)
             self._barrier.install(keyring)
             self._changed()
+
+    def _stop_ha(self) -> None:
+        if self._ha is not None:
+            self._ha.stop()
+            self._ha = None
+        self._ha_status = HAStatus(enabled=self._ha_factory is not None)
+
+    def shutdown(self) -> None:
+        """Process exit: hand leadership over before anything else stops."""
+        with self._lock:
+            self._stop_ha()
+
+    def step_down(self) -> None:
+        if self._ha is not None:
+            self._ha.step_down()
+
+    def ha_lost(self) -> None:
+        if self._ha is not None:
+            self._ha.lost()
 
     def unseal_with_root_key(self, root_key: bytes) -> None:
         """Open directly with the root key (dev mode, where the single share is the key)."""

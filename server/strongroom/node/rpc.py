@@ -20,6 +20,7 @@ from typing import Any
 
 from strongroom import errors
 from strongroom.barrier.keyring import Keyring, KeyTerm
+from strongroom.ha.state import HAStatus
 from strongroom.node.coordinator import LocalCoordinator, NodeSnapshot
 from strongroom.node.shared import SharedCounters, Slot
 
@@ -68,6 +69,7 @@ def snapshot_to_wire(snap: NodeSnapshot) -> dict[str, Any]:
         "sealed": snap.sealed,
         "cluster_name": snap.cluster_name,
         "cluster_id": snap.cluster_id,
+        "ha": snap.ha.to_wire(),
         "keyring": None
         if ring is None
         else {
@@ -100,6 +102,7 @@ def snapshot_from_wire(doc: dict[str, Any]) -> NodeSnapshot:
         keyring=keyring,
         cluster_name=doc["cluster_name"],
         cluster_id=doc["cluster_id"],
+        ha=HAStatus.from_wire(doc.get("ha")),
     )
 
 
@@ -176,6 +179,12 @@ class CoordinatorServer:
             elif op == "rotate":
                 c.rotate()
                 result = None
+            elif op == "step_down":
+                c.step_down()
+                result = None
+            elif op == "ha_lost":
+                c.ha_lost()
+                result = None
             else:
                 raise errors.BadRequestError(f"unknown coordinator operation {op!r}")
             return {"ok": True, "result": result}
@@ -250,3 +259,9 @@ class RemoteCoordinator:
 
     def rotate(self) -> None:
         self._call("rotate")
+
+    def step_down(self) -> None:
+        self._call("step_down")
+
+    def ha_lost(self) -> None:
+        self._call("ha_lost")

@@ -158,8 +158,9 @@ def test_empty_success_body_is_none() -> None:
 
 
 def test_list_uses_get_with_list_true() -> None:
+    # Paths are cleaned like Go's path.Join, so the trailing slash is not sent.
     api = FakeApi()
-    api.add("GET", "/v1/secret/metadata/", (200, {"data": {"keys": ["a"]}}))
+    api.add("GET", "/v1/secret/metadata", (200, {"data": {"keys": ["a"]}}))
     client(api).list("/secret/metadata/")
     assert api.requests[0].method == "GET"
     assert FakeApi.query(api.requests[0]) == {"list": ["true"]}

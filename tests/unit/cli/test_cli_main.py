@@ -139,9 +139,9 @@ def _registry_with_fake_group() -> Registry:
         raise UsageError("custom usage problem")
 
     reg = load_registry()
-    reg.add([Command("kv get", "Read a secret", "Usage: strongroom kv get PATH", get, flags),
-             Command("kv boom", "Fail", "Usage: strongroom kv boom", boom)],
-            [Group("kv", "Interact with KV", "Usage: strongroom kv <subcommand>")])
+    reg.add([Command("demo get", "Read a secret", "Usage: strongroom demo get PATH", get, flags),
+             Command("demo boom", "Fail", "Usage: strongroom demo boom", boom)],
+            [Group("demo", "Interact with demo", "Usage: strongroom demo <subcommand>")])
     return reg
 
 
@@ -154,26 +154,26 @@ def _run(reg: Registry, *argv: str) -> Result:
 
 def test_new_group_dispatches_with_its_own_flags_and_output_flags() -> None:
     reg = _registry_with_fake_group()
-    r = _run(reg, "kv", "get", "-mount=kv2", "team/app", "-format=json")
+    r = _run(reg, "demo", "get", "-mount=kv2", "team/app", "-format=json")
     assert r.code == 0, r.err
     assert '"path": "team/app"' in r.out and '"mount": "kv2"' in r.out
-    r = _run(reg, "kv", "get", "-field=mount", "x")
+    r = _run(reg, "demo", "get", "-field=mount", "x")
     assert (r.code, r.out) == (0, "secret")
 
 
 def test_new_group_appears_in_help() -> None:
     reg = _registry_with_fake_group()
-    assert "    kv" in top_help(reg)
-    assert "    get     Read a secret" in group_help(reg, "kv")
+    assert "    demo" in top_help(reg)
+    assert "    get     Read a secret" in group_help(reg, "demo")
 
 
 def test_usage_error_raised_by_a_command_exits_1() -> None:
-    r = _run(_registry_with_fake_group(), "kv", "boom")
+    r = _run(_registry_with_fake_group(), "demo", "boom")
     assert (r.code, r.err.strip()) == (1, "custom usage problem")
 
 
 def test_missing_field_exits_1() -> None:
-    r = _run(_registry_with_fake_group(), "kv", "get", "-field=nope", "x")
+    r = _run(_registry_with_fake_group(), "demo", "get", "-field=nope", "x")
     assert r.code == 1
     assert 'Field "nope" not present in secret' in r.err
 

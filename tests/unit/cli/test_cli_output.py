@@ -110,7 +110,7 @@ def test_field_text() -> None:
     assert output.field_text(data, "b", "table") == "false"
     assert output.field_text(data, "l", "table") == "[1 2]"
     assert json.loads(output.field_text(data, "l", "json") or "") == [1, 2]
-    assert output.field_text(data, "s", "json") == "v"  # strings always raw
+    assert output.field_text(data, "s", "json") == '"v"'  # encoded, as vault does
     assert output.field_text(data, "missing", "table") is None
     assert output.field_text(data, "none", "table") is None
 

@@ -1,0 +1,1 @@
+"""High availability: the active/standby lock, advertisement, forwarding, fencing."""

@@ -1,0 +1,187 @@
+"""The leadership loop of one unsealed node: contend, serve as active or standby.
+
+Runs as a thread in the coordinator (the gunicorn master). Every state change
+is published through ``publish`` so workers pick it up on their next request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from strongroom.ha.cluster_tls import generate_identity
+from strongroom.ha.consul_lock import ConsulLock
+from strongroom.ha.fencing import FencedBackend
+from strongroom.ha.forwarding import ClusterListener
+from strongroom.ha.state import CLUSTER_TLS_PATH, LEADER_PREFIX, HAStatus
+from strongroom.physical.base import Backend
+
+log = logging.getLogger(__name__)
+WATCH_WAIT = "5s"
+STEP_DOWN_HOLD_OFF = 5.0
+
+
+class HAManager:
+    def __init__(
+        self,
+        lock: ConsulLock,
+        barrier: Backend,
+        fence: FencedBackend | None,
+        api_addr: str,
+        cluster_addr: str,
+        publish: Callable[[HAStatus], None],
+        listener: ClusterListener | None = None,
+    ) -> None:
+        self._lock = lock
+        self._barrier = barrier
+        self._fence = fence
+        self._api_addr = api_addr
+        self._cluster_addr = cluster_addr
+        self._publish = publish
+        self._listener = listener
+        self._stop = threading.Event()
+        self._lost = threading.Event()
+        self._hold_off_until = 0.0
+        self._session: str | None = None
+        self._thread: threading.Thread | None = None
+        self._beat: threading.Thread | None = None
+        self.status = HAStatus(enabled=True, node_id=lock.node_id)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="ha", daemon=True)
+        self._thread.start()
+        self._beat = threading.Thread(target=self._heartbeat, name="ha-heartbeat", daemon=True)
+        self._beat.start()
+
+    def stop(self) -> None:
+        """Give up leadership at once (seal, SIGTERM): release the lock, end the session."""
+        self._stop.set()
+        session = self._session
+        self._session = None
+        if self._fence is not None:
+            self._fence.session = None
+        if self._listener is not None:
+            self._listener.stop()
+        if session is not None:
+            try:
+                self._lock.release(session)
+                self._lock.destroy(session)
+            except Exception:  # noqa: BLE001 - best effort; the check TTL covers the rest
+                log.warning("event=ha_release_failed")
+        try:
+            self._lock.deregister()
+        except Exception:  # noqa: BLE001 - the agent may be gone already
+            log.warning("event=ha_deregister_failed")
+        self._set(HAStatus(enabled=True, node_id=self._lock.node_id))
+
+    def step_down(self) -> None:
+        """Hand leadership over: release the lock and stay out of the race for a while."""
+        self._hold_off_until = time.monotonic() + STEP_DOWN_HOLD_OFF
+        self._lost.set()
+
+    def lost(self) -> None:
+        """A fenced write failed: someone else holds the lock."""
+        self._lost.set()
+
+    # -- loops ------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        renew_every = self._lock.session_ttl / 3
+        last_renew = 0.0
+        while not self._stop.is_set():
+            try:
+                self._lock.heartbeat()
+                if self._session and time.monotonic() - last_renew > renew_every:
+                    self._lock.renew(self._session)
+                    last_renew = time.monotonic()
+            except Exception:  # noqa: BLE001 - Consul may be electing; keep trying
+                log.warning("event=ha_heartbeat_failed")
+            self._stop.wait(max(0.2, self._lock.check_ttl / 3))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._lock.register(active=False)
+                self._session = self._lock.create_session()
+                while not self._stop.is_set():
+                    if time.monotonic() >= self._hold_off_until and self._lock.acquire(
+                            self._session):
+                        self._serve_active(self._session)
+                    else:
+                        self._serve_standby()
+            except Exception:  # noqa: BLE001 - Consul unreachable or electing: retry
+                log.warning("event=ha_loop_error", exc_info=True)
+                self._set(HAStatus(enabled=True, node_id=self._lock.node_id))
+                self._stop.wait(0.5)
+
+    def _serve_active(self, session: str) -> None:
+        self._lost.clear()
+        if self._fence is not None:
+            self._fence.session = session
+        identity = generate_identity()
+        self._barrier.put(CLUSTER_TLS_PATH, json.dumps(
+            {"cert": identity.cert_pem.decode(), "key": identity.key_pem.decode()}).encode())
+        self._barrier.put(LEADER_PREFIX + self._lock.node_id, json.dumps(
+            {"api_addr": self._api_addr, "cluster_addr": self._cluster_addr}).encode())
+        if self._listener is not None:
+            self._listener.start(identity)
+        since = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        self._set(HAStatus(enabled=True, active=True, node_id=self._lock.node_id,
+                           leader_id=self._lock.node_id, leader_api_addr=self._api_addr,
+                           leader_cluster_addr=self._cluster_addr, active_since=since,
+                           session=session))
+        self._lock.register(active=True)
+        log.info("event=ha_active node=%s", self._lock.node_id)
+        index: int | None = None
+        while not self._stop.is_set() and not self._lost.is_set():
+            holder = self._lock.holder(index, wait="1s")
+            index = holder.index
+            if holder.session != session:
+                break
+        if self._fence is not None:
+            self._fence.session = None
+        if self._listener is not None:
+            self._listener.stop()
+        if not self._stop.is_set():
+            try:
+                self._lock.release(session)
+            except Exception:  # noqa: BLE001 - losing it anyway
+                log.warning("event=ha_release_failed")
+            self._lock.register(active=False)
+        log.info("event=ha_standby node=%s", self._lock.node_id)
+        self._set(HAStatus(enabled=True, node_id=self._lock.node_id))
+
+    def _serve_standby(self) -> None:
+        holder = self._lock.holder()
+        self._publish_leader(holder.value)
+        index = holder.index
+        while not self._stop.is_set():
+            holder = self._lock.holder(index, wait=WATCH_WAIT)
+            index = holder.index
+            if holder.session is None and time.monotonic() >= self._hold_off_until:
+                return  # the lock is free: race for it
+            self._publish_leader(holder.value if holder.session else None)
+
+    def _publish_leader(self, leader_id_raw: bytes | None) -> None:
+        leader_id = leader_id_raw.decode() if leader_id_raw else ""
+        api = cluster = ""
+        if leader_id:
+            raw = self._barrier.get(LEADER_PREFIX + leader_id)
+            if raw is not None:
+                doc = json.loads(raw)
+                api, cluster = doc["api_addr"], doc["cluster_addr"]
+        status = HAStatus(enabled=True, node_id=self._lock.node_id, leader_id=leader_id,
+                          leader_api_addr=api, leader_cluster_addr=cluster)
+        if status != self.status:
+            self._set(status)
+
+    def _set(self, status: HAStatus) -> None:
+        self.status = status
+        self._publish(status)
