@@ -113,7 +113,10 @@ def normalise_text(text: str, addr: str) -> str:
     for pattern, repl in TEXT_SUBS:
         text = pattern.sub(repl, text)
     lines = [line.rstrip() for line in text.strip().splitlines()
-             if line.split(" ", 1)[0] not in IGNORED]
+             if line.split(" ", 1)[0] not in IGNORED
+             # bao prints this only while an asynchronous move is still running; a
+             # move that is already done (Strongroom's always is) skips straight on.
+             and not line.startswith("Waiting for terminal status")]
     # Section rulers ("==== Metadata ====") are as wide as the widest table row.
     return "\n".join(re.sub(r"^=+ (.*) =+$", r"== \1 ==", line) for line in lines)
 

@@ -31,6 +31,8 @@ class SystemBackend(PathBackend):
                 Path("rotate", {Operation.UPDATE: self._rotate}),
                 Path("seal", {Operation.UPDATE: self._seal}),
                 Path("step-down", {Operation.UPDATE: self._step_down}),
+                Path("(?:leases/)?revoke-prefix/(?P<prefix>.+)",
+                     {Operation.UPDATE: self._revoke_prefix}),
                 *mount_paths(core),
                 *policy_paths(core),
                 Path("wrapping/wrap", {Operation.UPDATE: self._wrap}, warn_unknown=False),
@@ -61,6 +63,13 @@ class SystemBackend(PathBackend):
     def _seal(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
         self._core.coordinator.seal()
         self._core.sync()
+
+    def _revoke_prefix(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
+        """Break-glass: revoke everything issued under a path prefix (tokens so far)."""
+        prefix = m.group("prefix")
+        if prefix.startswith("auth/token/"):
+            self._core.tokens.revoke_path_prefix(prefix)
+            self._core.tokens_changed()
 
     def _step_down(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
         self._core.coordinator.step_down()

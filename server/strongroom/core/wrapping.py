@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from strongroom.barrier.view import StorageView
 from strongroom.config import ConfigError, parse_duration
-from strongroom.core.request import Request, Response
+from strongroom.core.request import Operation, Request, Response
 from strongroom.core.tokens import TokenEntry, generate_accessor
 from strongroom.errors import BadRequestError
 
@@ -54,7 +54,10 @@ class Wrapper:
             return resp
         if resp.data is None and resp.auth is None:
             return resp
-        return self.wrap(resp, req.wrap_ttl, req.path)
+        path = req.path
+        if req.operation is Operation.LIST and not path.endswith("/"):
+            path += "/"  # Vault records a wrapped LIST under its folder path
+        return self.wrap(resp, req.wrap_ttl, path)
 
     def wrap(self, resp: Response, ttl: int, creation_path: str) -> Response:
         now = self._core.now()

@@ -34,6 +34,10 @@ class CubbyholeBackend(PathBackend):
     def _own(self, req: Request) -> StorageView:
         if req.token_entry is None:
             raise PermissionDeniedError()
+        if req.token_entry.type != "service":
+            # Batch tokens are never revoked, so their cubbyhole would never be cleaned up.
+            raise BadRequestError("cubbyhole operations are only supported by 'service' type "
+                                  "tokens")
         return self._storage.sub_view(req.token_entry.hash + "/")
 
     def _exists(self, req: Request, data: FieldData, m: re.Match[str]) -> bool:

@@ -94,5 +94,6 @@ class PathBackend:
         # Path segments captured by the pattern are never "unrecognized parameters".
         unknown = [name for name in data.unknown if name not in match.groupdict()]
         if resp is not None and path.warn_unknown and unknown:
-            resp.warnings.append("Endpoint ignored these unrecognized parameters: " + str(unknown))
+            resp.warnings.append(
+                "Endpoint ignored these unrecognized parameters: [" + " ".join(unknown) + "]")
         return resp

@@ -109,7 +109,8 @@ class Dispatcher:
             result.warnings
         ) and result.status == 200:
             return HttpResult(204)
-        body = envelope(result, core_req.request_id)
+        # A wrapped response belongs to whoever unwraps it: Vault gives it no request id.
+        body = envelope(result, "" if result.wrap_info else core_req.request_id)
         return self._enveloped(result, body)
 
     def _enveloped(self, result: Response, body: dict[str, Any]) -> HttpResult:

@@ -232,7 +232,7 @@ def mount_paths(core: Core) -> list[Path]:
             return Response(data={"secret": secret, "auth": token_auth()})
         match = core.router.match(path)
         if match is None:
-            raise BadRequestError(_preflight_denied(path))
+            raise PermissionDeniedError(_preflight_denied(path))
         entry = match[0]
         # Unauthenticated in Vault, but only answers for mounts the token can use.
         if req.token_entry is None:

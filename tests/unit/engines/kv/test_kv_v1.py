@@ -97,7 +97,7 @@ def test_unknown_query_parameters_are_warnings_on_reads() -> None:
     d = v1_node()
     d.call("POST", "kv1/k", json={"v": 1})
     resp = d.call("GET", "kv1/k", params={"foo": "bar"})
-    assert resp.json["warnings"] == ["Endpoint ignored these unrecognized parameters: ['foo']"]
+    assert resp.json["warnings"] == ["Endpoint ignored these unrecognized parameters: [foo]"]
 
 
 def test_unknown_version_option_fails_requests_only_on_that_mount() -> None:

@@ -121,7 +121,7 @@ def test_unknown_fields_are_warnings() -> None:
     d, _ = kv_node()
     resp = d.call("POST", "secret/data/k", json={"data": {"v": 1}, "bogus": 1})
     assert resp.status_code == 200
-    assert resp.json["warnings"] == ["Endpoint ignored these unrecognized parameters: ['bogus']"]
+    assert resp.json["warnings"] == ["Endpoint ignored these unrecognized parameters: [bogus]"]
 
 
 # -- check-and-set --------------------------------------------------------------
