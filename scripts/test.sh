@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests use (openssl for test certificates).
-apt_packages=(openssl)
+# System packages the tests use (openssl for test certificates, ps for worker pids).
+apt_packages=(openssl procps)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -19,6 +19,9 @@ if ((${#missing[@]})); then
         exit 1
     fi
 fi
+
+# Consul 1.8.7 from Debian bullseye, without touching the system's apt sources.
+scripts/install-consul.sh
 
 # A private virtualenv keeps the project's pins away from the system Python.
 python3 -m venv .venv
