@@ -23,6 +23,7 @@ from strongroom.physical.base import Backend
 log = logging.getLogger(__name__)
 WATCH_WAIT = "5s"
 STEP_DOWN_HOLD_OFF = 5.0
+ADVERTISEMENT_WAIT = 3.0
 
 
 class HAManager:
@@ -172,11 +173,17 @@ class HAManager:
     def _publish_leader(self, leader_id_raw: bytes | None) -> None:
         leader_id = leader_id_raw.decode() if leader_id_raw else ""
         api = cluster = ""
-        if leader_id:
+        # A new active writes its advertisement just after taking the lock: give it a moment.
+        deadline = time.monotonic() + ADVERTISEMENT_WAIT
+        while leader_id and not self._stop.is_set():
             raw = self._barrier.get(LEADER_PREFIX + leader_id)
             if raw is not None:
                 doc = json.loads(raw)
                 api, cluster = doc["api_addr"], doc["cluster_addr"]
+                break
+            if time.monotonic() > deadline:
+                break
+            self._stop.wait(0.05)
         status = HAStatus(enabled=True, node_id=self._lock.node_id, leader_id=leader_id,
                           leader_api_addr=api, leader_cluster_addr=cluster)
         if status != self.status:

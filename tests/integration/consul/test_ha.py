@@ -10,93 +10,16 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
 from tests.support.consul import ConsulCluster, consul_cluster
-from tests.support.servers import ServerProcess, free_port, strongroom_server
+from tests.support.ha import Cluster, ha_cluster, health, leader, poll
 
 pytestmark = pytest.mark.consul
-
-NODE_CONFIG = """
-storage "consul" {{{{
-  address = "{consul}"
-  path    = "strongroom/"
-  token   = "{token}"
-}}}}
-listener "tcp" {{{{
-  address     = "127.0.0.1:{{port}}"
-  tls_disable = true
-}}}}
-api_addr      = "http://127.0.0.1:{{port}}"
-cluster_addr  = "https://127.0.0.1:{cluster_port}"
-disable_mlock = true
-workers       = 2
-"""
-
-
-def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def health(node: ServerProcess) -> int:
-    try:
-        return requests.get(node.url + "/v1/sys/health", timeout=2).status_code
-    except requests.RequestException:
-        return 0
-
-
-def leader(node: ServerProcess) -> dict[str, Any]:
-    return requests.get(node.url + "/v1/sys/leader", timeout=2).json()  # type: ignore[no-any-return]
-
-
-class Cluster:
-    def __init__(self, nodes: list[ServerProcess], root: str, key: str) -> None:
-        self.nodes = nodes
-        self.root = root
-        self.key = key
-
-    def active(self, timeout: float = 20) -> ServerProcess:
-        def find() -> ServerProcess | None:
-            live = [n for n in self.nodes if n.proc.poll() is None]
-            actives = [n for n in live if health(n) == 200]
-            return actives[0] if len(actives) == 1 else None
-
-        node: ServerProcess = poll(find, timeout, "exactly one active node")
-        return node
-
-    def standbys(self) -> list[ServerProcess]:
-        return [n for n in self.nodes if n.proc.poll() is None and health(n) == 429]
-
-    def write(self, node: ServerProcess, path: str, value: str,
-              **headers: str) -> requests.Response:
-        return requests.post(node.url + "/v1/secret/data/" + path, timeout=10,
-                             json={"data": {"v": value}},
-                             headers={"X-Vault-Token": self.root, **headers})
-
-    def read(self, node: ServerProcess, path: str) -> str | None:
-        resp = requests.get(node.url + "/v1/secret/data/" + path, timeout=10,
-                            headers={"X-Vault-Token": self.root})
-        if resp.status_code == 404:
-            return None
-        assert resp.status_code == 200, resp.text
-        return resp.json()["data"]["data"]["v"]  # type: ignore[no-any-return]
-
-    def unseal(self, node: ServerProcess) -> None:
-        resp = requests.put(node.url + "/v1/sys/unseal", json={"key": self.key}, timeout=10)
-        assert resp.status_code == 200 and resp.json()["sealed"] is False, resp.text
-
 
 @pytest.fixture(scope="module")
 def consul(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsulCluster]:
@@ -106,27 +29,7 @@ def consul(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsulCluster]:
 
 @pytest.fixture
 def cluster(consul: ConsulCluster, tmp_path: Path) -> Iterator[Cluster]:
-    prefix = "strongroom/"
-    token = consul.make_token(prefix)
-    # Each test starts from empty storage under the prefix.
-    consul.api("DELETE", f"/v1/kv/{prefix}?recurse=true")
-    with ExitStack() as stack:
-        nodes = []
-        for i in range(3):
-            workdir = tmp_path / f"node{i}"
-            workdir.mkdir()
-            config = NODE_CONFIG.format(consul=consul.host_ports[i], token=token,
-                                        cluster_port=free_port())
-            nodes.append(stack.enter_context(strongroom_server(workdir, config)))
-        init = requests.put(nodes[0].url + "/v1/sys/init",
-                            json={"secret_shares": 1, "secret_threshold": 1}, timeout=20).json()
-        group = Cluster(nodes, init["root_token"], init["keys"][0])
-        for node in nodes:
-            group.unseal(node)
-        active = group.active()
-        resp = requests.post(active.url + "/v1/sys/mounts/secret", json={"type": "kv-v2"},
-                             headers={"X-Vault-Token": group.root}, timeout=10)
-        assert resp.status_code == 204, resp.text
+    with ha_cluster(consul, tmp_path) as group:
         yield group
 
 
@@ -169,7 +72,8 @@ def test_step_down_hands_over(cluster: Cluster) -> None:
     new = poll(lambda: (lambda a: a if a is not active else None)(cluster.active()), 15,
                "another node to become active")
     assert new is not active
-    assert cluster.write(active, "after-step-down", "x").status_code == 200
+    resp = cluster.write(active, "after-step-down", "x")
+    assert resp.status_code == 200, resp.text
     assert cluster.read(new, "after-step-down") == "x"
 
 
@@ -225,3 +129,44 @@ def test_fencing_a_paused_active_node(cluster: Cluster) -> None:
          "the old active node to become a standby of the new one")
     assert cluster.read(old, "fenced") == "new"
     assert cluster.active() is new
+
+
+def passing_tagged(consul: ConsulCluster, tag: str) -> list[str]:
+    """Addresses of passing strongroom services with ``tag`` (what DNS would answer)."""
+    reply = consul.api("GET", f"/v1/health/service/strongroom?passing=true&tag={tag}",
+                       index=consul.alive()[0])
+    return sorted(f"http://{e['Service']['Address']}:{e['Service']['Port']}"
+                  for e in reply.json())
+
+
+def test_service_registration_names_the_active_node(cluster: Cluster,
+                                                    consul: ConsulCluster) -> None:
+    active = cluster.active()
+    poll(lambda: passing_tagged(consul, "active") == [active.url], 15,
+         "exactly the active node registered as active")
+    standbys = sorted(n.url for n in cluster.nodes if n is not active)
+    poll(lambda: passing_tagged(consul, "standby") == standbys, 15, "both standbys registered")
+    # After a hand-over the tags follow the lock.
+    requests.put(active.url + "/v1/sys/step-down", headers={"X-Vault-Token": cluster.root},
+                 timeout=10)
+    new = poll(lambda: (lambda a: a if a is not active else None)(cluster.active()), 15,
+               "a new active node")
+    poll(lambda: passing_tagged(consul, "active") == [new.url], 15,
+         "the active tag to move to the new node")
+
+
+def test_consul_agent_going_away_and_back(cluster: Cluster, consul: ConsulCluster) -> None:
+    active = cluster.active()
+    index = cluster.nodes.index(active)  # node i talks to Consul server i
+    consul.kill(index)
+    # The node whose agent vanished cannot keep its session: another takes over.
+    others = [n for i, n in enumerate(cluster.nodes) if i != index]
+    new = poll(lambda: next((n for n in others if health(n) == 200), None), 30,
+               "a node with a live agent to become active")
+    assert cluster.write(new, "agent-away", "v").status_code == 200
+    consul.start(index)
+    consul.wait_for_leader()
+    # The orphaned node comes back as a standby and serves through the new active.
+    poll(lambda: health(active) == 429 and leader(active)["leader_address"] == new.url, 60,
+         "the node to rejoin as standby")
+    assert cluster.read(active, "agent-away") == "v"
