@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Protocol, runtime_checkable
 
 from strongroom.errors import InvalidKeyError
@@ -47,11 +48,15 @@ def validate_prefix(prefix: str) -> None:
     _validate_segments(prefix[:-1])
 
 
+# Every storage operation validates its key (often at several layers): regexes, not loops.
+_BAD_SEGMENT = re.compile(r"(?:^|/)\.{0,2}(?:/|$)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _validate_segments(path: str) -> None:
     if not path:
         raise InvalidKeyError("storage key is empty")
-    for segment in path.split("/"):
-        if segment in ("", ".", ".."):
-            raise InvalidKeyError("storage key has an empty, '.' or '..' segment")
-        if any(ord(ch) < 0x20 or ch == "\x7f" for ch in segment):
-            raise InvalidKeyError("storage key contains a control character")
+    if _BAD_SEGMENT.search(path):
+        raise InvalidKeyError("storage key has an empty, '.' or '..' segment")
+    if _CONTROL.search(path):
+        raise InvalidKeyError("storage key contains a control character")
