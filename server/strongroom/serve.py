@@ -202,6 +202,10 @@ def serve(
     config: ServerConfig, prepare_node: Callable[[Node], None] | None = None, dev: bool = False
 ) -> int:
     """Run gunicorn in the foreground until it is told to stop."""
+    # Strongroom's own events (key=value, never a secret) go to stderr beside gunicorn's.
+    level = {"trace": "DEBUG", "warn": "WARNING"}.get(config.log_level, config.log_level.upper())
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s %(message)s")
     try:
         StrongroomServer(config, prepare_node, dev=dev).run()
     except SystemExit as exc:

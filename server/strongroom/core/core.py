@@ -85,21 +85,22 @@ class Core:
         current = self.counters.snapshot()
         if current != self._applied:
             with self._sync_lock:
-                self._apply(current)
+                # Another thread may have applied it while we waited for the lock.
+                if current != self._applied:
+                    self._apply(current)
         return self.snapshot
 
     def _apply(self, current: tuple[int, ...]) -> None:
         before = self._applied or (-1,) * len(current)
-        self._applied = current
         if before[Slot.SEAL] != current[Slot.SEAL]:
             self._apply_seal()
-            return
-        if self.barrier.sealed:
-            return
-        if before[Slot.MOUNTS] != current[Slot.MOUNTS]:
-            self.mounts.load()
-        if before[Slot.POLICIES] != current[Slot.POLICIES]:
-            self.policies.invalidate()
+        elif not self.barrier.sealed:
+            if before[Slot.MOUNTS] != current[Slot.MOUNTS]:
+                self.mounts.load()
+            if before[Slot.POLICIES] != current[Slot.POLICIES]:
+                self.policies.invalidate()
+        # Published only once applied: a thread that sees it can rely on the state.
+        self._applied = current
 
     def _apply_seal(self) -> None:
         snap = self.coordinator.snapshot()
