@@ -49,6 +49,8 @@ class Writer(threading.Thread):
     def __init__(self, cluster: Cluster) -> None:
         super().__init__(daemon=True)
         self.cluster = cluster
+        # (n, when the request was sent): a write sent before the disruption and
+        # answered after it must not count as "writes resumed".
         self.acked: list[tuple[int, float]] = []
         self.stop = threading.Event()
         self.lock = threading.Lock()
@@ -63,6 +65,7 @@ class Writer(threading.Thread):
                 node = nodes[(preferred + offset) % len(nodes)]
                 if node.proc.poll() is not None:
                     continue
+                sent = time.monotonic()
                 try:
                     resp = self.session.post(
                         node.url + f"/v1/secret/data/f{n}", json={"data": {"n": n}},
@@ -71,7 +74,7 @@ class Writer(threading.Thread):
                     continue
                 if resp.status_code == 200:
                     with self.lock:
-                        self.acked.append((n, time.monotonic()))
+                        self.acked.append((n, sent))
                     preferred = (preferred + offset) % len(nodes)
                     n += 1
                     break
@@ -81,6 +84,20 @@ class Writer(threading.Thread):
     def first_ack_after(self, moment: float) -> float | None:
         with self.lock:
             return next((t for _, t in self.acked if t > moment), None)
+
+
+def consul_healthy(consul: ConsulCluster) -> bool:
+    """All three servers back as healthy raft voters (autopilot may have removed one)."""
+    for index in consul.alive():
+        try:
+            reply = consul.api("GET", "/v1/operator/autopilot/health", index=index, timeout=2)
+        except requests.RequestException:
+            continue
+        if reply.status_code == 200:
+            doc = reply.json()
+            voters = [s for s in doc.get("Servers", []) if s.get("Voter") and s.get("Healthy")]
+            return bool(doc.get("Healthy")) and len(voters) == 3
+    return False
 
 
 def lost_writes(cluster: Cluster, writer: Writer) -> int:
@@ -138,6 +155,8 @@ def run_scenario(name: str, cluster: Cluster, consul: ConsulCluster, workdir: Pa
     if name == "consul-leader":
         consul.start(leader)
         consul.wait_for_leader()
+        # Killing another server before this one is a voter again would lose quorum.
+        poll(lambda: consul_healthy(consul), 90, "Consul to have three healthy voters")
         poll(lambda: len(cluster.standbys()) == 2, 60, "the cluster to settle")
     else:
         replace_node(cluster, consul, active, workdir)
@@ -151,8 +170,10 @@ def main() -> int:
     args = parser.parse_args()
     scenarios = [s for s in args.only.split(",") if s]
     results: dict[str, list[float]] = {s: [] for s in scenarios}
-    with tempfile.TemporaryDirectory(prefix="strongroom-failover-") as tmp:
-        workdir = Path(tmp)
+    # Kept after the run (node and Consul logs) so a slow scenario can be examined.
+    workdir = Path(tempfile.mkdtemp(prefix="strongroom-failover-"))
+    print(f"logs under {workdir}", flush=True)
+    if True:
         with consul_cluster(workdir / "consul") as consul, \
                 ha_cluster(consul, workdir / "nodes") as cluster:
             for run in range(args.runs):
