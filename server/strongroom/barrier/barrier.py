@@ -8,14 +8,14 @@ ciphertext. It holds key material in memory only, and forgets it on seal.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from strongroom.barrier.crypto import DecryptError, open_value, read_term, seal_value
 from strongroom.barrier.keyring import Keyring
 from strongroom.errors import BadRequestError, CorruptEntryError, SealedError
-from strongroom.physical.base import Backend
+from strongroom.physical.base import Backend, Op, apply_ops
 
 KEYRING_PATH = "core/keyring"
 _ROOT_TERM = 0  # the keyring entry is sealed with the root key under this pseudo-term
@@ -113,6 +113,22 @@ class AESGCMBarrier:
         blob = seal_value(aead, ring.active_term, key, value)
         self.encryptions += 1
         self._physical.put(key, blob)
+
+    def transaction(self, ops: Sequence[Op]) -> None:
+        """Encrypt every put, then hand the whole change to the physical backend at once."""
+        ring = self.keyring
+        aead = self._aeads.get(ring.active_term)
+        if aead is None:
+            raise SealedError()
+        sealed: list[Op] = []
+        for verb, key, value in ops:
+            if verb == "put":
+                assert value is not None
+                sealed.append((verb, key, seal_value(aead, ring.active_term, key, value)))
+                self.encryptions += 1
+            else:
+                sealed.append((verb, key, None))
+        apply_ops(self._physical, sealed)
 
     def delete(self, key: str) -> None:
         self.keyring  # noqa: B018 - raises SealedError when sealed

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from strongroom.physical.base import Backend, validate_key, validate_prefix
+from collections.abc import Sequence
+
+from strongroom.physical.base import Backend, Op, apply_ops, validate_key, validate_prefix
 
 
 class StorageView:
@@ -29,6 +31,9 @@ class StorageView:
     def list(self, prefix: str) -> list[str]:
         validate_prefix(prefix)
         return self._backend.list(self.prefix + prefix)
+
+    def transaction(self, ops: Sequence[Op]) -> None:
+        apply_ops(self._backend, [(verb, self._full(key), value) for verb, key, value in ops])
 
     def sub_view(self, prefix: str) -> StorageView:
         validate_prefix(prefix)

@@ -24,7 +24,7 @@ from datetime import datetime
 from strongroom.core.token_batch import is_batch_token, open_batch, seal_batch
 from strongroom.errors import BadRequestError
 from strongroom.node.locks import node_lock
-from strongroom.physical.base import Backend
+from strongroom.physical.base import Backend, Op, apply_ops
 
 _SALT_KEY = "salt"
 _ALPHABET = string.ascii_letters + string.digits
@@ -136,11 +136,16 @@ class TokenStore:
             raise BadRequestError("cannot create a token with a duplicate ID")
         entry.hash = token_hash
         entry.creation_num_uses = entry.num_uses
-        if entry.parent_hash:
-            self._storage.put(f"parent/{entry.parent_hash}/{token_hash}", b"")
-        self._storage.put("id/" + token_hash, entry.to_json())
         index = {"token_hash": token_hash, "accessor": entry.accessor}
-        self._storage.put("accessor/" + self.salted(entry.accessor), json.dumps(index).encode())
+        # One transaction where storage has them; else in this order, so that a crash
+        # leaves at worst an index entry pointing at nothing, never a token without one.
+        ops: list[Op] = []
+        if entry.parent_hash:
+            ops.append(("put", f"parent/{entry.parent_hash}/{token_hash}", b""))
+        ops.append(("put", "accessor/" + self.salted(entry.accessor),
+                    json.dumps(index).encode()))
+        ops.append(("put", "id/" + token_hash, entry.to_json()))
+        apply_ops(self._storage, ops)
         return token
 
     def lookup(self, token: str, now: float) -> TokenEntry | None:

@@ -8,7 +8,7 @@ writes refused, and steps down instead of corrupting what the new active wrote.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from strongroom.errors import FencedError
@@ -28,6 +28,9 @@ class FencingStore(Protocol):
     def put_fenced(self, key: str, value: bytes, lock_key: str, session_id: str) -> None: ...
 
     def delete_fenced(self, key: str, lock_key: str, session_id: str) -> None: ...
+
+    def transaction(self, ops: Sequence[tuple[str, str, bytes | None]],
+                    lock_key: str | None = None, session_id: str | None = None) -> None: ...
 
 
 
@@ -58,6 +61,14 @@ class FencedBackend:
             self._store.put(key, value)
         else:
             self._store.put_fenced(key, value, self._lock_key, session)
+
+    def transaction(self, ops: Sequence[tuple[str, str, bytes | None]]) -> None:
+        """One Consul transaction, led by the lock check when this node is active."""
+        session = self._current()
+        if session is None:
+            self._store.transaction(ops)
+        else:
+            self._store.transaction(ops, self._lock_key, session)
 
     def delete(self, key: str) -> None:
         session = self._current()

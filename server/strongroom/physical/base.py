@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from strongroom.errors import InvalidKeyError
@@ -26,6 +27,28 @@ class Backend(Protocol):
     def delete(self, key: str) -> None: ...
 
     def list(self, prefix: str) -> list[str]: ...
+
+
+# One storage change of a multi-key transaction: ("put", key, value) or ("delete", key, None).
+Op = tuple[str, str, bytes | None]
+
+
+def apply_ops(backend: Backend, ops: Sequence[Op]) -> None:
+    """Apply ``ops`` atomically where the backend can (Consul, inmem), else in order.
+
+    Callers order their operations so that stopping part-way through leaves
+    storage consistent (new data before the entry that makes it visible).
+    """
+    transaction = getattr(backend, "transaction", None)
+    if transaction is not None:
+        transaction(ops)
+        return
+    for verb, key, value in ops:
+        if verb == "put":
+            assert value is not None
+            backend.put(key, value)
+        else:
+            backend.delete(key)
 
 
 def validate_key(key: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from strongroom.physical.base import validate_key, validate_prefix
 
@@ -28,6 +29,18 @@ class InmemBackend:
         validate_key(key)
         with self._lock:
             self._data.pop(key, None)
+
+    def transaction(self, ops: Sequence[tuple[str, str, bytes | None]]) -> None:
+        """All of ``ops`` under one lock: nobody sees half of them."""
+        for _, key, _ in ops:
+            validate_key(key)
+        with self._lock:
+            for verb, key, value in ops:
+                if verb == "put":
+                    assert value is not None
+                    self._data[key] = bytes(value)
+                else:
+                    self._data.pop(key, None)
 
     def list(self, prefix: str) -> list[str]:
         validate_prefix(prefix)

@@ -116,3 +116,18 @@ def test_view_confines_keys(barrier: AESGCMBarrier) -> None:
     for bad in ("../m2/x", "a//b", "/abs", ""):
         with pytest.raises(InvalidKeyError):
             view.put(bad, b"x")
+
+
+def test_transaction_encrypts_every_put_and_applies_all(
+    barrier: AESGCMBarrier, physical: InmemBackend
+) -> None:
+    barrier.put("t/old", b"gone soon")
+    view = StorageView(barrier, "t/")
+    view.transaction([("put", "a", b"alpha-secret"), ("put", "b", b"beta"),
+                      ("delete", "old", None)])
+    assert (barrier.get("t/a"), barrier.get("t/b"), barrier.get("t/old")) == (
+        b"alpha-secret", b"beta", None)
+    assert b"alpha-secret" not in (physical.get("t/a") or b"")
+    with pytest.raises(InvalidKeyError):
+        view.transaction([("put", "ok", b"1"), ("put", "../escape", b"2")])
+    assert barrier.get("t/ok") is None  # nothing applied when one key is invalid

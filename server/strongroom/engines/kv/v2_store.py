@@ -25,6 +25,7 @@ import orjson
 
 from strongroom.barrier.view import StorageView
 from strongroom.errors import InvalidKeyError, StrongroomError
+from strongroom.physical.base import Op, apply_ops
 
 from .common import encode, format_time, now_ns
 
@@ -142,10 +143,14 @@ class V2Store:
         versions = {int(n): VersionMeta(**vm) for n, vm in doc.pop("versions").items()}
         return KeyMetadata(**doc, versions=versions)
 
-    def put_meta(self, meta: KeyMetadata) -> None:
+    @staticmethod
+    def _meta_blob(meta: KeyMetadata) -> bytes:
         doc = asdict(meta)
         doc["versions"] = {str(n): asdict(vm) for n, vm in meta.versions.items()}
-        self._storage.put(METADATA_PREFIX + meta.key, encode(doc))
+        return encode(doc)
+
+    def put_meta(self, meta: KeyMetadata) -> None:
+        self._storage.put(METADATA_PREFIX + meta.key, self._meta_blob(meta))
 
     def delete_meta(self, path: str) -> None:
         self._storage.delete(METADATA_PREFIX + path)
@@ -179,16 +184,18 @@ class V2Store:
         created = self.now()
         number = meta.current_version + 1
         key = self._version_key(meta.key, number)
-        self._storage.put(key, b'{"created_time":%d,"data":%s}' % (created, data_json))
+        version = b'{"created_time":%d,"data":%s}' % (created, data_json)
         trimmed = meta.add_version(created, deletion_time(created, config, meta),
                                    config.max_versions)
+        # One transaction where storage has them (Consul): version, metadata, trims.
+        ops: list[Op] = [("put", key, version), ("put", METADATA_PREFIX + meta.key,
+                                                 self._meta_blob(meta))]
+        ops += [("delete", self._version_key(meta.key, old), None) for old in trimmed if old > 0]
         try:
-            self.put_meta(meta)
+            apply_ops(self._storage, ops)
         except InvalidKeyError:
             self._storage.delete(key)  # the path cannot be stored: leave no orphan
             raise
-        for old in trimmed:
-            self.delete_version(meta.key, old)
         return number
 
     def delete_all(self, meta: KeyMetadata) -> None:
