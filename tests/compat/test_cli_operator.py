@@ -20,7 +20,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.servers import REPO, ServerProcess, bao_server, free_port, strongroom_server
+from tests.support.servers import (
+    REPO,
+    ServerProcess,
+    bao_server,
+    file_config,
+    free_port,
+    strongroom_server,
+)
 
 CLI_TIMEOUT = 60.0
 
@@ -43,16 +50,7 @@ class ServerHandle:
 #: Server implementations the CLI is checked against; each starts a fresh,
 #: uninitialized, non-dev server in the given directory (skipping the test if
 #: the implementation is unavailable).
-STRONGROOM_CONFIG = """
-storage "file" {{
-  path = "{workdir}/data"
-}}
-listener "tcp" {{
-  address     = "127.0.0.1:{port}"
-  tls_disable = true
-}}
-workers = 2
-"""
+STRONGROOM_CONFIG = file_config(workers=2)
 LAUNCHERS: dict[str, Callable[[Path], AbstractContextManager[ServerProcess]]] = {
     "bao": bao_server,
     "strongroom": lambda wd: strongroom_server(wd, STRONGROOM_CONFIG),

@@ -13,19 +13,9 @@ import hvac
 import pytest
 import requests
 
-from tests.support.servers import bao_server, strongroom_server
+from tests.support.servers import bao_server, file_config, strongroom_server
 
-CONFIG = """
-storage "file" {{
-  path = "{workdir}/data"
-}}
-listener "tcp" {{
-  address     = "127.0.0.1:{port}"
-  tls_disable = true
-}}
-disable_mlock = true
-workers       = 2
-"""
+CONFIG = file_config(workers=2)
 
 
 def scenario(url: str) -> dict[str, Any]:

@@ -14,20 +14,10 @@ import requests
 from strongroom.barrier.barrier import AESGCMBarrier
 from strongroom.physical.file import FileBackend
 from strongroom.seal import shamir
-from tests.support.servers import ServerProcess, strongroom_server
+from tests.support.servers import ServerProcess, file_config, strongroom_server
 
 WORKERS = 3
-CONFIG = """
-storage "file" {{
-  path = "{workdir}/data"
-}}
-listener "tcp" {{
-  address     = "127.0.0.1:{port}"
-  tls_disable = true
-}}
-disable_mlock = true
-workers       = 3
-"""
+CONFIG = file_config(workers=3)
 
 
 @pytest.fixture

