@@ -21,7 +21,9 @@ from strongroom.ha.state import CLUSTER_TLS_PATH, LEADER_PREFIX, HAStatus
 from strongroom.physical.base import Backend
 
 log = logging.getLogger(__name__)
-WATCH_WAIT = "5s"
+# How long a standby's blocking query on the lock waits before asking again
+# (Vault's consul `lock_wait_time`); a change to the lock wakes it at once anyway.
+DEFAULT_LOCK_WAIT = 15
 STEP_DOWN_HOLD_OFF = 5.0
 ADVERTISEMENT_WAIT = 3.0
 
@@ -44,6 +46,7 @@ class HAManager:
         self._cluster_addr = cluster_addr
         self._publish = publish
         self._listener = listener
+        self.lock_wait = DEFAULT_LOCK_WAIT
         self._stop = threading.Event()
         self._lost = threading.Event()
         self._hold_off_until = 0.0
@@ -164,7 +167,7 @@ class HAManager:
         self._publish_leader(holder.value)
         index = holder.index
         while not self._stop.is_set():
-            holder = self._lock.holder(index, wait=WATCH_WAIT)
+            holder = self._lock.holder(index, wait=f"{self.lock_wait}s")
             index = holder.index
             if holder.session is None and time.monotonic() >= self._hold_off_until:
                 return  # the lock is free: race for it

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from strongroom.config import ServerConfig, StorageConfig
+from strongroom.config import ServerConfig, StorageConfig, parse_duration
 from strongroom.ha.consul_lock import ConsulLock
 from strongroom.ha.fencing import FencedBackend
 from strongroom.ha.forwarding import ClusterListener
@@ -76,7 +76,7 @@ def ha_factory(config: ServerConfig, fence: Backend,
     def build(barrier: Backend, publish: Callable[[HAStatus], None]) -> HAManager:
         lock = ConsulLock(
             backend.client, backend.absolute(LOCK_KEY), node_id,
-            session_ttl=int(options.get("session_ttl", "15s").rstrip("s") or 15),
+            session_ttl=parse_duration(options.get("session_ttl", "15s")),
             service=options.get("service", "strongroom") if registration else None,
             service_address=api_url.hostname or "", service_port=api_url.port or 0,
             service_tags=tags,
@@ -85,6 +85,7 @@ def ha_factory(config: ServerConfig, fence: Backend,
                                   node_secret, lambda: manager.status.active)
         fenced = fence if isinstance(fence, FencedBackend) else None
         manager = HAManager(lock, barrier, fenced, api_addr, cluster_addr, publish, cluster)
+        manager.lock_wait = max(1, parse_duration(options.get("lock_wait_time", "15s")))
         return manager
 
     return build
