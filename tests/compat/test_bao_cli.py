@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from tests.support.servers import bao_dev_server, strongroom_dev_server
+from tests.support.shapes import BAO_ONLY_POLICY, IGNORED, MISSING, dig, shape
 
 
 def bao_binary() -> str | None:
@@ -46,49 +47,15 @@ def bao_binary() -> str | None:
 
 BAO = bao_binary()
 ROOT = "root"
-MISSING = "<missing>"
 CLI_TIMEOUT = 30
 
-# Deliberate, known divergences between OpenBao and HashiCorp Vault (Strongroom's
-# target), as in tests/compat/test_kv_hvac.py: Vault names the mount type in every
-# logical response; OpenBao has KV metadata check-and-set. Left out of shapes.
-IGNORED = frozenset({"mount_type", "metadata_cas_required", "current_metadata_version"})
-# OpenBao's policy endpoints add check-and-set and identity-template options Vault's
-# do not have; left out of policy reads only (KV metadata has a real cas_required).
-BAO_ONLY_POLICY = frozenset({"cas_required", "version", "modified",
-                             "allow_slashes_in_identity_templates",
-                             "allow_wildcards_in_identity_templates"})
-
-RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-ISO_OTHER = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d)?$")
 
 
-def leaf_type(value: Any) -> str:
-    if isinstance(value, str):
-        if RFC3339_UTC.match(value):
-            return "time(RFC3339 Z)"
-        if ISO_OTHER.match(value):
-            return "time(other: " + re.sub(r"\d", "9", value) + ")"
-    return type(value).__name__
 
 
-def shape(value: Any, depth: int = 99, ignored: frozenset[str] = IGNORED) -> Any:
-    """Keys (sorted) at every level down to ``depth`` and the type of every leaf."""
-    if isinstance(value, dict) and depth > 0:
-        return {k: shape(v, depth - 1, ignored) for k, v in sorted(value.items())
-                if k not in ignored}
-    if isinstance(value, list) and depth > 0:
-        return [shape(v, depth - 1, ignored) for v in value]
-    return leaf_type(value)
 
 
-def dig(value: Any, *path: str | int) -> Any:
-    for step in path:
-        try:
-            value = value[step]
-        except (KeyError, IndexError, TypeError):
-            return MISSING
-    return value
+
 
 
 TEXT_SUBS = [

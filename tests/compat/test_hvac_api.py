@@ -18,7 +18,6 @@ module's tests run in file order, which is the same for both servers.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,64 +28,25 @@ import pytest
 import requests
 
 from tests.support.servers import bao_dev_server, strongroom_dev_server
+from tests.support.shapes import BAO_ONLY_POLICY, IGNORED, MISSING, dig, shape
 
 ROOT = "root"
 
 # hvac's own kv.v2.patch() reads without passing raise_on_deleted_version.
 pytestmark = pytest.mark.filterwarnings("ignore:The raise_on_deleted_version:DeprecationWarning")
-MISSING = "<missing>"
 
 
 # --------------------------------------------------------------------------- recording
 
 
-# Deliberate, known divergences between OpenBao and HashiCorp Vault (Strongroom's
-# target), shared with tests/compat/test_kv_hvac.py: Vault (and Strongroom) name the
-# mount type in every logical response; OpenBao has metadata check-and-set, which
-# Vault does not. These keys alone are left out of the shapes compared.
-STRONGROOM_ONLY = frozenset({"mount_type"})
-BAO_ONLY = frozenset({"metadata_cas_required", "current_metadata_version"})
-IGNORED = STRONGROOM_ONLY | BAO_ONLY
-# OpenBao's policy endpoints add check-and-set and identity-template options that
-# Vault's do not have (Vault answers with name and rules/policy only). Ignored
-# in the policy scenario only: KV metadata has a real ``cas_required``.
-BAO_ONLY_POLICY = frozenset({"cas_required", "version", "modified",
-                             "allow_slashes_in_identity_templates",
-                             "allow_wildcards_in_identity_templates"})
 
 
-RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-ISO_OTHER = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d)?$")
 
 
-def leaf_type(value: Any) -> str:
-    """The type name; strings holding a timestamp are typed by its format."""
-    if isinstance(value, str):
-        if RFC3339_UTC.match(value):
-            return "time(RFC3339 Z)"
-        if ISO_OTHER.match(value):
-            return "time(other: " + re.sub(r"\d", "9", value) + ")"
-    return type(value).__name__
 
 
-def shape(value: Any, depth: int = 99, ignored: frozenset[str] = IGNORED) -> Any:
-    """Keys (sorted) at every level down to ``depth`` and the type of every leaf."""
-    if isinstance(value, dict) and depth > 0:
-        return {k: shape(v, depth - 1, ignored) for k, v in sorted(value.items())
-                if k not in ignored}
-    if isinstance(value, list) and depth > 0:
-        return [shape(v, depth - 1, ignored) for v in value]
-    return leaf_type(value)
 
 
-def dig(value: Any, *path: str | int) -> Any:
-    """``value[p0][p1]...``, or :data:`MISSING` when any step is absent."""
-    for step in path:
-        try:
-            value = value[step]
-        except (KeyError, IndexError, TypeError):
-            return MISSING
-    return value
 
 
 class Recorder:
