@@ -28,6 +28,6 @@ python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'
 
-.venv/bin/ruff check server tests
+.venv/bin/ruff check server tests bench ansible_collections
 .venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"
