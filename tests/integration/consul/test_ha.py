@@ -110,6 +110,19 @@ def test_sigkill_failover_loses_no_acknowledged_write(cluster: Cluster) -> None:
 def test_fencing_a_paused_active_node(cluster: Cluster) -> None:
     old = cluster.active()
     assert cluster.write(old, "fenced", "before").status_code == 200
+    # Every worker must have applied the node's current state before its master is
+    # frozen: a worker that still had to fetch it would wait on the frozen master.
+    workers = old.wait_for_workers(2)
+    seen: set[int] = set()
+
+    def all_workers_synced() -> bool:
+        resp = requests.get(old.url + "/v1/sys/health", headers={"Connection": "close"},
+                            timeout=5)
+        if resp.status_code == 200:
+            seen.add(int(resp.headers["X-Strongroom-Worker"]))
+        return seen == workers
+
+    poll(all_workers_synced, 20, "every worker of the active node to answer as active")
     # Freeze the old node's master (its HA loop and heartbeat), not its workers: they
     # still believe the node is active, which is exactly what fencing must defeat.
     os.kill(old.proc.pid, signal.SIGSTOP)
