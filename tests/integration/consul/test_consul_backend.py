@@ -18,10 +18,10 @@ import requests
 
 from strongroom.config import parse_config
 from strongroom.errors import InvalidKeyError, StorageError
-from strongroom.physical.base import Backend
 from strongroom.physical.consul import MAX_TXN_OPS, ConsulBackend, FencedError
 from strongroom.physical.inmem import InmemBackend
 from strongroom.wsgi import build_physical
+from tests.support.backend_contract import BackendContract
 from tests.support.consul import ConsulDevAgent
 from tests.support.servers import free_port
 
@@ -44,60 +44,20 @@ def raw_get(agent: ConsulDevAgent, full_key: str) -> requests.Response:
 # --- the Backend contract -------------------------------------------------------
 
 
-def test_satisfies_protocol(backend: ConsulBackend) -> None:
-    assert isinstance(backend, Backend)
+class TestBackendContract(BackendContract):
+    """The shared contract (tests/support/backend_contract.py) against Consul."""
 
 
-def test_put_get_overwrite_delete(backend: ConsulBackend) -> None:
-    assert backend.get("a") is None
-    backend.put("a", b"one")
-    assert backend.get("a") == b"one"
-    backend.put("a", b"two")
-    assert backend.get("a") == b"two"
-    backend.delete("a")
-    assert backend.get("a") is None
-    backend.delete("a")  # deleting a missing key is fine
-    backend.delete("never/existed")
 
 
-def test_values_are_opaque_bytes(backend: ConsulBackend) -> None:
-    values = [b"", b"\x00", bytes(range(256)), b"x" * 100_000]
-    for index, value in enumerate(values):
-        backend.put(f"v{index}", value)
-    for index, value in enumerate(values):
-        assert backend.get(f"v{index}") == value
 
 
-def test_list_semantics(backend: ConsulBackend) -> None:
-    for key in ["foo", "foo/bar", "foo/baz/qux", "foo/zip", "other/deep/er/key", "z"]:
-        backend.put(key, b"v")
-    assert backend.list("") == ["foo", "foo/", "other/", "z"]
-    assert backend.list("foo/") == ["bar", "baz/", "zip"]
-    assert backend.list("foo/baz/") == ["qux"]
-    assert backend.list("other/") == ["deep/"]
-    assert backend.list("other/deep/er/") == ["key"]
-    assert backend.list("missing/") == []
-    assert backend.list("foo/bar/") == []  # a leaf is not a folder
 
 
-def test_folders_disappear_when_emptied(backend: ConsulBackend) -> None:
-    assert backend.list("") == []
-    backend.put("a/b/c", b"1")
-    backend.put("a/d", b"2")
-    backend.delete("a/b/c")
-    assert backend.list("a/") == ["d"]
-    assert backend.list("a/b/") == []
-    backend.delete("a/d")
-    assert backend.list("") == []
 
 
-def test_leaf_and_folder_with_same_name_coexist(backend: ConsulBackend) -> None:
-    backend.put("x", b"leaf")
-    backend.put("x/y", b"child")
-    assert backend.list("") == ["x", "x/"]
-    backend.delete("x")
-    assert backend.list("") == ["x/"]
-    assert backend.get("x/y") == b"child"
+
+
 
 
 def test_unusual_but_valid_segments(backend: ConsulBackend) -> None:

@@ -16,6 +16,12 @@ from strongroom.errors import InvalidKeyError
 from strongroom.physical.base import Backend
 from strongroom.physical.file import FileBackend
 from strongroom.physical.inmem import InmemBackend
+from tests.support.backend_contract import BackendContract
+
+
+class TestBackendContract(BackendContract):
+    """The shared contract, for inmem and file storage."""
+
 
 BAD_KEYS = ["", "/abs", "a//b", "a/", "../x", "a/../../b", "./a", "a/.", "a\x00b", "a\nb"]
 BAD_PREFIXES = ["a", "/", "/a/", "a//", "../", "a/../", "a\x00/"]
@@ -28,28 +34,10 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return FileBackend(tmp_path / "store")
 
 
-def test_satisfies_protocol(backend: Backend) -> None:
-    assert isinstance(backend, Backend)
 
 
-def test_put_get_overwrite_delete(backend: Backend) -> None:
-    assert backend.get("a") is None
-    backend.put("a", b"one")
-    assert backend.get("a") == b"one"
-    backend.put("a", b"two")
-    assert backend.get("a") == b"two"
-    backend.delete("a")
-    assert backend.get("a") is None
-    backend.delete("a")  # deleting a missing key is fine
-    backend.delete("never/existed")
 
 
-def test_values_are_opaque_bytes(backend: Backend) -> None:
-    values = [b"", b"\x00", bytes(range(256)), b"x" * 100_000]
-    for index, value in enumerate(values):
-        backend.put(f"v{index}", value)
-    for index, value in enumerate(values):
-        assert backend.get(f"v{index}") == value
 
 
 def test_stored_value_is_a_copy(backend: Backend) -> None:
@@ -59,39 +47,12 @@ def test_stored_value_is_a_copy(backend: Backend) -> None:
     assert backend.get("k") == b"abc"
 
 
-def test_list_semantics(backend: Backend) -> None:
-    for key in ["foo", "foo/bar", "foo/baz/qux", "foo/zip", "other/deep/er/key", "z"]:
-        backend.put(key, b"v")
-    assert backend.list("") == ["foo", "foo/", "other/", "z"]
-    assert backend.list("foo/") == ["bar", "baz/", "zip"]
-    assert backend.list("foo/baz/") == ["qux"]
-    assert backend.list("other/") == ["deep/"]
-    assert backend.list("other/deep/er/") == ["key"]
-    assert backend.list("missing/") == []
-    assert backend.list("foo/bar/") == []  # a leaf is not a folder
 
 
-def test_list_empty_store(backend: Backend) -> None:
-    assert backend.list("") == []
 
 
-def test_folders_disappear_when_emptied(backend: Backend) -> None:
-    backend.put("a/b/c", b"1")
-    backend.put("a/d", b"2")
-    backend.delete("a/b/c")
-    assert backend.list("a/") == ["d"]
-    assert backend.list("a/b/") == []
-    backend.delete("a/d")
-    assert backend.list("") == []
 
 
-def test_leaf_and_folder_with_same_name_coexist(backend: Backend) -> None:
-    backend.put("x", b"leaf")
-    backend.put("x/y", b"child")
-    assert backend.list("") == ["x", "x/"]
-    backend.delete("x")
-    assert backend.list("") == ["x/"]
-    assert backend.get("x/y") == b"child"
 
 
 def test_unusual_but_valid_segments(backend: Backend) -> None:
