@@ -286,6 +286,8 @@ acl {{
         index: int = _poll(leader, timeout, "consul cluster elected no leader") - 1
         for i in self.alive():  # the leader initialises ACLs just after its election
             self._wait_token_known(i, self.management_token, timeout)
+        for i in self.alive():  # a session needs its node registered with serfHealth passing
+            self._wait_node_healthy(i, timeout)
         return index
 
     def _check_running(self) -> None:
@@ -303,6 +305,20 @@ acl {{
             return reply.status_code == 200
 
         _poll(known, timeout, f"consul server {index} did not accept the token")
+
+    def _wait_node_healthy(self, index: int, timeout: float) -> None:
+        """Wait until server ``index`` is in the catalog with its serfHealth check passing.
+
+        The leader registers members a moment after its election (or after a
+        restart); until then Consul answers 500 to a session on that node.
+        """
+        def healthy() -> bool:
+            reply = self.api("GET", f"/v1/health/node/sr-consul-{index}", index=index, timeout=1)
+            checks = reply.json() if reply.status_code == 200 else []
+            return any(c.get("CheckID") == "serfHealth" and c.get("Status") == "passing"
+                       for c in checks)
+
+        _poll(healthy, timeout, f"consul server {index} never registered as healthy")
 
     def make_token(self, prefix: str) -> str:
         """A token with Strongroom's rights on KV ``prefix``; returns its secret id."""
