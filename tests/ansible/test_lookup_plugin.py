@@ -24,8 +24,10 @@ ROOT = "root"
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name) or str(Path(sys.executable).parent / name)
-    if not Path(found).exists():
+    # The one beside this interpreter first: that installation has the collections.
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
         pytest.skip(f"{name} is not installed")
     return found
 

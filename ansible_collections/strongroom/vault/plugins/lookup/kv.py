@@ -194,7 +194,9 @@ class VaultClient:
         attempt = 0
         while True:
             try:
-                resp = self.session.request(method, url, timeout=timeout, **kwargs)
+                # verify per request: requests lets $REQUESTS_CA_BUNDLE override Session.verify.
+                resp = self.session.request(method, url, timeout=timeout, verify=self.verify,
+                                            **kwargs)
             except requests.exceptions.SSLError as exc:
                 raise AnsibleError(f"TLS error talking to {self.url} while reading {what}: {exc}") \
                     from exc
