@@ -30,4 +30,10 @@ python3 -m venv .venv
 
 .venv/bin/ruff check server tests bench ansible_collections
 .venv/bin/mypy
-exec .venv/bin/python -m pytest "$@"
+.venv/bin/ansible-lint -q
+.venv/bin/python -m pytest "$@"
+
+# Deployment scenarios on podman test hosts (DESIGN.md §6); STRONGROOM_SKIP_MOLECULE=1 skips.
+if [[ "${STRONGROOM_SKIP_MOLECULE:-0}" != 1 ]]; then
+    scripts/molecule.sh
+fi

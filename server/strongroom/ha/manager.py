@@ -144,15 +144,18 @@ class HAManager:
         self._lock.register(active=True)
         log.info("event=ha_active node=%s", self._lock.node_id)
         index: int | None = None
-        while not self._stop.is_set() and not self._lost.is_set():
-            holder = self._lock.holder(index, wait="1s")
-            index = holder.index
-            if holder.session != session:
-                break
-        if self._fence is not None:
-            self._fence.session = None
-        if self._listener is not None:
-            self._listener.stop()
+        try:
+            while not self._stop.is_set() and not self._lost.is_set():
+                holder = self._lock.holder(index, wait="1s")
+                index = holder.index
+                if holder.session != session:
+                    break
+        finally:
+            # Also when Consul cannot be asked (a partition): stop acting as active at once.
+            if self._fence is not None:
+                self._fence.session = None
+            if self._listener is not None:
+                self._listener.stop()
         if not self._stop.is_set():
             try:
                 self._lock.release(session)

@@ -1,0 +1,83 @@
+"""HAManager stops acting as active the moment Consul cannot be asked about the lock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, cast
+
+from strongroom.ha.consul_lock import ConsulLock, LockHolder
+from strongroom.ha.fencing import FencedBackend
+from strongroom.ha.forwarding import ClusterListener
+from strongroom.ha.manager import HAManager
+from strongroom.ha.state import HAStatus
+from strongroom.physical.inmem import InmemBackend
+
+
+class PartitionedLock:
+    """Grants the lock, then fails every query: the node's Consul agent lost the servers."""
+
+    node_id = "node-a"
+    session_ttl = 15.0
+    check_ttl = 15.0
+
+    def __init__(self) -> None:
+        self.queries = 0
+        self.partitioned = threading.Event()
+
+    def register(self, active: bool) -> None: ...
+    def heartbeat(self) -> None: ...
+    def renew(self, session: str) -> bool:
+        return True
+
+    def create_session(self) -> str:
+        return "session-1"
+
+    def acquire(self, session: str) -> bool:
+        return not self.partitioned.is_set()
+
+    def release(self, session: str) -> bool:
+        return True
+
+    def holder(self, index: int | None = None, wait: str | None = None) -> LockHolder:
+        self.queries += 1
+        if self.queries > 2:
+            self.partitioned.set()
+            raise ConnectionError("No known Consul servers")
+        return LockHolder(session="session-1", value=b"node-a", index=self.queries)
+
+
+class Fence:
+    session: str | None = None
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.running = False
+
+    def start(self, identity: Any) -> None:
+        self.running = True
+
+    def stop(self) -> None:
+        self.running = False
+
+
+def test_losing_consul_while_active_drops_the_fence_and_the_listener() -> None:
+    lock, fence, listener = PartitionedLock(), Fence(), Listener()
+    statuses: list[HAStatus] = []
+    manager = HAManager(cast(ConsulLock, lock), InmemBackend(), cast(FencedBackend, fence),
+                        "https://a:8200", "https://a:8201", statuses.append,
+                        cast(ClusterListener, listener))
+    manager.start()
+    try:
+        assert lock.partitioned.wait(5)
+        # After the failed query the node is no longer active, and stays so while partitioned.
+        deadline = time.monotonic() + 5
+        while not (statuses and not statuses[-1].active) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert any(s.active for s in statuses)
+        assert not statuses[-1].active
+        assert fence.session is None
+        assert not listener.running
+    finally:
+        manager.stop()
