@@ -6,8 +6,9 @@ import getpass
 
 from strongroom.cli.client import ClientError, JsonObject
 from strongroom.cli.command import Command, Context, Group
-from strongroom.cli.flags import FlagSet
+from strongroom.cli.flags import FlagSet, UsageError
 from strongroom.cli.status import print_seal_status
+from strongroom.seal import pgp
 
 
 def _init_flags(fs: FlagSet) -> None:
@@ -18,6 +19,14 @@ def _init_flags(fs: FlagSet) -> None:
                default=3, aliases=("t",))
     fs.boolean("status", "Print whether the server is initialized and exit: code 0 if "
                "it is, 2 if it is not, 1 on error. Needs no token.")
+    fs.strings("pgp-keys", "Comma-separated list of paths to files holding public PGP "
+               "keys (binary, base64 or ASCII-armored), one per key share in order. The "
+               "unseal keys are then returned encrypted to these keys and base64-encoded. "
+               "The number of entries must match -key-shares. Keybase names "
+               "(keybase:USER) are not supported.")
+    fs.string("root-token-pgp-key", "Path to a file holding a public PGP key (binary, "
+              "base64 or ASCII-armored). The initial root token is then returned "
+              "encrypted to this key and base64-encoded.")
 
 
 def init_output(resp: JsonObject, shares: int, threshold: int) -> JsonObject:
@@ -68,10 +77,51 @@ def init_text(out: JsonObject) -> str:
     return "\n".join(lines)
 
 
+def _pgp_key_files(flag: str, value: str) -> list[str]:
+    """Read the comma-separated key files of ``-pgp-keys``/``-root-token-pgp-key``.
+
+    Raises:
+        UsageError: In Go's flag wording, as vault reports a bad key file.
+    """
+    keys = []
+    for entry in value.split(","):
+        entry = entry.strip()
+        try:
+            if entry.startswith(pgp.KEYBASE_PREFIX):
+                raise ValueError("keybase keys are not supported (strongroom does not "
+                                 "contact keybase.io); save the public key to a file "
+                                 "and pass its path")
+            keys.append(pgp.read_key_file(entry))
+        except ValueError as exc:
+            raise UsageError(f'invalid value "{value}" for flag -{flag}: {exc}') from None
+    return keys
+
+
+def _pgp_init_fields(ctx: Context) -> dict[str, object]:
+    """The ``pgp_keys``/``root_token_pgp_key`` request fields from the flags, if given."""
+    fields: dict[str, object] = {}
+    given = ctx.flags.strings("pgp-keys")
+    if len(given) > 1:
+        raise UsageError(f'invalid value "{given[1]}" for flag -pgp-keys: '
+                         "can only be specified once")
+    if given:
+        fields["pgp_keys"] = _pgp_key_files("pgp-keys", given[0])
+    root_key = ctx.flags.string("root-token-pgp-key")
+    if root_key:
+        keys = _pgp_key_files("root-token-pgp-key", root_key)
+        if len(keys) != 1:
+            raise UsageError(f'invalid value "{root_key}" for flag -root-token-pgp-key: '
+                             "can only specify one pgp key")
+        fields["root_token_pgp_key"] = keys[0]
+    return fields
+
+
 def run_init(ctx: Context) -> int:
     """Initialize the server, or report initialization status with ``-status``."""
     ctx.expect_args(0, 0)
     fmt = ctx.output_format()
+    # Key files are read first, as vault reads them while parsing its flags.
+    pgp_fields = _pgp_init_fields(ctx)
     if ctx.flags.boolean("status"):
         try:
             initialized = ctx.client().init_status()
@@ -83,7 +133,7 @@ def run_init(ctx: Context) -> int:
     shares = ctx.flags.integer("key-shares")
     threshold = ctx.flags.integer("key-threshold")
     try:
-        resp = ctx.client().init(shares, threshold)
+        resp = ctx.client().init(shares, threshold, **pgp_fields)
     except ClientError as exc:
         return ctx.fail("Error initializing", exc)
     out = init_output(resp, shares, threshold)
@@ -166,6 +216,14 @@ Usage: strongroom operator init [options]
   Check whether the server is initialized:
 
       $ strongroom operator init -status
+
+  Encrypt each unseal key to one holder's PGP key, and the root token to
+  another's (files from `gpg --export KEYID > NAME.gpg`):
+
+      $ strongroom operator init -key-shares=3 -key-threshold=2 \
+          -pgp-keys="alice.gpg,bob.gpg,carol.gpg" -root-token-pgp-key=ops.gpg
+
+  A holder recovers an unseal key with `echo KEY | base64 -d | gpg -dq`.
 """
 
 _UNSEAL_HELP = """

@@ -18,6 +18,10 @@ from strongroom.http.edge import HttpRequest, parse_body
 
 RawHandler = Callable[[HttpRequest, Core], tuple[int, dict[str, Any] | None]]
 
+# Far above any real key set (a key is a few KiB), and it keeps an init request
+# well inside the coordinator's 1 MiB message limit (node/rpc.py).
+_MAX_PGP_KEY_BYTES = 512 * 1024
+
 _HEALTH_CODES = {
     "activecode": 200,
     "standbycode": 429,
@@ -81,12 +85,29 @@ def _init(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     if req.method not in ("PUT", "POST"):
         raise UnsupportedOperationError("")
     body = parse_body(req.body)
-    for unsupported in ("pgp_keys", "root_token_pgp_key", "recovery_pgp_keys"):
-        if body.get(unsupported):
-            raise BadRequestError(f"{unsupported} is not supported by this server yet")
+    if body.get("recovery_pgp_keys"):
+        # Recovery keys exist only with auto-unseal seals; Vault's answer for Shamir.
+        raise BadRequestError("parameters recovery_pgp_keys not applicable to seal type shamir")
     shares = coerce("secret_shares", FieldType.INT, body.get("secret_shares", 0))
     threshold = coerce("secret_threshold", FieldType.INT, body.get("secret_threshold", 0))
-    result = core.coordinator.initialize(shares, threshold)
+    pgp_keys = body.get("pgp_keys")
+    if pgp_keys is not None and not (
+        isinstance(pgp_keys, list) and all(isinstance(k, str) for k in pgp_keys)
+    ):
+        raise BadRequestError("'pgp_keys' must be a list of base64-encoded public keys")
+    root_key = body.get("root_token_pgp_key")
+    if root_key is not None and not isinstance(root_key, str):
+        raise BadRequestError("'root_token_pgp_key' must be a base64-encoded public key")
+    if sum(map(len, pgp_keys or [])) + len(root_key or "") > _MAX_PGP_KEY_BYTES:
+        raise BadRequestError(
+            f"the PGP keys exceed {_MAX_PGP_KEY_BYTES // 1024} KiB in total; export them "
+            "without third-party signatures (gpg --export-options export-minimal)"
+        )
+    # The coordinator checks the keys and encrypts (seal/pgp.py), so with PGP
+    # the plaintext shares never leave it.
+    result = core.coordinator.initialize(
+        shares, threshold, pgp_keys=pgp_keys or None, root_token_pgp_key=root_key or None
+    )
     core.sync()
     return 200, result
 

@@ -28,7 +28,7 @@ from strongroom.ha.manager import HAManager
 from strongroom.ha.state import HAStatus
 from strongroom.node.shared import SharedCounters, Slot
 from strongroom.physical.base import Backend
-from strongroom.seal import shamir
+from strongroom.seal import pgp, shamir
 
 SEAL_CONFIG_PATH = "core/seal-config"
 CLUSTER_INFO_PATH = "core/cluster/info"
@@ -68,7 +68,8 @@ class SealCoordinator(Protocol):
     def seal_status(self) -> dict[str, Any]: ...
 
     def initialize(
-        self, shares: int, threshold: int, root_token_id: str | None = None
+        self, shares: int, threshold: int, root_token_id: str | None = None, *,
+        pgp_keys: list[str] | None = None, root_token_pgp_key: str | None = None,
     ) -> dict[str, Any]: ...
 
     def unseal(self, key: str | None, reset: bool = False) -> dict[str, Any]: ...
@@ -189,13 +190,28 @@ class LocalCoordinator:
         self._counters.bump(Slot.SEAL)
 
     def initialize(
-        self, shares: int, threshold: int, root_token_id: str | None = None
+        self, shares: int, threshold: int, root_token_id: str | None = None, *,
+        pgp_keys: list[str] | None = None, root_token_pgp_key: str | None = None,
     ) -> dict[str, Any]:
+        """Initialize storage; the answer is Vault's ``sys/init`` body.
+
+        With ``pgp_keys`` each share is returned encrypted to the matching key
+        (see seal/pgp.py for the format), with ``root_token_pgp_key`` the root
+        token. Keys are checked before anything is written, and encryption
+        happens before the seal config that marks the node initialized, so a
+        refused key never leaves an initialized node with unreadable keys.
+        """
         validate_seal_config(shares, threshold)
+        share_certs = pgp.parse_share_keys(pgp_keys, shares)
+        token_cert = (pgp.parse_public_key(root_token_pgp_key, "root_token_pgp_key")
+                      if root_token_pgp_key else None)
         with self._lock:
             if self._seal_config() is not None:
                 raise BadRequestError("Vault is already initialized")
             root_key = os.urandom(KEY_SIZE)
+            keys = [root_key] if shares == 1 else shamir.split(root_key, shares, threshold)
+            if share_certs:
+                keys = pgp.encrypt_shares(keys, share_certs)
             keyring = Keyring.generate(self._clock())
             self._barrier.persist_keyring(root_key, keyring)
             self._barrier.install(keyring)
@@ -212,6 +228,9 @@ class LocalCoordinator:
                 root_token = self._bootstrap(self._barrier, root_token_id)
             finally:
                 self._barrier.seal()
+            if token_cert is not None:
+                root_token = base64.b64encode(
+                    pgp.encrypt(root_token.encode(), token_cert)).decode()
             # Written last: its presence is what "initialized" means, so a crash
             # part-way through init leaves a node that can simply be initialized again.
             self._physical.put(
@@ -220,7 +239,6 @@ class LocalCoordinator:
                     {"type": "shamir", "secret_shares": shares, "secret_threshold": threshold}
                 ).encode(),
             )
-            keys = [root_key] if shares == 1 else shamir.split(root_key, shares, threshold)
             self._changed()
             return {
                 "keys": [k.hex() for k in keys],

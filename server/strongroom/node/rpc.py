@@ -169,7 +169,9 @@ class CoordinatorServer:
                 result = c.seal_status()
             elif op == "initialize":
                 result = c.initialize(
-                    int(args["shares"]), int(args["threshold"]), args.get("root_token_id")
+                    int(args["shares"]), int(args["threshold"]), args.get("root_token_id"),
+                    pgp_keys=args.get("pgp_keys"),
+                    root_token_pgp_key=args.get("root_token_pgp_key"),
                 )
             elif op == "unseal":
                 result = c.unseal(args.get("key"), bool(args.get("reset", False)))
@@ -243,10 +245,12 @@ class RemoteCoordinator:
         return result
 
     def initialize(
-        self, shares: int, threshold: int, root_token_id: str | None = None
+        self, shares: int, threshold: int, root_token_id: str | None = None, *,
+        pgp_keys: list[str] | None = None, root_token_pgp_key: str | None = None,
     ) -> dict[str, Any]:
         result: dict[str, Any] = self._call(
-            "initialize", shares=shares, threshold=threshold, root_token_id=root_token_id
+            "initialize", shares=shares, threshold=threshold, root_token_id=root_token_id,
+            pgp_keys=pgp_keys, root_token_pgp_key=root_token_pgp_key,
         )
         return result
 
