@@ -28,7 +28,7 @@ python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'
 
-.venv/bin/ruff check server tests bench ansible_collections
+.venv/bin/ruff check server tests bench ansible_collections molecule
 .venv/bin/mypy
 .venv/bin/ansible-lint -q
 .venv/bin/python -m pytest "$@"
