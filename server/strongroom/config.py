@@ -3,6 +3,11 @@
 Validation is strict: an unknown key or a bad value raises :class:`ConfigError` naming the
 key by its stanza path (``listener.tcp.tls_min_version``), because a typo that is silently
 ignored in a secrets server usually means a security setting that is silently not applied.
+
+Several files (and directories of ``*.hcl``/``*.json`` files) merge into one configuration:
+a later file overrides top-level values, ``listener`` stanzas accumulate, and a ``storage``,
+``ha_storage`` or ``seal`` stanza may be defined in one file only. Errors name the file the
+offending key came from.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import ipaddress
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -23,7 +28,7 @@ import hcl
 
 __all__ = [
     "SEAL_OPTIONS", "STORAGE_OPTIONS", "ConfigError", "FrozenMap", "ListenerConfig",
-    "SealConfig", "ServerConfig", "StorageConfig", "dev_config", "load_config",
+    "ConfigPath", "SealConfig", "ServerConfig", "StorageConfig", "dev_config", "load_config",
     "parse_bool", "parse_config", "parse_duration",
 ]
 
@@ -397,14 +402,21 @@ def _listener(typ: str, data: Mapping[str, Any], path: str) -> ListenerConfig:
     )
 
 
-def _build(data: Mapping[str, Any], dev: bool) -> ServerConfig:
-    raw, top = dict(data), _Body(data)
-    top.check(_TOP_KEYS, "key")
+def _normalized(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Check the top-level keys and rename the old stanza names (backend -> storage)."""
+    raw = dict(data)
+    _Body(data).check(_TOP_KEYS, "key")
     for name, alias in (("storage", "backend"), ("ha_storage", "ha_backend")):
         if alias in raw and name in raw:
             _fail(alias, f"cannot be combined with {name} ({alias} is the old name for {name})")
         if alias in raw:
             raw[name] = raw.pop(alias)
+    return raw
+
+
+def _build(data: Mapping[str, Any], dev: bool) -> ServerConfig:
+    raw = _normalized(data)
+    top = _Body(raw)
     storage = _typed(raw, "storage", STORAGE_OPTIONS)
     if storage is None:
         _fail("storage", 'is required, e.g. storage "file" { path = "/var/lib/strongroom" }')
@@ -489,6 +501,23 @@ def _build_from(raw: Mapping[str, Any], source: str, dev: bool) -> ServerConfig:
         raise ConfigError(exc.reason, key=exc.key, source=source) from None
 
 
+def _parse_text(text: str, fmt: str, source: str) -> dict[str, Any]:
+    if fmt not in ("hcl", "json"):
+        raise ConfigError(f"unknown config format {fmt!r} (expected hcl or json)", source=source)
+    as_json = fmt == "json" or text.lstrip().startswith("{")
+    try:
+        raw = json.loads(text, object_pairs_hook=_json_pairs) if as_json else _parse_hcl(text)
+    except ConfigError as exc:  # a duplicate JSON key
+        raise ConfigError(exc.reason, key=exc.key, source=source) from None
+    # pyhcl evaluates arithmetic while parsing, so garbage can raise more than ValueError.
+    except (ValueError, ArithmeticError, LookupError, TypeError) as exc:
+        syntax = "JSON" if as_json else "HCL"
+        raise ConfigError(f"{syntax} syntax error: {exc}", source=source) from None
+    if not isinstance(raw, dict):
+        raise ConfigError("top level must be an object", source=source)
+    return raw
+
+
 def parse_config(text: str, *, fmt: str = "hcl", source: str = "<config>",
                  dev: bool = False) -> ServerConfig:
     """Parse and validate a Vault-style server configuration.
@@ -505,44 +534,127 @@ def parse_config(text: str, *, fmt: str = "hcl", source: str = "<config>",
     Raises:
         ConfigError: On a syntax error, unknown key or invalid value.
     """
-    if fmt not in ("hcl", "json"):
-        raise ConfigError(f"unknown config format {fmt!r} (expected hcl or json)", source=source)
-    as_json = fmt == "json" or text.lstrip().startswith("{")
-    try:
-        raw = json.loads(text, object_pairs_hook=_json_pairs) if as_json else _parse_hcl(text)
-    except ConfigError as exc:  # a duplicate JSON key
-        raise ConfigError(exc.reason, key=exc.key, source=source) from None
-    # pyhcl evaluates arithmetic while parsing, so garbage can raise more than ValueError.
-    except (ValueError, ArithmeticError, LookupError, TypeError) as exc:
-        syntax = "JSON" if as_json else "HCL"
-        raise ConfigError(f"{syntax} syntax error: {exc}", source=source) from None
-    if not isinstance(raw, dict):
-        raise ConfigError("top level must be an object", source=source)
-    return _build_from(raw, source, dev)
+    return _build_from(_parse_text(text, fmt, source), source, dev)
 
 
-def load_config(path: str | os.PathLike[str], *, dev: bool = False) -> ServerConfig:
-    """Read and parse a configuration file (JSON if it ends in ``.json``, otherwise HCL).
+ConfigPath = str | os.PathLike[str]
+_CONFIG_SUFFIXES = (".hcl", ".json")
+# Stanzas that configure one thing for the whole node: a second definition in another file
+# is a conflict to report, not an override to apply silently.
+_SINGLE_STANZAS = ("storage", "ha_storage", "seal")
+_LISTENER_INDEX_RE = re.compile(r"^(listener\.[^.\[]+)\[(\d+)\]")
 
-    Args:
-        path: The file to read.
-        dev: Dev mode: allows a configuration without any listener.
 
-    Returns:
-        The validated configuration.
+def _config_files(paths: Iterable[ConfigPath]) -> list[str]:
+    """Expand directories to their ``*.hcl``/``*.json`` files (sorted, not recursive)."""
+    files: list[str] = []
+    seen: set[Path] = set()
+    for entry in paths:
+        name = os.fspath(entry)
+        if os.path.isdir(name):
+            try:
+                found = sorted(
+                    os.path.join(name, child.name) for child in os.scandir(name)
+                    if child.name.lower().endswith(_CONFIG_SUFFIXES) and child.is_file())
+            except OSError as exc:
+                raise ConfigError(f"cannot read config directory: {exc.strerror or exc}",
+                                  source=name) from None
+        else:
+            found = [name]
+        for file in found:
+            # `-config=dir -config=dir/x.hcl` must not load x.hcl twice (its listeners would
+            # be doubled, its storage stanza a conflict with itself).
+            resolved = Path(file).resolve()
+            if resolved not in seen:
+                seen.add(resolved)
+                files.append(file)
+    return files
 
-    Raises:
-        ConfigError: If the file can't be read, or its content is invalid; names the file.
-    """
-    name = os.fspath(path)
+
+def _read(name: str) -> dict[str, Any]:
     try:
         text = Path(name).read_text(encoding="utf-8-sig")  # -sig: tolerate a leading BOM
     except OSError as exc:
         raise ConfigError(f"cannot read config file: {exc.strerror or exc}", source=name) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file is not valid UTF-8: {exc.reason}", source=name) from None
-    fmt = "json" if name.lower().endswith(".json") else "hcl"
-    return parse_config(text, fmt=fmt, source=name, dev=dev)
+    return _parse_text(text, "json" if name.lower().endswith(".json") else "hcl", name)
+
+
+class _Merged:
+    """Several files' raw configs merged into one, remembering where each key came from."""
+
+    def __init__(self, sources: list[str]) -> None:
+        self.sources = sources
+        self.raw: dict[str, Any] = {}
+        self.origin: dict[str, str] = {}  # top-level key -> file that set it last
+        # One entry per listener stanza, in merged order: (file, index in that file, count
+        # in that file), so an error can use the path loading that file alone would give.
+        self.listeners: list[tuple[str, int, int]] = []
+
+    def add(self, source: str, data: Mapping[str, Any]) -> None:
+        try:
+            raw = _normalized(data)
+            stanzas = _stanzas(raw.pop("listener"), "listener") if "listener" in raw else []
+        except ConfigError as exc:
+            raise ConfigError(exc.reason, key=exc.key, source=source) from None
+        for name in _SINGLE_STANZAS:
+            if name in raw and name in self.origin:
+                raise ConfigError(f"already defined in {self.origin[name]}; a {name} block may "
+                                  "appear in one config file only", key=name, source=source)
+        if stanzas:
+            merged = _stanzas(self.raw.get("listener", []), "listener")
+            self.raw["listener"] = [{typ: body} for typ, body in merged + stanzas]
+            self.listeners += [(source, i, len(stanzas)) for i in range(len(stanzas))]
+        self.raw.update(raw)  # later files override top-level values
+        self.origin.update(dict.fromkeys(raw, source))
+
+    def locate(self, exc: ConfigError) -> ConfigError:
+        """Re-address an error from the merged config to the file its key came from."""
+        key, source = exc.key, ", ".join(self.sources)
+        if key is not None and (match := _LISTENER_INDEX_RE.match(key)):
+            source, index, count = self.listeners[int(match[2])]
+            local = match[1] + (f"[{index}]" if count > 1 else "")
+            key = local + key[match.end():]
+        elif key is not None and key.startswith("listener.") and self.listeners:
+            source = self.listeners[0][0]  # a single listener: no index in its path
+        elif key is not None and key.split(".")[0] in self.origin:
+            source = self.origin[key.split(".")[0]]
+        return ConfigError(exc.reason, key=key, source=source)
+
+
+def load_config(path: ConfigPath | Iterable[ConfigPath], *, dev: bool = False) -> ServerConfig:
+    """Read, merge and validate configuration files, like ``vault server -config=...``.
+
+    A directory stands for its ``*.hcl`` and ``*.json`` files, sorted by name (not recursive).
+    The files merge in order: a later file overrides top-level values (``api_addr``,
+    ``workers``, ``telemetry``, ...), ``listener`` stanzas accumulate, and defining
+    ``storage``, ``ha_storage`` or ``seal`` in two files is an error naming both.
+
+    Args:
+        path: A file or directory, or several of them in order. A file is read as JSON if
+            its name ends in ``.json``, otherwise as HCL.
+        dev: Dev mode: allows a configuration without any listener.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: If a file can't be read, the merge conflicts, or the content is
+            invalid; names the file.
+    """
+    entries = [path] if isinstance(path, str | os.PathLike) else list(path)
+    files = _config_files(entries)
+    if not files:
+        where = ", ".join(os.fspath(e) for e in entries) or "<none given>"
+        raise ConfigError("no configuration files (*.hcl or *.json) found", source=where)
+    merged = _Merged(files)
+    for name in files:
+        merged.add(name, _read(name))
+    try:
+        return _build(merged.raw, dev)
+    except ConfigError as exc:
+        raise merged.locate(exc) from None
 
 
 def dev_config(listen_address: str = "127.0.0.1:8200") -> ServerConfig:

@@ -442,9 +442,12 @@ def test_load_config_missing_file(tmp_path: Path) -> None:
     assert "cannot read" in str(info.value)
 
 
-def test_load_config_directory(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read"):
+def test_load_config_empty_directory(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a config file")
+    with pytest.raises(ConfigError) as info:
         load_config(tmp_path)
+    assert info.value.source == str(tmp_path)
+    assert "no configuration files" in info.value.reason
 
 
 def test_load_config_not_utf8(tmp_path: Path) -> None:
@@ -475,6 +478,152 @@ def test_json_syntax_error_names_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert str(path) in str(info.value) and "JSON syntax error" in str(info.value)
+
+
+# --- several files and directories (like vault server -config=A -config=DIR) -----------------
+
+TLS_LISTENER = ('listener "tcp" {\n  address = "0.0.0.0:8200"\n'
+                '  tls_cert_file = "/tls/c.pem"\n  tls_key_file = "/tls/k.pem"\n}\n')
+
+
+def _write(directory: Path, files: dict[str, str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    return directory
+
+
+def _load_error(*paths: Path) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_config(list(paths))
+    return info.value
+
+
+def test_directory_merges_its_files_in_name_order(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "config.d", {
+        "10-storage.hcl": STORAGE,
+        "20-listener.hcl": TLS_LISTENER,
+        "30-addr.json": json.dumps({"api_addr": "https://a.example:8200", "workers": 2}),
+        "40-override.hcl": 'workers = 3\nlog_level = "debug"\n',
+        "README": "not read",
+        "old.hcl.bak": "not read either",
+        "sub.hcl": "",  # a directory named *.hcl: skipped, no recursion
+    })
+    (conf / "sub.hcl").unlink()
+    _write(conf / "sub.hcl", {"x.hcl": "this = is not read"})
+    cfg = load_config(conf)
+    assert cfg.storage == StorageConfig("file", {"path": "/data"})
+    assert [listener.address for listener in cfg.listeners] == ["0.0.0.0:8200"]
+    assert cfg.api_addr == "https://a.example:8200"
+    assert (cfg.workers, cfg.log_level) == (3, "debug")  # the later file wins
+
+
+def test_merged_directory_equals_single_file(tmp_path: Path) -> None:
+    single = _write(tmp_path, {"one.hcl": STORAGE + TLS_LISTENER + "workers = 2\n"})
+    conf = _write(tmp_path / "d", {"a.hcl": STORAGE, "b.hcl": TLS_LISTENER + "workers = 2\n"})
+    assert load_config(conf) == load_config(single / "one.hcl")
+
+
+def test_files_and_directories_mix_and_later_arguments_win(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "d", {"a.hcl": STORAGE + LISTENER + "workers = 2\n"})
+    extra = _write(tmp_path, {"extra.hcl": "workers = 5\n"}) / "extra.hcl"
+    assert load_config([conf, extra]).workers == 5
+    assert load_config([extra, conf]).workers == 2
+
+
+def test_listeners_accumulate_across_files(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "d", {
+        "a.hcl": STORAGE + 'listener "tcp" { address = "127.0.0.1:8200"\n tls_disable = 1 }\n',
+        "b.json": json.dumps({"listener": [
+            {"tcp": {"address": "127.0.0.1:8300", "tls_disable": True}},
+            {"tcp": {"address": "127.0.0.1:8400", "tls_disable": True}}]}),
+    })
+    assert [lst.port for lst in load_config(conf).listeners] == [8200, 8300, 8400]
+
+
+@pytest.mark.parametrize(("stanza", "text"), [
+    ("storage", STORAGE),
+    ("storage", 'backend "file" { path = "/other" }\n'),  # the old name is the same stanza
+    ("ha_storage", 'ha_storage "file" { path = "/ha" }\n'),
+    ("seal", 'seal "pkcs11" { lib = "/lib.so" }\n'),
+])
+def test_single_stanza_in_two_files_is_an_error_naming_both(
+        tmp_path: Path, stanza: str, text: str) -> None:
+    first = text if stanza == "storage" else STORAGE + text
+    conf = _write(tmp_path / "d", {"a.hcl": first + LISTENER, "b.hcl": text})
+    err = _load_error(conf)
+    assert err.key == stanza
+    assert err.source == str(conf / "b.hcl")
+    assert str(conf / "a.hcl") in err.reason and "one config file only" in err.reason
+
+
+def test_unknown_key_names_its_file(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "d", {"a.hcl": BASE, "b.hcl": "wokers = 2\n"})
+    err = _load_error(conf)
+    assert (err.source, err.key) == (str(conf / "b.hcl"), "wokers")
+    assert "did you mean 'workers'" in str(err)
+
+
+def test_bad_value_names_the_file_that_set_it(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "d", {"a.hcl": BASE, "b.hcl": 'log_level = "loud"\n'})
+    err = _load_error(conf)
+    assert (err.source, err.key) == (str(conf / "b.hcl"), "log_level")
+
+
+def test_overridden_bad_value_is_not_an_error(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "d", {"a.hcl": BASE + 'log_level = "loud"\n',
+                                   "b.hcl": 'log_level = "warn"\n'})
+    assert load_config(conf).log_level == "warn"
+
+
+def test_listener_error_keeps_the_path_of_its_own_file(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "d", {
+        "a.hcl": BASE,
+        "b.hcl": ('listener "tcp" { tls_disable = true }\n'
+                  'listener "tcp" { tls_disable = true\n tls_min_version = "tls11" }\n'),
+        "c.hcl": 'listener "tcp" { address = "nope" }\n',
+    })
+    err = _load_error(conf / "a.hcl", conf / "b.hcl")
+    # Global index 2, but [1] in b.hcl: the same message as loading b.hcl on its own.
+    assert (err.source, err.key) == (str(conf / "b.hcl"), "listener.tcp[1].tls_min_version")
+    err = _load_error(conf / "a.hcl", conf / "c.hcl")
+    assert (err.source, err.key) == (str(conf / "c.hcl"), "listener.tcp.address")
+
+
+def test_listener_unknown_option_names_its_file(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "d", {"a.hcl": STORAGE,
+                                   "b.hcl": 'listener "tcp" { tls_disable = 1\n tls_min = 1 }'})
+    err = _load_error(conf)
+    assert (err.source, err.key) == (str(conf / "b.hcl"), "listener.tcp.tls_min")
+
+
+def test_missing_stanza_names_every_file(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "d", {"a.hcl": LISTENER, "b.hcl": "workers = 2\n"})
+    err = _load_error(conf)
+    assert err.key == "storage"
+    assert err.source == f"{conf / 'a.hcl'}, {conf / 'b.hcl'}"
+
+
+def test_syntax_error_in_one_file_names_it(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "d", {"a.hcl": BASE, "b.json": '{"workers": '})
+    err = _load_error(conf)
+    assert err.source == str(conf / "b.json") and "JSON syntax error" in err.reason
+
+
+def test_same_file_named_twice_is_read_once(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "d", {"a.hcl": BASE})
+    assert len(load_config([conf, conf / "a.hcl", conf]).listeners) == 1
+
+
+def test_missing_path_among_several(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "d", {"a.hcl": BASE})
+    err = _load_error(conf, tmp_path / "missing.hcl")
+    assert err.source == str(tmp_path / "missing.hcl") and "cannot read" in err.reason
+
+
+def test_no_paths_at_all() -> None:
+    with pytest.raises(ConfigError, match="no configuration files"):
+        load_config([])
 
 
 # --- dev mode --------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""`strongroom server`: run a node from an HCL config, or a dev node in memory."""
+"""`strongroom server`: run a node from HCL/JSON config files, or a dev node in memory.
+
+-config may be given several times; each names a file, or a directory whose *.hcl and
+*.json files are read in name order. Later files override top-level settings, listener
+stanzas accumulate, and storage, ha_storage and seal may each be defined in one file only.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +38,10 @@ Development mode should NOT be used in production installations!
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="strongroom server", description=__doc__)
-    p.add_argument("-config", "--config", action="append", default=[], metavar="FILE")
+    p.add_argument(
+        "-config", "--config", action="append", default=[], metavar="FILE_OR_DIR",
+        help="config file, or directory of *.hcl/*.json files; repeat to merge several",
+    )
     p.add_argument("-dev", "--dev", action="store_true")
     p.add_argument(
         "-dev-root-token-id", "--dev-root-token-id",
@@ -73,11 +81,12 @@ def run(argv: list[str]) -> int:
         config = dev_config(args.dev_listen_address)
         token = args.dev_root_token_id or "hvs." + secrets.token_urlsafe(18)
         return serve(config, prepare_node=_dev_prepare(token, args.dev_listen_address), dev=True)
-    if len(args.config) != 1:
-        print("Error: exactly one -config=FILE is required (or -dev)", file=sys.stderr)
+    if not args.config:
+        print("Error: at least one -config=FILE or -config=DIR is required (or -dev)",
+              file=sys.stderr)
         return 1
     try:
-        config = load_config(args.config[0])
+        config = load_config(args.config)
     except ConfigError as exc:
         print(f"Error loading configuration: {exc}", file=sys.stderr)
         return 1
