@@ -1,0 +1,401 @@
+"""strongroom_init and the runbooks in playbooks/, run by real ansible-playbook.
+
+The nodes are real Strongroom processes on 127.0.0.1 serving HTTPS with a certificate
+from a test CA kept where the roles look for it (``<inventory>/.secrets/pki/ca.pem``);
+the inventory's hosts use ansible_connection=local and every API call goes from the
+controller to ``strongroom_api_addr``, as in production. Every run uses -v, and every
+run's output is searched for the root token and each unseal key.
+
+The HA tests (step-down, the rolling upgrade's order, init of several nodes) need the
+3-server Consul cluster of tests/support/consul.py and are marked ``consul``.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from tests.ansible.runbook_support import (
+    VAULT_PASSWORD,
+    Run,
+    ansible_env,
+    file_node_config,
+    ha_node_config,
+    run_playbook,
+    start_playbook,
+    vault_password_file,
+    write_inventory,
+    write_pki,
+)
+from tests.support.consul import consul_binary, consul_cluster
+from tests.support.gpg import gnupg_home
+from tests.support.servers import REPO, ServerProcess, free_port, strongroom_server
+
+pytest.importorskip("ansible")
+from ansible.parsing.vault import VaultLib, VaultSecret  # noqa: E402
+
+pytestmark = pytest.mark.timeout(240)
+
+PLAYBOOKS = REPO / "playbooks"
+RUNBOOKS = ("unseal.yml", "seal.yml", "step-down.yml", "rotate.yml", "rolling-upgrade.yml")
+INIT_PLAY = """\
+- name: Initialise Strongroom
+  hosts: strongroom_servers
+  gather_facts: false
+  roles:
+    - strongroom_init
+"""
+
+
+@dataclass
+class Site:
+    """An inventory directory (with its .secrets/) whose strongroom_servers are live nodes."""
+
+    directory: Path
+    inventory: Path
+    env: dict[str, str]
+    nodes: dict[str, ServerProcess]
+    ca: str
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def init_file(self) -> Path:
+        return self.directory / ".secrets" / "strongroom" / "init.vault.yml"
+
+    def play(self, playbook: str | Path, extra: dict[str, Any] | None = None,
+             env: dict[str, str] | None = None) -> Run:
+        run = run_playbook(playbook, self.inventory, {**self.env, **(env or {})}, extra)
+        run.name = Path(playbook).name
+        self.runs.append(run)
+        return run
+
+    def timings(self) -> str:
+        """One line per run (shown with pytest -s): wall and CPU seconds."""
+        return "\n".join(f"  {run.name:22} {run.seconds:6.1f}s wall {run.cpu_seconds:6.1f}s cpu"
+                         for run in self.runs)
+
+    def init(self, extra: dict[str, Any] | None = None) -> Run:
+        play = self.directory / "init.yml"
+        play.write_text(INIT_PLAY)
+        return self.play(play, extra)
+
+    def secrets(self) -> dict[str, Any]:
+        vault = VaultLib([("default", VaultSecret(VAULT_PASSWORD.encode()))])
+        data: dict[str, Any] = yaml.safe_load(vault.decrypt(self.init_file.read_bytes()))
+        return data
+
+    def secret_strings(self) -> list[str]:
+        """The root token and every key, base64 and hex: none may appear in any output."""
+        data = self.secrets()
+        keys = data["strongroom_unseal_keys"]
+        return [data["strongroom_root_token"], *keys,
+                *(base64.b64decode(k).hex() for k in keys)]
+
+    def assert_no_secret_in_output(self) -> None:
+        secrets = self.secret_strings()
+        for run in self.runs:
+            for secret in secrets:
+                assert secret not in run.output, "a secret appeared in ansible's output"
+
+    def health(self, name: str) -> int:
+        return requests.get(self.nodes[name].url + "/v1/sys/health", verify=self.ca,
+                            timeout=5).status_code
+
+    def api(self, method: str, name: str, path: str, **kwargs: Any) -> requests.Response:
+        token = self.secrets()["strongroom_root_token"]
+        return requests.request(method, f"{self.nodes[name].url}/v1/{path}", verify=self.ca,
+                                headers={"X-Vault-Token": token}, timeout=10, **kwargs)
+
+
+def new_site(directory: Path, nodes: dict[str, ServerProcess], ca: Path) -> Site:
+    inventory = write_inventory(directory, {name: node.url for name, node in nodes.items()})
+    env = ansible_env(directory, vault_password_file(directory))
+    return Site(directory, inventory, env, nodes, str(ca))
+
+
+def assert_ok(run: Run) -> None:
+    assert run.returncode == 0, run.output[-6000:]
+
+
+# -- one node on file storage ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    directory = tmp_path_factory.mktemp("runbooks")
+    pki = write_pki(directory)
+    node_dir = directory / "node"
+    node_dir.mkdir()
+    with strongroom_server(node_dir, file_node_config(pki), scheme="https",
+                           verify=str(pki.ca)) as node:
+        site = new_site(directory, {"sr1": node}, pki.ca)
+        yield site
+        print(f"\nansible-playbook runs (one node):\n{site.timings()}")
+
+
+@dataclass
+class InitRuns:
+    first: Run
+    file_after_first: bytes
+    second: Run
+
+
+@pytest.fixture(scope="module")
+def initialized(single: Site) -> InitRuns:
+    first = single.init()
+    assert_ok(first)
+    written = single.init_file.read_bytes()
+    second = single.init()
+    assert_ok(second)
+    return InitRuns(first, written, second)
+
+
+def test_init_initialises_once_and_keeps_the_keys_vaulted(single: Site,
+                                                          initialized: InitRuns) -> None:
+    assert initialized.first.recap()["sr1"]["changed"] > 0
+    health = requests.get(single.nodes["sr1"].url + "/v1/sys/health", verify=single.ca,
+                          timeout=5).json()
+    assert health["initialized"] is True and health["sealed"] is False
+
+    # Stored only ansible-vault encrypted, owner-only, in an owner-only directory.
+    raw = single.init_file.read_bytes()
+    assert raw.startswith(b"$ANSIBLE_VAULT;1.2;AES256;strongroom\n")
+    assert single.init_file.stat().st_mode & 0o777 == 0o600
+    assert single.init_file.parent.stat().st_mode & 0o777 == 0o700
+    data = single.secrets()
+    assert len(data["strongroom_unseal_keys"]) == 5
+    assert data["strongroom_unseal_threshold"] == 3
+    assert single.api("GET", "sr1", "auth/token/lookup-self").json()["data"]["policies"] == [
+        "root"]
+
+    # The second run changes nothing: no re-init, the file is untouched.
+    assert initialized.second.recap()["sr1"]["changed"] == 0, initialized.second.output
+    assert "skipping: [sr1]" in initialized.second.output.split("Call sys/init]")[1][:300]
+    assert raw == initialized.file_after_first
+    single.assert_no_secret_in_output()
+
+
+def test_seal_then_unseal_round_trip(single: Site, initialized: InitRuns) -> None:
+    sealed = single.play(PLAYBOOKS / "seal.yml", {"strongroom_seal_confirm": True})
+    assert_ok(sealed)
+    assert single.health("sr1") == 503
+    unsealed = single.play(PLAYBOOKS / "unseal.yml")
+    assert_ok(unsealed)
+    assert single.health("sr1") == 200
+    assert "sr1 is unsealed and active" in unsealed.output
+    # The vaulted file's keys unseal the node without Ansible, too.
+    assert single.api("PUT", "sr1", "sys/seal").status_code == 204
+    data = single.secrets()
+    for key in data["strongroom_unseal_keys"][: data["strongroom_unseal_threshold"]]:
+        status = requests.put(single.nodes["sr1"].url + "/v1/sys/unseal", json={"key": key},
+                              verify=single.ca, timeout=10).json()
+    assert status["sealed"] is False
+    single.assert_no_secret_in_output()
+
+
+def test_rotate_bumps_the_key_term(single: Site, initialized: InitRuns) -> None:
+    before = single.api("GET", "sr1", "sys/key-status").json()["term"]
+    run = single.play(PLAYBOOKS / "rotate.yml")
+    assert_ok(run)
+    after = single.api("GET", "sr1", "sys/key-status").json()["term"]
+    assert after == before + 1
+    assert f"term {before} -> {after}" in run.output
+    single.assert_no_secret_in_output()
+
+
+def test_every_runbook_checks_its_targets() -> None:
+    """Each runbook first checks the inventory, then that its play hosts are Strongroom's."""
+    for name in RUNBOOKS:
+        plays = yaml.safe_load((PLAYBOOKS / name).read_text())
+        first, second = plays[0], plays[1]
+        assert first["hosts"] == "localhost", name
+        assert first["tasks"][0]["ansible.builtin.include_role"]["tasks_from"] == (
+            "check_inventory.yml"), name
+        assert second["hosts"] == "{{ strongroom_runbook_hosts | default('strongroom_servers') }}"
+        assert second["pre_tasks"][0]["ansible.builtin.include_role"]["tasks_from"] == (
+            "check_targets.yml"), name
+
+
+def test_refusals(single: Site, initialized: InitRuns) -> None:
+    """Wrong group, missing confirmation or input, bad settings: refused before any change."""
+    cases: list[tuple[Path, dict[str, Any], str]] = [
+        (PLAYBOOKS / "seal.yml", {"strongroom_runbook_hosts": "consul_servers",
+                                  "strongroom_seal_confirm": True},
+         "only runs against the strongroom_servers group (1 hosts in this inventory). "
+         "The pattern 'consul_servers' matches hosts outside it: consul1."),
+        (PLAYBOOKS / "seal.yml", {}, "Run with -e strongroom_seal_confirm=true"),
+        (PLAYBOOKS / "rolling-upgrade.yml", {}, "Say what to upgrade to"),
+        (single.directory / "init.yml", {"strongroom_init_secret_threshold": 6},
+         "strongroom_init_secret_threshold (6) between 1 and the number of shares"),
+    ]
+    term = single.api("GET", "sr1", "sys/key-status").json()["term"]
+    # Side by side: each run stops in its first tasks, so the cost is ansible's start-up.
+    procs = [start_playbook(playbook, single.inventory, single.env, extra)
+             for playbook, extra, _ in cases]
+    for (playbook, _, message), proc in zip(cases, procs, strict=True):
+        output, _ = proc.communicate(timeout=120)
+        assert proc.returncode != 0, (playbook, output)
+        assert message in " ".join(output.split()), (playbook, output)
+    assert single.health("sr1") == 200
+    assert single.api("GET", "sr1", "sys/key-status").json()["term"] == term
+
+
+def test_init_refuses_to_replace_keys_of_an_earlier_init(tmp_path: Path) -> None:
+    """An uninitialised node next to a controller file that holds keys: stop, touch nothing."""
+    pki = write_pki(tmp_path)
+    (tmp_path / "node").mkdir()
+    with strongroom_server(tmp_path / "node", file_node_config(pki), scheme="https",
+                           verify=str(pki.ca)) as node:
+        site = new_site(tmp_path, {"sr1": node}, pki.ca)
+        site.init_file.parent.mkdir(parents=True)
+        site.init_file.write_text("older keys\n")
+        run = site.init()
+        assert run.returncode != 0
+        assert "already holds the output of an earlier init" in " ".join(run.output.split())
+        assert requests.get(node.url + "/v1/sys/init", verify=str(pki.ca),
+                            timeout=5).json() == {"initialized": False}
+        assert site.init_file.read_text() == "older keys\n"
+
+        # unseal.yml has nothing to unseal and says why, without waiting out its timeout.
+        unseal = site.play(PLAYBOOKS / "unseal.yml")
+        assert unseal.returncode != 0
+        assert "An uninitialised cluster needs the strongroom_init role" in " ".join(
+            unseal.output.split())
+        assert "RETRYING" not in unseal.output
+
+
+def test_init_with_pgp_keys_then_keyholders_unseal(tmp_path: Path) -> None:
+    """PGP mode: only ciphertexts are stored; the holders' decrypted shares unseal."""
+    with gnupg_home() as gpg:
+        holders = [gpg.generate(name) for name in ("alice", "bob", "carol")]
+        operator = gpg.generate("ops")
+        pki = write_pki(tmp_path)
+        (tmp_path / "node").mkdir()
+        with strongroom_server(tmp_path / "node", file_node_config(pki), scheme="https",
+                               verify=str(pki.ca)) as node:
+            site = new_site(tmp_path, {"sr1": node}, pki.ca)
+            run = site.init({"strongroom_init_secret_shares": 3,
+                             "strongroom_init_secret_threshold": 2,
+                             "strongroom_init_pgp_keys": [h.b64 for h in holders],
+                             "strongroom_init_root_token_pgp_key": operator.b64})
+            assert_ok(run)
+            assert "The nodes stay sealed" in run.output
+            assert site.health("sr1") == 503
+            assert not site.init_file.exists()
+            stored = site.init_file.parent / "init.pgp.yml"
+            assert stored.stat().st_mode & 0o777 == 0o600
+            data = yaml.safe_load(stored.read_text())
+            assert len(data["strongroom_unseal_keys_pgp"]) == 3
+            assert data["strongroom_unseal_threshold"] == 2
+
+            # Two holders decrypt their share (echo KEY | base64 -d | gpg -d) and give
+            # them to unseal.yml as extra vars (there is no vaulted file to read).
+            shares = [gpg.decrypt_b64(k) for k in data["strongroom_unseal_keys_pgp"][1:]]
+            token = gpg.decrypt_b64(data["strongroom_root_token_pgp"])
+            unseal = site.play(PLAYBOOKS / "unseal.yml", {"strongroom_unseal_keys": shares})
+            assert_ok(unseal)
+            assert site.health("sr1") == 200
+            me = requests.get(node.url + "/v1/auth/token/lookup-self", verify=str(pki.ca),
+                              headers={"X-Vault-Token": token}, timeout=10)
+            assert me.json()["data"]["policies"] == ["root"]
+            for secret in [token, *shares]:
+                assert all(secret not in r.output for r in site.runs), "a secret leaked"
+
+
+# -- two nodes on Consul (active/standby) --------------------------------------------------
+
+# The per-host upgrade (roles/strongroom tasks_from upgrade.yml) installs a wheel and
+# restarts a systemd service, which these local nodes do not have: this stand-in reports
+# the node's role when its turn comes; the runbook then waits for the node
+# (wait_ready.yml) as it does after a real upgrade.
+STAND_IN_UPGRADE = """\
+---
+- name: Read the node's health
+  ansible.builtin.include_role:
+    name: strongroom_ops
+    tasks_from: health.yml
+
+- name: Report the turn
+  ansible.builtin.debug:
+    msg: >-
+      TURN {{ inventory_hostname }} {{ 'active' if strongroom_health.active else 'standby' }}
+      {{ strongroom_version }}
+"""
+
+
+@pytest.fixture(scope="module")
+def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    if consul_binary() is None:
+        pytest.skip("consul is not installed (scripts/install-consul.sh)")
+    directory = tmp_path_factory.mktemp("runbooks-ha")
+    pki = write_pki(directory)
+    with consul_cluster(directory) as consul, ExitStack() as stack:
+        prefix = f"strongroom-runbooks-{directory.name}/"
+        token = consul.make_token(prefix)
+        nodes = {}
+        for index, name in enumerate(("sr1", "sr2")):
+            node_dir = directory / name
+            node_dir.mkdir()
+            config = ha_node_config(pki, consul.host_ports[index], prefix, token, free_port())
+            nodes[name] = stack.enter_context(strongroom_server(
+                node_dir, config, scheme="https", verify=str(pki.ca)))
+        site = new_site(directory, nodes, pki.ca)
+        # One share here (the single-node tests use the default 5/3): each simulated
+        # restart of the rolling upgrade then takes one unseal call.
+        assert_ok(site.init({"strongroom_init_secret_shares": 1,
+                             "strongroom_init_secret_threshold": 1}))
+        yield site
+        print(f"\nansible-playbook runs (HA):\n{site.timings()}")
+
+
+def roles(site: Site) -> dict[str, str]:
+    names = {200: "active", 429: "standby", 503: "sealed"}
+    return {name: names.get(site.health(name), "?") for name in site.nodes}
+
+
+@pytest.mark.consul
+def test_init_unseals_every_ha_node(ha: Site) -> None:
+    assert sorted(roles(ha).values()) == ["active", "standby"]
+    assert len(ha.secrets()["strongroom_unseal_keys"]) == 1
+    ha.assert_no_secret_in_output()
+
+
+@pytest.mark.consul
+def test_step_down_moves_the_active_node(ha: Site) -> None:
+    before = roles(ha)
+    run = ha.play(PLAYBOOKS / "step-down.yml")
+    assert_ok(run)
+    after = roles(ha)
+    old = next(name for name, role in before.items() if role == "active")
+    new = next(name for name, role in after.items() if role == "active")
+    assert new != old and after[old] == "standby", (before, after)
+    assert f"The active node moved from {old} to {new}" in run.output
+    ha.assert_no_secret_in_output()
+
+
+@pytest.mark.consul
+def test_rolling_upgrade_standbys_first_active_last(ha: Site, tmp_path: Path) -> None:
+    stand_in = tmp_path / "roles" / "strongroom" / "tasks"
+    stand_in.mkdir(parents=True)
+    (stand_in / "upgrade.yml").write_text(STAND_IN_UPGRADE)
+    before = roles(ha)
+    active = next(name for name, role in before.items() if role == "active")
+    standby = next(name for name, role in before.items() if role == "standby")
+    run = ha.play(PLAYBOOKS / "rolling-upgrade.yml",
+                  {"strongroom_version": "9.9.9"},
+                  env={"ANSIBLE_ROLES_PATH": f"{tmp_path / 'roles'}:{REPO / 'roles'}"})
+    assert_ok(run)
+    # The standby first; the active node last, and no longer active when its turn came.
+    turns = re.findall(r'"msg": "TURN (\S+ \S+ \S+)"', run.output)
+    assert turns == [f"{standby} standby 9.9.9", f"{active} standby 9.9.9"], run.output
+    assert sorted(roles(ha).values()) == ["active", "standby"]
+    ha.assert_no_secret_in_output()
