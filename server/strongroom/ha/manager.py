@@ -83,7 +83,8 @@ class HAManager:
             self._lock.deregister()
         except Exception:  # noqa: BLE001 - the agent may be gone already
             log.warning("event=ha_deregister_failed")
-        self._set(HAStatus(enabled=True, node_id=self._lock.node_id))
+        self.status = HAStatus(enabled=True, node_id=self._lock.node_id)
+        self._publish(self.status)  # the last word of this manager (_set is closed now)
 
     def step_down(self) -> None:
         """Hand leadership over: release the lock and stay out of the race for a while."""
@@ -196,5 +197,9 @@ class HAManager:
             self._set(status)
 
     def _set(self, status: HAStatus) -> None:
+        # A stopped manager (sealed node) may still be returning from a blocking
+        # Consul query; what it learnt must not overwrite its successor's status.
+        if self._stop.is_set():
+            return
         self.status = status
         self._publish(status)

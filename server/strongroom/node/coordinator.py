@@ -139,6 +139,7 @@ class LocalCoordinator:
         self._cluster: tuple[str, str] = ("", "")
         self._ha_factory = ha_factory
         self._ha: HAManager | None = None
+        self._ha_publish_lock = threading.Lock()  # makes "is it the current manager?" + write atomic
         self._ha_status = HAStatus(enabled=ha_factory is not None)
 
     # -- reading ------------------------------------------------------------
@@ -294,12 +295,24 @@ class LocalCoordinator:
         self._root_key = root_key
         self._changed()
         if self._ha_factory is not None and self._ha is None:
-            self._ha = self._ha_factory(self._barrier, self._publish_ha)
-            self._ha.start()
+            owner: list[HAManager] = []
+            manager = self._ha_factory(self._barrier,
+                                       lambda status: self._publish_ha(owner[0], status))
+            owner.append(manager)
+            with self._ha_publish_lock:
+                self._ha = manager
+            manager.start()
 
-    def _publish_ha(self, status: HAStatus) -> None:
-        """Called from the HA thread whenever leadership changes."""
-        self._ha_status = status
+    def _publish_ha(self, owner: HAManager, status: HAStatus) -> None:
+        """Called from an HA thread whenever leadership changes.
+
+        A manager replaced by seal/unseal may still return from a blocking Consul
+        query and publish: only the current manager's word counts.
+        """
+        with self._ha_publish_lock:
+            if owner is not self._ha:
+                return
+            self._ha_status = status
         self._changed()
 
     def _reset_progress(self) -> None:
@@ -327,9 +340,10 @@ class LocalCoordinator:
 
     def _stop_ha(self) -> None:
         if self._ha is not None:
-            self._ha.stop()
+            self._ha.stop()  # publishes its last status while still the current manager
+        with self._ha_publish_lock:
             self._ha = None
-        self._ha_status = HAStatus(enabled=self._ha_factory is not None)
+            self._ha_status = HAStatus(enabled=self._ha_factory is not None)
 
     def shutdown(self) -> None:
         """Process exit: hand leadership over before anything else stops."""

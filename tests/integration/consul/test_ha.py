@@ -90,6 +90,25 @@ def test_sealed_standby_never_takes_over(cluster: Cluster) -> None:
     assert health(standby) == 503
 
 
+def test_resealed_standby_keeps_following_the_leader(cluster: Cluster) -> None:
+    """Seal then unseal a standby: the manager the seal stopped may still return from its
+    blocking query on the lock (up to lock_wait_time, 15 s) and must not then erase the
+    new manager's view of the leader."""
+    active = cluster.active()
+    standby = cluster.standbys()[0]
+    h = {"X-Vault-Token": cluster.root}
+    assert requests.put(standby.url + "/v1/sys/seal", headers=h, timeout=10).status_code == 204
+    cluster.unseal(standby)
+    assert poll(lambda: leader(standby)["leader_address"] == active.url, 10,
+                "the unsealed standby to learn the leader")
+    deadline = time.monotonic() + 17
+    while time.monotonic() < deadline:
+        assert leader(standby)["leader_address"] == active.url
+        reply = requests.get(standby.url + "/v1/auth/token/lookup-self", headers=h, timeout=10)
+        assert reply.status_code == 200, reply.text
+        time.sleep(0.5)
+
+
 def test_sigkill_failover_loses_no_acknowledged_write(cluster: Cluster) -> None:
     active = cluster.active()
     acknowledged = []
