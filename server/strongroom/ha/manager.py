@@ -53,6 +53,9 @@ class HAManager:
         self._session: str | None = None
         self._thread: threading.Thread | None = None
         self._beat: threading.Thread | None = None
+        self._watchdog: threading.Thread | None = None
+        # When the lock was last seen held by our session (monotonic); see _watch_lock.
+        self._confirmed_at = 0.0
         self.status = HAStatus(enabled=True, node_id=lock.node_id)
 
     # -- lifecycle ------------------------------------------------------------
@@ -63,6 +66,9 @@ class HAManager:
         self._thread.start()
         self._beat = threading.Thread(target=self._heartbeat, name="ha-heartbeat", daemon=True)
         self._beat.start()
+        self._watchdog = threading.Thread(target=self._watch_lock, name="ha-watchdog",
+                                          daemon=True)
+        self._watchdog.start()
 
     def stop(self) -> None:
         """Give up leadership at once (seal, SIGTERM): release the lock, end the session."""
@@ -110,6 +116,31 @@ class HAManager:
                 log.warning("event=ha_heartbeat_failed")
             self._stop.wait(max(0.2, self._lock.check_ttl / 3))
 
+    def _watch_lock(self) -> None:
+        """Demote an active node that cannot confirm it still holds the lock.
+
+        Cut off from the Consul servers, the lock query hangs in the local agent for
+        tens of seconds while the servers, seeing the node fail, hand the lock to
+        another node within seconds. Fenced writes already fail; this stops the node
+        from claiming to be active (health, forwarding) once the lock has gone
+        unconfirmed for as long as the TTL Consul gives its liveness check.
+        """
+        while not self._stop.wait(0.25):
+            if (self.status.active
+                    and time.monotonic() - self._confirmed_at > self._lock.check_ttl):
+                log.warning("event=ha_lock_unconfirmed node=%s seconds=%.1f",
+                            self._lock.node_id, time.monotonic() - self._confirmed_at)
+                self._lost.set()
+                self._demote()
+
+    def _demote(self) -> None:
+        """Stop acting as active at once: no fenced writes, no forwarded requests."""
+        if self._fence is not None:
+            self._fence.session = None
+        if self._listener is not None:
+            self._listener.stop()
+        self._set(HAStatus(enabled=True, node_id=self._lock.node_id))
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
@@ -138,6 +169,7 @@ class HAManager:
         if self._listener is not None:
             self._listener.start(identity)
         since = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        self._confirmed_at = time.monotonic()  # just acquired
         self._set(HAStatus(enabled=True, active=True, node_id=self._lock.node_id,
                            leader_id=self._lock.node_id, leader_api_addr=self._api_addr,
                            leader_cluster_addr=self._cluster_addr, active_since=since,
@@ -151,6 +183,7 @@ class HAManager:
                 index = holder.index
                 if holder.session != session:
                     break
+                self._confirmed_at = time.monotonic()
         finally:
             # Also when Consul cannot be asked (a partition): stop acting as active at once.
             if self._fence is not None:

@@ -81,3 +81,42 @@ def test_losing_consul_while_active_drops_the_fence_and_the_listener() -> None:
         assert not listener.running
     finally:
         manager.stop()
+
+
+class HangingLock(PartitionedLock):
+    """Grants the lock, then its query hangs: the local agent cannot reach any server."""
+
+    check_ttl = 0.5
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release_hang = threading.Event()
+
+    def holder(self, index: int | None = None, wait: str | None = None) -> LockHolder:
+        self.queries += 1
+        if self.queries > 1:
+            self.partitioned.set()
+            self.release_hang.wait(10)
+            raise ConnectionError("rpc error: timeout")
+        return LockHolder(session="session-1", value=b"node-a", index=self.queries)
+
+
+def test_an_unconfirmed_lock_demotes_the_node_while_the_query_still_hangs() -> None:
+    lock, fence, listener = HangingLock(), Fence(), Listener()
+    statuses: list[HAStatus] = []
+    manager = HAManager(cast(ConsulLock, lock), InmemBackend(), cast(FencedBackend, fence),
+                        "https://a:8200", "https://a:8201", statuses.append,
+                        cast(ClusterListener, listener))
+    manager.start()
+    try:
+        assert lock.partitioned.wait(5)
+        hung_at = time.monotonic()
+        while manager.status.active and time.monotonic() - hung_at < 5:
+            time.sleep(0.02)
+        demoted_after = time.monotonic() - hung_at
+        assert not manager.status.active and any(s.active for s in statuses)
+        assert demoted_after < lock.check_ttl + 1.0  # well before the query gives up (10 s)
+        assert fence.session is None and not listener.running
+    finally:
+        lock.release_hang.set()
+        manager.stop()
