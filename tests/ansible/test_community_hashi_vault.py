@@ -15,31 +15,20 @@ import requests
 
 from tests.ansible.test_lookup_plugin import debug, run_playbook
 from tests.support.servers import ServerProcess, strongroom_server
-from tests.support.tls import write_self_signed
+from tests.support.tls import TLS_FILE_CONFIG, write_self_signed
 
 pytest.importorskip("ansible_collections.community.hashi_vault")
 pytest.importorskip("hvac")
 
 pytestmark = pytest.mark.timeout(180)
 
-CONFIG = """
-storage "file" {{
-  path = "{workdir}/data"
-}}
-listener "tcp" {{
-  address       = "127.0.0.1:{port}"
-  tls_cert_file = "{workdir}/cert.pem"
-  tls_key_file  = "{workdir}/key.pem"
-}}
-workers = 1
-"""
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     workdir = tmp_path_factory.mktemp("hashi-vault")
     ca = write_self_signed(workdir)
-    with strongroom_server(workdir, CONFIG, scheme="https", verify=str(ca)) as srv:
+    with strongroom_server(workdir, TLS_FILE_CONFIG % "", scheme="https", verify=str(ca)) as srv:
         session = requests.Session()
 
         def call(method: str, path: str, body: dict | None = None) -> dict:

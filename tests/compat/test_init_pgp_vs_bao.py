@@ -16,7 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.gpg import GnuPG, GpgKey, gnupg_home
+from tests.support.gpg import GnuPG, GpgKey
 from tests.support.servers import (
     REPO,
     ServerProcess,
@@ -38,18 +38,6 @@ LAUNCHERS: dict[str, Launcher] = {
     "bao": bao_server,
     "strongroom": lambda wd: strongroom_server(wd, file_config(workers=2)),
 }
-
-
-@pytest.fixture(scope="module")
-def gpg() -> Iterator[GnuPG]:
-    with gnupg_home() as home:
-        yield home
-
-
-@pytest.fixture(scope="module")
-def holders(gpg: GnuPG) -> list[GpgKey]:
-    return [gpg.generate("alice", "rsa"), gpg.generate("bob", "cv25519"),
-            gpg.generate("carol", "nistp256"), gpg.generate("ops", "cv25519")]
 
 
 def packet_kinds(gpg: GnuPG, message: bytes) -> list[str]:

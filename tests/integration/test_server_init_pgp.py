@@ -10,27 +10,12 @@ import base64
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
 
-from tests.support.gpg import GnuPG, GpgKey, gnupg_home
+from tests.support.gpg import GnuPG, GpgKey
 from tests.support.servers import REPO, file_config, strongroom_server
-
-
-@pytest.fixture(scope="module")
-def gpg() -> Iterator[GnuPG]:
-    with gnupg_home() as home:
-        yield home
-
-
-@pytest.fixture(scope="module")
-def holders(gpg: GnuPG) -> list[GpgKey]:
-    """Three share holders with different key types, and the root token's holder."""
-    return [gpg.generate("alice", "rsa"), gpg.generate("bob", "cv25519"),
-            gpg.generate("carol", "nistp256"), gpg.generate("ops", "cv25519")]
 
 
 def test_pgp_init_unseal_and_root_token(tmp_path: Path, gpg: GnuPG,

@@ -11,20 +11,7 @@ import pytest
 import requests
 
 from tests.support.servers import ServerProcess, strongroom_server
-from tests.support.tls import write_self_signed
-
-CONFIG = """
-storage "file" {{
-  path = "{workdir}/data"
-}}
-listener "tcp" {{
-  address         = "127.0.0.1:{port}"
-  tls_cert_file   = "{workdir}/cert.pem"
-  tls_key_file    = "{workdir}/key.pem"
-  %s
-}}
-workers = 1
-"""
+from tests.support.tls import TLS_FILE_CONFIG, write_self_signed
 
 
 @pytest.fixture(params=["", 'tls_min_version = "tls13"'], ids=["default", "tls13"])
@@ -32,7 +19,7 @@ def tls_server(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[ServerProcess, str]]:
     ca = write_self_signed(tmp_path)
-    with strongroom_server(tmp_path, CONFIG % request.param, scheme="https",
+    with strongroom_server(tmp_path, TLS_FILE_CONFIG % request.param, scheme="https",
                            verify=str(ca)) as srv:
         yield srv, request.param
 

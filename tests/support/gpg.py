@@ -93,3 +93,9 @@ def gnupg_home() -> Iterator[GnuPG]:
         subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={
             **os.environ, "GNUPGHOME": str(home)}, capture_output=True, check=False)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def share_holders(gpg: GnuPG) -> list[GpgKey]:
+    """Three unseal-key holders with different key types, then the root token's holder."""
+    return [gpg.generate("alice", "rsa"), gpg.generate("bob", "cv25519"),
+            gpg.generate("carol", "nistp256"), gpg.generate("ops", "cv25519")]

@@ -11,6 +11,21 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+# A one-worker server on file storage with TLS from write_self_signed(workdir);
+# for strongroom_server(); ``%s`` takes extra listener lines (e.g. tls_min_version).
+TLS_FILE_CONFIG = """
+storage "file" {{
+  path = "{workdir}/data"
+}}
+listener "tcp" {{
+  address         = "127.0.0.1:{port}"
+  tls_cert_file   = "{workdir}/cert.pem"
+  tls_key_file    = "{workdir}/key.pem"
+  %s
+}}
+workers = 1
+"""
+
 
 def write_self_signed(workdir: Path) -> Path:
     """Write ``cert.pem`` and ``key.pem`` into ``workdir``; returns the certificate's path.

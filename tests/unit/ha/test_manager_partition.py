@@ -62,13 +62,19 @@ class Listener:
         self.running = False
 
 
-def test_losing_consul_while_active_drops_the_fence_and_the_listener() -> None:
-    lock, fence, listener = PartitionedLock(), Fence(), Listener()
+def started_manager(lock: PartitionedLock) -> tuple[HAManager, Fence, Listener, list[HAStatus]]:
+    fence, listener = Fence(), Listener()
     statuses: list[HAStatus] = []
     manager = HAManager(cast(ConsulLock, lock), InmemBackend(), cast(FencedBackend, fence),
                         "https://a:8200", "https://a:8201", statuses.append,
                         cast(ClusterListener, listener))
     manager.start()
+    return manager, fence, listener, statuses
+
+
+def test_losing_consul_while_active_drops_the_fence_and_the_listener() -> None:
+    lock = PartitionedLock()
+    manager, fence, listener, statuses = started_manager(lock)
     try:
         assert lock.partitioned.wait(5)
         # After the failed query the node is no longer active, and stays so while partitioned.
@@ -102,12 +108,8 @@ class HangingLock(PartitionedLock):
 
 
 def test_an_unconfirmed_lock_demotes_the_node_while_the_query_still_hangs() -> None:
-    lock, fence, listener = HangingLock(), Fence(), Listener()
-    statuses: list[HAStatus] = []
-    manager = HAManager(cast(ConsulLock, lock), InmemBackend(), cast(FencedBackend, fence),
-                        "https://a:8200", "https://a:8201", statuses.append,
-                        cast(ClusterListener, listener))
-    manager.start()
+    lock = HangingLock()
+    manager, fence, listener, statuses = started_manager(lock)
     try:
         assert lock.partitioned.wait(5)
         hung_at = time.monotonic()
