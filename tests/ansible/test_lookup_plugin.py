@@ -106,6 +106,9 @@ def test_reads_v2_v1_and_versions(server: ServerProcess, tmp_path: Path) -> None
         + debug(f"lookup('strongroom.vault.kv', 'secret/app', {common}) | to_json", "WHOLE")
         # url/token from STRONGROOM_ADDR / STRONGROOM_TOKEN (the options' env fallbacks)
         + debug("lookup('strongroom.vault.kv', 'secret/app', field='user')", "ENV")
+        # the collection's `strongroom` lookup name routes to the same plugin
+        + debug(f"lookup('strongroom.vault.strongroom', 'secret/app', field='password', {common})",
+                "ALIAS")
     )
     res = run_playbook(tmp_path, tasks, {"vault_url": server.url, "vault_token": ROOT},
                        env={"STRONGROOM_ADDR": server.url, "STRONGROOM_TOKEN": ROOT})
@@ -117,6 +120,7 @@ def test_reads_v2_v1_and_versions(server: ServerProcess, tmp_path: Path) -> None
     assert '"V1FORCED=v1-pass"' in out
     assert '\\"password\\": \\"s3cret\\"' in out and '\\"user\\": \\"app\\"' in out
     assert '"ENV=app"' in out
+    assert '"ALIAS=s3cret"' in out
 
 
 @pytest.mark.parametrize(("path", "token_kind", "field", "message"), [
