@@ -27,7 +27,7 @@ from strongroom.config import ServerConfig
 from strongroom.ha.setup import fence_for, ha_factory, ha_storage
 from strongroom.ha.standby import NODE_SECRET
 from strongroom.http.app import build_asgi_app
-from strongroom.node import locks
+from strongroom.node import forksafe, locks
 from strongroom.node.coordinator import LocalCoordinator
 from strongroom.node.rpc import CoordinatorServer, RemoteCoordinator
 from strongroom.node.shared import SharedCounters
@@ -128,6 +128,9 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def _on_starting(self, _arbiter: Any) -> None:
+        # Before the master starts any thread: a worker forked while one of them
+        # imports a module would hang on that module for good (node/forksafe.py).
+        forksafe.install()
         if not self._shared:
             return
         config = self.config_obj

@@ -11,7 +11,7 @@ from typing import Any
 import requests
 
 from tests.support.consul import ConsulCluster
-from tests.support.servers import ServerProcess, free_port, strongroom_server
+from tests.support.servers import ServerProcess, late_bound_port, strongroom_server
 
 NODE_CONFIG = """
 storage "consul" {{{{
@@ -97,7 +97,7 @@ def start_node(workdir: Path, consul_address: str, token: str, stack: ExitStack,
                cluster_port: int | None = None) -> ServerProcess:
     workdir.mkdir(parents=True, exist_ok=True)
     config = NODE_CONFIG.format(consul=consul_address, token=token,
-                                cluster_port=cluster_port or free_port())
+                                cluster_port=cluster_port or late_bound_port())
     return stack.enter_context(strongroom_server(workdir, config))
 
 

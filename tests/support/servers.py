@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -23,6 +24,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+_LATE_PORTS: set[int] = set()
+
+
+def late_bound_port() -> int:
+    """A free port below the kernel's ephemeral range, for a listener opened later.
+
+    free_port() hands out a port the kernel also gives outgoing connections as their
+    source port: a port bound only later (a standby's cluster port, once it becomes
+    active) may be some connection's by then, and binding it fails (EADDRINUSE).
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return free_port()
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 10000), low)
+        if port in _LATE_PORTS:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))  # noqa: S104 - the cluster listener binds all
+            except OSError:
+                continue
+        _LATE_PORTS.add(port)
+        return port
+    return free_port()
 
 
 def wait_until_answering(url: str, proc: subprocess.Popen[bytes], timeout: float = 30,

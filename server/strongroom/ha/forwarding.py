@@ -12,6 +12,8 @@ import http.client
 import http.server
 import json
 import logging
+import select
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -32,39 +34,124 @@ def split_addr(url: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 8201
 
 
-class Forwarder:
-    """Per-worker client for the active node's cluster port (one connection per thread)."""
+# A live active node completes TCP and TLS in milliseconds; one whose master is frozen
+# or gone does not at all. The answer itself may take a while (storage writes).
+CONNECT_TIMEOUT = 3.0
+ANSWER_TIMEOUT = 30.0
+# Errors of a kept-alive connection that the active closed while it was idle (just as
+# the request went out): it never reached the active, so it is sent again, once, on a
+# new connection.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+          ConnectionAbortedError, ssl.SSLEOFError, ssl.SSLZeroReturnError)
 
-    def __init__(self, identity: ClusterIdentity, cluster_addr: str, timeout: float = 30) -> None:
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """An idle kept-alive connection with something to read has been closed by the peer."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+class Forwarder:
+    """Per-worker client for the active node's cluster port (one connection per thread).
+
+    Bounded: connecting (TCP and TLS) may take ``connect_timeout``, each wait for
+    the answer ``timeout``. A request is sent a second time only when a reused
+    connection turns out to have been closed by the active, never after a timeout
+    (the active may still be carrying it out).
+    """
+
+    def __init__(self, identity: ClusterIdentity, cluster_addr: str,
+                 timeout: float = ANSWER_TIMEOUT,
+                 connect_timeout: float = CONNECT_TIMEOUT) -> None:
         self._context = client_context(identity)
         self._host, self._port = split_addr(cluster_addr)
         self._timeout = timeout
+        self._connect_timeout = connect_timeout
         self._local = threading.local()
 
-    def _conn(self) -> http.client.HTTPSConnection:
+    def _conn(self) -> tuple[http.client.HTTPSConnection, bool]:
+        """This thread's connection, and whether it has carried a request before."""
         conn: http.client.HTTPSConnection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout,
-                                               context=self._context)
-            self._local.conn = conn
-        return conn
+        if conn is not None and conn.sock is not None:
+            if not _closed_by_peer(conn.sock):
+                return conn, True
+            conn.close()
+        conn = http.client.HTTPSConnection(self._host, self._port,
+                                           timeout=self._connect_timeout,
+                                           context=self._context)
+        try:
+            conn.connect()  # TCP and the TLS handshake, under the connect timeout
+            assert conn.sock is not None
+            conn.sock.settimeout(self._timeout)
+        except BaseException:
+            conn.close()
+            raise
+        self._local.conn = conn
+        return conn, False
+
+    def _drop(self) -> None:
+        conn: http.client.HTTPSConnection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._local.conn = None
 
     def forward(self, method: str, target: str, headers: dict[str, str],
                 body: bytes) -> tuple[int, bytes, dict[str, str]]:
         clean = {k: v for k, v in headers.items() if k.lower() not in _HOP}
-        for attempt in (1, 2):
-            conn = self._conn()
+        while True:
+            conn, reused = self._conn()
             try:
                 conn.request(method, target, body=body or None, headers=clean)
                 resp = conn.getresponse()
                 data = resp.read()
-                return resp.status, data, {k.lower(): v for k, v in resp.getheaders()}
+            except _STALE:
+                self._drop()
+                if reused:
+                    continue  # once more, on a new connection (which is not reused)
+                raise
             except (OSError, http.client.HTTPException):
-                conn.close()
-                self._local.conn = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+                self._drop()
+                raise
+            if resp.will_close:
+                self._drop()
+            return resp.status, data, {k.lower(): v for k, v in resp.getheaders()}
+
+
+# The cluster port's side: a peer must finish its TLS handshake within this (one that
+# connects and says nothing holds only its own thread), and a kept-alive connection
+# idle for longer is closed (the standby reconnects).
+HANDSHAKE_TIMEOUT = 5.0
+IDLE_TIMEOUT = 75.0
+
+
+class _ClusterServer(http.server.ThreadingHTTPServer):
+    """Accepts plain TCP and does each TLS handshake in the connection's own thread.
+
+    Wrapping the listening socket instead would run every handshake inside
+    accept(), in the one thread that serves the port, with no timeout: a single
+    peer that connected and sent nothing stopped all forwarding to this node (and
+    ``shutdown()``, waiting for that thread, with it).
+    """
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int],
+                 handler: type[http.server.BaseHTTPRequestHandler],
+                 context: ssl.SSLContext) -> None:
+        super().__init__(address, handler)
+        self._context = context
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        with self._context.wrap_socket(request, server_side=True) as tls:
+            super().finish_request(tls, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Failed handshakes (a wrong certificate, a silent peer) and peers that went away.
+        log.debug("event=cluster_connection_failed peer=%s", client_address, exc_info=True)
 
 
 class ClusterListener:
@@ -77,19 +164,23 @@ class ClusterListener:
         self._local_tls = local_tls
         self._secret = node_secret
         self._is_active = is_active
-        self._server: http.server.ThreadingHTTPServer | None = None
+        self._server: _ClusterServer | None = None
+        self._lock = threading.Lock()  # the HA loop and its watchdog both stop it
 
     def start(self, identity: ClusterIdentity) -> None:
-        self.stop()
-        handler = self._handler_class()
-        server = http.server.ThreadingHTTPServer(("0.0.0.0", self._bind[1]), handler)  # noqa: S104 - cluster port
-        server.daemon_threads = True
-        server.socket = server_context(identity).wrap_socket(server.socket, server_side=True)
-        self._server = server
-        threading.Thread(target=server.serve_forever, name="cluster-listener",
-                         daemon=True).start()
+        with self._lock:
+            self._stop()
+            server = _ClusterServer(("0.0.0.0", self._bind[1]), self._handler_class(),  # noqa: S104 - cluster port
+                                    server_context(identity))
+            self._server = server
+            threading.Thread(target=server.serve_forever, name="cluster-listener",
+                             daemon=True).start()
 
     def stop(self) -> None:
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -110,6 +201,7 @@ class ClusterListener:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = IDLE_TIMEOUT
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return  # requests are not logged (they carry tokens in headers)
@@ -128,9 +220,16 @@ class ClusterListener:
                     conn.request(self.command, self.path, body=body or None, headers=headers)
                     resp = conn.getresponse()
                     data = resp.read()
-                    self._answer(resp.status, data, dict(resp.getheaders()))
+                except (OSError, http.client.HTTPException):
+                    # Answer rather than drop the connection: a standby would take a
+                    # dropped kept-alive connection for an idle one and send it again.
+                    log.warning("event=cluster_relay_failed", exc_info=True)
+                    payload = json.dumps({"errors": ["internal error"]}).encode()
+                    self._answer(500, payload, {"Content-Type": "application/json"})
+                    return
                 finally:
                     conn.close()
+                self._answer(resp.status, data, dict(resp.getheaders()))
 
             def _answer(self, status: int, data: bytes, headers: dict[str, str]) -> None:
                 self.send_response(status)

@@ -159,15 +159,18 @@ class HAManager:
 
     def _serve_active(self, session: str) -> None:
         self._lost.clear()
-        if self._fence is not None:
-            self._fence.session = session
-        identity = generate_identity()
-        self._barrier.put(CLUSTER_TLS_PATH, json.dumps(
-            {"cert": identity.cert_pem.decode(), "key": identity.key_pem.decode()}).encode())
-        self._barrier.put(LEADER_PREFIX + self._lock.node_id, json.dumps(
-            {"api_addr": self._api_addr, "cluster_addr": self._cluster_addr}).encode())
-        if self._listener is not None:
-            self._listener.start(identity)
+        try:
+            self._take_up_active(session)
+        except Exception:
+            # Holding the lock without serving would leave the cluster with no active
+            # node until the session expired: hand it back (the HA loop logs and retries).
+            if self._fence is not None:
+                self._fence.session = None
+            try:
+                self._lock.release(session)
+            except Exception:  # noqa: BLE001 - the session TTL covers it
+                log.warning("event=ha_release_failed")
+            raise
         since = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         self._confirmed_at = time.monotonic()  # just acquired
         self._set(HAStatus(enabled=True, active=True, node_id=self._lock.node_id,
@@ -198,6 +201,19 @@ class HAManager:
             self._lock.register(active=False)
         log.info("event=ha_standby node=%s", self._lock.node_id)
         self._set(HAStatus(enabled=True, node_id=self._lock.node_id))
+
+    def _take_up_active(self, session: str) -> None:
+        """Fence on the session, advertise, open the cluster port (the cluster port may be
+        taken, storage may fail: the caller then gives the lock back)."""
+        if self._fence is not None:
+            self._fence.session = session
+        identity = generate_identity()
+        self._barrier.put(CLUSTER_TLS_PATH, json.dumps(
+            {"cert": identity.cert_pem.decode(), "key": identity.key_pem.decode()}).encode())
+        self._barrier.put(LEADER_PREFIX + self._lock.node_id, json.dumps(
+            {"api_addr": self._api_addr, "cluster_addr": self._cluster_addr}).encode())
+        if self._listener is not None:
+            self._listener.start(identity)
 
     def _serve_standby(self) -> None:
         holder = self._lock.holder()

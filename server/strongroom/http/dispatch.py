@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
 import time
 from dataclasses import dataclass, field
@@ -135,8 +136,12 @@ class Dispatcher:
         try:
             answer = self.standby.forward(ha, req.method, req.path, req.params, req.headers,
                                           req.body)
-        except OSError:
-            log.warning("event=forwarding_failed leader=%s", ha.leader_id)
+        except (OSError, http.client.HTTPException) as exc:
+            # The active did not answer within the forwarder's bounds. Vault would fall
+            # back to a 307 to the active's api_addr; here that sends the client to a
+            # master that may be gone while its workers linger (a SIGKILLed active): answer.
+            log.warning("event=forwarding_failed leader=%s error=%s", ha.leader_id,
+                        type(exc).__name__)
             return _standby_unavailable()
         if answer is None:
             return _standby_unavailable()

@@ -139,7 +139,8 @@ class LocalCoordinator:
         self._cluster: tuple[str, str] = ("", "")
         self._ha_factory = ha_factory
         self._ha: HAManager | None = None
-        self._ha_publish_lock = threading.Lock()  # makes "is it the current manager?" + write atomic
+        # Makes "is it the current manager?" and the write of its status one atomic step.
+        self._ha_publish_lock = threading.Lock()
         self._ha_status = HAStatus(enabled=ha_factory is not None)
 
     # -- reading ------------------------------------------------------------

@@ -1,0 +1,268 @@
+"""Standby -> active forwarding against controlled peers: every wait is bounded.
+
+The cluster listener relays to a local stand-in for the node's API; misbehaving
+peers are plain sockets that connect and say nothing, listen and never accept,
+or take a request and never answer.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from strongroom.core.core import Core
+from strongroom.ha import forwarding
+from strongroom.ha.cluster_tls import ClusterIdentity, generate_identity, server_context
+from strongroom.ha.forwarding import ClusterListener, Forwarder
+from strongroom.ha.state import CLUSTER_TLS_PATH, HAStatus
+from strongroom.http.dispatch import Dispatcher
+from strongroom.http.edge import HttpRequest
+
+
+@pytest.fixture(scope="module")
+def identity() -> ClusterIdentity:
+    return generate_identity()
+
+
+class LocalApi:
+    """The node's own API on loopback: counts requests, answers 200 with the path."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802
+                api.requests.append(self.path)
+                body = json.dumps({"path": self.path}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_POST = do_GET  # noqa: N815
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def api() -> Iterator[LocalApi]:
+    local = LocalApi()
+    yield local
+    local.close()
+
+
+@pytest.fixture
+def listener(api: LocalApi, identity: ClusterIdentity) -> Iterator[tuple[ClusterListener, str]]:
+    port = free_port()
+    cluster = ClusterListener(f"https://127.0.0.1:{port}", api.address, False, "secret",
+                              lambda: True)
+    cluster.start(identity)
+    yield cluster, f"https://127.0.0.1:{port}"
+    cluster.stop()
+
+
+def timed(fn: Any) -> tuple[Any, float]:
+    started = time.monotonic()
+    return fn(), time.monotonic() - started
+
+
+def test_forwarded_request_reaches_the_local_api(listener: tuple[ClusterListener, str],
+                                                 api: LocalApi,
+                                                 identity: ClusterIdentity) -> None:
+    forwarder = Forwarder(identity, listener[1], timeout=5)
+    status, body, _ = forwarder.forward("GET", "/v1/sys/x", {"X-Vault-Token": "t"}, b"")
+    assert status == 200 and json.loads(body) == {"path": "/v1/sys/x"}
+    status, _, _ = forwarder.forward("POST", "/v1/sys/y", {}, b'{"a": 1}')  # kept alive
+    assert status == 200 and api.requests == ["/v1/sys/x", "/v1/sys/y"]
+
+
+def test_a_silent_peer_does_not_stop_forwarding(listener: tuple[ClusterListener, str],
+                                                identity: ClusterIdentity) -> None:
+    """A peer that connects and never starts TLS used to block the port's only thread."""
+    silent = socket.create_connection(("127.0.0.1", int(listener[1].rsplit(":", 1)[1])))
+    try:
+        time.sleep(0.2)  # the listener has accepted it
+        forwarder = Forwarder(identity, listener[1], timeout=2)
+        (status, _, _), took = timed(lambda: forwarder.forward("GET", "/v1/a", {}, b""))
+        assert status == 200 and took < 1.5, took
+        # And the HA loop can still stop the listener (shutdown waited for that thread).
+        stopper = threading.Thread(target=listener[0].stop, daemon=True)
+        stopper.start()
+        stopper.join(5)
+        assert not stopper.is_alive(), "ClusterListener.stop() hung on a silent peer"
+    finally:
+        silent.close()
+
+
+def test_a_peer_without_the_cluster_certificate_is_refused(
+        listener: tuple[ClusterListener, str], api: LocalApi) -> None:
+    stranger = Forwarder(generate_identity(), listener[1], timeout=2)
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        stranger.forward("GET", "/v1/a", {}, b"")
+    assert api.requests == []
+
+
+def test_an_active_that_never_completes_tls_fails_fast(identity: ClusterIdentity) -> None:
+    """A frozen or wedged master: the kernel accepts the TCP connection, nobody answers."""
+    with socket.socket() as frozen:
+        frozen.bind(("127.0.0.1", 0))
+        frozen.listen(8)
+        forwarder = Forwarder(identity, f"https://127.0.0.1:{frozen.getsockname()[1]}",
+                              timeout=30, connect_timeout=0.5)
+        with pytest.raises(TimeoutError):
+            forwarder.forward("GET", "/v1/a", {}, b"")
+        # Not the answer timeout, and not twice the connect timeout (no retry).
+        _, took = timed(lambda: pytest.raises(TimeoutError, forwarder.forward,
+                                              "GET", "/v1/a", {}, b""))
+        assert took < 0.9, took
+
+
+class Mute:
+    """Completes mutual TLS, reads requests, never answers: an active whose API hangs."""
+
+    def __init__(self, identity: ClusterIdentity) -> None:
+        self.requests = 0
+        self._context = server_context(identity)
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self.address = f"https://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._take, args=(conn,), daemon=True).start()
+
+    def _take(self, conn: socket.socket) -> None:
+        try:
+            tls = self._context.wrap_socket(conn, server_side=True)
+            self._held.append(tls)
+            if tls.recv(65536):
+                self.requests += 1
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self._sock.close()
+        for tls in self._held:
+            tls.close()
+
+
+def test_an_unanswered_request_times_out_once_and_is_not_resent(
+        identity: ClusterIdentity) -> None:
+    mute = Mute(identity)
+    try:
+        forwarder = Forwarder(identity, mute.address, timeout=0.5)
+        _, took = timed(lambda: pytest.raises(TimeoutError, forwarder.forward,
+                                              "POST", "/v1/secret/data/x", {}, b"{}"))
+        assert 0.4 < took < 0.9, took
+        time.sleep(0.1)
+        assert mute.requests == 1  # a POST the active may be carrying out is not sent again
+    finally:
+        mute.close()
+
+
+@pytest.mark.parametrize("seen_before_sending", [True, False])
+def test_a_kept_alive_connection_the_active_closed_is_replaced(
+        monkeypatch: pytest.MonkeyPatch, api: LocalApi, identity: ClusterIdentity,
+        seen_before_sending: bool) -> None:
+    """Noticed before the request goes out, or only when sending it fails (a close racing
+    the send): either way the request is delivered once, on a new connection."""
+    monkeypatch.setattr(forwarding, "IDLE_TIMEOUT", 0.3)
+    if not seen_before_sending:
+        monkeypatch.setattr(forwarding, "_closed_by_peer", lambda sock: False)
+    port = free_port()
+    cluster = ClusterListener(f"https://127.0.0.1:{port}", api.address, False, "s",
+                              lambda: True)
+    cluster.start(identity)
+    try:
+        forwarder = Forwarder(identity, f"https://127.0.0.1:{port}", timeout=5)
+        assert forwarder.forward("GET", "/v1/one", {}, b"")[0] == 200
+        time.sleep(0.8)  # the listener closes the idle connection
+        assert forwarder.forward("POST", "/v1/two", {}, b"{}")[0] == 200
+        assert api.requests == ["/v1/one", "/v1/two"]  # each delivered once
+    finally:
+        cluster.stop()
+
+
+def test_a_relay_failure_is_answered_not_dropped(identity: ClusterIdentity) -> None:
+    """With the node's API gone the listener answers 500; a dropped connection would look
+    idle-closed to the standby, which would send the request again."""
+    port = free_port()
+    cluster = ClusterListener(f"https://127.0.0.1:{port}", f"127.0.0.1:{free_port()}", False,
+                              "s", lambda: True)
+    cluster.start(identity)
+    try:
+        forwarder = Forwarder(identity, f"https://127.0.0.1:{port}", timeout=5)
+        status, body, _ = forwarder.forward("GET", "/v1/a", {}, b"")
+        assert status == 500 and json.loads(body) == {"errors": ["internal error"]}
+    finally:
+        cluster.stop()
+
+
+class Barrier:
+    def __init__(self, identity: ClusterIdentity) -> None:
+        self._doc = json.dumps({"cert": identity.cert_pem.decode(),
+                                "key": identity.key_pem.decode()}).encode()
+
+    def get(self, path: str) -> bytes | None:
+        return self._doc if path == CLUSTER_TLS_PATH else None
+
+
+def standby_dispatcher(identity: ClusterIdentity, cluster_addr: str) -> Dispatcher:
+    ha = HAStatus(enabled=True, node_id="b", leader_id="a",
+                  leader_api_addr="http://127.0.0.1:8200", leader_cluster_addr=cluster_addr)
+    core = SimpleNamespace(barrier=Barrier(identity), snapshot=SimpleNamespace(sealed=False),
+                           sync=lambda: SimpleNamespace(ha=ha))
+    return Dispatcher(cast(Core, core))
+
+
+def test_a_standby_answers_promptly_when_the_active_does_not(
+        identity: ClusterIdentity) -> None:
+    """A frozen active (its master stopped): the client gets Vault's error shape in about
+    the connect timeout, not after the client's own read timeout."""
+    with socket.socket() as frozen:
+        frozen.bind(("127.0.0.1", 0))
+        frozen.listen(8)
+        dispatcher = standby_dispatcher(identity,
+                                        f"https://127.0.0.1:{frozen.getsockname()[1]}")
+        request = HttpRequest(method="GET", path="/v1/auth/token/lookup-self", params={},
+                              headers={"x-vault-token": "t"}, body=b"", remote_addr="")
+        result, took = timed(lambda: dispatcher.dispatch(request))
+    assert result.status == 500
+    assert json.loads(result.body or b"") == {
+        "errors": ["local node not active but active cluster node not found"]}
+    assert took < forwarding.CONNECT_TIMEOUT + 1, took
