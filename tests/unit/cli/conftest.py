@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 import requests
-from cli_fakes import FakeApi
 
 from strongroom.cli import command as command_module
 from strongroom.cli.client import ApiClient, ClientConfig
 from strongroom.cli.command import Streams
 from strongroom.cli.main import run
+
+from cli_fakes import FakeApi
 
 
 @pytest.fixture

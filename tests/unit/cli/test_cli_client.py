@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from cli_fakes import FakeApi
 
 from strongroom.cli.client import (
     DEFAULT_ADDRESS,
@@ -17,6 +16,8 @@ from strongroom.cli.client import (
     ConfigError,
     ConnectError,
 )
+
+from cli_fakes import FakeApi
 
 NO_TOKEN_FILE = Path("/nonexistent/strongroom-test/.vault-token")
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from cli_fakes import FakeApi
 from conftest import Result, TtyInput
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
+
 from cli_fakes import FakeApi
 from conftest import Result
 

@@ -8,12 +8,13 @@ import types
 from collections.abc import Callable
 
 import pytest
-from conftest import Result
 
 from strongroom import __version__
 from strongroom.cli.command import Command, Context, Group, Streams
 from strongroom.cli.flags import FlagSet, UsageError
 from strongroom.cli.main import Registry, group_help, load_registry, main, run, top_help
+
+from conftest import Result
 
 Cli = Callable[..., Result]
 

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pysequoia import Tsk
+
 from cli_fakes import FakeApi
 from conftest import Result
-from pysequoia import Tsk
 
 Cli = Callable[..., Result]
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from cli_fakes import FakeApi
 
 from strongroom.cli.client import ApiClient, ApiError, ClientConfig
 from strongroom.cli.durations import (
@@ -31,6 +30,8 @@ from strongroom.cli.kvpath import (
     resolve,
     sanitize_path,
 )
+
+from cli_fakes import FakeApi
 
 # --- durations -----------------------------------------------------------------
 

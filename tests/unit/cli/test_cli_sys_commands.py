@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_fakes import FakeApi
-from conftest import Result
 
 from strongroom.cli import secrets as secrets_module
+
+from cli_fakes import FakeApi
+from conftest import Result
 
 Cli = Callable[..., Result]
 AUTH: dict[str, Any] = {"auth": {"client_token": "s.new", "accessor": "acc",
