@@ -24,6 +24,9 @@ from strongroom.ha.cluster_tls import ClusterIdentity, client_context, server_co
 
 log = logging.getLogger(__name__)
 FORWARDED_HEADER = "X-Strongroom-Forwarded"
+# Set on an answer that says the request was not carried out because the node is not
+# (or no longer) the active one: the standby may send it again, to the new active.
+NOT_RELAYED_HEADER = "X-Strongroom-Not-Relayed"
 # Hop-by-hop headers are the connection's own, never the request's.
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection",
         "content-length", "host"}
@@ -43,6 +46,15 @@ ANSWER_TIMEOUT = 30.0
 # new connection.
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
           ConnectionAbortedError, ssl.SSLEOFError, ssl.SSLZeroReturnError)
+
+
+class NotDelivered(ConnectionError):
+    """No connection to the active could be made: the request never left this node."""
+
+
+def not_relayed(status: int, headers: dict[str, str]) -> bool:
+    """The active's cluster port (or API) refused the request without carrying it out."""
+    return status == 503 and NOT_RELAYED_HEADER.lower() in headers
 
 
 def _closed_by_peer(sock: socket.socket) -> bool:
@@ -100,9 +112,14 @@ class Forwarder:
 
     def forward(self, method: str, target: str, headers: dict[str, str],
                 body: bytes) -> tuple[int, bytes, dict[str, str]]:
+        """The active's answer; NotDelivered if nothing was sent, other OSErrors when
+        the request may have reached the active."""
         clean = {k: v for k, v in headers.items() if k.lower() not in _HOP}
         while True:
-            conn, reused = self._conn()
+            try:
+                conn, reused = self._conn()
+            except OSError as exc:
+                raise NotDelivered(f"cannot reach the active node: {exc!r}") from exc
             try:
                 conn.request(method, target, body=body or None, headers=clean)
                 resp = conn.getresponse()
@@ -143,11 +160,34 @@ class _ClusterServer(http.server.ThreadingHTTPServer):
                  context: ssl.SSLContext) -> None:
         super().__init__(address, handler)
         self._context = context
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        self._closing = False
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         request.settimeout(HANDSHAKE_TIMEOUT)
         with self._context.wrap_socket(request, server_side=True) as tls:
-            super().finish_request(tls, client_address)
+            # (wrap_socket took the descriptor over: the TLS socket is the one to end)
+            with self._open_lock:
+                if self._closing:
+                    return  # stopped while this peer was still shaking hands
+                self._open.add(tls)
+            try:
+                super().finish_request(tls, client_address)
+            finally:
+                with self._open_lock:
+                    self._open.discard(tls)
+
+    def close_connections(self) -> None:
+        """End every kept-alive connection: a node that is no longer active must not
+        keep serving the standbys that were connected to it."""
+        with self._open_lock:
+            self._closing = True
+            for sock in self._open:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already gone
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Failed handshakes (a wrong certificate, a silent peer) and peers that went away.
@@ -184,6 +224,7 @@ class ClusterListener:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.close_connections()
             self._server = None
 
     def _local_connection(self) -> http.client.HTTPConnection:
@@ -210,12 +251,18 @@ class ClusterListener:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 if not listener._is_active():
-                    payload = json.dumps({"errors": ["node is not active"]}).encode()
-                    self._answer(503, payload, {"Content-Type": "application/json"})
+                    self._not_relayed()
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
                 headers[FORWARDED_HEADER] = listener._secret
                 conn = listener._local_connection()
+                try:
+                    conn.connect()
+                except OSError:
+                    # The node's API is gone (stopping): nothing was carried out.
+                    conn.close()
+                    self._not_relayed()
+                    return
                 try:
                     conn.request(self.command, self.path, body=body or None, headers=headers)
                     resp = conn.getresponse()
@@ -230,6 +277,11 @@ class ClusterListener:
                 finally:
                     conn.close()
                 self._answer(resp.status, data, dict(resp.getheaders()))
+
+            def _not_relayed(self) -> None:
+                payload = json.dumps({"errors": ["node is not active"]}).encode()
+                self._answer(503, payload, {"Content-Type": "application/json",
+                                            NOT_RELAYED_HEADER: "1"})
 
             def _answer(self, status: int, data: bytes, headers: dict[str, str]) -> None:
                 self.send_response(status)

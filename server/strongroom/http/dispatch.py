@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ import orjson
 from strongroom.core.core import Core
 from strongroom.core.request import Request, Response
 from strongroom.errors import StrongroomError
+from strongroom.ha.forwarding import NOT_RELAYED_HEADER, NotDelivered, not_relayed
 from strongroom.ha.standby import StandbyRouter, forwarded_by_cluster
 from strongroom.ha.state import HAStatus
 from strongroom.http.edge import (
@@ -51,6 +53,9 @@ def envelope(resp: Response, request_id: str) -> dict[str, Any]:
 
 
 LEADER_WAIT = 3.0
+# A request the active refused without carrying it out (stepping down, stopping) follows
+# the leadership to the next active: at most this many sends in all.
+FORWARD_ATTEMPTS = 3
 # Operations on the node itself: a standby performs them, never its active node.
 NODE_LOCAL = frozenset({"sys/seal", "sys/step-down"})
 
@@ -87,8 +92,12 @@ class Dispatcher:
                 return HttpResult(status)
             return HttpResult(status, orjson.dumps(body))
         ha = self.core.sync().ha
-        if (ha.standby and not self.core.snapshot.sealed and req.path not in NODE_LOCAL
-                and not forwarded_by_cluster(req.headers)):
+        if ha.standby and not self.core.snapshot.sealed and req.path not in NODE_LOCAL:
+            if forwarded_by_cluster(req.headers):
+                # Relayed by our cluster port just before this node stepped down: refuse
+                # it, uncarried out, so the standby that sent it tries the new active.
+                return HttpResult(503, orjson.dumps({"errors": ["node is not active"]}),
+                                  {NOT_RELAYED_HEADER: "1"})
             return self._from_standby(req, ha)
         return self._dispatch_local(req)
 
@@ -122,10 +131,7 @@ class Dispatcher:
     def _from_standby(self, req: HttpRequest, ha: HAStatus) -> HttpResult:
         # Right after a leadership change the new active may not be known for a moment:
         # wait briefly rather than fail a request a client would only have to retry.
-        deadline = time.monotonic() + LEADER_WAIT
-        while not ha.leader_api_addr and ha.standby and time.monotonic() < deadline:
-            time.sleep(0.05)
-            ha = self.core.sync().ha
+        ha = self._await_leader(ha, lambda status: bool(status.leader_api_addr))
         if not ha.standby:
             return self._dispatch_local(req)
         if not ha.leader_api_addr:
@@ -133,19 +139,47 @@ class Dispatcher:
         if self.standby.wants_redirect(req.headers):
             location = self.standby.redirect_location(ha, req.path, req.params)
             return HttpResult(307, None, {"Location": location})
-        try:
-            answer = self.standby.forward(ha, req.method, req.path, req.params, req.headers,
-                                          req.body)
-        except (OSError, http.client.HTTPException) as exc:
-            # The active did not answer within the forwarder's bounds. Vault would fall
-            # back to a 307 to the active's api_addr; here that sends the client to a
-            # master that may be gone while its workers linger (a SIGKILLed active): answer.
-            log.warning("event=forwarding_failed leader=%s error=%s", ha.leader_id,
-                        type(exc).__name__)
-            return _standby_unavailable()
-        if answer is None:
-            return _standby_unavailable()
-        status, body, headers = answer
-        kept = {k: v for k, v in headers.items() if k == "location"}
-        return HttpResult(status, body or None, kept)
+        for _attempt in range(FORWARD_ATTEMPTS):
+            tried = _leader_key(ha)
+            try:
+                answer = self.standby.forward(ha, req.method, req.path, req.params,
+                                              req.headers, req.body)
+            except NotDelivered:
+                answer = None  # never sent: safe to send to whoever is active next
+            except (OSError, http.client.HTTPException) as exc:
+                # The request may have reached the active: never sent twice. Vault would
+                # fall back to a 307 to the active's api_addr; here that sends the client
+                # to a master that may be gone while its workers linger: answer.
+                log.warning("event=forwarding_failed leader=%s error=%s", ha.leader_id,
+                            type(exc).__name__)
+                return _standby_unavailable()
+            if answer is not None and not not_relayed(answer[0], answer[2]):
+                status, body, headers = answer
+                kept = {k: v for k, v in headers.items() if k == "location"}
+                return HttpResult(status, body or None, kept)
+            # The active is stepping down, stopping or gone, and did not carry the request
+            # out: wait for the next active node and send it there.
+            ha = self._await_leader(ha, _other_leader_than(tried))
+            if not ha.standby:
+                return self._dispatch_local(req)
+            if _leader_key(ha) == tried or not ha.leader_api_addr:
+                break
+        log.warning("event=forwarding_failed leader=%s error=not_delivered", ha.leader_id)
+        return _standby_unavailable()
 
+    def _await_leader(self, ha: HAStatus, ready: Callable[[HAStatus], bool]) -> HAStatus:
+        """This node's HA status once ``ready`` (or it is no longer a standby), or as it
+        is after LEADER_WAIT."""
+        deadline = time.monotonic() + LEADER_WAIT
+        while ha.standby and not ready(ha) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            ha = self.core.sync().ha
+        return ha
+
+
+def _leader_key(ha: HAStatus) -> tuple[str, str]:
+    return ha.leader_id, ha.leader_cluster_addr
+
+
+def _other_leader_than(tried: tuple[str, str]) -> Callable[[HAStatus], bool]:
+    return lambda status: bool(status.leader_api_addr) and _leader_key(status) != tried

@@ -20,10 +20,11 @@ from typing import Any, cast
 import pytest
 
 from strongroom.core.core import Core
-from strongroom.ha import forwarding
+from strongroom.ha import forwarding, standby
 from strongroom.ha.cluster_tls import ClusterIdentity, generate_identity, server_context
-from strongroom.ha.forwarding import ClusterListener, Forwarder
+from strongroom.ha.forwarding import ClusterListener, Forwarder, NotDelivered
 from strongroom.ha.state import CLUSTER_TLS_PATH, HAStatus
+from strongroom.http import dispatch
 from strongroom.http.dispatch import Dispatcher
 from strongroom.http.edge import HttpRequest
 
@@ -137,10 +138,11 @@ def test_an_active_that_never_completes_tls_fails_fast(identity: ClusterIdentity
         frozen.listen(8)
         forwarder = Forwarder(identity, f"https://127.0.0.1:{frozen.getsockname()[1]}",
                               timeout=30, connect_timeout=0.5)
-        with pytest.raises(TimeoutError):
+        with pytest.raises(NotDelivered) as raised:
             forwarder.forward("GET", "/v1/a", {}, b"")
+        assert isinstance(raised.value.__cause__, TimeoutError)
         # Not the answer timeout, and not twice the connect timeout (no retry).
-        _, took = timed(lambda: pytest.raises(TimeoutError, forwarder.forward,
+        _, took = timed(lambda: pytest.raises(NotDelivered, forwarder.forward,
                                               "GET", "/v1/a", {}, b""))
         assert took < 0.9, took
 
@@ -218,19 +220,64 @@ def test_a_kept_alive_connection_the_active_closed_is_replaced(
         cluster.stop()
 
 
-def test_a_relay_failure_is_answered_not_dropped(identity: ClusterIdentity) -> None:
-    """With the node's API gone the listener answers 500; a dropped connection would look
-    idle-closed to the standby, which would send the request again."""
+def test_an_unreachable_local_api_is_answered_as_not_relayed(
+        identity: ClusterIdentity) -> None:
+    """With the node's API gone (stopping) the listener answers, saying nothing was carried
+    out; a dropped connection would look idle-closed to the standby."""
     port = free_port()
     cluster = ClusterListener(f"https://127.0.0.1:{port}", f"127.0.0.1:{free_port()}", False,
                               "s", lambda: True)
     cluster.start(identity)
     try:
         forwarder = Forwarder(identity, f"https://127.0.0.1:{port}", timeout=5)
-        status, body, _ = forwarder.forward("GET", "/v1/a", {}, b"")
-        assert status == 500 and json.loads(body) == {"errors": ["internal error"]}
+        status, body, headers = forwarder.forward("GET", "/v1/a", {}, b"")
+        assert status == 503 and json.loads(body) == {"errors": ["node is not active"]}
+        assert forwarding.not_relayed(status, headers)
     finally:
         cluster.stop()
+
+
+class HangsUp:
+    """The node's API reads a request and closes without answering (a worker killed
+    while carrying it out)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self.address = f"127.0.0.1:{self._sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with conn:
+                if conn.recv(65536):
+                    self.requests += 1
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def test_a_relay_failure_after_sending_is_answered_500(identity: ClusterIdentity) -> None:
+    """The request may have been carried out: the standby must not send it again."""
+    api = HangsUp()
+    port = free_port()
+    cluster = ClusterListener(f"https://127.0.0.1:{port}", api.address, False, "s",
+                              lambda: True)
+    cluster.start(identity)
+    try:
+        forwarder = Forwarder(identity, f"https://127.0.0.1:{port}", timeout=5)
+        status, body, headers = forwarder.forward("POST", "/v1/a", {}, b"{}")
+        assert status == 500 and json.loads(body) == {"errors": ["internal error"]}
+        assert not forwarding.not_relayed(status, headers) and api.requests == 1
+    finally:
+        cluster.stop()
+        api.close()
 
 
 class Barrier:
@@ -265,4 +312,134 @@ def test_a_standby_answers_promptly_when_the_active_does_not(
     assert result.status == 500
     assert json.loads(result.body or b"") == {
         "errors": ["local node not active but active cluster node not found"]}
-    assert took < forwarding.CONNECT_TIMEOUT + 1, took
+    # One connect timeout, then the wait for a new leader that does not come.
+    assert took < forwarding.CONNECT_TIMEOUT + dispatch.LEADER_WAIT + 1, took
+
+
+class Leadership:
+    """A standby's view of the leader, changed by the test as the cluster would."""
+
+    def __init__(self, identity: ClusterIdentity, leader: str, cluster_addr: str) -> None:
+        self.ha = self.status(leader, cluster_addr)
+        self.core = SimpleNamespace(barrier=Barrier(identity),
+                                    snapshot=SimpleNamespace(sealed=False),
+                                    sync=lambda: SimpleNamespace(ha=self.ha))
+
+    @staticmethod
+    def status(leader: str, cluster_addr: str) -> HAStatus:
+        return HAStatus(enabled=True, node_id="standby", leader_id=leader,
+                        leader_api_addr=f"https://{leader}:8200",
+                        leader_cluster_addr=cluster_addr)
+
+    def change_after(self, seconds: float, leader: str, cluster_addr: str) -> None:
+        def change() -> None:
+            time.sleep(seconds)
+            self.ha = self.status(leader, cluster_addr)
+        threading.Thread(target=change, daemon=True).start()
+
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(cast(Core, self.core))
+
+
+def client_request(method: str = "POST", path: str = "/v1/secret/data/x") -> HttpRequest:
+    return HttpRequest(method=method, path=path, params={},
+                       headers={"x-vault-token": "t"}, body=b"{}", remote_addr="")
+
+
+@pytest.fixture
+def new_active(identity: ClusterIdentity) -> Iterator[tuple[LocalApi, str]]:
+    api = LocalApi()
+    port = free_port()
+    cluster = ClusterListener(f"https://127.0.0.1:{port}", api.address, False, "b",
+                              lambda: True)
+    cluster.start(identity)
+    yield api, f"https://127.0.0.1:{port}"
+    cluster.stop()
+    api.close()
+
+
+def test_a_request_refused_by_a_stepping_down_active_follows_the_new_one(
+        api: LocalApi, identity: ClusterIdentity,
+        new_active: tuple[LocalApi, str]) -> None:
+    """The old active's cluster port still answers but the node has stepped down: the
+    request was not carried out there, so it goes to the new active, once."""
+    port = free_port()
+    stepping_down = ClusterListener(f"https://127.0.0.1:{port}", api.address, False, "a",
+                                    lambda: False)
+    stepping_down.start(identity)
+    try:
+        view = Leadership(identity, "a", f"https://127.0.0.1:{port}")
+        view.change_after(0.3, "b", new_active[1])
+        result = view.dispatcher().dispatch(client_request())
+        assert result.status == 200, result
+        assert api.requests == [] and new_active[0].requests == ["/v1/secret/data/x"]
+    finally:
+        stepping_down.stop()
+
+
+def test_a_closed_cluster_port_is_followed_to_the_new_active(
+        api: LocalApi, identity: ClusterIdentity,
+        new_active: tuple[LocalApi, str]) -> None:
+    """The old active stopped its cluster port while the standby held a kept-alive
+    connection to it (the failure of the ha scenario's rolling upgrade): the connection is
+    found closed, a new one refused, and the request waits for the new active."""
+    port = free_port()
+    old = ClusterListener(f"https://127.0.0.1:{port}", api.address, False, "a", lambda: True)
+    old.start(identity)
+    view = Leadership(identity, "a", f"https://127.0.0.1:{port}")
+    dispatcher = view.dispatcher()
+    assert dispatcher.dispatch(client_request("GET", "/v1/one")).status == 200
+    old.stop()  # step-down: the port closes, its connections with it
+    view.change_after(0.3, "b", new_active[1])
+    result, took = timed(lambda: dispatcher.dispatch(client_request()))
+    assert result.status == 200 and took < dispatch.LEADER_WAIT, (result, took)
+    assert api.requests == ["/v1/one"] and new_active[0].requests == ["/v1/secret/data/x"]
+
+
+def test_a_request_that_may_have_been_carried_out_is_not_sent_again(
+        identity: ClusterIdentity, new_active: tuple[LocalApi, str]) -> None:
+    hangs_up = HangsUp()
+    port = free_port()
+    old = ClusterListener(f"https://127.0.0.1:{port}", hangs_up.address, False, "a",
+                          lambda: True)
+    old.start(identity)
+    try:
+        view = Leadership(identity, "a", f"https://127.0.0.1:{port}")
+        view.change_after(0.1, "b", new_active[1])
+        result = view.dispatcher().dispatch(client_request())
+        assert result.status == 500 and hangs_up.requests == 1
+        assert new_active[0].requests == []
+    finally:
+        old.stop()
+        hangs_up.close()
+
+
+def test_without_a_new_leader_the_standby_gives_up_after_the_wait(
+        api: LocalApi, identity: ClusterIdentity) -> None:
+    port = free_port()
+    stepping_down = ClusterListener(f"https://127.0.0.1:{port}", api.address, False, "a",
+                                    lambda: False)
+    stepping_down.start(identity)
+    try:
+        view = Leadership(identity, "a", f"https://127.0.0.1:{port}")
+        result, took = timed(lambda: view.dispatcher().dispatch(client_request()))
+        assert result.status == 500 and api.requests == []
+        assert json.loads(result.body or b"") == {
+            "errors": ["local node not active but active cluster node not found"]}
+        assert dispatch.LEADER_WAIT - 0.2 < took < dispatch.LEADER_WAIT + 1, took
+    finally:
+        stepping_down.stop()
+
+
+def test_a_relayed_request_reaching_a_demoted_node_is_refused_uncarried(
+        monkeypatch: pytest.MonkeyPatch, identity: ClusterIdentity) -> None:
+    """Relayed by this node's cluster port an instant before it stepped down: its API
+    refuses it (a standby's writes are not fenced) in the shape the standby retries."""
+    monkeypatch.setitem(standby.NODE_SECRET, "value", "node-secret")
+    view = Leadership(identity, "b", "https://127.0.0.1:1")
+    request = client_request()
+    request.headers[forwarding.FORWARDED_HEADER.lower()] = "node-secret"
+    result = view.dispatcher().dispatch(request)
+    assert result.status == 503
+    assert forwarding.not_relayed(result.status, {k.lower(): v
+                                                  for k, v in result.headers.items()})
