@@ -33,9 +33,9 @@ python3 -m venv .venv
 .venv/bin/ansible-lint -q
 .venv/bin/python -m pytest "$@"
 
-# Deployment scenarios on podman test hosts (DESIGN.md §6); STRONGROOM_SKIP_MOLECULE=1 skips.
-# `ha` is not in the default run yet (issue 5: one failed request of 914 in its rolling-upgrade
-# check on the last run); run it with: scripts/molecule.sh ha
+# Deployment scenarios on podman test hosts (DESIGN.md §6): `default` (one node) and `ha`
+# (3 Consul + 3 Strongroom hosts, failover). STRONGROOM_SKIP_MOLECULE=1 skips them;
+# STRONGROOM_MOLECULE_SCENARIOS picks some.
 if [[ "${STRONGROOM_SKIP_MOLECULE:-0}" != 1 ]]; then
-    scripts/molecule.sh ${STRONGROOM_MOLECULE_SCENARIOS:-default}
+    scripts/molecule.sh ${STRONGROOM_MOLECULE_SCENARIOS:-default ha}
 fi
