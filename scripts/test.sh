@@ -31,7 +31,9 @@ python3 -m venv .venv
 .venv/bin/ruff check server tests bench ansible_collections molecule
 .venv/bin/mypy
 .venv/bin/ansible-lint -q
-.venv/bin/python -m pytest "$@"
+# One pytest worker per CPU, each test file kept on one worker (its servers and
+# clusters are module fixtures): 6.5 min instead of 11 on 2 cores.
+.venv/bin/python -m pytest -n "${STRONGROOM_PYTEST_WORKERS:-auto}" --dist loadfile "$@"
 
 # Deployment scenarios on podman test hosts (DESIGN.md §6): `default` (one node) and `ha`
 # (3 Consul + 3 Strongroom hosts, failover). STRONGROOM_SKIP_MOLECULE=1 skips them;
