@@ -13,7 +13,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -73,6 +74,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@contextmanager
+def cluster_port(identity: ClusterIdentity, api_address: str,
+                 is_active: Callable[[], bool] = lambda: True
+                 ) -> Iterator[tuple[ClusterListener, str]]:
+    """A node's cluster port relaying to ``api_address``; yields it and its URL."""
+    url = f"https://127.0.0.1:{free_port()}"
+    cluster = ClusterListener(url, api_address, False, "node-secret", is_active)
+    cluster.start(identity)
+    try:
+        yield cluster, url
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
 def api() -> Iterator[LocalApi]:
     local = LocalApi()
@@ -82,12 +97,8 @@ def api() -> Iterator[LocalApi]:
 
 @pytest.fixture
 def listener(api: LocalApi, identity: ClusterIdentity) -> Iterator[tuple[ClusterListener, str]]:
-    port = free_port()
-    cluster = ClusterListener(f"https://127.0.0.1:{port}", api.address, False, "secret",
-                              lambda: True)
-    cluster.start(identity)
-    yield cluster, f"https://127.0.0.1:{port}"
-    cluster.stop()
+    with cluster_port(identity, api.address) as port:
+        yield port
 
 
 def timed(fn: Any) -> tuple[Any, float]:
@@ -147,17 +158,18 @@ def test_an_active_that_never_completes_tls_fails_fast(identity: ClusterIdentity
         assert took < 0.9, took
 
 
-class Mute:
-    """Completes mutual TLS, reads requests, never answers: an active whose API hangs."""
+class RawPeer:
+    """A bare TCP peer on loopback, counting the requests it reads; what it does with
+    each connection (in a thread of its own) is the subclass's."""
 
-    def __init__(self, identity: ClusterIdentity) -> None:
+    scheme = ""
+
+    def __init__(self) -> None:
         self.requests = 0
-        self._context = server_context(identity)
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(8)
-        self.address = f"https://127.0.0.1:{self._sock.getsockname()[1]}"
-        self._held: list[socket.socket] = []
+        self.address = f"{self.scheme}127.0.0.1:{self._sock.getsockname()[1]}"
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -169,6 +181,23 @@ class Mute:
             threading.Thread(target=self._take, args=(conn,), daemon=True).start()
 
     def _take(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class Mute(RawPeer):
+    """Completes mutual TLS, reads requests, never answers: an active whose API hangs."""
+
+    scheme = "https://"
+
+    def __init__(self, identity: ClusterIdentity) -> None:
+        self._context = server_context(identity)
+        self._held: list[socket.socket] = []
+        super().__init__()
+
+    def _take(self, conn: socket.socket) -> None:
         try:
             tls = self._context.wrap_socket(conn, server_side=True)
             self._held.append(tls)
@@ -178,7 +207,7 @@ class Mute:
             pass
 
     def close(self) -> None:
-        self._sock.close()
+        super().close()
         for tls in self._held:
             tls.close()
 
@@ -206,77 +235,45 @@ def test_a_kept_alive_connection_the_active_closed_is_replaced(
     monkeypatch.setattr(forwarding, "IDLE_TIMEOUT", 0.3)
     if not seen_before_sending:
         monkeypatch.setattr(forwarding, "_closed_by_peer", lambda sock: False)
-    port = free_port()
-    cluster = ClusterListener(f"https://127.0.0.1:{port}", api.address, False, "s",
-                              lambda: True)
-    cluster.start(identity)
-    try:
-        forwarder = Forwarder(identity, f"https://127.0.0.1:{port}", timeout=5)
+    with cluster_port(identity, api.address) as (_, url):
+        forwarder = Forwarder(identity, url, timeout=5)
         assert forwarder.forward("GET", "/v1/one", {}, b"")[0] == 200
         time.sleep(0.8)  # the listener closes the idle connection
         assert forwarder.forward("POST", "/v1/two", {}, b"{}")[0] == 200
         assert api.requests == ["/v1/one", "/v1/two"]  # each delivered once
-    finally:
-        cluster.stop()
 
 
 def test_an_unreachable_local_api_is_answered_as_not_relayed(
         identity: ClusterIdentity) -> None:
     """With the node's API gone (stopping) the listener answers, saying nothing was carried
     out; a dropped connection would look idle-closed to the standby."""
-    port = free_port()
-    cluster = ClusterListener(f"https://127.0.0.1:{port}", f"127.0.0.1:{free_port()}", False,
-                              "s", lambda: True)
-    cluster.start(identity)
-    try:
-        forwarder = Forwarder(identity, f"https://127.0.0.1:{port}", timeout=5)
+    with cluster_port(identity, f"127.0.0.1:{free_port()}") as (_, url):
+        forwarder = Forwarder(identity, url, timeout=5)
         status, body, headers = forwarder.forward("GET", "/v1/a", {}, b"")
         assert status == 503 and json.loads(body) == {"errors": ["node is not active"]}
         assert forwarding.not_relayed(status, headers)
-    finally:
-        cluster.stop()
 
 
-class HangsUp:
+class HangsUp(RawPeer):
     """The node's API reads a request and closes without answering (a worker killed
     while carrying it out)."""
 
-    def __init__(self) -> None:
-        self.requests = 0
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(8)
-        self.address = f"127.0.0.1:{self._sock.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            with conn:
-                if conn.recv(65536):
-                    self.requests += 1
-
-    def close(self) -> None:
-        self._sock.close()
+    def _take(self, conn: socket.socket) -> None:
+        with conn:
+            if conn.recv(65536):
+                self.requests += 1
 
 
 def test_a_relay_failure_after_sending_is_answered_500(identity: ClusterIdentity) -> None:
     """The request may have been carried out: the standby must not send it again."""
     api = HangsUp()
-    port = free_port()
-    cluster = ClusterListener(f"https://127.0.0.1:{port}", api.address, False, "s",
-                              lambda: True)
-    cluster.start(identity)
     try:
-        forwarder = Forwarder(identity, f"https://127.0.0.1:{port}", timeout=5)
-        status, body, headers = forwarder.forward("POST", "/v1/a", {}, b"{}")
-        assert status == 500 and json.loads(body) == {"errors": ["internal error"]}
-        assert not forwarding.not_relayed(status, headers) and api.requests == 1
+        with cluster_port(identity, api.address) as (_, url):
+            forwarder = Forwarder(identity, url, timeout=5)
+            status, body, headers = forwarder.forward("POST", "/v1/a", {}, b"{}")
+            assert status == 500 and json.loads(body) == {"errors": ["internal error"]}
+            assert not forwarding.not_relayed(status, headers) and api.requests == 1
     finally:
-        cluster.stop()
         api.close()
 
 
@@ -349,12 +346,8 @@ def client_request(method: str = "POST", path: str = "/v1/secret/data/x") -> Htt
 @pytest.fixture
 def new_active(identity: ClusterIdentity) -> Iterator[tuple[LocalApi, str]]:
     api = LocalApi()
-    port = free_port()
-    cluster = ClusterListener(f"https://127.0.0.1:{port}", api.address, False, "b",
-                              lambda: True)
-    cluster.start(identity)
-    yield api, f"https://127.0.0.1:{port}"
-    cluster.stop()
+    with cluster_port(identity, api.address) as (_, url):
+        yield api, url
     api.close()
 
 
@@ -363,18 +356,12 @@ def test_a_request_refused_by_a_stepping_down_active_follows_the_new_one(
         new_active: tuple[LocalApi, str]) -> None:
     """The old active's cluster port still answers but the node has stepped down: the
     request was not carried out there, so it goes to the new active, once."""
-    port = free_port()
-    stepping_down = ClusterListener(f"https://127.0.0.1:{port}", api.address, False, "a",
-                                    lambda: False)
-    stepping_down.start(identity)
-    try:
-        view = Leadership(identity, "a", f"https://127.0.0.1:{port}")
+    with cluster_port(identity, api.address, is_active=lambda: False) as (_, url):
+        view = Leadership(identity, "a", url)
         view.change_after(0.3, "b", new_active[1])
         result = view.dispatcher().dispatch(client_request())
         assert result.status == 200, result
         assert api.requests == [] and new_active[0].requests == ["/v1/secret/data/x"]
-    finally:
-        stepping_down.stop()
 
 
 def test_a_closed_cluster_port_is_followed_to_the_new_active(
@@ -383,13 +370,11 @@ def test_a_closed_cluster_port_is_followed_to_the_new_active(
     """The old active stopped its cluster port while the standby held a kept-alive
     connection to it (the failure of the ha scenario's rolling upgrade): the connection is
     found closed, a new one refused, and the request waits for the new active."""
-    port = free_port()
-    old = ClusterListener(f"https://127.0.0.1:{port}", api.address, False, "a", lambda: True)
-    old.start(identity)
-    view = Leadership(identity, "a", f"https://127.0.0.1:{port}")
-    dispatcher = view.dispatcher()
-    assert dispatcher.dispatch(client_request("GET", "/v1/one")).status == 200
-    old.stop()  # step-down: the port closes, its connections with it
+    with cluster_port(identity, api.address) as (old, url):
+        view = Leadership(identity, "a", url)
+        dispatcher = view.dispatcher()
+        assert dispatcher.dispatch(client_request("GET", "/v1/one")).status == 200
+        old.stop()  # step-down: the port closes, its connections with it
     view.change_after(0.3, "b", new_active[1])
     result, took = timed(lambda: dispatcher.dispatch(client_request()))
     assert result.status == 200 and took < dispatch.LEADER_WAIT, (result, took)
@@ -399,36 +384,26 @@ def test_a_closed_cluster_port_is_followed_to_the_new_active(
 def test_a_request_that_may_have_been_carried_out_is_not_sent_again(
         identity: ClusterIdentity, new_active: tuple[LocalApi, str]) -> None:
     hangs_up = HangsUp()
-    port = free_port()
-    old = ClusterListener(f"https://127.0.0.1:{port}", hangs_up.address, False, "a",
-                          lambda: True)
-    old.start(identity)
     try:
-        view = Leadership(identity, "a", f"https://127.0.0.1:{port}")
-        view.change_after(0.1, "b", new_active[1])
-        result = view.dispatcher().dispatch(client_request())
-        assert result.status == 500 and hangs_up.requests == 1
-        assert new_active[0].requests == []
+        with cluster_port(identity, hangs_up.address) as (_, url):
+            view = Leadership(identity, "a", url)
+            view.change_after(0.1, "b", new_active[1])
+            result = view.dispatcher().dispatch(client_request())
+            assert result.status == 500 and hangs_up.requests == 1
+            assert new_active[0].requests == []
     finally:
-        old.stop()
         hangs_up.close()
 
 
 def test_without_a_new_leader_the_standby_gives_up_after_the_wait(
         api: LocalApi, identity: ClusterIdentity) -> None:
-    port = free_port()
-    stepping_down = ClusterListener(f"https://127.0.0.1:{port}", api.address, False, "a",
-                                    lambda: False)
-    stepping_down.start(identity)
-    try:
-        view = Leadership(identity, "a", f"https://127.0.0.1:{port}")
+    with cluster_port(identity, api.address, is_active=lambda: False) as (_, url):
+        view = Leadership(identity, "a", url)
         result, took = timed(lambda: view.dispatcher().dispatch(client_request()))
         assert result.status == 500 and api.requests == []
         assert json.loads(result.body or b"") == {
             "errors": ["local node not active but active cluster node not found"]}
         assert dispatch.LEADER_WAIT - 0.2 < took < dispatch.LEADER_WAIT + 1, took
-    finally:
-        stepping_down.stop()
 
 
 def test_a_relayed_request_reaching_a_demoted_node_is_refused_uncarried(
