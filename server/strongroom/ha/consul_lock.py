@@ -82,6 +82,11 @@ class ConsulLock:
             lock_delay=0, ttl=self.session_ttl, behavior="release")
         return session
 
+    def session_valid(self, session: str) -> bool:
+        """Whether Consul still knows ``session`` (it may still hold the lock)."""
+        _, info = self.client.session.info(session)
+        return info is not None
+
     def renew(self, session: str) -> bool:
         return self.client.session.renew(session) is not None
 

@@ -145,7 +145,7 @@ class HAManager:
         while not self._stop.is_set():
             try:
                 self._lock.register(active=False)
-                self._session = self._lock.create_session()
+                self._session = self._reusable_session() or self._lock.create_session()
                 while not self._stop.is_set():
                     if time.monotonic() >= self._hold_off_until and self._lock.acquire(
                             self._session):
@@ -156,6 +156,23 @@ class HAManager:
                 log.warning("event=ha_loop_error", exc_info=True)
                 self._set(HAStatus(enabled=True, node_id=self._lock.node_id))
                 self._stop.wait(0.5)
+
+    def _reusable_session(self) -> str | None:
+        """The session this node had before a Consul error, if Consul still knows it.
+
+        During a Consul election the HA loop fails while the session stays valid and
+        may still hold the lock. A new session would leave the old one holding it, with
+        no node active, until Consul expired it (up to 2 x session_ttl, ~30 s); the old
+        one re-acquires the lock it holds at once.
+        """
+        if self._session is None:
+            return None
+        try:
+            if self._lock.session_valid(self._session):
+                return self._session
+        except Exception:  # noqa: BLE001 - cannot tell: start afresh
+            log.warning("event=ha_session_check_failed")
+        return None
 
     def _serve_active(self, session: str) -> None:
         self._lost.clear()

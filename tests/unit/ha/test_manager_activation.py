@@ -40,6 +40,9 @@ class OneLock:
 
     def destroy(self, session: str) -> None: ...
 
+    def session_valid(self, session: str) -> bool:
+        return True
+
     def create_session(self) -> str:
         self.sessions += 1
         return f"session-{self.sessions}"
@@ -98,5 +101,56 @@ def test_a_node_that_cannot_open_its_cluster_port_gives_the_lock_back() -> None:
         assert listener.starts >= 1
         assert fence.session is None
         assert not any(s.active for s in statuses)
+    finally:
+        manager.stop()
+
+
+class ElectingLock(OneLock):
+    """Consul loses its leader while this node is active: lock queries and the release
+    fail for a moment, the session (holding the lock) stays valid throughout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.electing = threading.Event()
+
+    def holder(self, index: int | None = None, wait: str | None = None) -> LockHolder:
+        if self.electing.is_set():
+            self.electing.clear()  # over after this one failure
+            raise ConnectionError("Unexpected response code: 500 (No cluster leader)")
+        return super().holder(index, wait)
+
+    def release(self, session: str) -> bool:
+        raise ConnectionError("Unexpected response code: 500 (No cluster leader)")
+
+
+class Listener:
+    def start(self, identity: Any) -> None: ...
+    def stop(self) -> None: ...
+
+
+def test_after_a_consul_election_the_node_takes_up_its_lock_again() -> None:
+    """Its session still holds the lock: a new session would leave the cluster without an
+    active node until Consul expired the old one (seen: ~31 s after the Consul leader
+    was killed, bench/failover.py)."""
+    lock, fence = ElectingLock(), Fence()
+    statuses: list[HAStatus] = []
+    manager = HAManager(cast(ConsulLock, lock), InmemBackend(), cast(FencedBackend, fence),
+                        "https://a:8200", "https://a:8201", statuses.append,
+                        cast(ClusterListener, Listener()))
+    manager.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not manager.status.active and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert manager.status.active
+        lock.electing.set()
+        while lock.electing.is_set() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen = len(statuses)
+        while time.monotonic() < deadline and not any(s.active for s in statuses[seen:]):
+            time.sleep(0.01)
+        assert any(not s.active for s in statuses[:seen + 1])  # it did drop the role
+        assert manager.status.active and fence.session == "session-1"
+        assert lock.sessions == 1  # the same session, never a second one
     finally:
         manager.stop()
