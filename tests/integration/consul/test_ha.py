@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import requests
 
 from tests.support.consul import ConsulCluster, consul_cluster
 from tests.support.ha import Cluster, ha_cluster, health, leader, poll
+from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.consul
 
@@ -185,6 +187,37 @@ def test_service_registration_names_the_active_node(cluster: Cluster,
                "a new active node")
     poll(lambda: passing_tagged(consul, "active") == [new.url], 15,
          "the active tag to move to the new node")
+
+
+def another_active(cluster: Cluster, previous: ServerProcess) -> ServerProcess | None:
+    return next((n for n in cluster.nodes if n is not previous and health(n) == 200), None)
+
+
+def test_losing_the_consul_leader_leaves_an_active_node_within_seconds(
+        cluster: Cluster, consul: ConsulCluster) -> None:
+    """The Consul leader dies, the active node's own Consul server survives: Consul elects
+    a new leader within seconds, and the active node, whose lock queries failed meanwhile,
+    takes its lock up again. (It used to start a new session, leaving the old one holding
+    the lock with no node active until Consul expired it: ~31 s.)"""
+    consul_leader = consul.leader_index()
+    assert consul_leader is not None
+    active = cluster.active()
+    # Node i talks to Consul server i: move the active role off the leader's node.
+    while cluster.nodes.index(active) == consul_leader:
+        resp = requests.put(active.url + "/v1/sys/step-down", timeout=10,
+                            headers={"X-Vault-Token": cluster.root})
+        assert resp.status_code == 204, resp.text
+        active = poll(partial(another_active, cluster, active), 20,
+                      "another node to become active")
+    consul.kill(consul_leader)
+    try:
+        survivors = [n for i, n in enumerate(cluster.nodes) if i != consul_leader]
+        poll(lambda: any(cluster.write(n, "consul-leader-lost", "v").status_code == 200
+                         for n in survivors), 15, "writes to be served again")
+        assert cluster.read(survivors[0], "consul-leader-lost") == "v"
+    finally:
+        consul.start(consul_leader)
+        consul.wait_for_leader()
 
 
 def test_consul_agent_going_away_and_back(cluster: Cluster, consul: ConsulCluster) -> None:
