@@ -107,6 +107,10 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
             "loglevel": {"trace": "debug", "warn": "warning"}.get(cfg.log_level, cfg.log_level),
             "proc_name": "strongroom",
             "limit_request_field_size": 16384,
+            # Trust no client's forwarding headers (SCRIPT_NAME, X-Forwarded-Proto...), as
+            # Vault by default: gunicorn would trust 127.0.0.1, where the cluster port's
+            # relayed requests come from with the client's headers.
+            "forwarded_allow_ips": "",
             "on_starting": self._on_starting,
             "post_fork": self._post_fork,
             "on_exit": self._on_exit,

@@ -104,3 +104,18 @@ def test_corrupt_barrier_entry_keeps_the_node_sealed(tmp_path: Path) -> None:
         assert resp.status_code == 500
         assert "core/cluster/info" in resp.json()["errors"][0]
         assert requests.get(srv.url + "/v1/sys/seal-status", timeout=5).json()["sealed"] is True
+
+
+def test_proxy_headers_from_loopback_are_not_trusted(tmp_path: Path) -> None:
+    """Vault trusts no client-supplied forwarding headers unless told to; gunicorn by
+    default trusts them from 127.0.0.1, which is also where a standby's relayed requests
+    (carrying the client's headers) reach the active node's API."""
+    with strongroom_dev_server(tmp_path, root_token="dev-root") as srv:
+        token = {"X-Vault-Token": "dev-root"}
+        plain = requests.get(srv.url + "/v1/auth/token/lookup-self", headers=token, timeout=5)
+        assert plain.status_code == 200
+        for header in ({"SCRIPT_NAME": "/v1/auth"}, {"X-Forwarded-Proto": "https"}):
+            resp = requests.get(srv.url + "/v1/auth/token/lookup-self", timeout=5,
+                                headers={**token, **header})
+            assert resp.status_code == 200, (header, resp.status_code, resp.text)
+            assert resp.json()["data"]["id"] == "dev-root"
