@@ -27,6 +27,7 @@ FORWARDED_HEADER = "X-Strongroom-Forwarded"
 # Set on an answer that says the request was not carried out because the node is not
 # (or no longer) the active one: the standby may send it again, to the new active.
 NOT_RELAYED_HEADER = "X-Strongroom-Not-Relayed"
+NOT_ACTIVE_BODY = json.dumps({"errors": ["node is not active"]}).encode()
 # Hop-by-hop headers are the connection's own, never the request's.
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection",
         "content-length", "host"}
@@ -279,9 +280,8 @@ class ClusterListener:
                 self._answer(resp.status, data, dict(resp.getheaders()))
 
             def _not_relayed(self) -> None:
-                payload = json.dumps({"errors": ["node is not active"]}).encode()
-                self._answer(503, payload, {"Content-Type": "application/json",
-                                            NOT_RELAYED_HEADER: "1"})
+                self._answer(503, NOT_ACTIVE_BODY, {"Content-Type": "application/json",
+                                                    NOT_RELAYED_HEADER: "1"})
 
             def _answer(self, status: int, data: bytes, headers: dict[str, str]) -> None:
                 self.send_response(status)

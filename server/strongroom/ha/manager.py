@@ -163,15 +163,11 @@ class HAManager:
         During a Consul election the HA loop fails while the session stays valid and
         may still hold the lock. A new session would leave the old one holding it, with
         no node active, until Consul expired it (up to 2 x session_ttl, ~30 s); the old
-        one re-acquires the lock it holds at once.
+        one re-acquires the lock it holds at once. If Consul cannot say, this raises
+        and the HA loop retries with the session still kept.
         """
-        if self._session is None:
-            return None
-        try:
-            if self._lock.session_valid(self._session):
-                return self._session
-        except Exception:  # noqa: BLE001 - cannot tell: start afresh
-            log.warning("event=ha_session_check_failed")
+        if self._session is not None and self._lock.session_valid(self._session):
+            return self._session
         return None
 
     def _serve_active(self, session: str) -> None:

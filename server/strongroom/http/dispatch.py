@@ -14,7 +14,12 @@ import orjson
 from strongroom.core.core import Core
 from strongroom.core.request import Request, Response
 from strongroom.errors import StrongroomError
-from strongroom.ha.forwarding import NOT_RELAYED_HEADER, NotDelivered, not_relayed
+from strongroom.ha.forwarding import (
+    NOT_ACTIVE_BODY,
+    NOT_RELAYED_HEADER,
+    NotDelivered,
+    not_relayed,
+)
 from strongroom.ha.standby import StandbyRouter, forwarded_by_cluster
 from strongroom.ha.state import HAStatus
 from strongroom.http.edge import (
@@ -96,8 +101,7 @@ class Dispatcher:
             if forwarded_by_cluster(req.headers):
                 # Relayed by our cluster port just before this node stepped down: refuse
                 # it, uncarried out, so the standby that sent it tries the new active.
-                return HttpResult(503, orjson.dumps({"errors": ["node is not active"]}),
-                                  {NOT_RELAYED_HEADER: "1"})
+                return HttpResult(503, NOT_ACTIVE_BODY, {NOT_RELAYED_HEADER: "1"})
             return self._from_standby(req, ha)
         return self._dispatch_local(req)
 
