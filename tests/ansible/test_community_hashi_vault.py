@@ -14,11 +14,12 @@ import pytest
 import requests
 
 from tests.ansible.test_lookup_plugin import debug, run_playbook
+from tests.support import requires
 from tests.support.servers import ServerProcess, strongroom_server
 from tests.support.tls import TLS_FILE_CONFIG, write_self_signed
 
-pytest.importorskip("ansible_collections.community.hashi_vault")
-pytest.importorskip("hvac")
+requires.module("ansible_collections.community.hashi_vault", "pip install ansible")
+requires.module("hvac")
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -14,9 +13,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support import requires
 from tests.support.servers import REPO, ServerProcess, free_port, strongroom_dev_server
 
-pytest.importorskip("ansible")
+requires.module("ansible")
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -24,12 +24,9 @@ ROOT = "root"
 
 
 def _tool(name: str) -> str:
-    # The one beside this interpreter first: that installation has the collections.
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} is not installed")
-    return found
+    # The one beside this interpreter first (requires.binary looks there before PATH):
+    # that installation has the collections.
+    return requires.binary(name, "pip install ansible")
 
 
 @pytest.fixture(scope="module")

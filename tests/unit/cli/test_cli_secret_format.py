@@ -10,6 +10,7 @@ import pytest
 from strongroom.cli import output
 from strongroom.cli.kv import header_for_map, pad_equal_signs
 from strongroom.cli.secret import go_time_string, raw_field, secret_rows, shape, sort_maps
+from tests.support import requires
 
 AUTH_RESPONSE: dict[str, Any] = {
     "request_id": "r-1", "lease_id": "", "renewable": False, "lease_duration": 0,
@@ -134,7 +135,7 @@ def test_format_field_encodes_in_json_and_yaml_modes() -> None:
 
 
 def test_yaml_quotes_like_go() -> None:
-    pytest.importorskip("yaml")
+    requires.module("yaml", "pip install pyyaml")
     text = output.to_yaml({"a": "1", "b": "", "c": "plain", "d": None})
     assert text.splitlines() == ['a: "1"', 'b: ""', "c: plain", "d: null"]
 
