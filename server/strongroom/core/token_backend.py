@@ -32,13 +32,13 @@ _CREATE_FIELDS = {
     "no_parent": Field(FieldType.BOOL, False),
     "no_default_policy": Field(FieldType.BOOL, False),
     "renewable": Field(FieldType.BOOL, True),
-    "ttl": Field(FieldType.DURATION, 0),
-    "lease": Field(FieldType.DURATION, 0),
+    "ttl": Field(FieldType.ANY),  # Vault: a string, parsed by the handler
+    "lease": Field(FieldType.ANY),  # Vault: a string, parsed by the handler
     "type": Field(FieldType.STRING, ""),
-    "explicit_max_ttl": Field(FieldType.DURATION, 0),
+    "explicit_max_ttl": Field(FieldType.ANY),  # Vault: a string, parsed by the handler
     "display_name": Field(FieldType.STRING, ""),
     "num_uses": Field(FieldType.INT, 0),
-    "period": Field(FieldType.DURATION, 0),
+    "period": Field(FieldType.ANY),  # Vault: a string, parsed by the handler
     "entity_alias": Field(FieldType.STRING),
 }
 _ROLE_CREATE_FIELDS = {**_CREATE_FIELDS, "role_name": Field(FieldType.STRING)}

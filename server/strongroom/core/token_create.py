@@ -13,12 +13,45 @@ from strongroom.core.token_ttl import calculate_ttl
 from strongroom.core.tokens import TokenEntry, generate_accessor
 from strongroom.errors import BadRequestError
 from strongroom.framework import FieldData
+from strongroom.framework.gotypes import (
+    SECOND_NS,
+    GoParseError,
+    duration_seconds,
+    parse_go_duration,
+    weak_string,
+)
 
 if TYPE_CHECKING:
     from strongroom.core.core import Core
 
 _DISPLAY_NAME = re.compile(r"[^a-zA-Z0-9-]")
 _NOT_ASSIGNABLE = ("response-wrapping", "control-group")
+
+
+def _duration(data: FieldData, name: str) -> int:
+    """One of Vault's string duration fields of token creation, in seconds.
+
+    Vault decodes them as strings (true is "1") and parses them in the handler
+    with Go's int64 limits, so nothing that would overflow a TTL is accepted.
+    """
+    if not data.has(name):
+        return 0
+    try:
+        text = weak_string(data.get(name))
+    except GoParseError as exc:
+        raise BadRequestError(f"Field validation failed: error converting input for field "
+                              f'"{name}": \'\' {exc}') from None
+    if text == "":
+        return 0
+    try:
+        # The old "lease" field takes Go's duration syntax only (time.ParseDuration).
+        seconds = (parse_go_duration(text) // SECOND_NS if name == "lease"
+                   else duration_seconds(text))
+    except GoParseError as exc:
+        raise BadRequestError(str(exc)) from None
+    if seconds < 0:
+        raise BadRequestError(f"{name} must be positive")
+    return seconds
 
 
 def _token_type(data: FieldData, role: dict[str, Any] | None) -> str:
@@ -35,7 +68,7 @@ def _token_type(data: FieldData, role: dict[str, Any] | None) -> str:
         raise BadRequestError("invalid 'token_type' value")
     for name in ("explicit_max_ttl", "num_uses", "period"):
         if data.has(name):
-            if data.get(name):
+            if data.get(name) if name == "num_uses" else _duration(data, name):
                 raise BadRequestError(f'batch tokens cannot have "{name}" set')
             break  # Vault's switch stops at the first field given, zero or not
     return "batch"
@@ -143,11 +176,12 @@ def issue(core: Core, req: Request, data: FieldData, rel_path: str, *, orphan: b
             raise BadRequestError("root or sudo privileges required to create orphan token")
         orphan = True
 
-    explicit_max = int(data.get("explicit_max_ttl"))
-    period = int(data.get("period"))
+    explicit_max = _duration(data, "explicit_max_ttl")
+    period = _duration(data, "period")
     if period and not sudo:
         raise BadRequestError("root or sudo privileges required to create periodic token")
-    ttl = int(data.get("ttl")) or int(data.get("lease"))
+    ttl = _duration(data, "ttl") if data.get("ttl") not in (None, "") else _duration(
+        data, "lease")
     warnings: list[str] = []
     max_to_use, period_to_use = explicit_max, period
     if role is not None and not batch:

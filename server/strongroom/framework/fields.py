@@ -7,15 +7,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from strongroom.config import ConfigError, parse_duration
 from strongroom.errors import BadRequestError
+from strongroom.framework.gotypes import GoParseError, duration_seconds, weak_int
 
 
 class FieldType(StrEnum):
     STRING = "string"
-    INT = "int"
+    INT = "int"  # a Go int: int64 range, Vault's weak decoding ("0x10", true, "")
     BOOL = "bool"
-    DURATION = "duration"
+    DURATION = "duration"  # seconds, or Go duration text; never negative
+    SIGNED_DURATION = "signed_duration"  # the same, negative allowed
     MAP = "map"
     LIST = "list"  # comma-separated strings are accepted, as Vault does
     ANY = "any"
@@ -33,8 +34,30 @@ _TRUE = {"true", "1", "t", "yes"}
 _FALSE = {"false", "0", "f", "no", ""}
 
 
+def _go_error(name: str, reason: str) -> BadRequestError:
+    # Vault's text: error converting input for field "name": <Go's reason>
+    return BadRequestError(f'error converting input for field "{name}": {reason}')
+
+
 def coerce(name: str, ftype: FieldType, value: Any) -> Any:
-    """Convert a JSON value to the field's type or raise a 400 naming the field."""
+    """Convert a JSON value to the field's type or raise a 400 naming the field.
+
+    Integers and durations are held to Go's 64-bit limits (see gotypes), so a
+    value accepted here can be stored, added to a clock and serialized later.
+    """
+    if ftype is FieldType.INT:
+        try:
+            return weak_int(value)
+        except GoParseError as exc:
+            raise _go_error(name, f"'' {exc}") from None
+    if ftype in (FieldType.DURATION, FieldType.SIGNED_DURATION):
+        try:
+            seconds = duration_seconds(value)
+        except GoParseError as exc:
+            raise _go_error(name, str(exc)) from None
+        if seconds < 0 and ftype is FieldType.DURATION:
+            raise _go_error(name, f"cannot provide negative value '{seconds}'")
+        return seconds
     try:
         if ftype is FieldType.STRING:
             if isinstance(value, (dict, list)):
@@ -42,10 +65,6 @@ def coerce(name: str, ftype: FieldType, value: Any) -> Any:
             return value if isinstance(value, str) else str(value).lower() if isinstance(
                 value, bool
             ) else str(value)
-        if ftype is FieldType.INT:
-            if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
-                raise TypeError
-            return int(value)
         if ftype is FieldType.BOOL:
             if isinstance(value, bool):
                 return value
@@ -55,10 +74,6 @@ def coerce(name: str, ftype: FieldType, value: Any) -> Any:
             if text in _FALSE:
                 return False
             raise TypeError
-        if ftype is FieldType.DURATION:
-            if isinstance(value, bool):
-                raise TypeError
-            return parse_duration(value)
         if ftype is FieldType.MAP:
             if not isinstance(value, dict):
                 raise TypeError
@@ -70,7 +85,7 @@ def coerce(name: str, ftype: FieldType, value: Any) -> Any:
                 raise TypeError
             return [str(v) for v in value]
         return value
-    except (TypeError, ValueError, ConfigError):
+    except (TypeError, ValueError):
         raise BadRequestError(
             f"error converting input for field {name!r}: expected {ftype.value}"
         ) from None

@@ -6,6 +6,7 @@ directly instead of going through Core.handle.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from strongroom import __version__
 from strongroom.core.core import Core
 from strongroom.errors import BadRequestError, UnsupportedOperationError
 from strongroom.framework.fields import FieldType, coerce
+from strongroom.framework.gotypes import INT64_MAX, INT64_MIN
 from strongroom.http.edge import HttpRequest, parse_body
 
 RawHandler = Callable[[HttpRequest, Core], tuple[int, dict[str, Any] | None]]
@@ -79,6 +81,27 @@ def _health(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     return codes["activecode"], body
 
 
+def _init_int(body: dict[str, Any], name: str) -> int:
+    """A Go int field of Vault's InitRequest, decoded as encoding/json does.
+
+    Strict, not weak: a string, a bool or a fraction is refused (Vault: 400), and
+    null is the field left out (hvac sends ``secret_shares: null`` under
+    auto-unseal), which the seal's own checks then judge.
+    """
+    value = body.get(name)
+    if value is None:
+        return 0
+    kind = ("bool" if isinstance(value, bool) else "string" if isinstance(value, str)
+            else "array" if isinstance(value, list) else "object" if isinstance(value, dict)
+            else "")
+    if not kind and (isinstance(value, float) or not INT64_MIN <= value <= INT64_MAX):
+        kind = f"number {json.dumps(value)}"
+    if kind:
+        raise BadRequestError(f"failed to decode JSON input: json: cannot unmarshal {kind} "
+                              f"into Go struct field InitRequest.{name} of type int")
+    return int(value)
+
+
 def _init(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     if req.method in ("GET", "HEAD"):
         return 200, {"initialized": core.sync().initialized}
@@ -88,8 +111,8 @@ def _init(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     if body.get("recovery_pgp_keys"):
         # Recovery keys exist only with auto-unseal seals; Vault's answer for Shamir.
         raise BadRequestError("parameters recovery_pgp_keys not applicable to seal type shamir")
-    shares = coerce("secret_shares", FieldType.INT, body.get("secret_shares", 0))
-    threshold = coerce("secret_threshold", FieldType.INT, body.get("secret_threshold", 0))
+    shares = _init_int(body, "secret_shares")
+    threshold = _init_int(body, "secret_threshold")
     pgp_keys = body.get("pgp_keys")
     if pgp_keys is not None and not (
         isinstance(pgp_keys, list) and all(isinstance(k, str) for k in pgp_keys)
@@ -124,7 +147,8 @@ def _unseal(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     if req.method not in ("PUT", "POST"):
         raise UnsupportedOperationError("")
     body = parse_body(req.body)
-    reset = coerce("reset", FieldType.BOOL, body.get("reset", False))
+    # null is the field left out (Go decodes it to false).
+    reset = coerce("reset", FieldType.BOOL, body.get("reset") or False)
     key = body.get("key")
     if key is not None and not isinstance(key, str):
         raise BadRequestError("'key' must be a string")

@@ -8,18 +8,11 @@ values become strings. Every failure is a 400 naming the field.
 from __future__ import annotations
 
 import json
-import re
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from strongroom.errors import BadRequestError
-
-_OCTAL = re.compile(r"[+-]?0[0-7]+")
-_DECIMAL = re.compile(r"[+-]?\d+")
-_DURATION = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+")
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6,
-            "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+from strongroom.framework import gotypes
+from strongroom.framework.gotypes import GoParseError, weak_int
 
 MAX_CUSTOM_KEYS = 64
 MAX_CUSTOM_KEY_BYTES = 128
@@ -28,32 +21,16 @@ _CM_PREFIX = "custom_metadata validation failed"
 
 
 def _field_error(name: str, expected: str) -> BadRequestError:
-    return BadRequestError(f"error converting input for field {name!r}: expected {expected}")
-
-
-def _int_text(text: str) -> int:
-    """strconv.ParseInt(text, 0, 64): prefixes 0x/0o/0b, a leading 0 is octal."""
-    if text == "":
-        return 0
-    if _OCTAL.fullmatch(text):
-        return int(text, 8)
-    if text.strip() != text:
-        raise ValueError(text)
-    return int(text, 0)
+    return BadRequestError(f'error converting input for field "{name}": expected {expected}')
 
 
 def go_int(name: str, value: Any) -> int:
-    """One integer, decoded as Vault's TypeInt does."""
+    """One integer, decoded as Vault's TypeInt does (a Go int: int64 range)."""
     try:
-        if isinstance(value, bool):
-            return int(value)
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str):
-            return _int_text(value)
-    except ValueError:
-        pass
-    raise _field_error(name, "int")
+        return weak_int(value)
+    except GoParseError as exc:
+        raise BadRequestError(
+            f'error converting input for field "{name}": \'\' {exc}') from None
 
 
 def int_list(name: str, value: Any) -> list[int]:
@@ -75,43 +52,19 @@ def int_list(name: str, value: Any) -> list[int]:
 
 
 def duration_seconds(name: str, value: Any, allow_negative: bool = False) -> int:
-    """parseutil.ParseDurationSecond: integer seconds, or Go duration text; truncated."""
+    """parseutil.ParseDurationSecond, truncated to seconds, within Go's int64 nanoseconds.
+
+    Bounding here is what keeps a stored delete_version_after addable to a
+    clock and printable: Vault refuses what does not fit, and so do we.
+    """
     try:
-        seconds = _parse_duration(value)
-    except (ValueError, InvalidOperation):
-        raise BadRequestError(
-            f"error converting input for field {name!r}: invalid duration {value!r}"
-        ) from None
+        seconds = gotypes.duration_seconds(value)
+    except GoParseError as exc:
+        raise BadRequestError(f'error converting input for field "{name}": {exc}') from None
     if seconds < 0 and not allow_negative:
-        raise BadRequestError(
-            f"error converting input for field {name!r}: cannot provide negative value"
-        )
+        raise BadRequestError(f'error converting input for field "{name}": cannot provide '
+                              f"negative value '{seconds}'")
     return seconds
-
-
-def _parse_duration(value: Any) -> int:
-    if value is None or value == "":
-        return 0
-    if isinstance(value, bool):
-        raise ValueError(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value)
-    if not isinstance(value, str):
-        raise ValueError(value)
-    text = value
-    if text.endswith("d") and _DECIMAL.fullmatch(text[:-1]):
-        return int(text[:-1]) * 86400
-    if not text.endswith(("s", "m", "h")):
-        if not _DECIMAL.fullmatch(text):
-            raise ValueError(text)
-        return int(text, 10)
-    if not _DURATION.fullmatch(text):
-        raise ValueError(text)
-    total = sum(Decimal(num) * _UNIT_NS[unit] for num, unit in _DURATION_PART.findall(text))
-    seconds = int(total) // 10**9
-    return -seconds if text.startswith("-") else seconds
 
 
 def format_duration(seconds: int) -> str:
