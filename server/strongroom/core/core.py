@@ -22,8 +22,14 @@ from strongroom.core.request import Operation, Request, Response
 from strongroom.core.system import SystemBackend
 from strongroom.core.token_backend import TokenBackend
 from strongroom.core.tokens import TokenEntry, TokenStore
-from strongroom.core.wrapping import Wrapper
+from strongroom.core.wrapping import (
+    INVALID_WRAPPING_TOKEN,
+    WRAPPING_TOKEN_PATHS,
+    Wrapper,
+    is_wrapping_token,
+)
 from strongroom.errors import (
+    BadRequestError,
     NoRouteError,
     PermissionDeniedError,
     SealedError,
@@ -160,6 +166,8 @@ class Core:
             raise SealedError()
         entry = self.tokens.lookup(req.token, self.now()) if req.token else None
         req.token_entry = entry
+        if req.path in WRAPPING_TOKEN_PATHS:
+            self._validate_wrapping_token(req)
         try:
             backend, rel, mount = self._resolve(req.path)
         except NoRouteError:
@@ -175,7 +183,7 @@ class Core:
             if req.operation is Operation.UPDATE and backend.existence(req, rel) is False:
                 req.operation = Operation.CREATE
             self._authorize(req, entry, backend, rel)
-            self._consume_use(entry)
+            self._consume_use(entry, req.path)
         try:
             resp = backend.handle(req, rel)
         except FencedError:
@@ -219,7 +227,28 @@ class Core:
         if not decision.allowed:
             raise PermissionDeniedError(multierror("permission denied"))
 
-    def _consume_use(self, entry: TokenEntry) -> None:
+    def _validate_wrapping_token(self, req: Request) -> None:
+        """Vault checks the wrapping token before anything else on the wrapping paths:
+        the body's ``token``, else the client token. No token at all is a 403; one
+        that is not a live wrapping token (unknown, spent, any other kind) is a 400.
+        """
+        named = req.data.get("token") if req.data else None
+        if named is not None:
+            if not isinstance(named, str):
+                raise PermissionDeniedError(
+                    "error validating wrapping token: could not decode token in request body")
+            if not named:
+                raise PermissionDeniedError(
+                    "error validating wrapping token: empty token in request body")
+            entry = self.tokens.lookup(named, self.now())
+        else:
+            if not req.token:
+                raise PermissionDeniedError("error validating wrapping token: token is empty")
+            entry = req.token_entry
+        if entry is None or not is_wrapping_token(entry):
+            raise BadRequestError(INVALID_WRAPPING_TOKEN)
+
+    def _consume_use(self, entry: TokenEntry, path: str = "") -> None:
         """Spend one of a limited-use token's uses; the last use revokes it afterwards."""
         if entry.num_uses <= 0:
             return
@@ -227,6 +256,8 @@ class Core:
             # Re-read under the lock: another worker may have spent a use meanwhile.
             current = self.tokens.lookup_hash(entry.hash, self.now())
             if current is None:
+                if path in WRAPPING_TOKEN_PATHS:
+                    raise BadRequestError(INVALID_WRAPPING_TOKEN)  # another unwrap won
                 raise PermissionDeniedError()
             entry.num_uses = current.num_uses - 1
             if entry.num_uses == 0:

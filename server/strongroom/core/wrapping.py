@@ -2,11 +2,19 @@
 
 The client gets ``wrap_info`` (the wrapping token) instead of the response;
 whoever holds that token can unwrap it exactly once before its TTL runs out.
+
+Exactly once holds across threads and worker processes: unwrap and rewrap
+claim the token under its node-wide lock (the stripe ``Core._consume_use``
+takes for the same token), re-read it there, and only then spend it. The
+answer is encoded before the token is spent, so a response that cannot be
+written leaves the token (and the data) in place.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,13 +23,18 @@ from strongroom.config import ConfigError, parse_duration
 from strongroom.core.request import Operation, Request, Response
 from strongroom.core.tokens import TokenEntry, generate_accessor
 from strongroom.errors import BadRequestError
+from strongroom.jsoncodec import dumps
+from strongroom.node.locks import node_lock
 
 if TYPE_CHECKING:
     from strongroom.core.core import Core
 
 WRAPPING_POLICY = "response-wrapping"
 DEFAULT_WRAP_TTL = 300
-_INVALID = "wrapping token is not valid or does not exist"
+INVALID_WRAPPING_TOKEN = "wrapping token is not valid or does not exist"  # noqa: S105 - a message
+_INVALID = INVALID_WRAPPING_TOKEN
+# The paths that take a wrapping token (in the body, else as the client token).
+WRAPPING_TOKEN_PATHS = ("sys/wrapping/lookup", "sys/wrapping/unwrap", "sys/wrapping/rewrap")
 
 
 def parse_wrap_ttl(header: str | None) -> int:
@@ -61,6 +74,18 @@ class Wrapper:
 
     def wrap(self, resp: Response, ttl: int, creation_path: str) -> Response:
         now = self._core.now()
+        stored = {
+            "response": {
+                "data": resp.data, "auth": resp.auth, "lease_id": resp.lease_id,
+                "lease_duration": resp.lease_duration, "renewable": resp.renewable,
+                "warnings": resp.warnings, "mount_type": resp.mount_type,
+            },
+            "creation_path": creation_path,
+            "creation_time": rfc3339(now),
+            "creation_ttl": ttl,
+        }
+        # Encoded before the token exists: a response that cannot be stored makes none.
+        blob = dumps(stored)
         entry = TokenEntry(
             accessor=generate_accessor(),
             policies=[WRAPPING_POLICY],
@@ -73,17 +98,7 @@ class Wrapper:
             expire_at=now + ttl,
         )
         token = self._core.tokens.create(entry)
-        stored = {
-            "response": {
-                "data": resp.data, "auth": resp.auth, "lease_id": resp.lease_id,
-                "lease_duration": resp.lease_duration, "renewable": resp.renewable,
-                "warnings": resp.warnings, "mount_type": resp.mount_type,
-            },
-            "creation_path": creation_path,
-            "creation_time": rfc3339(now),
-            "creation_ttl": ttl,
-        }
-        self._cubby(entry.hash).put("response", json.dumps(stored).encode())
+        self._cubby(entry.hash).put("response", blob)
         wrap_info: dict[str, Any] = {
             "token": token,
             "accessor": entry.accessor,
@@ -99,13 +114,46 @@ class Wrapper:
         self._cubby(token_hash).delete("response")
 
     def _load(self, entry: TokenEntry | None) -> dict[str, Any]:
-        if entry is None or WRAPPING_POLICY not in entry.policies:
+        if entry is None or not is_wrapping_token(entry):
             raise BadRequestError(_INVALID)
         raw = self._cubby(entry.hash).get("response")
         if raw is None:
             raise BadRequestError(_INVALID)
         doc: dict[str, Any] = json.loads(raw)
         return doc
+
+    @contextmanager
+    def _claim(self, entry: TokenEntry | None) -> Iterator[tuple[TokenEntry, dict[str, Any]]]:
+        """Hold the wrapping token alone, live, with its stored response.
+
+        ``entry`` is what :meth:`resolve` found. Whoever leaves the block without
+        an error must have spent the token; everyone waiting on the lock then
+        finds it gone (400).
+        """
+        if entry is None or not is_wrapping_token(entry):
+            raise BadRequestError(_INVALID)
+        with node_lock("token|" + entry.hash):
+            # Only the request's own token can be tainted (-1, token lookups hide such):
+            # Core._consume_use claimed its single use under this same lock, so no other
+            # request holds it. A token named in the body is re-read here: another worker
+            # may have spent it since it was looked up.
+            own = entry.num_uses == -1
+            if not own and self._core.tokens.lookup_hash(entry.hash, self._core.now()) is None:
+                raise BadRequestError(_INVALID)
+            doc = self._load(entry)
+            try:
+                yield entry, doc
+            except Exception:
+                if own:
+                    # Nothing was answered: give the claimed use back, so that the core
+                    # does not revoke the token once this request ends.
+                    entry.num_uses = 1
+                    self._core.tokens.save(entry)
+                raise
+
+    def _spend(self, entry: TokenEntry) -> None:
+        self.destroy(entry.hash)  # first: a crash mid-revocation leaves nothing to unwrap
+        self._core.revoke_token(entry)
 
     def resolve(self, req: Request, body_token: str | None) -> TokenEntry | None:
         """The wrapping token named in the body, else the one making the request."""
@@ -119,14 +167,22 @@ class Wrapper:
                                                   "creation_ttl")})
 
     def unwrap(self, entry: TokenEntry | None) -> Response:
-        doc = self._load(entry)
-        assert entry is not None
-        self._core.revoke_token(entry)
-        return Response(**doc["response"])
+        with self._claim(entry) as (entry, doc):
+            resp = Response(**doc["response"])
+            # The answer must be writable before the only copy of the data goes.
+            dumps({"data": resp.data, "auth": resp.auth, "warnings": resp.warnings})
+            self._spend(entry)
+        return resp
 
     def rewrap(self, entry: TokenEntry | None) -> Response:
-        doc = self._load(entry)
-        assert entry is not None
-        self._core.revoke_token(entry)
-        return self.wrap(Response(**doc["response"]), int(doc["creation_ttl"]),
-                         doc["creation_path"])
+        with self._claim(entry) as (entry, doc):
+            # The new token holds the response before the old one goes: never neither.
+            fresh = self.wrap(Response(**doc["response"]), int(doc["creation_ttl"]),
+                              doc["creation_path"])
+            self._spend(entry)
+        return fresh
+
+
+def is_wrapping_token(entry: TokenEntry) -> bool:
+    """Vault's test: a wrapping token holds the response-wrapping policy alone."""
+    return entry.policies == [WRAPPING_POLICY]

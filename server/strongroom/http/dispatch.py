@@ -9,8 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from strongroom.core.core import Core
 from strongroom.core.request import Request, Response
 from strongroom.errors import StrongroomError
@@ -31,6 +29,7 @@ from strongroom.http.edge import (
     wrap_ttl,
 )
 from strongroom.http.sys_routes import RAW_ROUTES
+from strongroom.jsoncodec import dumps
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
@@ -70,7 +69,7 @@ def _standby_unavailable() -> HttpResult:
 
 
 def error_result(status: int, messages: list[str]) -> HttpResult:
-    return HttpResult(status, orjson.dumps({"errors": messages}))
+    return HttpResult(status, dumps({"errors": messages}))
 
 
 class Dispatcher:
@@ -95,7 +94,7 @@ class Dispatcher:
             status, body = raw(req, self.core)
             if body is None or req.method == "HEAD":
                 return HttpResult(status)
-            return HttpResult(status, orjson.dumps(body))
+            return HttpResult(status, dumps(body))
         ha = self.core.sync().ha
         if ha.standby and not self.core.snapshot.sealed and req.path not in NODE_LOCAL:
             if forwarded_by_cluster(req.headers):
@@ -117,7 +116,7 @@ class Dispatcher:
         )
         result = self.core.handle(core_req)
         if result.raw:
-            raw_body = None if result.data is None else orjson.dumps(result.data)
+            raw_body = None if result.data is None else dumps(result.data)
             return HttpResult(result.status, raw_body)
         if result.data is None and result.auth is None and result.wrap_info is None and not (
             result.warnings
@@ -130,7 +129,7 @@ class Dispatcher:
     def _enveloped(self, result: Response, body: dict[str, Any]) -> HttpResult:
         if result.legacy_top_level and result.data:
             body = {**result.data, **body}
-        return HttpResult(result.status, orjson.dumps(body))
+        return HttpResult(result.status, dumps(body))
 
     def _from_standby(self, req: HttpRequest, ha: HAStatus) -> HttpResult:
         # Right after a leadership change the new active may not be known for a moment:

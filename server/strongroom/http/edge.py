@@ -6,6 +6,8 @@ the dispatcher; nothing here depends on the server interface.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,35 @@ from strongroom.errors import (
 DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
 MERGE_PATCH = "application/merge-patch+json"
 TOO_LARGE = "http: request body too large"
+
+# Vault's listener limits on a JSON body (Vault 1.18+: max_json_depth,
+# max_json_string_value_length, max_json_object_entry_count and
+# max_json_array_element_count), with its defaults (sdk/helper/jsonutil). Every
+# answer built from a body within them still encodes (strongroom.jsoncodec).
+MAX_JSON_DEPTH = 500
+MAX_JSON_STRING_VALUE_LENGTH = 1024 * 1024  # bytes, keys included
+MAX_JSON_OBJECT_ENTRY_COUNT = 10_000
+MAX_JSON_ARRAY_ELEMENT_COUNT = 10_000
+# orjson reads integers exactly only in this range; beyond it, it returns a float
+# silently (10**30 became 1e+30), so such a number is refused rather than altered.
+MIN_JSON_INTEGER = -(2**63)
+MAX_JSON_INTEGER = 2**64 - 1
+_COMPLEX = "refused JSON input due to high complexity: "
+# Any integer literal out of range has at least 19 digits (2**63 has 19).
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+@dataclass(frozen=True)
+class JsonLimits:
+    """Bounds on a JSON request body, as a listener configures them."""
+
+    max_depth: int = MAX_JSON_DEPTH
+    max_string_value_length: int = MAX_JSON_STRING_VALUE_LENGTH
+    max_object_entry_count: int = MAX_JSON_OBJECT_ENTRY_COUNT
+    max_array_element_count: int = MAX_JSON_ARRAY_ELEMENT_COUNT
+
+
+DEFAULT_JSON_LIMITS = JsonLimits()
 
 _METHOD_OPERATIONS = {
     "GET": Operation.READ,
@@ -77,24 +108,90 @@ def operation(req: HttpRequest) -> Operation:
     return op
 
 
-def parse_body(raw: bytes) -> dict[str, Any]:
-    """The JSON object in the body ({} when empty); 400 if it is not one."""
+def parse_body(raw: bytes, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> dict[str, Any]:
+    """The JSON object in the body ({} when empty); 400 if it is not one.
+
+    Bodies beyond ``limits`` (nesting, string bytes, object entries, array
+    elements) and integers orjson cannot hold exactly are refused here, before
+    anything is stored or any token use is spent on them.
+    """
     if not raw.strip():
         return {}
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if exc.msg.startswith("depth limit exceeded"):  # orjson's own cap, 1024 levels
+            raise BadRequestError(_COMPLEX + "JSON input exceeds allowed nesting depth") from None
         raise BadRequestError(f"failed to parse JSON input: {exc.msg}") from None
     if not isinstance(doc, dict):
         raise BadRequestError("failed to parse JSON input: body must be a JSON object")
+    check_json_limits(doc, limits)
+    if _LONG_DIGITS.search(raw):
+        _check_integers(raw)
     return doc
 
 
-def request_data(req: HttpRequest) -> dict[str, Any]:
+def check_json_limits(doc: Any, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> None:
+    """Refuse (400) a parsed document beyond ``limits``; a loop, so any depth is safe."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limits.max_depth:
+            raise BadRequestError(_COMPLEX + "JSON input exceeds allowed nesting depth")
+        if isinstance(node, dict):
+            if len(node) > limits.max_object_entry_count:
+                raise BadRequestError(_COMPLEX + "JSON object exceeds allowed entry count")
+            values: Any = node.values()
+            for key in node:
+                _check_string(key, limits)
+        else:
+            if len(node) > limits.max_array_element_count:
+                raise BadRequestError(_COMPLEX + "JSON array exceeds allowed element count")
+            values = node
+        for value in values:
+            if isinstance(value, dict | list):
+                stack.append((value, depth + 1))
+            elif isinstance(value, str):
+                _check_string(value, limits)
+
+
+def _check_string(value: str, limits: JsonLimits) -> None:
+    # Code points never outnumber UTF-8 bytes, and each takes at most four of them.
+    if len(value) * 4 <= limits.max_string_value_length:
+        return
+    if len(value.encode("utf-8", "surrogatepass")) > limits.max_string_value_length:
+        raise BadRequestError(_COMPLEX + "JSON string value exceeds allowed length")
+
+
+class _IntegerOutOfRange(ValueError):
+    pass
+
+
+def _bounded_int(literal: str) -> int:
+    value = int(literal)
+    if not MIN_JSON_INTEGER <= value <= MAX_JSON_INTEGER:
+        raise _IntegerOutOfRange
+    return value
+
+
+def _check_integers(raw: bytes) -> None:
+    """Re-read a body holding a long digit run (rare) to see whether an integer
+    literal, not a string, is out of range."""
+    try:
+        json.loads(raw, parse_int=_bounded_int)
+    except _IntegerOutOfRange:
+        raise BadRequestError(
+            "failed to parse JSON input: integer out of range: integers must lie in "
+            f"[{MIN_JSON_INTEGER}, {MAX_JSON_INTEGER}]") from None
+    except ValueError:  # pragma: no cover - orjson read it already; json is laxer
+        raise BadRequestError("failed to parse JSON input") from None
+
+
+def request_data(req: HttpRequest, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> dict[str, Any]:
     """GET/LIST parameters, or the JSON body of a write, as Vault passes them on."""
     if req.method in ("GET", "HEAD", "LIST"):
         return {k: v for k, v in req.params.items() if k != "list"}
-    return parse_body(req.body)
+    return parse_body(req.body, limits)
 
 
 def request_token(req: HttpRequest) -> str | None:
