@@ -19,6 +19,12 @@ from typing import Any, TypeAlias
 
 Value: TypeAlias = "str | int | float | bool | tuple[Value, ...] | Obj"
 
+# Objects and lists nest at most this deep. A real policy needs four levels (path,
+# rule, allowed_parameters, list); the recursive reader below would otherwise hit
+# Python's recursion limit (a 500) on a few hundred levels. Vault's parser has no
+# such limit but refuses deep documents anyway: no policy key nests that deep.
+MAX_NESTING = 64
+
 
 class HCLSyntaxError(ValueError):
     """The document is not valid HCL1 or JSON; the message names the line."""
@@ -78,7 +84,9 @@ def _read_json(text: str) -> Obj:
         doc = json.loads(text, object_pairs_hook=_Pairs)
     except ValueError as exc:
         raise HCLSyntaxError(f"invalid JSON: {exc}") from None
-    value = _from_json(doc)
+    except RecursionError:
+        raise _too_deep(1) from None
+    value = _from_json(doc, 0)
     if not isinstance(value, Obj):
         raise HCLSyntaxError("JSON policy must be an object")
     return value
@@ -88,11 +96,17 @@ class _Pairs(list[tuple[str, Any]]):
     """A JSON object's (key, value) pairs, told apart from a JSON array."""
 
 
-def _from_json(node: Any) -> Value:
+def _too_deep(line: int) -> HCLSyntaxError:
+    return HCLSyntaxError(f"line {line}: nested deeper than {MAX_NESTING} levels")
+
+
+def _from_json(node: Any, depth: int) -> Value:
+    if isinstance(node, _Pairs | list) and depth >= MAX_NESTING:
+        raise _too_deep(1)
     if isinstance(node, _Pairs):
-        return Obj(tuple(Item((key,), _from_json(value), 0) for key, value in node))
+        return Obj(tuple(Item((key,), _from_json(value, depth + 1), 0) for key, value in node))
     if isinstance(node, list):
-        return tuple(_from_json(value) for value in node)
+        return tuple(_from_json(value, depth + 1) for value in node)
     if node is None:
         raise HCLSyntaxError("null is not a valid policy value")
     if isinstance(node, str | int | float | bool):
@@ -202,6 +216,7 @@ class _Parser:
     def __init__(self, tokens: list[_Token]) -> None:
         self._tokens = tokens
         self._pos = 0
+        self._depth = 0  # objects and lists open around the current token
 
     def _peek(self) -> _Token:
         return self._tokens[self._pos]
@@ -248,13 +263,18 @@ class _Parser:
         kind = token[0]
         if kind in ("str", "num", "bool"):
             return token[1]  # type: ignore[no-any-return]
+        if kind not in ("{", "["):
+            raise self._fail(token, "a value")
+        if self._depth >= MAX_NESTING:
+            raise _too_deep(token[2])
+        self._depth += 1
         if kind == "{":
-            obj = self._items(closing="}")
+            value: Value = self._items(closing="}")
             self._next()
-            return obj
-        if kind == "[":
-            return self._list()
-        raise self._fail(token, "a value")
+        else:
+            value = self._list()
+        self._depth -= 1
+        return value
 
     def _list(self) -> tuple[Value, ...]:
         values: list[Value] = []
