@@ -14,8 +14,10 @@ from strongroom.core.mounts import (
     LogicalBackend,
     MountContext,
     MountEntry,
+    load_auth_config,
     load_mount_table,
     normalize_mount_path,
+    save_auth_config,
     save_mount_table,
 )
 from strongroom.engines.cubbyhole import CubbyholeBackend
@@ -44,6 +46,7 @@ class MountTable:
         self._core = core
         self._engines = {"cubbyhole": CubbyholeBackend.factory, **engines}
         self._lock = threading.Lock()
+        self._auth_config: dict[str, dict[str, Any]] = {}
 
     def known_type(self, type_: str) -> bool:
         return type_ in self._engines
@@ -56,6 +59,19 @@ class MountTable:
                 continue  # an engine type this build does not ship; its data stays intact
             mounts.append((entry, factory(self._context(entry))))
         self._core.router.replace(mounts)
+        self._auth_config = load_auth_config(self._core.barrier)
+
+    def auth_config(self, path: str) -> dict[str, Any]:
+        """The tuned settings of the auth method at ``path`` (``token/``)."""
+        return dict(self._auth_config.get(path, {}))
+
+    def tune_auth(self, path: str, changes: dict[str, Any]) -> None:
+        """Store tuned settings of an auth method; every worker reloads them."""
+        with self._lock:
+            config = load_auth_config(self._core.barrier)
+            config[path] = {**config.get(path, {}), **changes}
+            save_auth_config(self._core.barrier, config)
+            self._core.changed(Slot.MOUNTS)
 
     def _context(self, entry: MountEntry) -> MountContext:
         view = StorageView(self._core.barrier, f"logical/{entry.uuid}/")

@@ -20,6 +20,8 @@ from strongroom.errors import BadRequestError
 from strongroom.physical.base import Backend
 
 MOUNT_TABLE_PATH = "core/mounts"
+# Tunables of the auth methods (only token/ exists): {"token/": {"listing_visibility": ...}}.
+AUTH_CONFIG_PATH = "core/auth"
 _MOUNT_PATH = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*/$")
 RESERVED_PREFIXES = ("sys/", "auth/", "cubbyhole/", "identity/")
 
@@ -76,6 +78,15 @@ def load_mount_table(storage: Backend) -> list[MountEntry]:
 
 def save_mount_table(storage: Backend, entries: list[MountEntry]) -> None:
     storage.put(MOUNT_TABLE_PATH, json.dumps([asdict(e) for e in entries]).encode())
+
+
+def load_auth_config(storage: Backend) -> dict[str, dict[str, Any]]:
+    raw = storage.get(AUTH_CONFIG_PATH)
+    return {} if raw is None else dict(json.loads(raw))
+
+
+def save_auth_config(storage: Backend, config: dict[str, dict[str, Any]]) -> None:
+    storage.put(AUTH_CONFIG_PATH, json.dumps(config).encode())
 
 
 class Router:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from strongroom.core.request import Operation, Request, Response
 from strongroom.core.sys.mounts import mount_paths
 from strongroom.core.sys.policies import policy_paths
+from strongroom.core.sys.ui_mounts import ui_mount_paths
 from strongroom.errors import BadRequestError
 from strongroom.framework import Field, FieldData, FieldType, Path, PathBackend
 
@@ -34,6 +35,7 @@ class SystemBackend(PathBackend):
                 Path("(?:leases/)?revoke-prefix/(?P<prefix>.+)",
                      {Operation.UPDATE: self._revoke_prefix}),
                 *mount_paths(core),
+                *ui_mount_paths(core),
                 *policy_paths(core),
                 Path("wrapping/wrap", {Operation.UPDATE: self._wrap}, warn_unknown=False),
                 Path("wrapping/lookup", {Operation.UPDATE: self._wrap_lookup,

@@ -100,6 +100,35 @@ class _Wildcard:
         return True
 
 
+def _grants(perms: Permissions) -> bool:
+    """Any capability but ``deny`` (which, merged, erases all others)."""
+    return bool(perms.capabilities) and DENY not in perms.capabilities
+
+
+def _reaches_mount(wildcard: _Wildcard, mount_parts: list[str]) -> bool:
+    """Whether a ``+`` pattern can match some path under the mount.
+
+    The bare-mount walk of Vault's ``CheckAllowedFromNonExactPaths``: the
+    pattern's segments are matched against the mount's (``+`` matches any),
+    up to the mount's last segment; ``mount_parts`` is the mount path split on
+    ``/``, so it ends with an empty string.
+    """
+    last = len(wildcard.parts) - 1
+    depth = len(mount_parts) - 2  # index of the mount's last segment
+    matched: list[str] = []
+    for i, part in enumerate(wildcard.parts):
+        if i > depth:
+            break
+        segment = mount_parts[i]
+        if part in ("+", segment):
+            matched.append(segment)
+        elif wildcard.is_prefix and i == last and segment.startswith(part):
+            matched.extend(mount_parts[i:])
+        if i == depth:
+            return ("/".join(matched) + "/").startswith("/".join(mount_parts))
+    return False
+
+
 class ACL:
     """Every policy of one token, merged and compiled.
 
@@ -221,6 +250,34 @@ class ACL:
         if perms is None or not perms.capabilities:
             return [DENY]
         return list(perms.sorted_capabilities)
+
+    def has_mount_access(self, mount_path: str) -> bool:
+        """Whether the token may see the mount at ``mount_path`` (e.g. ``secret/``).
+
+        Vault's ``hasMountAccess`` (``vault/logical_system.go``), which answers
+        ``sys/internal/ui/mounts``: any capability other than ``deny`` on the
+        mount path itself or on any path under it, through an exact rule, a
+        ``*`` rule or a ``+`` rule, grants it. A token with only
+        ``read`` on ``secret/data/app/*`` thus sees ``secret/``.
+
+        One deliberate difference: OpenBao's last step returns the longest
+        ``*`` rule covering the mount without looking at its capabilities, so
+        a lone ``path "secret/*" { capabilities = ["deny"] }`` lets the token
+        see ``secret/``. Its own doc comment says that step returns "nil
+        indicating no non-deny permissions were found"; Strongroom follows
+        that intent and shows a mount to no token that is only denied there.
+        """
+        if self.root:
+            return True
+        if self.capabilities(mount_path) != [DENY]:
+            return True
+        for rules in (self._exact, self._prefix):
+            if any(path.startswith(mount_path) and _grants(perms)
+                   for path, perms in rules.items()):
+                return True
+        parts = mount_path.split("/")
+        return any(_grants(w.perms) and _reaches_mount(w, parts)
+                   for bucket in self._buckets.values() for w in bucket)
 
     def _lookup(self, path: str, is_list: bool) -> Permissions | None:
         perms = self._exact.get(path)

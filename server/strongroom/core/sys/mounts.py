@@ -1,4 +1,4 @@
-"""sys/mounts, sys/mounts/<path>[/tune], sys/remount, sys/auth, sys/internal/ui/mounts."""
+"""sys/mounts, sys/mounts/<path>[/tune], sys/remount, sys/auth[/token/tune]."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from strongroom import __version__
 from strongroom.config import ConfigError, parse_duration
 from strongroom.core.mounts import MountEntry
 from strongroom.core.request import Operation, Request, Response
-from strongroom.errors import BadRequestError, PermissionDeniedError
+from strongroom.errors import BadRequestError
 from strongroom.framework import Field, FieldData, FieldType, Path
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ _TUNE_FIELDS = {
     "options": Field(FieldType.MAP),
     "listing_visibility": Field(FieldType.STRING),
 }
-_TOKEN_AUTH = {
+_TOKEN_AUTH: dict[str, dict[str, Any]] = {
     "token/": {
         "accessor": "", "config": {"default_lease_ttl": 0, "max_lease_ttl": 0,
                                                  "force_no_cache": False,
@@ -58,6 +58,17 @@ def tune_ttl(name: str, value: str | None) -> int | None:
         return parse_duration(value)
     except (ConfigError, ValueError):
         raise BadRequestError(f"unable to parse {name} of {value!r}") from None
+
+
+# Vault's ListingVisibilityType: "" (default), "hidden", or "unauth", which lists
+# the mount (type, description, options) to callers without a token.
+_LISTING_VISIBILITIES = ("", "unauth", "hidden")
+
+
+def listing_visibility(value: Any) -> str:
+    if value not in _LISTING_VISIBILITIES:
+        raise BadRequestError(f"invalid listing_visibility {value}")
+    return str(value)
 
 
 # Mounts that are part of the server itself rather than a pluggable engine.
@@ -111,9 +122,15 @@ def core_mounts(core: Core) -> dict[str, MountEntry]:
     }
 
 
-def _preflight_denied(path: str) -> str:
-    return (f"preflight capability check returned 403, please ensure client's policies grant "
-            f"access to path \"{path.rstrip('/')}/\"")
+def token_auth_view(core: Core) -> dict[str, Any]:
+    """The auth table: the token method only, as ``sys/auth`` lists it."""
+    ident = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{core.snapshot.cluster_id}/auth/token/"))
+    entry = {**_TOKEN_AUTH["token/"], "accessor": f"auth_token_{ident[:8]}", "uuid": ident,
+             "running_plugin_version": f"v{__version__}+builtin.strongroom"}
+    visibility = core.mounts.auth_config("token/").get("listing_visibility")
+    if visibility:
+        entry["config"] = {**entry["config"], "listing_visibility": visibility}
+    return {"token/": entry}
 
 
 def mount_paths(core: Core) -> list[Path]:
@@ -133,8 +150,11 @@ def mount_paths(core: Core) -> list[Path]:
         if not type_:
             raise BadRequestError("backend type must be specified as a string")
         config = data.get("config") or {}
-        parsed_config = {k: tune_ttl(k, str(config[k])) or 0
-                         for k in ("default_lease_ttl", "max_lease_ttl") if k in config}
+        parsed_config: dict[str, Any] = {k: tune_ttl(k, str(config[k])) or 0
+                                         for k in ("default_lease_ttl", "max_lease_ttl")
+                                         if k in config}
+        if listing_visibility(config.get("listing_visibility", "")):
+            parsed_config["listing_visibility"] = config["listing_visibility"]
         options = {str(k): str(v) for k, v in (data.get("options") or {}).items()}
         core.mounts.enable(m.group("path"), type_, data.get("description"), options,
                            parsed_config, data.get("local"), data.get("seal_wrap"))
@@ -174,10 +194,7 @@ def mount_paths(core: Core) -> list[Path]:
                 f"backend max lease TTL of {config['max_lease_ttl']} would be less than "
                 f"backend default lease TTL of {config['default_lease_ttl']}")
         if data.has("listing_visibility"):
-            visibility = data.get("listing_visibility")
-            if visibility not in ("", "unauth", "hidden"):
-                raise BadRequestError("invalid listing_visibility " + visibility)
-            config["listing_visibility"] = visibility
+            config["listing_visibility"] = listing_visibility(data.get("listing_visibility"))
         changes: dict[str, Any] = {"config": config}
         if data.has("description"):
             changes["description"] = data.get("description")
@@ -208,39 +225,32 @@ def mount_paths(core: Core) -> list[Path]:
         return Response(data={"migration_id": m.group("id"), "migration_info": info})
 
     def auth_token_tune(req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        return Response(data={
+        body: dict[str, Any] = {
             "description": "token based credentials",
             "default_lease_ttl": core.default_lease_ttl,
             "max_lease_ttl": core.max_lease_ttl,
             "force_no_cache": False,
             "token_type": "default-service",
-        }, legacy_top_level=True)
+        }
+        visibility = core.mounts.auth_config("token/").get("listing_visibility")
+        if visibility:
+            body["listing_visibility"] = visibility
+        return Response(data=body, legacy_top_level=True)
 
-    def token_auth() -> dict[str, Any]:
-        ident = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{core.snapshot.cluster_id}/auth/token/"))
-        entry = {**_TOKEN_AUTH["token/"], "accessor": f"auth_token_{ident[:8]}",
-                 "uuid": ident, "running_plugin_version": f"v{__version__}+builtin.strongroom"}
-        return {"token/": entry}
+    def auth_token_tune_write(req: Request, data: FieldData, m: re.Match[str]) -> None:
+        # Only the listing visibility is tunable here; refuse the rest rather than
+        # answer 204 and leave it unchanged.
+        others = [k for k in _TUNE_FIELDS if k not in ("path", "listing_visibility")
+                  and data.has(k)]
+        if others:
+            raise BadRequestError(f"tuning {', '.join(sorted(others))} of the token auth "
+                                  "method is not supported")
+        if data.has("listing_visibility"):
+            visibility = listing_visibility(data.get("listing_visibility"))
+            core.mounts.tune_auth("token/", {"listing_visibility": visibility})
 
     def list_auth(req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        return Response(data=token_auth(), legacy_top_level=True)
-
-    def ui_mounts(req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        path = m.group("path") or ""
-        if not path:
-            secret = {e.path: mount_view(e, core) for e in core.router.entries()}
-            return Response(data={"secret": secret, "auth": token_auth()})
-        match = core.router.match(path)
-        if match is None:
-            raise PermissionDeniedError(_preflight_denied(path))
-        entry = match[0]
-        # Unauthenticated in Vault, but only answers for mounts the token can use.
-        if req.token_entry is None:
-            raise PermissionDeniedError()
-        acl = core.policies.acl(tuple(sorted(req.token_entry.policies)))
-        if acl.capabilities(path) == ["deny"] and acl.capabilities(entry.path) == ["deny"]:
-            raise PermissionDeniedError(_preflight_denied(path))
-        return Response(data={**mount_view(entry, core), "path": entry.path})
+        return Response(data=token_auth_view(core), legacy_top_level=True)
 
     return [
         Path("mounts/?", {Operation.READ: list_mounts}),
@@ -253,8 +263,8 @@ def mount_paths(core: Core) -> list[Path]:
              {"from": Field(FieldType.STRING), "to": Field(FieldType.STRING)}),
         Path("remount/status/(?P<id>[^/]+)", {Operation.READ: remount_status}),
         Path("auth/?", {Operation.READ: list_auth}),
-        Path("auth/token/tune", {Operation.READ: auth_token_tune}),
-        Path("internal/ui/mounts/?(?P<path>.*)", {Operation.READ: ui_mounts},
-             {"path": Field(FieldType.STRING)}),
+        Path("auth/token/tune",
+             {Operation.READ: auth_token_tune, Operation.UPDATE: auth_token_tune_write},
+             _TUNE_FIELDS),
     ]
 
