@@ -81,8 +81,7 @@ class SystemBackend(PathBackend):
     def _wrap(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
         if not req.wrap_ttl:
             raise BadRequestError("endpoint requires response wrapping to be used")
-        if not req.data:
-            raise BadRequestError("empty wrapping data")
+        # An empty payload is wrapped too (OpenBao unwraps it to {}).
         resp = self._core.wrapper.wrap(Response(data=dict(req.data)), req.wrap_ttl, req.path)
         req.wrap_ttl = 0  # already wrapped; the core must not wrap the wrapping
         return resp

@@ -94,13 +94,19 @@ path "identity/oidc/provider/+/authorize" {
 }
 """
 
-RESPONSE_WRAPPING_POLICY_HCL = """\
-# Built-in "response-wrapping" policy, held only by wrapping tokens: enough to
-# store and fetch the wrapped response, and to unwrap it.
+# Built-in "response-wrapping" policy, held only by wrapping tokens: enough to store
+# and fetch the wrapped response, to unwrap it, and to revoke itself. The text is
+# OpenBao's, character for character: sys/policy reads return it.
+RESPONSE_WRAPPING_POLICY_HCL = """
 path "cubbyhole/response" {
     capabilities = ["create", "read"]
 }
+
 path "sys/wrapping/unwrap" {
+    capabilities = ["update"]
+}
+
+path "auth/token/revoke-self" {
     capabilities = ["update"]
 }
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from strongroom.core.policy_store import validate_name
 from strongroom.core.request import Operation, Request, Response
 from strongroom.core.tokens import TokenEntry
 from strongroom.errors import BadRequestError, NotFoundError, PermissionDeniedError
@@ -39,7 +40,7 @@ def policy_paths(core: Core) -> list[Path]:
 
     def read(legacy: bool) -> Handler:
         def handler(req: Request, data: FieldData, m: re.Match[str]) -> Response | None:
-            name = m.group("name").lower()
+            name = validate_name(m.group("name"))
             text = store.raw(name)
             if text is None:
                 raise NotFoundError("")
@@ -49,6 +50,8 @@ def policy_paths(core: Core) -> list[Path]:
         return handler
 
     def write(req: Request, data: FieldData, m: re.Match[str]) -> None:
+        if m.group("name").endswith("/"):
+            raise BadRequestError("cannot write to a path ending in '/'")
         text = data.get("policy") or data.get("rules")
         if not text:
             raise BadRequestError("'policy' parameter not supplied or empty")
@@ -88,7 +91,7 @@ def policy_paths(core: Core) -> list[Path]:
             raise BadRequestError("missing accessor")
         return capabilities_of(core.tokens.lookup_accessor(accessor, core.now()), data)
 
-    name = "(?P<name>[^/]+)"
+    name = "(?P<name>.+)"  # names may hold '/' (OpenBao accepts "team/app")
     crud = {Operation.UPDATE: write, Operation.DELETE: delete}
     return [
         Path("policy/?", {Operation.READ: list_legacy, Operation.LIST: list_legacy}),
