@@ -2,7 +2,7 @@
 
 The barrier satisfies the same Backend interface as physical storage, so the
 layers above read and write plaintext while the backend only ever holds
-ciphertext. It holds key material in memory only, and forgets it on seal.
+ciphertext. It holds key material in memory only (in a keyring it owns), and wipes it on seal.
 """
 
 from __future__ import annotations
@@ -12,8 +12,15 @@ from collections.abc import Callable, Sequence
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from strongroom.barrier.crypto import DecryptError, open_value, read_term, seal_value
+from strongroom.barrier.crypto import (
+    DecryptError,
+    open_value,
+    open_value_into,
+    read_term,
+    seal_value,
+)
 from strongroom.barrier.keyring import Keyring
+from strongroom.barrier.secmem import wipe
 from strongroom.errors import BadRequestError, CorruptEntryError, SealedError
 from strongroom.physical.base import Backend, Op, apply_ops
 
@@ -35,7 +42,6 @@ class AESGCMBarrier:
     ) -> None:
         self._physical = physical
         self._keyring: Keyring | None = None
-        self._aeads: dict[int, AESGCM] = {}
         self._lock = threading.Lock()
         # A worker whose keyring lags behind a rotation asks for a fresh one once.
         self._on_unknown_term = on_unknown_term
@@ -45,47 +51,61 @@ class AESGCMBarrier:
 
     @property
     def sealed(self) -> bool:
-        return self._keyring is None
+        ring = self._keyring
+        # A keyring wiped by another thread (a worker told of a seal) seals us at once.
+        return ring is None or ring.wiped
 
     @property
     def keyring(self) -> Keyring:
         ring = self._keyring
-        if ring is None:
+        if ring is None or ring.wiped:
             raise SealedError()
         return ring
 
     def initialized(self) -> bool:
         return self._physical.get(KEYRING_PATH) is not None
 
-    def persist_keyring(self, root_key: bytes, keyring: Keyring) -> None:
+    def persist_keyring(self, root_key: bytearray, keyring: Keyring) -> None:
         """Store the keyring encrypted under the root key."""
-        blob = seal_value(AESGCM(root_key), _ROOT_TERM, KEYRING_PATH, keyring.to_json())
+        plain = keyring.to_json()
+        try:
+            blob = seal_value(AESGCM(root_key), _ROOT_TERM, KEYRING_PATH, plain)
+        finally:
+            wipe(plain)
         self._physical.put(KEYRING_PATH, blob)
 
-    def load_keyring(self, root_key: bytes) -> Keyring:
-        """Open the stored keyring with a candidate root key."""
+    def load_keyring(self, root_key: bytes | bytearray) -> Keyring:
+        """Open the stored keyring with a candidate root key; the caller owns the result."""
         blob = self._physical.get(KEYRING_PATH)
         if blob is None:
             raise SealedError("Vault is not initialized")
         try:
-            plain = open_value(AESGCM(root_key), KEYRING_PATH, blob)
+            plain = open_value_into(AESGCM(root_key), KEYRING_PATH, blob)
         except (DecryptError, ValueError):
             raise InvalidRootKeyError("unseal failed, invalid key") from None
         try:
             return Keyring.from_json(plain)
         except (ValueError, KeyError, TypeError):
             raise CorruptEntryError(KEYRING_PATH, "keyring does not parse") from None
+        finally:
+            wipe(plain)
 
     def install(self, keyring: Keyring) -> None:
-        """Unseal this barrier with an already-opened keyring."""
+        """Unseal this barrier with an opened keyring, taking ownership of it.
+
+        The keyring is wiped when another replaces it or the barrier seals, so a
+        caller that needs the keys elsewhere installs a ``copy()``.
+        """
         with self._lock:
-            self._keyring = keyring
-            self._aeads = {t.term: AESGCM(t.key) for t in keyring.terms}
+            old, self._keyring = self._keyring, keyring
+        if old is not None and old is not keyring:
+            old.wipe()
 
     def seal(self) -> None:
         with self._lock:
-            self._keyring = None
-            self._aeads = {}
+            old, self._keyring = self._keyring, None
+        if old is not None:
+            old.wipe()
 
     # -- Backend interface -------------------------------------------------
 
@@ -107,7 +127,7 @@ class AESGCMBarrier:
 
     def put(self, key: str, value: bytes) -> None:
         ring = self.keyring
-        aead = self._aeads.get(ring.active_term)
+        aead = ring.aead(ring.active_term)
         if aead is None:
             raise SealedError()
         blob = seal_value(aead, ring.active_term, key, value)
@@ -117,7 +137,7 @@ class AESGCMBarrier:
     def transaction(self, ops: Sequence[Op]) -> None:
         """Encrypt every put, then hand the whole change to the physical backend at once."""
         ring = self.keyring
-        aead = self._aeads.get(ring.active_term)
+        aead = ring.aead(ring.active_term)
         if aead is None:
             raise SealedError()
         sealed: list[Op] = []
@@ -139,10 +159,10 @@ class AESGCMBarrier:
         return self._physical.list(prefix)
 
     def _aead_for(self, term: int) -> AESGCM | None:
-        if self._keyring is None:
-            raise SealedError()
-        aead = self._aeads.get(term)
-        if aead is None and self._on_unknown_term is not None:
-            self._on_unknown_term()
-            aead = self._aeads.get(term)
+        aead = self.keyring.aead(term)
+        if aead is None:
+            self.keyring  # noqa: B018 - wiped meanwhile: sealed, not an unknown term
+            if self._on_unknown_term is not None:
+                self._on_unknown_term()
+                aead = self.keyring.aead(term)
         return aead

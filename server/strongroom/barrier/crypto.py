@@ -23,7 +23,8 @@ class DecryptError(Exception):
     """Authentication failed or the blob is malformed; deliberately carries no detail."""
 
 
-def seal_value(aead: AESGCM, term: int, path: str, plaintext: bytes) -> bytes:
+def seal_value(aead: AESGCM, term: int, path: str,
+               plaintext: bytes | bytearray) -> bytes:
     nonce = os.urandom(NONCE_SIZE)
     header = _HEADER.pack(term, VERSION_GCM_PATH_AAD)
     return header + nonce + aead.encrypt(nonce, plaintext, path.encode())
@@ -37,6 +38,19 @@ def read_term(blob: bytes) -> int:
     if version != VERSION_GCM_PATH_AAD:
         raise DecryptError
     return int(term)
+
+
+def open_value_into(aead: AESGCM, path: str, blob: bytes) -> bytearray:
+    """Like :func:`open_value`, into a new bytearray the caller wipes (for key material)."""
+    if len(blob) < HEADER_SIZE + 16:
+        raise DecryptError
+    nonce = blob[_HEADER.size:HEADER_SIZE]
+    out = bytearray(len(blob) - HEADER_SIZE - 16)
+    try:
+        aead.decrypt_into(nonce, blob[HEADER_SIZE:], path.encode(), out)
+    except InvalidTag:
+        raise DecryptError from None
+    return out
 
 
 def open_value(aead: AESGCM, path: str, blob: bytes) -> bytes:

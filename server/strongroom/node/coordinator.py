@@ -9,7 +9,6 @@ holder of the root key; workers receive the keyring and nothing else.
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import json
 import os
@@ -23,6 +22,13 @@ from typing import Any, Protocol
 from strongroom import BUILD_DATE, __version__
 from strongroom.barrier.barrier import AESGCMBarrier, InvalidRootKeyError
 from strongroom.barrier.keyring import KEY_SIZE, Keyring
+from strongroom.barrier.secmem import (
+    b64decode_into,
+    hexdecode_into,
+    random_key,
+    wipe,
+    wipe_immutable,
+)
 from strongroom.errors import BadRequestError, NotInitializedError, SealedError
 from strongroom.ha.manager import HAManager
 from strongroom.ha.state import HAStatus
@@ -98,18 +104,28 @@ def validate_seal_config(shares: int, threshold: int) -> None:
         raise BadRequestError(prefix + "threshold cannot be larger than shares")
 
 
-def decode_unseal_key(key: str) -> bytes:
-    """Unseal keys arrive hex-encoded or base64-encoded, as Vault accepts both."""
+def decode_unseal_key(key: str) -> bytearray:
+    """Unseal keys arrive hex-encoded or base64-encoded, as Vault accepts both.
+
+    Decoded into a bytearray (wiped once combined), never through bytes.fromhex
+    or base64.b64decode, whose immutable results would outlive a seal in memory.
+    """
+    text = key.strip().encode("ascii", "replace")
     try:
-        raw = bytes.fromhex(key)
-    except ValueError:
         try:
-            raw = base64.b64decode(key, validate=True)
-        except (binascii.Error, ValueError):
-            raise BadRequestError("'key' must be a valid hex or base64 string") from None
-    if len(raw) < MIN_KEY_SIZE:
-        raise BadRequestError(f"invalid key: key is shorter than minimum {MIN_KEY_SIZE} bytes")
-    if len(raw) > MAX_KEY_SIZE:
+            raw = hexdecode_into(text)
+        except ValueError:
+            try:
+                raw = b64decode_into(text)
+            except ValueError:
+                raise BadRequestError("'key' must be a valid hex or base64 string") from None
+    finally:
+        wipe_immutable(text)
+    if len(raw) < MIN_KEY_SIZE or len(raw) > MAX_KEY_SIZE:
+        wipe(raw)
+        if len(raw) < MIN_KEY_SIZE:
+            raise BadRequestError(
+                f"invalid key: key is shorter than minimum {MIN_KEY_SIZE} bytes")
         raise BadRequestError(f"invalid key: key is longer than maximum {MAX_KEY_SIZE} bytes")
     return raw
 
@@ -133,8 +149,9 @@ class LocalCoordinator:
         self._clock = clock
         self._counters = counters or SharedCounters()
         self._lock = threading.RLock()
-        self._root_key: bytes | None = None
-        self._parts: list[bytes] = []
+        # Both wiped (zeroed in place) on seal; see barrier/secmem.py for why bytearrays.
+        self._root_key: bytearray | None = None
+        self._parts: list[bytearray] = []
         self._nonce = ""
         self._cluster: tuple[str, str] = ("", "")
         self._ha_factory = ha_factory
@@ -142,11 +159,21 @@ class LocalCoordinator:
         # Makes "is it the current manager?" and the write of its status one atomic step.
         self._ha_publish_lock = threading.Lock()
         self._ha_status = HAStatus(enabled=ha_factory is not None)
+        self._listeners: list[Callable[[], None]] = []
 
     # -- reading ------------------------------------------------------------
 
     def generation(self) -> int:
         return self._counters.get(Slot.SEAL)
+
+    def seal_state(self) -> tuple[int, bool]:
+        """The seal generation and whether the node is sealed, read together."""
+        with self._lock:
+            return self.generation(), self._barrier.sealed
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (from the changing thread) after every seal-state change."""
+        self._listeners.append(listener)
 
     def _seal_config(self) -> dict[str, Any] | None:
         raw = self._physical.get(SEAL_CONFIG_PATH)
@@ -159,7 +186,8 @@ class LocalCoordinator:
                 generation=self.generation(),
                 initialized=self._seal_config() is not None,
                 sealed=sealed,
-                keyring=None if sealed else self._barrier.keyring,
+                # A copy the caller owns (installs into its barrier, or wipes once sent).
+                keyring=None if sealed else self._barrier.keyring.copy(),
                 cluster_name=self._cluster[0],
                 cluster_id=self._cluster[1],
                 ha=self._ha_status,
@@ -190,6 +218,8 @@ class LocalCoordinator:
 
     def _changed(self) -> None:
         self._counters.bump(Slot.SEAL)
+        for listener in self._listeners:
+            listener()
 
     def initialize(
         self, shares: int, threshold: int, root_token_id: str | None = None, *,
@@ -210,12 +240,17 @@ class LocalCoordinator:
         with self._lock:
             if self._seal_config() is not None:
                 raise BadRequestError("Vault is already initialized")
-            root_key = os.urandom(KEY_SIZE)
-            keys = [root_key] if shares == 1 else shamir.split(root_key, shares, threshold)
+            root_key = random_key(KEY_SIZE)
+            split = ([bytearray(root_key)] if shares == 1
+                     else shamir.split(root_key, shares, threshold))
+            keys: list[bytes] | list[bytearray] = split
             if share_certs:
-                keys = pgp.encrypt_shares(keys, share_certs)
+                keys = pgp.encrypt_shares(split, share_certs)
             keyring = Keyring.generate(self._clock())
-            self._barrier.persist_keyring(root_key, keyring)
+            try:
+                self._barrier.persist_keyring(root_key, keyring)
+            finally:
+                wipe(root_key)  # unseal rebuilds it from the shares
             self._barrier.install(keyring)
             try:
                 self._barrier.put(
@@ -242,11 +277,15 @@ class LocalCoordinator:
                 ).encode(),
             )
             self._changed()
-            return {
+            # The shares go to the caller: the text forms are unavoidable, the bytes are not.
+            answer = {
                 "keys": [k.hex() for k in keys],
                 "keys_base64": [base64.b64encode(k).decode() for k in keys],
                 "root_token": root_token,
             }
+            for share in split:
+                wipe(share)
+            return answer
 
     def unseal(self, key: str | None, reset: bool = False) -> dict[str, Any]:
         with self._lock:
@@ -265,6 +304,7 @@ class LocalCoordinator:
                 return self.seal_status()
             # A share already given in this round is ignored, as Vault does.
             if any(hmac.compare_digest(raw, part) for part in self._parts):
+                wipe(raw)
                 return self.seal_status()
             self._parts.append(raw)
             if not self._nonce:
@@ -272,17 +312,26 @@ class LocalCoordinator:
             if len(self._parts) < int(config["secret_threshold"]):
                 return self.seal_status()
             parts, self._parts, self._nonce = self._parts, [], ""
-            self._open(parts, int(config["secret_threshold"]))
+            try:
+                self._open(parts, int(config["secret_threshold"]))
+            finally:
+                for part in parts:
+                    wipe(part)
             return self.seal_status()
 
-    def _open(self, parts: list[bytes], threshold: int) -> None:
+    def _open(self, parts: list[bytearray], threshold: int) -> None:
+        """Rebuild the root key from ``parts`` and open the keyring (the caller wipes parts)."""
         try:
-            root_key = parts[0] if threshold == 1 else shamir.combine(parts)
+            root_key = bytearray(parts[0]) if threshold == 1 else shamir.combine(parts)
         except ValueError as exc:
             raise BadRequestError(f"failed to compute root key: {exc}") from None
-        if len(root_key) != KEY_SIZE:
-            raise InvalidRootKeyError("unseal failed, invalid key")
-        keyring = self._barrier.load_keyring(root_key)
+        try:
+            if len(root_key) != KEY_SIZE:
+                raise InvalidRootKeyError("unseal failed, invalid key")
+            keyring = self._barrier.load_keyring(root_key)
+        except BaseException:
+            wipe(root_key)
+            raise
         self._barrier.install(keyring)
         try:
             info = self._barrier.get(CLUSTER_INFO_PATH)
@@ -293,6 +342,7 @@ class LocalCoordinator:
         if info is not None:
             doc = json.loads(info)
             self._cluster = (doc["name"], doc["id"])
+        wipe(self._root_key)
         self._root_key = root_key
         self._changed()
         if self._ha_factory is not None and self._ha is None:
@@ -317,6 +367,8 @@ class LocalCoordinator:
         self._changed()
 
     def _reset_progress(self) -> None:
+        for part in self._parts:
+            wipe(part)
         self._parts = []
         self._nonce = ""
 
@@ -325,7 +377,8 @@ class LocalCoordinator:
             if self._barrier.sealed:
                 return
             self._stop_ha()
-            self._barrier.seal()
+            self._barrier.seal()  # wipes the keyring and drops its AES-GCM contexts
+            wipe(self._root_key)
             self._root_key = None
             self._reset_progress()
             self._changed()
@@ -359,7 +412,7 @@ class LocalCoordinator:
         if self._ha is not None:
             self._ha.lost()
 
-    def unseal_with_root_key(self, root_key: bytes) -> None:
+    def unseal_with_root_key(self, root_key: bytes | bytearray) -> None:
         """Open directly with the root key (dev mode, where the single share is the key)."""
         with self._lock:
-            self._open([root_key], 1)
+            self._open([bytearray(root_key)], 1)

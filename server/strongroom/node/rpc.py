@@ -8,51 +8,82 @@ sent to workers; the root key never leaves the coordinator.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
 import socket
 import struct
 import threading
+import weakref
 from datetime import datetime
 from typing import Any
 
 from strongroom import errors
 from strongroom.barrier.keyring import Keyring, KeyTerm
+from strongroom.barrier.secmem import wipe
 from strongroom.ha.state import HAStatus
 from strongroom.node.coordinator import LocalCoordinator, NodeSnapshot
 from strongroom.node.shared import SharedCounters, Slot
 
 log = logging.getLogger(__name__)
+# A message: 4-byte length, the JSON (never a key); when the JSON has "key_bytes",
+# that many bytes of raw keys follow it.
 _LEN = struct.Struct(">I")
 _MAX_MESSAGE = 1 << 20
 _PEERCRED = struct.Struct("3i")
+# An idle watcher's server thread checks this often whether its worker is still there.
+_WATCH_PEER_CHECK = 30.0
 
 
-def _send(sock: socket.socket, doc: dict[str, Any]) -> None:
-    body = json.dumps(doc).encode()
-    sock.sendall(_LEN.pack(len(body)) + body)
+def _send(sock: socket.socket, doc: dict[str, Any], blob: bytearray | None = None) -> None:
+    """Send one message; the frame is wiped after sending (it may carry shares or keys)."""
+    keys = blob if blob is not None else bytearray()
+    body = json.dumps({**doc, "key_bytes": len(keys)} if keys else doc).encode()
+    # Allocated once: a growing bytearray leaves copies behind in freed memory.
+    frame = bytearray(_LEN.size + len(body) + len(keys))
+    _LEN.pack_into(frame, 0, len(body))
+    frame[_LEN.size:_LEN.size + len(body)] = body
+    frame[_LEN.size + len(body):] = keys
+    try:
+        sock.sendall(frame)
+    finally:
+        wipe(frame)
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
-    chunks = bytearray()
-    while len(chunks) < size:
-        chunk = sock.recv(size - len(chunks))
-        if not chunk:
-            raise ConnectionError("coordinator connection closed")
-        chunks += chunk
-    return bytes(chunks)
+def _recv_exact(sock: socket.socket, size: int) -> bytearray:
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    try:
+        while got < size:
+            n = sock.recv_into(view[got:], size - got)
+            if not n:
+                raise ConnectionError("coordinator connection closed")
+            got += n
+    except BaseException:
+        wipe(buf)
+        raise
+    finally:
+        view.release()
+    return buf
 
 
-def _recv(sock: socket.socket) -> dict[str, Any]:
+def _recv(sock: socket.socket) -> tuple[dict[str, Any], bytearray]:
+    """One message: its JSON document and its key blob (a bytearray the caller wipes)."""
     (size,) = _LEN.unpack(_recv_exact(sock, _LEN.size))
     if size > _MAX_MESSAGE:
         raise ConnectionError("coordinator message too large")
-    doc = json.loads(_recv_exact(sock, size))
+    body = _recv_exact(sock, size)
+    try:
+        doc = json.loads(body)
+    finally:
+        wipe(body)
     if not isinstance(doc, dict):
         raise ConnectionError("malformed coordinator message")
-    return doc
+    blob_size = doc.pop("key_bytes", 0)
+    if not isinstance(blob_size, int) or not 0 <= blob_size <= _MAX_MESSAGE:
+        raise ConnectionError("malformed coordinator message")
+    return doc, _recv_exact(sock, blob_size)
 
 
 def _parent_pid(pid: int) -> int:
@@ -61,8 +92,19 @@ def _parent_pid(pid: int) -> int:
         return int(stat.read().rsplit(")", 1)[1].split()[1])
 
 
-def snapshot_to_wire(snap: NodeSnapshot) -> dict[str, Any]:
+def snapshot_to_wire(snap: NodeSnapshot) -> tuple[dict[str, Any], bytearray]:
+    """The snapshot as JSON plus its keys, raw, in a separate blob (the caller wipes it).
+
+    Keys never go into the JSON: a base64 string is an immutable copy that would
+    stay in both processes' memory after a seal.
+    """
     ring = snap.keyring
+    terms = ring.terms if ring is not None else ()
+    blob = bytearray(sum(len(t.key) for t in terms))  # allocated once, never grown
+    offset = 0
+    for t in terms:
+        blob[offset:offset + len(t.key)] = t.key
+        offset += len(t.key)
     return {
         "generation": snap.generation,
         "initialized": snap.initialized,
@@ -74,27 +116,28 @@ def snapshot_to_wire(snap: NodeSnapshot) -> dict[str, Any]:
         if ring is None
         else {
             "active_term": ring.active_term,
-            "terms": [
-                [t.term, base64.b64encode(t.key).decode(), t.install_time.isoformat()]
-                for t in ring.terms
-            ],
+            "terms": [[t.term, len(t.key), t.install_time.isoformat()] for t in ring.terms],
         },
-    }
+    }, blob
 
 
-def snapshot_from_wire(doc: dict[str, Any]) -> NodeSnapshot:
+def snapshot_from_wire(doc: dict[str, Any], blob: bytearray) -> NodeSnapshot:
+    """Rebuild a snapshot; its keys are copied out of ``blob``, which is wiped."""
     ring = doc["keyring"]
-    keyring = (
-        None
-        if ring is None
-        else Keyring(
-            terms=tuple(
-                KeyTerm(int(t), base64.b64decode(k), datetime.fromisoformat(ts))
-                for t, k, ts in ring["terms"]
-            ),
-            active_term=int(ring["active_term"]),
-        )
-    )
+    keyring = None
+    try:
+        if ring is not None:
+            terms = []
+            offset = 0
+            for t, size, ts in ring["terms"]:
+                key = blob[offset:offset + int(size)]
+                offset += int(size)
+                terms.append(KeyTerm(int(t), key, datetime.fromisoformat(ts)))
+            if offset != len(blob):
+                raise ConnectionError("malformed coordinator snapshot")
+            keyring = Keyring(terms=tuple(terms), active_term=int(ring["active_term"]))
+    finally:
+        wipe(blob)
     return NodeSnapshot(
         generation=int(doc["generation"]),
         initialized=bool(doc["initialized"]),
@@ -121,6 +164,13 @@ class CoordinatorServer:
             os.umask(old_umask)
         self._sock.listen(64)
         self._sock.set_inheritable(False)
+        # Wakes the workers' watchers (see RemoteCoordinator) on every seal-state change.
+        self._changed = threading.Condition()
+        coordinator.on_change(self._notify)
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
 
     def start(self) -> None:
         threading.Thread(target=self._serve, name="coordinator", daemon=True).start()
@@ -152,19 +202,52 @@ class CoordinatorServer:
                 return
             try:
                 while True:
-                    request = _recv(conn)
-                    _send(conn, self._dispatch(request))
-            except (ConnectionError, OSError, ValueError):
+                    request, blob = _recv(conn)
+                    wipe(blob)  # requests carry no keys
+                    if request.get("op") == "watch":
+                        watched = self._watch(conn, int((request.get("args") or {})["since"]))
+                        if watched is None:
+                            return
+                        _send(conn, watched)
+                        continue
+                    reply, keys = self._dispatch(request)
+                    try:
+                        _send(conn, reply, keys)
+                    finally:
+                        wipe(keys)
+            except (ConnectionError, OSError, ValueError, KeyError, TypeError):
                 return
 
-    def _dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _watch(self, conn: socket.socket, since: int) -> dict[str, Any] | None:
+        """Answer once the seal generation differs from ``since``; None if the worker left."""
+        c = self._coordinator
+        while True:
+            with self._changed:
+                moved = self._changed.wait_for(lambda: c.generation() != since,
+                                               timeout=_WATCH_PEER_CHECK)
+            if moved:
+                generation, sealed = c.seal_state()
+                return {"ok": True, "result": {"generation": generation, "sealed": sealed}}
+            try:
+                if conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
+                    return None
+            except BlockingIOError:
+                continue
+
+    def _dispatch(self, request: dict[str, Any]) -> tuple[dict[str, Any], bytearray | None]:
         c = self._coordinator
         op = request.get("op")
         args = request.get("args") or {}
         try:
             result: Any
             if op == "snapshot":
-                result = snapshot_to_wire(c.snapshot())
+                snap = c.snapshot()
+                try:
+                    result, keys = snapshot_to_wire(snap)
+                finally:
+                    if snap.keyring is not None:
+                        snap.keyring.wipe()  # our copy; the worker gets the bytes
+                return {"ok": True, "result": result}, keys
             elif op == "seal_status":
                 result = c.seal_status()
             elif op == "initialize":
@@ -189,23 +272,33 @@ class CoordinatorServer:
                 result = None
             else:
                 raise errors.BadRequestError(f"unknown coordinator operation {op!r}")
-            return {"ok": True, "result": result}
+            return {"ok": True, "result": result}, None
         except errors.StrongroomError as exc:
             return {"ok": False, "type": type(exc).__name__, "status": exc.status,
-                    "message": exc.message}
+                    "message": exc.message}, None
         except Exception:  # noqa: BLE001 - never kill the coordinator thread
             log.exception("event=coordinator_error op=%s", op)
             return {"ok": False, "type": "StrongroomError", "status": 500,
-                    "message": "internal error"}
+                    "message": "internal error"}, None
 
 
 class RemoteCoordinator:
-    """A worker's handle on the master's coordinator; fails closed (sealed) if unreachable."""
+    """A worker's handle on the master's coordinator; fails closed (sealed) if unreachable.
+
+    Every keyring it hands out is remembered (weakly) with the generation it was
+    current at, and a watcher thread, started with the first one, waits on its own
+    connection for the coordinator to report a seal: it then wipes those keyrings
+    at once, sealing the worker's barrier even if no request ever comes again.
+    """
 
     def __init__(self, socket_path: str, counters: SharedCounters) -> None:
         self._socket_path = socket_path
         self._counters = counters
         self._local = threading.local()
+        self._issued: list[tuple[int, weakref.ref[Keyring]]] = []
+        self._issued_lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+        self._watcher_pid = 0
 
     def generation(self) -> int:
         return self._counters.get(Slot.SEAL)
@@ -220,25 +313,80 @@ class RemoteCoordinator:
         return conn
 
     def _call(self, op: str, **args: Any) -> Any:
+        result, blob = self._call_keys(op, **args)
+        wipe(blob)
+        return result
+
+    def _call_keys(self, op: str, **args: Any) -> tuple[Any, bytearray]:
         for attempt in (1, 2):
             try:
                 conn = self._conn()
                 _send(conn, {"op": op, "args": args})
-                reply = _recv(conn)
+                reply, blob = _recv(conn)
                 break
             except (OSError, ConnectionError):
                 self._local.conn = None
                 if attempt == 2:
                     raise errors.SealedError("Vault is sealed") from None
         if reply.get("ok"):
-            return reply.get("result")
+            return reply.get("result"), blob
+        wipe(blob)
         # Status travels with the error so the HTTP layer maps it exactly as in-process.
         exc = errors.StrongroomError(str(reply.get("message")))
         exc.status = int(reply.get("status", 500))
         raise exc
 
     def snapshot(self) -> NodeSnapshot:
-        return snapshot_from_wire(self._call("snapshot"))
+        snap = snapshot_from_wire(*self._call_keys("snapshot"))
+        if snap.keyring is not None:
+            with self._issued_lock:
+                self._issued = [(g, r) for g, r in self._issued if r() is not None]
+                self._issued.append((snap.generation, weakref.ref(snap.keyring)))
+            self._ensure_watcher(snap.generation)
+        return snap
+
+    # -- the seal watcher ---------------------------------------------------------
+
+    def _ensure_watcher(self, since: int) -> None:
+        with self._issued_lock:
+            alive = self._watcher is not None and self._watcher.is_alive()
+            if alive and self._watcher_pid == os.getpid():
+                return
+            self._watcher_pid = os.getpid()
+            self._watcher = threading.Thread(target=self._watch, args=(since,),
+                                             name="seal-watcher", daemon=True)
+            self._watcher.start()
+
+    def _wipe_issued(self, up_to: int | None) -> None:
+        """Wipe the keyrings handed out at generation ``up_to`` or before (None: all)."""
+        with self._issued_lock:
+            keep = []
+            for generation, ref in self._issued:
+                ring = ref()
+                if ring is None:
+                    continue
+                if up_to is None or generation <= up_to:
+                    ring.wipe()
+                else:
+                    keep.append((generation, ref))
+            self._issued = keep
+
+    def _watch(self, since: int) -> None:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.connect(self._socket_path)
+                while True:
+                    _send(conn, {"op": "watch", "args": {"since": since}})
+                    reply, blob = _recv(conn)
+                    wipe(blob)
+                    state = reply["result"]
+                    since = int(state["generation"])
+                    if state["sealed"]:
+                        self._wipe_issued(since)
+        except (OSError, ConnectionError, ValueError, KeyError, TypeError):
+            # The coordinator is gone (the master died or is exiting): fail closed.
+            log.warning("event=seal_watcher_lost: keys wiped")
+            self._wipe_issued(None)
 
     def seal_status(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("seal_status")

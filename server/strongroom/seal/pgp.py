@@ -155,7 +155,7 @@ def encrypt(plaintext: bytes, cert: Cert) -> bytes:
     return pysequoia.encrypt(plaintext, [cert], armor=False)
 
 
-def encrypt_shares(shares: Sequence[bytes], certs: Sequence[Cert]) -> list[bytes]:
+def encrypt_shares(shares: Sequence[bytes | bytearray], certs: Sequence[Cert]) -> list[bytes]:
     """Encrypt each share's hex text to the matching certificate, as Vault does."""
     if len(shares) != len(certs):
         raise ValueError("one certificate per share is needed")

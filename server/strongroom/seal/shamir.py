@@ -12,6 +12,7 @@ the generator for the log/exp tables.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 
 _FIELD_POLY = 0x11B
 _GENERATOR = 3
@@ -62,7 +63,7 @@ def _evaluate(coefficients: bytes, x: int) -> int:
     return result
 
 
-def split(secret: bytes, parts: int, threshold: int) -> list[bytes]:
+def split(secret: bytes | bytearray, parts: int, threshold: int) -> list[bytearray]:
     """Split ``secret`` into ``parts`` shares, any ``threshold`` of which recover it.
 
     Args:
@@ -100,10 +101,11 @@ def split(secret: bytes, parts: int, threshold: int) -> list[bytes]:
         for share, x in zip(shares, x_coords, strict=True):
             share[index] = _evaluate(coefficients, x)
 
-    return [bytes(share) for share in shares]
+    # Mutable, so the caller can wipe them once handed out (barrier/secmem.py).
+    return shares
 
 
-def combine(parts: list[bytes]) -> bytes:
+def combine(parts: Sequence[bytes | bytearray]) -> bytearray:
     """Recover a secret from shares produced by :func:`split` (or Vault).
 
     Given fewer shares than the threshold this returns an unrelated value rather
@@ -114,7 +116,8 @@ def combine(parts: list[bytes]) -> bytes:
             distinct, non-zero x-coordinates.
 
     Returns:
-        The secret, one byte shorter than each share.
+        The secret, one byte shorter than each share, as a bytearray the caller
+        wipes when done (an immutable copy would outlive a seal in memory).
 
     Raises:
         ValueError: If the shares are too few, malformed or share an x-coordinate.
@@ -149,4 +152,4 @@ def combine(parts: list[bytes]) -> bytes:
         for part, weight in zip(parts, weights, strict=True):
             value ^= _mul(part[index], weight)
         secret[index] = value
-    return bytes(secret)
+    return secret

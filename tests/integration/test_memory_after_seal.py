@@ -1,0 +1,142 @@
+"""After sys/seal no server process still holds key material in its memory (issue #9).
+
+A real node (file storage, several gunicorn workers) is initialised with known
+shares, unsealed, rotated and used through every worker, then sealed. The test
+rebuilds the root key from the shares and decrypts the keyring from the data
+directory to learn every key, then reads /proc/PID/mem of the master and of
+every worker and looks for each key raw, in hex and in base64 (standard and
+URL-safe, at each of the three alignments base64 can have inside a longer
+string). Nothing may be found.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from strongroom.barrier.barrier import AESGCMBarrier
+from strongroom.physical.file import FileBackend
+from strongroom.seal import shamir
+from tests.support.servers import ServerProcess, file_config, strongroom_server
+
+WORKERS = 3
+# Seconds the processes get to drop their keys after the seal answered: idle
+# workers are told at once, but they are separate processes scheduled by the kernel.
+WIPE_BUDGET = 10.0
+_MAPS_LINE = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    with strongroom_server(tmp_path, file_config(workers=WORKERS)) as srv:
+        srv.wait_for_workers(WORKERS)
+        yield srv
+
+
+def encodings(key: bytes) -> dict[str, bytes]:
+    """Every form of ``key`` worth looking for, each at least 32 bytes long."""
+    forms = {"raw": key, "hex": key.hex().encode(), "HEX": key.hex().upper().encode()}
+    for name, encode in (("b64", base64.b64encode), ("b64url", base64.urlsafe_b64encode)):
+        for offset in range(3):
+            # Inside a longer string the key may start at any byte offset modulo 3;
+            # keep only the base64 groups made of key bytes alone.
+            encoded = encode(b"\0" * offset + key)
+            first = -(-offset // 3)  # first group that starts at or after the key
+            last = (offset + len(key)) // 3  # groups that end within the key
+            forms[f"{name}+{offset}"] = encoded[first * 4:last * 4]
+    return forms
+
+
+def readable_regions(pid: int) -> Iterator[tuple[int, int, str]]:
+    with open(f"/proc/{pid}/maps", encoding="ascii") as maps:
+        for line in maps:
+            match = _MAPS_LINE.match(line)
+            if match is None:
+                continue
+            start, end, perms, name = match.groups()
+            # Read-only file mappings are library code and data, never written at run time.
+            if perms[0] != "r" or name in ("[vvar]", "[vsyscall]", "[vvar_vclock]"):
+                continue
+            if "w" not in perms and name.startswith("/"):
+                continue
+            yield int(start, 16), int(end, 16), name
+
+
+def scan(pid: int, needles: dict[str, bytes]) -> list[str]:
+    """Names of the needles found anywhere in the writable memory of ``pid``."""
+    found: list[str] = []
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for start, end, name in readable_regions(pid):
+            try:
+                mem.seek(start)
+                blob = mem.read(end - start)
+            except (OSError, ValueError, OverflowError):
+                continue  # unmapped since /proc/PID/maps was read, or a guard page
+            for label, needle in needles.items():
+                if needle in blob:
+                    found.append(f"{label} in {name or 'anon'}@{start:x}")
+    return found
+
+
+def every_worker_serves(server: ServerProcess, path: str, token: str) -> set[int]:
+    """Send ``path`` on fresh connections until every worker has answered it with 200."""
+    workers = server.wait_for_workers(WORKERS)
+    served: set[int] = set()
+    deadline = time.monotonic() + 30
+    while served != workers:
+        assert time.monotonic() < deadline, f"workers never served: {workers - served}"
+        resp = requests.get(server.url + path, timeout=5,
+                            headers={"X-Vault-Token": token, "Connection": "close"})
+        assert resp.status_code == 200, resp.text
+        served.add(int(resp.headers["X-Strongroom-Worker"]))
+    return workers
+
+
+def test_no_key_in_any_process_memory_after_seal(server: ServerProcess, tmp_path: Path) -> None:
+    url = server.url + "/v1/"
+    init = requests.put(url + "sys/init", json={"secret_shares": 3, "secret_threshold": 2},
+                        timeout=10).json()
+    shares: list[str] = init["keys"]
+    token: str = init["root_token"]
+    for share in shares[:2]:
+        assert requests.put(url + "sys/unseal", json={"key": share}, timeout=10,
+                            headers={"Connection": "close"}).status_code == 200
+    headers = {"X-Vault-Token": token}
+    assert requests.post(url + "sys/mounts/secret", json={"type": "kv-v2"}, headers=headers,
+                         timeout=5).status_code == 204
+    # A second term, so the keyring has an old key and an active one.
+    assert requests.put(url + "sys/rotate", headers=headers, timeout=5).status_code == 204
+    for i in range(5):
+        assert requests.post(url + f"secret/data/s{i}", json={"data": {"v": i}},
+                             headers=headers, timeout=5).status_code == 200
+    workers = every_worker_serves(server, "/v1/secret/data/s0", token)
+
+    root_key = shamir.combine([bytes.fromhex(s) for s in shares[:2]])
+    ring = AESGCMBarrier(FileBackend(tmp_path / "data")).load_keyring(root_key)
+    assert len(ring.terms) == 2
+    needles = {f"root key {form}": value for form, value in encodings(bytes(root_key)).items()}
+    for term in ring.terms:
+        needles.update({f"term {term.term} key {form}": value
+                        for form, value in encodings(bytes(term.key)).items()})
+    pids = {"master": server.proc.pid, **{f"worker {pid}": pid for pid in workers}}
+
+    # Sanity check of the scanner: while unsealed, the keys are there to be found.
+    assert any("term 2 key raw" in hit for hit in scan(server.proc.pid, needles)) or any(
+        scan(pid, {"term 2 key raw": bytes(ring.terms[1].key)}) for pid in workers)
+
+    assert requests.put(url + "sys/seal", headers=headers, timeout=5).status_code == 204
+    # No request reaches the workers after the seal: idle ones must drop their keys too.
+    deadline = time.monotonic() + WIPE_BUDGET
+    while True:
+        leftovers = {who: hits for who, pid in pids.items() if (hits := scan(pid, needles))}
+        if not leftovers or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert leftovers == {}
+    assert server.worker_pids() == workers, "a worker died: its memory was not checked"
