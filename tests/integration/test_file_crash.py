@@ -4,6 +4,13 @@ A subprocess writes keys in a loop and acknowledges each after ``put`` returns;
 the test kills it at random moments (restarting a little behind its last ack, so
 overwrites of acknowledged keys get interrupted too), then checks that every
 acknowledged write reads back byte-exact and nothing in the tree is corrupt.
+
+Each run is killed once it has acknowledged its first put (a readiness wait, not a
+time limit: the pytest timeout catches a writer that hangs) plus a random moment: the
+random delay is the fuzzing of the crash point, not synchronisation. Killing right
+after the k-th ack instead was tried: the kill then lands at the start of a put far
+more often, and an in-place (non-atomic) write was caught in 2 runs of 6 instead of
+6 of 6. No assertion on how long the test takes (that belongs in bench/).
 """
 
 from __future__ import annotations
@@ -11,7 +18,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import random
-import select
 import signal
 import subprocess
 import sys
@@ -23,7 +29,8 @@ from strongroom.physical.file import FileBackend
 WRITER = Path(__file__).resolve().parent / "file_crash_writer.py"
 SERVER_DIR = Path(__file__).resolve().parents[2] / "server"
 KILLS = 15
-STARTUP_TIMEOUT = 10.0
+#: After its first acknowledged put, a run is killed this many seconds later (random).
+KILL_AFTER = (0.02, 0.2)
 
 # Load the writer by path, so the test needs no package or sys.path changes.
 _spec = importlib.util.spec_from_file_location("file_crash_writer", WRITER)
@@ -34,17 +41,11 @@ crash_key = _writer.crash_key
 crash_value = _writer.crash_value
 
 
-def read_acks(fd: int, buffer: bytearray, deadline: float | None) -> None:
-    """Read from the pipe into ``buffer``: until one full line if ``deadline``, else EOF."""
-    while True:
-        if deadline is not None:
-            if b"\n" in buffer:
-                return
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, "writer did not acknowledge its first put in time"
-            if not select.select([fd], [], [], remaining)[0]:
-                continue
-        chunk = os.read(fd, 65536)
+def read_acks(fd: int, buffer: bytearray, lines: int | None) -> None:
+    """Read from the pipe into ``buffer``: until it holds ``lines`` full lines, or to EOF
+    if ``lines`` is None (or the writer died first)."""
+    while lines is None or buffer.count(b"\n") < lines:
+        chunk = os.read(fd, 65536)  # blocks until the writer acknowledges (or dies)
         if not chunk:
             return
         buffer += chunk
@@ -72,7 +73,6 @@ def walk(backend: FileBackend, prefix: str = "") -> list[str]:
 
 
 def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
-    began = time.monotonic()
     root = tmp_path / "store"
     rng = random.Random()
     env = {**os.environ, "PYTHONPATH": str(SERVER_DIR), "PYTHONUNBUFFERED": "1"}
@@ -91,8 +91,8 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         fd = proc.stdout.fileno()
         buffer = bytearray()
         try:
-            read_acks(fd, buffer, time.monotonic() + STARTUP_TIMEOUT)
-            time.sleep(rng.uniform(0.02, 0.2))
+            read_acks(fd, buffer, 1)
+            time.sleep(rng.uniform(*KILL_AFTER))  # a random crash point, see above
             proc.send_signal(signal.SIGKILL)
         finally:
             proc.kill()
@@ -128,4 +128,3 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         assert backend.get(key) in allowed[known[key]]
     assert {crash_key(index) for index in acked} <= set(stored)
     assert backend.list("crash/") == [f"{n}/" for n in range(5)]
-    assert time.monotonic() - began < 30
