@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 WRAPPING_POLICY = "response-wrapping"
 DEFAULT_WRAP_TTL = 300
+MAX_WRAP_TTL = (2**63 - 1) // 10**9  # seconds: the longest Go time.Duration
 INVALID_WRAPPING_TOKEN = "wrapping token is not valid or does not exist"  # noqa: S105 - a message
 _INVALID = INVALID_WRAPPING_TOKEN
 # The paths that take a wrapping token (in the body, else as the client token).
@@ -48,6 +49,11 @@ def parse_wrap_ttl(header: str | None) -> int:
                               f"{header!r}") from None
     if ttl <= 0:
         raise BadRequestError("X-Vault-Wrap-TTL must be positive")
+    if ttl > MAX_WRAP_TTL:
+        # Go's time.Duration (nanoseconds in an int64) overflows: Vault refuses it too.
+        # Unbounded, the token's expiry fell past year 9999 and lookups of it were 500s.
+        raise BadRequestError("error parsing X-Vault-Wrap-TTL header: multiplication of "
+                              "durations resulted in overflow, one operand may be too large")
     return ttl
 
 

@@ -195,3 +195,24 @@ def test_an_unwrap_that_cannot_be_answered_keeps_the_token(
         assert resp.status_code == 500, resp.text
         looked = client.simulate_post("/v1/sys/wrapping/lookup", json={"token": token})
         assert looked.status_code == 200, (op, looked.text)
+
+
+@pytest.mark.parametrize("ttl", ["9999999999999999", "99999999999h", "9223372037"])
+def test_wrap_ttls_beyond_gos_duration_are_refused(
+        client: falcon.testing.TestClient, root: dict[str, str], ttl: str) -> None:
+    # OpenBao: 400 (Go's Duration overflows). Accepted, the token expired after year 9999
+    # and looking it up by accessor answered 500.
+    resp = client.simulate_post("/v1/sys/wrapping/wrap", json={"a": 1},
+                                headers={**root, "X-Vault-Wrap-TTL": ttl})
+    assert resp.status_code == 400 and "overflow" in resp.json["errors"][0]
+
+
+def test_the_longest_wrap_ttl_is_usable(
+        client: falcon.testing.TestClient, root: dict[str, str]) -> None:
+    resp = client.simulate_post("/v1/sys/wrapping/wrap", json={"a": 1},
+                                headers={**root, "X-Vault-Wrap-TTL": "9223372036"})
+    assert resp.status_code == 200, resp.text
+    accessor = resp.json["wrap_info"]["accessor"]
+    looked = client.simulate_post("/v1/auth/token/lookup-accessor", json={"accessor": accessor},
+                                  headers=root)
+    assert looked.status_code == 200, looked.text
