@@ -373,3 +373,48 @@ def test_scenarios_left_no_visibility_behind(servers: dict[str, Server]) -> None
     for server in servers.values():
         data = server.call("GET", "sys/internal/ui/mounts", token=None).json()["data"]
         assert data == {"auth": {}, "secret": {}}, (server.kind, json.dumps(data))
+
+
+# ------------------------------------------------------------------ LIST and the trailing slash
+
+#: Policies whose verdict on a trailing-slash LIST depends on the order Vault tries
+#: the full and the trimmed path (CVE-2026-63131, fixed in OpenBao 2.6.0).
+LIST_POLICIES = {
+    "deny_folder": ['path "secret/metadata/*" { capabilities = ["list"] }',
+                    'path "secret/metadata/private/*" { capabilities = ["deny"] }'],
+    "broad_read": ['path "secret/*" { capabilities = ["read"] }',
+                   'path "secret/metadata/*" { capabilities = ["list"] }'],
+    "glob_no_slash": ['path "secret/metadata/*" { capabilities = ["list"] }',
+                      'path "secret/metadata*" { capabilities = ["read"] }'],
+    "plus_last": ['path "secret/metadata/+" { capabilities = ["list"] }',
+                  'path "secret/*" { capabilities = ["read"] }'],
+    "plus_slash": ['path "secret/+/" { capabilities = ["list"] }',
+                   'path "secret/*" { capabilities = ["read"] }'],
+    "plus_trimmed": ['path "secret/+" { capabilities = ["list"] }',
+                     'path "secret/*" { capabilities = ["read"] }'],
+    "plus_only": ['path "secret/metadata/+" { capabilities = ["list"] }'],
+}
+LIST_PATHS = ("secret/metadata/", "secret/metadata/private/")
+
+
+def list_scenario(server: Server) -> dict[str, Any]:
+    server.ok("POST", "secret/data/private/app", {"data": {"k": "v"}})
+    seen: dict[str, Any] = {}
+    for name, rules in LIST_POLICIES.items():
+        server.ok("PUT", f"sys/policies/acl/lp-list-{name}", {"policy": "\n".join(rules)})
+        token = server.token(f"lp-list-{name}", default=False)
+        for path in LIST_PATHS:
+            seen[f"{name} LIST {path}"] = server.call("LIST", path, token=token).status_code
+        caps = server.ok("POST", "sys/capabilities", {
+            "token": token, "paths": [*LIST_PATHS, "secret/metadata"]}).json()["data"]
+        seen[f"{name} capabilities"] = caps
+    return seen
+
+
+def test_list_with_trailing_slash_judged_like_openbao(servers: dict[str, Server]) -> None:
+    ours, theirs = both(servers, list_scenario)
+    assert theirs["deny_folder LIST secret/metadata/private/"] == 403
+    assert theirs["deny_folder LIST secret/metadata/"] == 200
+    assert theirs["broad_read LIST secret/metadata/"] == 200
+    assert theirs["plus_only LIST secret/metadata/private/"] == 200
+    differ(ours, theirs)

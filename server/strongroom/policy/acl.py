@@ -286,12 +286,15 @@ class ACL:
         trimmed = path[:-1] if is_list and path.endswith("/") else None
         if trimmed is not None:
             perms = self._exact.get(trimmed)
-            if perms is None:
-                # Vault tries the glob rules without the slash first for lists.
-                perms = self._non_exact(trimmed)
             if perms is not None:
                 return perms
-        return self._non_exact(path)
+        # The full path's glob rules before the trimmed path's: the other order let
+        # `list` on `a/*` win over `deny` on `a/private/*` for `LIST a/private/`
+        # (CVE-2026-63131; fixed in OpenBao 2.6.0 and Vault 2.0.3 the same way).
+        perms = self._non_exact(path)
+        if perms is None and trimmed is not None:
+            perms = self._non_exact(trimmed)
+        return perms
 
     def _non_exact(self, path: str) -> Permissions | None:
         prefix: str | None = None
