@@ -305,20 +305,23 @@ def test_session_without_node_checks_has_only_the_ttl(
     backend.destroy_session(session)
 
 
+@pytest.mark.timeout(60)  # a watch that ignored the change would wait 300 s: fails here
 def test_watch_returns_on_change(backend: ConsulBackend) -> None:
     backend.put("core/lock", b"v1")
     index, value, session = backend.watch("core/lock", 0, 5)  # index 0: returns at once
     assert (value, session) == (b"v1", None) and index > 0
     started = time.monotonic()
     assert backend.watch("core/lock", index, 0.3)[0] == index  # times out, unchanged
+    # It blocked: a lower bound on a requested wait cannot flake on a loaded machine.
     assert time.monotonic() - started >= 0.25
-    timer = threading.Timer(0.2, backend.put, args=("core/lock", b"v2"))
-    timer.start()
-    started = time.monotonic()
-    new_index, value, _ = backend.watch("core/lock", index, 10)
-    timer.join()
+    # A change during the watch (or just before it: then the index is already stale)
+    # must end it at once, not after its 300 s wait: no timing needed, the test's
+    # timeout catches a watch that ignored the change.
+    writer = threading.Thread(target=backend.put, args=("core/lock", b"v2"))
+    writer.start()
+    new_index, value, _ = backend.watch("core/lock", index, 300)
+    writer.join()
     assert new_index > index and value == b"v2"
-    assert time.monotonic() - started < 5
     backend.delete("core/lock")
     assert backend.watch("core/lock", new_index, 5)[1:] == (None, None)
 
