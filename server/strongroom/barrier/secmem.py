@@ -23,6 +23,7 @@ _HEX_VALUE = {c: int(chr(c), 16) for c in b"0123456789abcdefABCDEF"}
 # Where the payload of a CPython bytes object starts (ob_sval): the fixed part of
 # the object minus the trailing NUL that __basicsize__ counts.
 _BYTES_DATA = bytes.__basicsize__ - 1
+_STR_DATA = sys.getsizeof("") - 1
 
 
 def random_key(size: int) -> bytearray:
@@ -62,6 +63,19 @@ def wipe_immutable(data: bytes) -> None:
     if type(data) is not bytes or len(data) <= 1 or sys.implementation.name != "cpython":
         return
     ctypes.memset(id(data) + _BYTES_DATA, 0, len(data))
+
+
+def wipe_immutable_str(text: object) -> None:
+    """Zero an ASCII ``str`` that held a secret (a share's text), as :func:`wipe_immutable`.
+
+    Only for a freshly decoded string that the caller alone references and drops
+    next: never for literals or dictionary keys (they may be shared or hashed).
+    """
+    if (type(text) is not str or len(text) <= 1 or not text.isascii()
+            or sys.implementation.name != "cpython"):
+        return
+    # A compact ASCII string's characters follow its fixed header (PyASCIIObject).
+    ctypes.memset(id(text) + _STR_DATA, 0, len(text))
 
 
 def b64_length(size: int) -> int:

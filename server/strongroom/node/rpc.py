@@ -20,7 +20,7 @@ from typing import Any
 
 from strongroom import errors
 from strongroom.barrier.keyring import Keyring, KeyTerm
-from strongroom.barrier.secmem import wipe
+from strongroom.barrier.secmem import wipe, wipe_immutable, wipe_immutable_str
 from strongroom.ha.state import HAStatus
 from strongroom.node.coordinator import LocalCoordinator, NodeSnapshot
 from strongroom.node.shared import SharedCounters, Slot
@@ -38,12 +38,16 @@ _WATCH_PEER_CHECK = 30.0
 def _send(sock: socket.socket, doc: dict[str, Any], blob: bytearray | None = None) -> None:
     """Send one message; the frame is wiped after sending (it may carry shares or keys)."""
     keys = blob if blob is not None else bytearray()
-    body = json.dumps({**doc, "key_bytes": len(keys)} if keys else doc).encode()
+    text = json.dumps({**doc, "key_bytes": len(keys)} if keys else doc)
+    body = text.encode()
+    # Messages carry unseal shares (init answers, unseal requests): no copy is left behind.
+    wipe_immutable_str(text)
     # Allocated once: a growing bytearray leaves copies behind in freed memory.
     frame = bytearray(_LEN.size + len(body) + len(keys))
     _LEN.pack_into(frame, 0, len(body))
     frame[_LEN.size:_LEN.size + len(body)] = body
     frame[_LEN.size + len(body):] = keys
+    wipe_immutable(body)
     try:
         sock.sendall(frame)
     finally:
@@ -74,16 +78,29 @@ def _recv(sock: socket.socket) -> tuple[dict[str, Any], bytearray]:
     if size > _MAX_MESSAGE:
         raise ConnectionError("coordinator message too large")
     body = _recv_exact(sock, size)
+    text = ""
     try:
-        doc = json.loads(body)
+        text = body.decode()  # decoded here, not inside json, so this copy can be wiped
+        doc = json.loads(text)
+    except UnicodeDecodeError:
+        raise ConnectionError("malformed coordinator message") from None
     finally:
         wipe(body)
+        wipe_immutable_str(text)
     if not isinstance(doc, dict):
         raise ConnectionError("malformed coordinator message")
     blob_size = doc.pop("key_bytes", 0)
     if not isinstance(blob_size, int) or not 0 <= blob_size <= _MAX_MESSAGE:
         raise ConnectionError("malformed coordinator message")
     return doc, _recv_exact(sock, blob_size)
+
+
+def _wipe_share_texts(result: Any) -> None:
+    """Zero the unseal shares' text in an init answer once it has been sent."""
+    if isinstance(result, dict):
+        for field in ("keys", "keys_base64"):
+            for text in result.get(field) or ():
+                wipe_immutable_str(text)
 
 
 def _parent_pid(pid: int) -> int:
@@ -215,6 +232,8 @@ class CoordinatorServer:
                         _send(conn, reply, keys)
                     finally:
                         wipe(keys)
+                        if request.get("op") == "initialize":
+                            _wipe_share_texts(reply.get("result"))
             except (ConnectionError, OSError, ValueError, KeyError, TypeError):
                 return
 
@@ -257,7 +276,10 @@ class CoordinatorServer:
                     root_token_pgp_key=args.get("root_token_pgp_key"),
                 )
             elif op == "unseal":
-                result = c.unseal(args.get("key"), bool(args.get("reset", False)))
+                try:
+                    result = c.unseal(args.get("key"), bool(args.get("reset", False)))
+                finally:
+                    wipe_immutable_str(args.get("key"))
             elif op == "seal":
                 c.seal()
                 result = None
