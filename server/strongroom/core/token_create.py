@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 _DISPLAY_NAME = re.compile(r"[^a-zA-Z0-9-]")
 _NOT_ASSIGNABLE = ("response-wrapping", "control-group")
+# The policy store's longest name (core/policy_store.py): a longer one can never
+# name a policy, and refusing it bounds what role globs and ACL lookups get to
+# chew on. Vault sets no limit (OpenBao 2.7 issues the token with a warning).
+MAX_POLICY_NAME = 128
 
 
 def _duration(data: FieldData, name: str) -> int:
@@ -79,6 +83,10 @@ def _policies(data: FieldData, parent: TokenEntry, role: dict[str, Any] | None,
     raw = data.raw.get("policies")
     # Vault weak-decodes the body: a string is one policy name, not a comma list.
     requested = [raw] if isinstance(raw, str) else list(data.get("policies") or [])
+    for name in requested:
+        if len(name.strip()) > MAX_POLICY_NAME:
+            raise BadRequestError(f"policy name is too long: {len(name.strip())} characters, "
+                                  f"the limit is {MAX_POLICY_NAME}")
     no_default = bool(data.get("no_default_policy"))
     add_default = False
     if role is not None and has_policy_rules(role):

@@ -16,6 +16,7 @@ from strongroom.core.request import Operation, Request, Response
 from strongroom.core.token_batch import BATCH_TYPE
 from strongroom.errors import BadRequestError, NotFoundError
 from strongroom.framework import Field, FieldData, FieldType, Path
+from strongroom.framework.globmatch import glob_any
 
 if TYPE_CHECKING:
     from strongroom.core.core import Core
@@ -51,12 +52,6 @@ def sanitize_policies(policies: list[str], add_default: bool) -> list[str]:
 def dedupe(items: list[str]) -> list[str]:
     """Vault's strutil.RemoveDuplicates(items, lowercase=true)."""
     return sorted({i.strip().lower() for i in items if i.strip()})
-
-
-def glob_any(patterns: list[str], value: str) -> bool:
-    """Whether ``value`` matches one of the '*'-globs (go-glob semantics)."""
-    return any(re.fullmatch(".*".join(map(re.escape, p.split("*"))), value, re.S)
-               for p in patterns)
 
 
 def go_quote(values: list[str]) -> str:
@@ -228,14 +223,17 @@ def role_policies(role: dict[str, Any], requested: list[str], no_default: bool,
             final = allowed
         else:
             allowed_glob = sanitize_policies(role["allowed_policies_glob"], False)
-            if any(p not in allowed and not glob_any(allowed_glob, p) for p in final):
+            allowed_set = set(allowed)
+            if any(p not in allowed_set and not glob_any(allowed_glob, p) for p in final):
                 raise BadRequestError(
                     f"token policies ({go_quote(final)}) must be subset of the role's allowed "
                     f"policies ({go_quote(allowed)}) or glob policies ({go_quote(allowed_glob)})")
     elif not final:
         final = sanitize_policies(parent_policies, add_default)
+    # Computed once, not per requested policy: a request may name many.
+    refused, refused_glob = set(dedupe(disallowed)), dedupe(disallowed_glob)
     for policy in final:
-        if policy in dedupe(disallowed) or glob_any(dedupe(disallowed_glob), policy):
+        if policy in refused or glob_any(refused_glob, policy):
             raise BadRequestError(f"token policy {go_quote([policy])[1:-1]} is disallowed by "
                                   "this role")
     return final
