@@ -241,3 +241,15 @@ def duration_seconds(value: Any) -> int:
     """A duration as Vault's TypeDurationSecond returns it: int(d.Seconds()), truncated."""
     ns = parse_duration_ns(value)
     return ns // SECOND_NS if ns >= 0 else -(-ns // SECOND_NS)
+
+
+def within_duration_range(seconds: int) -> int:
+    """``seconds`` if a Go time.Duration can hold it, else a GoParseError (a ValueError).
+
+    For durations parsed by other rules (config.parse_duration) that must still
+    fit what Vault accepts, so they can be added to a clock and serialized.
+    """
+    if not -MAX_DURATION_SECONDS <= seconds <= MAX_DURATION_SECONDS:
+        raise GoParseError(f"duration of {seconds} seconds is longer than the maximum, "
+                           f"{MAX_DURATION_SECONDS} seconds (2562047h47m16s)")
+    return seconds

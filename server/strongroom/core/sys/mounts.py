@@ -12,6 +12,7 @@ from strongroom.core.mounts import MountEntry
 from strongroom.core.request import Operation, Request, Response
 from strongroom.errors import BadRequestError
 from strongroom.framework import Field, FieldData, FieldType, Path
+from strongroom.framework.gotypes import within_duration_range
 
 if TYPE_CHECKING:
     from strongroom.core.core import Core
@@ -55,7 +56,7 @@ def tune_ttl(name: str, value: str | None) -> int | None:
     if value == "system":
         return 0
     try:
-        return parse_duration(value)
+        return within_duration_range(parse_duration(value))  # else 500s later (issue #9)
     except (ConfigError, ValueError):
         raise BadRequestError(f"unable to parse {name} of {value!r}") from None
 
@@ -152,7 +153,7 @@ def mount_paths(core: Core) -> list[Path]:
         config = data.get("config") or {}
         parsed_config: dict[str, Any] = {k: tune_ttl(k, str(config[k])) or 0
                                          for k in ("default_lease_ttl", "max_lease_ttl")
-                                         if k in config}
+                                         if config.get(k) is not None}  # null: absent
         if listing_visibility(config.get("listing_visibility", "")):
             parsed_config["listing_visibility"] = config["listing_visibility"]
         options = {str(k): str(v) for k, v in (data.get("options") or {}).items()}
