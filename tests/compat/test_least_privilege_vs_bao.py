@@ -44,6 +44,12 @@ POLICIES = {
     "lp-empty": 'path "secret/data/app/one" { capabilities = [] }',
     "lp-nowhere": 'path "nothing/here" { capabilities = ["read"] }',
     "lp-lpmount": 'path "lpmount/deep/path" { capabilities = ["update"] }',
+    "lp-patch": 'path "secret/data/app/*" { capabilities = ["patch"] }',
+    "lp-read-update": 'path "secret/data/app/*" { capabilities = ["read", "update"] }',
+    "lp-delete": 'path "secret/data/app/*" { capabilities = ["delete"] }\n'
+                 'path "secret/undelete/app/*" { capabilities = ["update"] }\n'
+                 'path "secret/destroy/app/*" { capabilities = ["update"] }',
+    "lp-meta-write": 'path "secret/metadata/app/*" { capabilities = ["create", "update"] }',
 }
 
 
@@ -76,6 +82,8 @@ def setup(server: Server) -> None:
         server.ok("PUT", f"sys/policies/acl/{name}", {"policy": text})
     server.ok("POST", "secret/data/app/one", {"data": {"user": "u1", "pass": "p1"}})
     server.ok("POST", "secret/data/other", {"data": {"x": "1"}})
+    server.ok("POST", "secret/data/app/patched", {"data": {"a": "1"}})
+    server.ok("POST", "secret/data/app/doomed", {"data": {"a": "1"}})
     server.ok("POST", "sys/mounts/lpmount/deep", {"type": "kv", "options": {"version": "2"}})
     for name in POLICIES:
         server.tokens[name] = server.token(name)
@@ -185,6 +193,25 @@ def kv_scenario(server: Server) -> dict[str, Any]:
     cli.run("glob.get", "kv", "get", "-field=user", "secret/app/one",
             token=t["lp-glob/only"])
 
+    cli.run("patch.patch", "kv", "patch", "secret/app/patched", "b=2",
+            token=t["lp-patch/only"])
+    cli.run("read_update.patch", "kv", "patch", "secret/app/patched", "c=3",
+            token=t["lp-read-update/only"])
+    cli.run("read_update.patch_rw", "kv", "patch", "-method=rw", "secret/app/patched", "d=4",
+            token=t["lp-read-update/only"])
+    cli.run("patch.get", "kv", "get", "secret/app/patched", token=t["lp-patch/only"])
+    deleter = t["lp-delete/only"]
+    cli.run("delete.delete", "kv", "delete", "secret/app/doomed", token=deleter)
+    cli.run("delete.undelete", "kv", "undelete", "-versions=1", "secret/app/doomed",
+            token=deleter)
+    cli.run("delete.destroy", "kv", "destroy", "-versions=1", "secret/app/doomed", token=deleter)
+    cli.run("delete.metadata_delete", "kv", "metadata", "delete", "secret/app/doomed",
+            token=deleter)
+    cli.run("meta_write.put", "kv", "metadata", "put", "-max-versions=3", "secret/app/one",
+            token=t["lp-meta-write/only"])
+    cli.run("meta_write.get", "kv", "metadata", "get", "secret/app/one",
+            token=t["lp-meta-write/only"])
+
     dflt = t["default"]
     cli.run("default.get", "kv", "get", "secret/app/one", token=dflt)
     cli.run("default.token_lookup", "token", "lookup", "-format=json", token=dflt)
@@ -207,6 +234,8 @@ def test_kv_cli_with_narrow_tokens(servers: dict[str, Server]) -> None:
     assert theirs["lister.list"][0] == 0 and theirs["=lister.list"] == ["app/", "other"]
     assert theirs["meta.metadata_get"][0] == 0 and theirs["plus.get"] == (0, "u1")
     assert "preflight capability check returned 403" in theirs["default.get"][1]
+    assert theirs["patch.patch"][0] == 0 and theirs["patch.get"][0] == 2
+    assert theirs["delete.destroy"][0] == 0 and theirs["meta_write.put"][0] == 0
     differ(ours, theirs)
 
 
