@@ -57,7 +57,9 @@ _TOP_KEYS = frozenset({
     "default_lease_ttl", "max_lease_ttl", "disable_cache", "pid_file", "workers", "telemetry"})
 _LISTENER_KEYS = frozenset({
     "address", "cluster_address", "tls_disable", "tls_cert_file", "tls_key_file",
-    "tls_client_ca_file", "tls_min_version", "tls_max_version", "max_request_size"})
+    "tls_client_ca_file", "tls_min_version", "tls_max_version", "max_request_size",
+    "http_read_header_timeout", "http_read_timeout", "http_write_timeout", "http_idle_timeout",
+    "max_connections"})
 _TELEMETRY_IGNORED = frozenset({"prometheus_retention_time", "disable_hostname"})
 _TLS_ORDER = {"tls12": 0, "tls13": 1}
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error")
@@ -143,6 +145,14 @@ class ListenerConfig:
     tls_min_version: str = "tls12"
     tls_max_version: str | None = None
     max_request_size: int = _DEFAULT_MAX_REQUEST_SIZE
+    # Vault's listener timeouts, in seconds, with Vault's defaults (0: no limit).
+    http_read_header_timeout: int = 10
+    http_read_timeout: int = 30
+    http_write_timeout: int = 0
+    http_idle_timeout: int = 300
+    # Strongroom's own bound on open client connections per node (Vault has none):
+    # past it a new connection is closed at once, so no client can exhaust descriptors.
+    max_connections: int = 4096
 
     @property
     def host(self) -> str:
@@ -375,6 +385,14 @@ def _tls_version(body: _Body, name: str) -> str | None:
     return None if value is None else body.choice(name, tuple(_TLS_ORDER), "")
 
 
+_LISTENER_TIMEOUTS = {
+    "http_read_header_timeout": ListenerConfig.http_read_header_timeout,
+    "http_read_timeout": ListenerConfig.http_read_timeout,
+    "http_write_timeout": ListenerConfig.http_write_timeout,
+    "http_idle_timeout": ListenerConfig.http_idle_timeout,
+}
+
+
 def _listener(typ: str, data: Mapping[str, Any], path: str) -> ListenerConfig:
     if typ != "tcp":
         _fail(path, f"unsupported listener type {typ!r} (only tcp)")
@@ -399,6 +417,9 @@ def _listener(typ: str, data: Mapping[str, Any], path: str) -> ListenerConfig:
         tls_client_ca_file=body.text("tls_client_ca_file"),
         tls_min_version=min_version, tls_max_version=max_version,
         max_request_size=body.integer("max_request_size", _DEFAULT_MAX_REQUEST_SIZE, 1),
+        max_connections=body.integer("max_connections", ListenerConfig.max_connections, 1),
+        **{name: _keyed(body.key(name), parse_duration, data.get(name, default))
+           for name, default in _LISTENER_TIMEOUTS.items()},
     )
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import secrets
 import shutil
 import ssl
 import sys
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -27,28 +27,37 @@ from strongroom.config import ServerConfig
 from strongroom.ha.setup import fence_for, ha_factory, ha_storage
 from strongroom.ha.standby import NODE_SECRET
 from strongroom.http.app import build_asgi_app
-from strongroom.node import forksafe, locks
+from strongroom.http.protocol import ConnectionLimits
+from strongroom.node import forksafe, locks, memlock, runtime
 from strongroom.node.coordinator import LocalCoordinator
 from strongroom.node.rpc import CoordinatorServer, RemoteCoordinator
 from strongroom.node.shared import SharedCounters
+from strongroom.physical.base import Backend
+from strongroom.physical.cache import CachingBackend, WriteGeneration
+from strongroom.physical.file import FileBackend
 from strongroom.wsgi import Node, build_node, build_physical, local_coordinator
 
 log = logging.getLogger(__name__)
 
-# Vault clients keep connections open; gthread keeps them alive, sync workers would not.
-# STRONGROOM_HTTP_WORKER=uvicorn serves the ASGI app instead (measured in bench/README.md).
+# The default serves the ASGI app on uvicorn's h11 protocol inside gunicorn workers:
+# slow clients cost a socket, not a thread, and every listener limit applies
+# (http/protocol.py). gthread (WSGI, 8 threads a worker) stays selectable with
+# STRONGROOM_HTTP_WORKER=gthread for comparison only: a few slow clients starve it
+# (bench/README.md, "HTTP server").
 WORKER_CLASSES = {
-    "gthread": "gthread",
     "uvicorn": "strongroom.http.uvicorn_worker.StrongroomUvicornWorker",
+    "gthread": "gthread",
 }
 THREADS_PER_WORKER = 8
 
 
 def worker_kind() -> str:
-    kind = os.environ.get("STRONGROOM_HTTP_WORKER", "gthread")
+    kind = os.environ.get("STRONGROOM_HTTP_WORKER", "uvicorn")
     if kind not in WORKER_CLASSES:
         raise ValueError(f"STRONGROOM_HTTP_WORKER must be one of {sorted(WORKER_CLASSES)}")
     return kind
+
+
 _TLS_VERSIONS = {"tls12": ssl.TLSVersion.TLSv1_2, "tls13": ssl.TLSVersion.TLSv1_3}
 
 
@@ -60,9 +69,28 @@ def tls_context_hook(config: ServerConfig) -> Callable[[Any, Callable[[], ssl.SS
         context.minimum_version = _TLS_VERSIONS[listener.tls_min_version]
         if listener.tls_max_version:
             context.maximum_version = _TLS_VERSIONS[listener.tls_max_version]
+        if listener.tls_client_ca_file:
+            # Ask for a client certificate (auth methods read it); none is still allowed.
+            context.load_verify_locations(cafile=listener.tls_client_ca_file)
+            context.verify_mode = ssl.CERT_OPTIONAL
         return context
 
     return ssl_context
+
+
+class _RequestRedactor(logging.Filter):
+    """gunicorn logs a malformed request line or header verbatim, and a failed request's
+    URI: either may carry a token (``?token=``, a header). Keep the event, drop the text."""
+
+    _PREFIXES = ("Invalid request from ip=", "Error handling request")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for prefix in self._PREFIXES:
+            if message.startswith(prefix):
+                head = message.partition(": ")[0] if prefix[0] == "I" else prefix
+                record.msg, record.args = head + " (request not logged)", ()
+        return True
 
 
 class StrongroomServer(BaseApplication):  # type: ignore[misc]
@@ -71,18 +99,18 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
     def __init__(
         self,
         config: ServerConfig,
-        prepare_node: Callable[[Node], None] | None = None,
+        prepare: Callable[[LocalCoordinator], None] | None = None,
         dev: bool = False,
     ) -> None:
         self.config_obj = config
         self._dev = dev
-        self._prepare_node = prepare_node
-        self._shared = config.storage.type != "inmem"
-        self._node: Node | None = None
+        self._prepare = prepare
         self._server: CoordinatorServer | None = None
         self._socket_dir = ""
+        self._inmem_dir = ""
         self._coordinator: LocalCoordinator | None = None
         self._counters = SharedCounters()
+        self._writes = WriteGeneration()
         self._kind = worker_kind()
         super().__init__()
 
@@ -97,10 +125,10 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
             "workers": cfg.workers,
             "worker_class": WORKER_CLASSES[self._kind],
             "threads": THREADS_PER_WORKER,
-            "keepalive": 75,
+            "keepalive": self.config_obj.listeners[0].http_idle_timeout if listeners else 75,
             "timeout": 60,
             "graceful_timeout": 10,
-            "preload_app": not self._shared,
+            "preload_app": False,
             "control_socket_disable": True,
             "accesslog": None,
             "errorlog": "-",
@@ -130,15 +158,35 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
             settings["ssl_context"] = tls_context_hook(cfg)
         for key, value in settings.items():
             self.cfg.set(key, value)
+        logging.getLogger("gunicorn.error").addFilter(_RequestRedactor())
+
+    def listener_settings(self, workers: int) -> dict[str, Any]:
+        """What a worker needs to serve the listeners: TLS and per-worker connection limits."""
+        listener = self.config_obj.listeners[0]
+        limits = ConnectionLimits(
+            read_header_timeout=listener.http_read_header_timeout,
+            read_timeout=listener.http_read_timeout,
+            write_timeout=listener.http_write_timeout,
+            idle_timeout=listener.http_idle_timeout,
+            max_connections=-(-listener.max_connections // max(1, workers)),
+        )
+        settings: dict[str, Any] = {"limits": limits, "ssl_context_factory": None}
+        if not listener.tls_disable:
+            settings.update(certfile=listener.tls_cert_file, keyfile=listener.tls_key_file,
+                            ssl_context_factory=tls_context_hook(self.config_obj))
+        return settings
 
     def _on_starting(self, _arbiter: Any) -> None:
         # Before the master starts any thread: a worker forked while one of them
         # imports a module would hang on that module for good (node/forksafe.py).
         forksafe.install()
-        if not self._shared:
-            return
+        runtime.remove_stale_dirs()
         config = self.config_obj
-        physical = build_physical(config.storage)
+        if config.storage.type == "inmem":
+            self._inmem_dir = runtime.make_dir("inmem")
+        physical = self._physical()
+        if isinstance(physical, CachingBackend) and isinstance(physical.inner, FileBackend):
+            physical.inner.remove_temp_files()  # left by a crash mid-write; no worker runs yet
         factory = None
         if ha_storage(config) is not None:
             # Workers inherit this secret: it marks requests our own cluster port relayed.
@@ -146,15 +194,19 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
             physical = fence_for(config, physical)
             factory = ha_factory(config, physical, NODE_SECRET["value"])
         coordinator = local_coordinator(config, physical, counters=self._counters,
-                                        ha_factory=factory)
+                                        ha_factory=factory, dev=self._dev)
         self._coordinator = coordinator
-        self._socket_dir = tempfile.mkdtemp(prefix="strongroom-")
+        if self._prepare is not None:
+            self._prepare(coordinator)
+        self._socket_dir = runtime.make_dir("run")
         os.mkdir(os.path.join(self._socket_dir, "locks"), 0o700)
         locks.configure(os.path.join(self._socket_dir, "locks"))
         self._server = CoordinatorServer(coordinator, os.path.join(self._socket_dir, "coord.sock"))
         self._server.start()
 
     def _post_fork(self, _arbiter: Any, _worker: Any) -> None:
+        # Memory locks are not inherited across fork; a failure stops the server (boot error).
+        memlock.lock_worker(self.config_obj.disable_mlock, self._dev)
         if self._server is not None:
             self._server.close_in_child()
 
@@ -167,27 +219,43 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         StrongroomArbiter(self).run()
 
     def _on_exit(self, _arbiter: Any) -> None:
-        if self._socket_dir:
-            shutil.rmtree(self._socket_dir, ignore_errors=True)
+        for directory in (self._socket_dir, self._inmem_dir):
+            if directory:
+                shutil.rmtree(directory, ignore_errors=True)
+
+    def _physical(self) -> Backend:
+        """The node's storage. ``inmem`` lives on a private tmpfs directory owned by the
+        master, not in a worker's heap: a worker's death loses nothing, and every worker
+        sees the same entries (Vault's inmem is one process; ours is several)."""
+        storage = self.config_obj.storage
+        if storage.type == "inmem":
+            return CachingBackend(FileBackend(self._inmem_dir, durable=False), self._writes)
+        physical = build_physical(storage)
+        if storage.type == "file":
+            # This node alone writes its file storage: reads can be cached exactly.
+            return CachingBackend(physical, self._writes)
+        return physical
 
     def load(self) -> Any:
-        if not self._shared:
-            # Built once in the master (preload): the single worker inherits it.
-            if self._node is None:
-                self._node = build_node(self.config_obj, dev=self._dev)
-                if self._prepare_node is not None:
-                    self._prepare_node(self._node)
-            return self._app_for(self._node)
         assert self._server is not None, "on_starting runs before workers load the app"
         remote = RemoteCoordinator(self._server.socket_path, self._counters)
-        physical = fence_for(self.config_obj, build_physical(self.config_obj.storage))
+        physical = fence_for(self.config_obj, self._physical())
         return self._app_for(build_node(self.config_obj, coordinator=remote, physical=physical,
                                         counters=self._counters))
 
     def _app_for(self, node: Node) -> Any:
         if self._kind == "uvicorn":
-            return build_asgi_app(node.core, self._max_request_size())
+            return build_asgi_app(node.core, self._max_request_size(), self._core_threads())
         return node.app
+
+    def _core_threads(self) -> int:
+        """Threads for the core in each worker: 0 (on the loop) unless a call can wait on
+        another host (Consul storage; a standby forwarding to the active node)."""
+        override = os.environ.get("STRONGROOM_CORE_THREADS")
+        if override is not None:
+            return int(override)
+        network = self.config_obj.storage.type == "consul" or self.config_obj.ha_storage
+        return THREADS_PER_WORKER if network else 0
 
     def _max_request_size(self) -> int:
         return self.config_obj.listeners[0].max_request_size
@@ -205,16 +273,34 @@ class StrongroomArbiter(Arbiter):  # type: ignore[misc]
         super().handle_int()
 
 
+def _raise_open_files_limit() -> None:
+    """Every connection is a descriptor: allow as many as the hard limit does (as Go does)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            log.warning("cannot raise the open files limit soft=%d hard=%d", soft, hard)
+
+
 def serve(
-    config: ServerConfig, prepare_node: Callable[[Node], None] | None = None, dev: bool = False
+    config: ServerConfig, prepare: Callable[[LocalCoordinator], None] | None = None,
+    dev: bool = False,
 ) -> int:
     """Run gunicorn in the foreground until it is told to stop."""
     # Strongroom's own events (key=value, never a secret) go to stderr beside gunicorn's.
     level = {"trace": "DEBUG", "warn": "WARNING"}.get(config.log_level, config.log_level.upper())
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s %(message)s")
+    _raise_open_files_limit()
     try:
-        StrongroomServer(config, prepare_node, dev=dev).run()
+        # Before anything that could hold a key exists in this process (disable_mlock).
+        memlock.lock_master(config.disable_mlock, dev)
+    except memlock.MemoryLockError as exc:
+        print(f"Error initializing core: {exc}", file=sys.stderr)
+        return 1
+    try:
+        StrongroomServer(config, prepare, dev=dev).run()
     except SystemExit as exc:
         return int(exc.code or 0)
     sys.stdout.flush()

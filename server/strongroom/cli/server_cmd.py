@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable
 
 from strongroom.config import ConfigError, dev_config, load_config
+from strongroom.node.coordinator import LocalCoordinator
 from strongroom.serve import serve
-from strongroom.wsgi import Node
 
 _DEV_BANNER = """\
 WARNING! dev mode is enabled! In this mode, Strongroom runs entirely in-memory
@@ -55,11 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _dev_prepare(root_token_id: str, address: str) -> Callable[[Node], None]:
-    def prepare(node: Node) -> None:
-        result = node.coordinator.initialize(1, 1, root_token_id or None)
-        node.coordinator.unseal(result["keys_base64"][0])
-        node.core.sync()
+def _dev_prepare(root_token_id: str, address: str) -> Callable[[LocalCoordinator], None]:
+    def prepare(coordinator: LocalCoordinator) -> None:
+        result = coordinator.initialize(1, 1, root_token_id or None)
+        coordinator.unseal(result["keys_base64"][0])
         sys.stdout.write(
             _DEV_BANNER.format(
                 addr=address,
@@ -80,7 +79,7 @@ def run(argv: list[str]) -> int:
             return 1
         config = dev_config(args.dev_listen_address)
         token = args.dev_root_token_id or "hvs." + secrets.token_urlsafe(18)
-        return serve(config, prepare_node=_dev_prepare(token, args.dev_listen_address), dev=True)
+        return serve(config, prepare=_dev_prepare(token, args.dev_listen_address), dev=True)
     if not args.config:
         print("Error: at least one -config=FILE or -config=DIR is required (or -dev)",
               file=sys.stderr)

@@ -6,7 +6,9 @@ share everything but the reading of the body.
 
 from __future__ import annotations
 
+import asyncio
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import falcon
@@ -59,17 +61,39 @@ class WsgiSink:
         if req.content_length is not None and req.content_length > self._max:
             _write(resp, _TOO_LARGE)
             return
-        body = req.bounded_stream.read(self._max + 1)
+        body = _read_wsgi_body(req, self._max + 1)
         if len(body) > self._max:
             _write(resp, _TOO_LARGE)
             return
         _write(resp, self._dispatcher.dispatch(_http_request(req, body)))
 
 
+def _read_wsgi_body(req: falcon.Request, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body, chunked or not.
+
+    Falcon's bounded stream trusts Content-Length alone and reads a chunked body
+    (which has none) as empty; a server that de-chunks sets ``wsgi.input_terminated``,
+    and then the raw input ends where the body does.
+    """
+    if req.content_length is None and req.env.get("wsgi.input_terminated"):
+        chunks: list[bytes] = []
+        size = 0
+        while size < limit:
+            chunk = req.stream.read(limit - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    return req.bounded_stream.read(limit)
+
+
 class AsgiSink:
-    def __init__(self, dispatcher: Dispatcher, max_size: int) -> None:
+    def __init__(self, dispatcher: Dispatcher, max_size: int,
+                 executor: ThreadPoolExecutor | None = None) -> None:
         self._dispatcher = dispatcher
         self._max = max_size
+        self._executor = executor
 
     async def __call__(self, req: falcon.asgi.Request, resp: falcon.asgi.Response | None,
                        **_: Any) -> None:
@@ -81,8 +105,17 @@ class AsgiSink:
         if len(body) > self._max:
             _write(resp, _TOO_LARGE)
             return
-        # The core is synchronous and fast on local storage; it runs on the loop thread.
-        _write(resp, self._dispatcher.dispatch(_http_request(req, body)))
+        request = _http_request(req, body)
+        if self._executor is None:
+            # Local storage (inmem, file): the core is fast and bounded; running it on
+            # the loop thread saves a thread hand-off per request.
+            _write(resp, self._dispatcher.dispatch(request))
+            return
+        # Network storage, forwarding to the active node: a call may wait on another
+        # host, so it runs in a pool and the loop keeps serving the other connections.
+        loop = asyncio.get_running_loop()
+        _write(resp, await loop.run_in_executor(self._executor, self._dispatcher.dispatch,
+                                                request))
 
 
 def _not_found_wsgi(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
@@ -115,10 +148,13 @@ def build_falcon_app(
     return app
 
 
-def build_asgi_app(core: Core, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE) -> Any:
+def build_asgi_app(core: Core, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
+                   threads: int = 0) -> Any:
+    """The ASGI app; with ``threads`` the core runs in a pool of that many threads."""
     app = falcon.asgi.App(media_type=JSON)
     app.req_options.auto_parse_qs_csv = False
     app.add_sink(_not_found_asgi, prefix="/")
-    app.add_sink(AsgiSink(Dispatcher(core), max_request_size), prefix="/v1/")
+    executor = ThreadPoolExecutor(threads, thread_name_prefix="core") if threads else None
+    app.add_sink(AsgiSink(Dispatcher(core), max_request_size, executor), prefix="/v1/")
     app.add_error_handler(falcon.HTTPError, _falcon_error_async)
     return app

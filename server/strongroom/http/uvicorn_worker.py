@@ -1,13 +1,80 @@
-"""A gunicorn worker serving the ASGI app with uvicorn, on the h11 parser.
+"""The gunicorn worker that serves the ASGI app with uvicorn (the default).
 
-httptools (uvicorn's fast C parser) rejects methods it does not know, and
-Vault clients such as hvac send ``LIST``; h11 accepts any method token.
+gunicorn keeps the process model (a master that forks and watches workers);
+each worker runs one asyncio loop that owns every connection it accepted, so
+slow or idle clients cost a socket each, not a thread (bench/README.md has the
+measurement behind this choice). Connections follow the listener's limits
+(http/protocol.py). uvicorn's own gunicorn worker is deprecated and trusts
+proxy headers from loopback; this one is configured here, whole.
 """
 
 from __future__ import annotations
 
-from uvicorn.workers import UvicornWorker
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+from gunicorn.arbiter import Arbiter
+from gunicorn.workers.base import Worker
+from uvicorn.config import Config
+from uvicorn.server import Server
+
+from strongroom.http.protocol import LimitedH11Protocol
 
 
-class StrongroomUvicornWorker(UvicornWorker):
-    CONFIG_KWARGS = {"loop": "auto", "http": "h11", "lifespan": "off"}  # noqa: RUF012
+class StrongroomUvicornWorker(Worker):  # type: ignore[misc]
+    """One worker process: uvicorn's server on gunicorn's inherited sockets."""
+
+    def init_signals(self) -> None:
+        # uvicorn installs its own handlers; gunicorn's would swallow them.
+        for sig in self.SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGUSR1, self.handle_usr1)
+        signal.siginterrupt(signal.SIGUSR1, False)
+
+    def _config(self) -> Config:
+        for name, target in (("uvicorn.error", self.log.error_log),
+                             ("uvicorn.access", self.log.access_log)):
+            logger = logging.getLogger(name)
+            logger.handlers = target.handlers
+            logger.setLevel(target.level)
+            logger.propagate = False
+        settings = self.app.listener_settings(self.cfg.workers)
+        limits = settings["limits"]
+        kwargs: dict[str, Any] = {
+            "app": self.wsgi,
+            "http": LimitedH11Protocol.with_limits(limits),
+            "loop": "asyncio",
+            "lifespan": "off",
+            "ws": "none",
+            "log_config": None,
+            "access_log": False,
+            # No client's forwarding headers are trusted, as Vault by default.
+            "proxy_headers": False,
+            "server_header": False,
+            # uvicorn's keep-alive timer mirrors the idle limit (0: none, as in Go).
+            "timeout_keep_alive": limits.idle_timeout or 10**9,
+            "timeout_notify": self.timeout,
+            "callback_notify": self._notify,
+            "backlog": self.cfg.backlog,
+        }
+        if settings.get("ssl_context_factory") is not None:
+            kwargs.update(ssl_certfile=settings["certfile"], ssl_keyfile=settings["keyfile"],
+                          ssl_context_factory=settings["ssl_context_factory"])
+        return Config(**kwargs)
+
+    async def _notify(self) -> None:
+        self.notify()
+
+    async def _serve(self) -> None:
+        server = Server(config=self._config())
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGQUIT, server.handle_exit, signal.SIGQUIT, None)
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+    def run(self) -> None:
+        asyncio.run(self._serve())

@@ -16,6 +16,7 @@ SHA-256(payload) | payload`` so truncation and bit rot are detected on read.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -33,6 +34,7 @@ _TEMP_PREFIX = "+tmp-"
 _MAX_NAME_BYTES = 255  # NAME_MAX on every filesystem we care about
 _MAX_PATH_BYTES = 4095 - 32  # PATH_MAX minus the NUL, with room for a temp file name
 _PUT_ATTEMPTS = 8
+_READ_CHUNK = 1 << 16
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
 # POSIX only, like gunicorn: directory fsync is how renames are made durable.
@@ -43,20 +45,43 @@ _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOL
 class FileBackend:
     """A :class:`~strongroom.physical.base.Backend` storing one file per entry under ``root``."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], durable: bool = True) -> None:
         """Open (creating it with mode 0700 if needed) the storage directory.
 
         Args:
             root: The directory holding the entries.
+            durable: fsync every change (off only for ``inmem``, whose directory is
+                on tmpfs and dies with the node anyway).
 
         Raises:
             StorageError: If the directory cannot be created.
         """
         self._root = os.path.abspath(os.fspath(root))
+        self._durable = durable
         try:
             os.makedirs(self._root, mode=_DIR_MODE, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create storage directory: {exc.strerror}") from None
+
+    def remove_temp_files(self) -> int:
+        """Delete the temp files that writers killed mid-put left behind.
+
+        Only safe while no other process writes to this directory: the node's master
+        calls it at start, before any worker exists.
+
+        Returns:
+            How many were removed.
+        """
+        removed = 0
+        for directory, _dirs, files in os.walk(self._root):
+            for name in files:
+                if name.startswith(_TEMP_PREFIX):
+                    try:
+                        os.unlink(os.path.join(directory, name))
+                        removed += 1
+                    except FileNotFoundError:
+                        pass
+        return removed
 
     def get(self, key: str) -> bytes | None:
         """Read an entry.
@@ -75,9 +100,7 @@ class FileBackend:
         validate_key(key)
         _, path = self._locate(key)
         try:
-            fd = os.open(path, _READ_FLAGS)
-            with os.fdopen(fd, "rb") as handle:
-                data = handle.read()
+            data = _read_file(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
@@ -129,7 +152,7 @@ class FileBackend:
         directory, path = self._locate(key)
         try:
             os.unlink(path)
-            _fsync_dir(directory)  # so an acknowledged delete stays deleted
+            self._sync_dir(directory)  # so an acknowledged delete stays deleted
         except (FileNotFoundError, NotADirectoryError):
             pass
         except OSError as exc:
@@ -189,7 +212,7 @@ class FileBackend:
                 # in it could vanish with it on power loss. One made by a concurrent
                 # writer is fsynced by that writer, maybe just after we return: a
                 # narrow window accepted rather than fsync every ancestor per put.
-                _fsync_dir(parent)
+                self._sync_dir(parent)
             parent = path
 
     def _write_replace(self, directory: str, path: str, blob: bytes) -> None:
@@ -199,7 +222,8 @@ class FileBackend:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(blob)
                 handle.flush()
-                os.fsync(handle.fileno())
+                if self._durable:
+                    os.fsync(handle.fileno())
             os.replace(temp, path)
         except BaseException:
             # Never leave a stray temp file behind, even on KeyboardInterrupt.
@@ -208,7 +232,11 @@ class FileBackend:
             except OSError:
                 pass
             raise
-        _fsync_dir(directory)
+        self._sync_dir(directory)
+
+    def _sync_dir(self, directory: str) -> None:
+        if self._durable:
+            _fsync_dir(directory)
 
     def _prune(self, directory: str) -> None:
         """Best effort: remove directories left empty, deepest first, stopping at root."""
@@ -227,7 +255,10 @@ def _check_path_length(path: str) -> None:
         raise InvalidKeyError("storage key is too long for the file backend")
 
 
+@functools.lru_cache(maxsize=8192)
 def _encode_segment(segment: str, prefix: str) -> str:
+    # Cached: the same few path segments (mounts, token salts, KV keys) recur on every
+    # request, and quote() dominated a read's cost.
     try:
         name = prefix + quote(segment, safe="")
     except UnicodeEncodeError:
@@ -302,6 +333,19 @@ def _unframe(key: str, data: bytes) -> bytes:
     if not hmac.compare_digest(hashlib.sha256(payload).digest(), data[length_end:_HEADER_LEN]):
         raise CorruptEntryError(key, "checksum mismatch")
     return payload
+
+
+def _read_file(path: str) -> bytes:
+    """The whole file, with as few system calls as a small entry allows."""
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        chunks = [os.read(fd, _READ_CHUNK)]
+        # A regular file returns less than asked only at its end.
+        while len(chunks[-1]) == _READ_CHUNK:
+            chunks.append(os.read(fd, _READ_CHUNK))
+    finally:
+        os.close(fd)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _fsync_dir(path: str) -> None:

@@ -1,0 +1,177 @@
+"""One client connection: uvicorn's h11 protocol held to Vault's listener limits.
+
+uvicorn parses HTTP with h11 (which, unlike httptools, accepts Vault's ``LIST``
+verb) on an asyncio loop, so a slow client costs a socket and a timer, never a
+thread. What uvicorn does not bound, this subclass does, with Go's semantics
+(Vault's listener is Go's ``net/http`` server):
+
+- ``http_read_header_timeout``: a request's headers must arrive within it,
+  counted from the connection's start or from the first byte of a later request;
+- ``http_read_timeout``: the whole request, body included, from the same start;
+- ``http_write_timeout``: from the end of the headers to the end of the answer;
+- ``http_idle_timeout``: how long a kept-alive connection may wait for its next
+  request;
+- ``max_connections``: past it a new connection is closed before anything is read.
+
+Every limit that expires aborts the connection: nothing is answered, as in Go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+Scope = MutableMapping[str, Any]
+AsgiApp = Callable[[Scope, Any, Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """A listener's per-connection limits, in seconds (0: none), for one worker."""
+
+    read_header_timeout: float = 10.0
+    read_timeout: float = 30.0
+    write_timeout: float = 0.0
+    idle_timeout: float = 300.0
+    max_connections: int = 4096
+
+
+_HTTP_VERSIONS = frozenset({"1.0", "1.1"})
+_VERSION_NOT_SUPPORTED = b'{"errors":["unsupported protocol version"]}'
+
+
+def _connection_app(app: AsgiApp, client_der: bytes | None) -> AsgiApp:
+    """The app as one connection sees it: HTTP/1.x only, with its client certificate.
+
+    h11 parses any ``HTTP/x.y``; Falcon refuses the unknown ones with an exception
+    (a 500 and a traceback), Go's server with a 505, so this answers 505 first.
+    The certificate is exposed through ASGI's TLS extension.
+    """
+    extension = None
+    if client_der is not None:
+        extension = {"client_cert_chain": [ssl.DER_cert_to_PEM_cert(client_der)],
+                     "client_cert_der": client_der}
+
+    async def connection_app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope.get("http_version") not in _HTTP_VERSIONS:
+            await send({"type": "http.response.start", "status": 505, "headers": [
+                (b"content-type", b"application/json"), (b"connection", b"close")]})
+            await send({"type": "http.response.body", "body": _VERSION_NOT_SUPPORTED})
+            return
+        if extension is not None:
+            scope.setdefault("extensions", {})["tls"] = extension
+        await app(scope, receive, send)
+
+    return connection_app
+
+
+class LimitedH11Protocol(H11Protocol):
+    """h11 connection with header, read, write and idle deadlines and a connection cap."""
+
+    limits: ClassVar[ConnectionLimits] = ConnectionLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._phase = ""
+        self._deadline: asyncio.TimerHandle | None = None
+        self._request_started = 0.0
+        self._refused = False
+
+    @classmethod
+    def with_limits(cls, limits: ConnectionLimits) -> type[LimitedH11Protocol]:
+        """A protocol class for one listener (uvicorn instantiates the class itself)."""
+        return type("ListenerH11Protocol", (cls,), {"limits": limits})
+
+    # -- asyncio.Protocol --------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.limits.max_connections:
+            self._refused = True
+            self.transport = transport
+            transport.abort()
+            return
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        self.app = _connection_app(self.app, der or None)
+        self._start_request()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        self._phase = "closed"
+        if self._refused:
+            return
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._phase == "idle":
+            self._start_request()
+        super().data_received(data)
+        self._follow_request()
+
+    # -- uvicorn hooks -----------------------------------------------------
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.transport.is_closing():
+            self._cancel_deadline()
+            return
+        if self.conn.their_state is h11.IDLE and self.conn.our_state is h11.IDLE:
+            if self.conn.trailing_data[0]:
+                self._start_request()  # a pipelined request has begun
+            else:
+                self._enter("idle", self.limits.idle_timeout)
+        else:
+            self._follow_request()
+
+    # -- deadlines ---------------------------------------------------------
+
+    def _start_request(self) -> None:
+        self._request_started = self.loop.time()
+        self._enter("header", _first(self.limits.read_header_timeout, self.limits.read_timeout))
+
+    def _follow_request(self) -> None:
+        if self._phase == "closed":
+            return
+        state = self.conn.their_state
+        if state is h11.SEND_BODY:
+            self._enter("body", self._left(self.limits.read_timeout))
+        elif state in (h11.DONE, h11.MUST_CLOSE) and self.conn.our_state in (
+                h11.IDLE, h11.SEND_RESPONSE, h11.SEND_BODY):
+            self._enter("respond", self.limits.write_timeout)
+
+    def _left(self, timeout: float) -> float:
+        if not timeout:
+            return 0.0
+        return max(0.001, self._request_started + timeout - self.loop.time())
+
+    def _enter(self, phase: str, timeout: float) -> None:
+        """Arm the deadline of a new phase; staying in a phase keeps its deadline."""
+        if phase == self._phase:
+            return
+        self._cancel_deadline()
+        self._phase = phase
+        if timeout:
+            self._deadline = self.loop.call_later(timeout, self._expire)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.abort()
+
+
+def _first(*timeouts: float) -> float:
+    """The earliest of several timeouts, ignoring zeros (no limit)."""
+    set_ = [t for t in timeouts if t]
+    return min(set_) if set_ else 0.0

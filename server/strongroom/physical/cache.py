@@ -1,0 +1,107 @@
+"""A read cache over node-private storage (file, inmem), kept exact across processes.
+
+Every process of a node (the master and its workers) writes through its own
+``CachingBackend``, and every write bumps one generation number in shared memory.
+A process drops its whole cache whenever the generation moved for any write but
+its own, so a read never returns a value older than the last completed write,
+whoever made it. Entries are barrier ciphertext, as stored: caching adds no
+plaintext to memory.
+
+Only for storage that this node alone writes: Consul is shared by other nodes,
+whose writes this counter never sees.
+"""
+
+from __future__ import annotations
+
+import mmap
+import multiprocessing
+import struct
+import threading
+from collections.abc import Callable, Sequence
+
+from strongroom.physical.base import Backend, Op, apply_ops
+
+_COUNTER = struct.Struct("=Q")
+DEFAULT_MAX_ENTRIES = 20_000
+
+
+class WriteGeneration:
+    """A 64-bit write counter in anonymous shared memory; create before forking."""
+
+    def __init__(self) -> None:
+        self._page = mmap.mmap(-1, mmap.PAGESIZE)
+        self._lock = multiprocessing.get_context("fork").Lock()
+
+    @property
+    def value(self) -> int:
+        return int(_COUNTER.unpack_from(self._page, 0)[0])
+
+    def bump(self) -> int:
+        with self._lock:
+            value = self.value + 1
+            _COUNTER.pack_into(self._page, 0, value)
+            return value
+
+
+class CachingBackend:
+    """``inner`` with its reads cached, invalidated by any other process's write."""
+
+    def __init__(self, inner: Backend, generation: WriteGeneration,
+                 max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        self._inner = inner
+        self._generation = generation
+        self._max = max_entries
+        self._cache: dict[str, bytes | None] = {}
+        self._seen = generation.value
+        # Serialises this process's writes with their cache updates, so two threads
+        # writing one key cannot leave the older value cached.
+        self._lock = threading.Lock()
+
+    @property
+    def inner(self) -> Backend:
+        return self._inner
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            current = self._generation.value
+            if current != self._seen:
+                self._cache.clear()
+                self._seen = current
+            if key in self._cache:
+                return self._cache[key]
+        value = self._inner.get(key)
+        with self._lock:
+            # Kept only if no write (here or elsewhere) happened during the read.
+            if self._generation.value == current == self._seen:
+                if len(self._cache) >= self._max:
+                    self._cache.clear()
+                self._cache[key] = value
+        return value
+
+    def list(self, prefix: str) -> list[str]:
+        return self._inner.list(prefix)
+
+    def put(self, key: str, value: bytes) -> None:
+        self._write(lambda: self._inner.put(key, value), [("put", key, value)])
+
+    def delete(self, key: str) -> None:
+        self._write(lambda: self._inner.delete(key), [("delete", key, None)])
+
+    def transaction(self, ops: Sequence[Op]) -> None:
+        self._write(lambda: apply_ops(self._inner, ops), ops)
+
+    def _write(self, apply: Callable[[], None], ops: Sequence[Op]) -> None:
+        with self._lock:
+            try:
+                apply()
+            except BaseException:
+                # What landed is unknown: forget everything, and make every process forget.
+                self._cache.clear()
+                self._seen = self._generation.bump()
+                raise
+            new = self._generation.bump()
+            if new != self._seen + 1:
+                self._cache.clear()  # another process wrote since our last look
+            self._seen = new
+            for verb, key, value in ops:
+                self._cache[key] = value if verb == "put" else None
