@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support import requires
 from tests.support.servers import free_port, strongroom_env, strongroom_server
 
 WORKERS = 2
@@ -67,11 +68,11 @@ def without_ipc_lock(argv: list[str]) -> list[str]:
         return ["capsh", "--drop=cap_ipc_lock", "--", "-c", 'exec "$@"', "sh", *limited]
     if shutil.which("setpriv"):
         return ["setpriv", "--bounding-set=-ipc_lock", "--inh-caps=-ipc_lock", *limited]
-    pytest.skip("neither capsh nor setpriv is installed")
+    requires.missing("capsh or setpriv", "apt-get install libcap2-bin (or util-linux)")
 
 
-@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit")
 def test_start_up_fails_clearly_when_memory_cannot_be_locked(tmp_path: Path) -> None:
+    requires.binary("prlimit", "apt-get install util-linux")
     config = tmp_path / "server.hcl"
     config.write_text(LOCKED_CONFIG.format(port=free_port(), workdir=tmp_path))
     argv = [sys.executable, "-m", "strongroom.cli.main", "server", f"-config={config}"]

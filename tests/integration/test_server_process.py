@@ -79,28 +79,35 @@ def backend_key_matches(path: Path, root: Path, key: str) -> bool:
     return "/".join(parts) == key
 
 
-def test_corrupt_entries_are_clear_errors_not_crashes(tmp_path: Path) -> None:
+def _initialized(tmp_path: Path) -> str:
+    """Initialize a node on tmp_path/data and stop it: the next start reads from disk."""
     with strongroom_server(tmp_path, CONFIG) as srv:
         init = requests.put(srv.url + "/v1/sys/init",
                             json={"secret_shares": 1, "secret_threshold": 1}, timeout=10).json()
-        corrupt(tmp_path / "data", "core/keyring")
-        resp = requests.put(srv.url + "/v1/sys/unseal", json={"key": init["keys"][0]}, timeout=10)
+    return str(init["keys"][0])
+
+
+def test_corrupt_entries_are_clear_errors_not_crashes(tmp_path: Path) -> None:
+    key = _initialized(tmp_path)
+    corrupt(tmp_path / "data", "core/keyring")
+    with strongroom_server(tmp_path, CONFIG) as srv:
+        resp = requests.put(srv.url + "/v1/sys/unseal", json={"key": key}, timeout=10)
         assert resp.status_code == 500
         assert "core/keyring" in resp.json()["errors"][0]
         assert requests.get(srv.url + "/v1/sys/seal-status", timeout=5).json()["sealed"] is True
-        truncated = tmp_path / "data" / "core" / "@keyring"
-        truncated.write_bytes(truncated.read_bytes()[:10])
-        resp = requests.put(srv.url + "/v1/sys/unseal", json={"key": init["keys"][0]}, timeout=10)
+    truncated = tmp_path / "data" / "core" / "@keyring"
+    truncated.write_bytes(truncated.read_bytes()[:10])
+    with strongroom_server(tmp_path, CONFIG) as srv:
+        resp = requests.put(srv.url + "/v1/sys/unseal", json={"key": key}, timeout=10)
         assert resp.status_code == 500 and "core/keyring" in resp.json()["errors"][0]
         assert requests.get(srv.url + "/v1/sys/health", timeout=5).status_code == 503
 
 
 def test_corrupt_barrier_entry_keeps_the_node_sealed(tmp_path: Path) -> None:
+    key = _initialized(tmp_path)
+    corrupt(tmp_path / "data", "core/cluster/info")
     with strongroom_server(tmp_path, CONFIG) as srv:
-        init = requests.put(srv.url + "/v1/sys/init",
-                            json={"secret_shares": 1, "secret_threshold": 1}, timeout=10).json()
-        corrupt(tmp_path / "data", "core/cluster/info")
-        resp = requests.put(srv.url + "/v1/sys/unseal", json={"key": init["keys"][0]}, timeout=10)
+        resp = requests.put(srv.url + "/v1/sys/unseal", json={"key": key}, timeout=10)
         assert resp.status_code == 500
         assert "core/cluster/info" in resp.json()["errors"][0]
         assert requests.get(srv.url + "/v1/sys/seal-status", timeout=5).json()["sealed"] is True

@@ -41,11 +41,14 @@ def handshake(url: str, version: ssl.TLSVersion) -> str:
 
 def test_protocol_floor(tls_server: tuple[ServerProcess, str]) -> None:
     server, setting = tls_server
-    with pytest.raises(ssl.SSLError):
+    # The server's own refusal (its protocol-version alert), not any client-side failure.
+    with pytest.raises(ssl.SSLError) as refused:
         handshake(server.url, ssl.TLSVersion.TLSv1_1)
+    assert refused.value.reason == "TLSV1_ALERT_PROTOCOL_VERSION", refused.value
     if "tls13" in setting:
-        with pytest.raises(ssl.SSLError):
+        with pytest.raises(ssl.SSLError) as refused:
             handshake(server.url, ssl.TLSVersion.TLSv1_2)
+        assert refused.value.reason == "TLSV1_ALERT_PROTOCOL_VERSION", refused.value
     else:
         assert handshake(server.url, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
     assert handshake(server.url, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"

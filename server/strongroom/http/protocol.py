@@ -134,7 +134,8 @@ class LimitedH11Protocol(H11Protocol):
 
     def _start_request(self) -> None:
         self._request_started = self.loop.time()
-        self._enter("header", _first(self.limits.read_header_timeout, self.limits.read_timeout))
+        limits = self.limits
+        self._enter("header", first_limit(limits.read_header_timeout, limits.read_timeout))
 
     def _follow_request(self) -> None:
         if self._phase == "closed":
@@ -171,7 +172,7 @@ class LimitedH11Protocol(H11Protocol):
             self.transport.abort()
 
 
-def _first(*timeouts: float) -> float:
+def first_limit(*timeouts: float) -> float:
     """The earliest of several timeouts, ignoring zeros (no limit)."""
     set_ = [t for t in timeouts if t]
     return min(set_) if set_ else 0.0

@@ -21,7 +21,9 @@ from gunicorn.workers.base import Worker
 from uvicorn.config import Config
 from uvicorn.server import Server
 
+from strongroom.http.event_loop import ListenerEventLoop
 from strongroom.http.protocol import LimitedH11Protocol
+from strongroom.http.protocol import first_limit as _first
 
 
 class StrongroomUvicornWorker(Worker):  # type: ignore[misc]
@@ -77,4 +79,7 @@ class StrongroomUvicornWorker(Worker):  # type: ignore[misc]
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
     def run(self) -> None:
-        asyncio.run(self._serve())
+        limits = self.app.listener_settings(self.cfg.workers)["limits"]
+        handshake = _first(limits.read_header_timeout, limits.read_timeout)
+        with asyncio.Runner(loop_factory=lambda: ListenerEventLoop(handshake)) as runner:
+            runner.run(self._serve())

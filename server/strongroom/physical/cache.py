@@ -22,7 +22,10 @@ from collections.abc import Callable, Sequence
 from strongroom.physical.base import Backend, Op, apply_ops
 
 _COUNTER = struct.Struct("=Q")
-DEFAULT_MAX_ENTRIES = 20_000
+# Bounds per process: small entries (tokens, policies, mount tables, most secrets) are
+# what every request reads; a large value is read rarely and would crowd them out.
+DEFAULT_MAX_BYTES = 32 << 20
+MAX_ENTRY_BYTES = 64 << 10
 
 
 class WriteGeneration:
@@ -47,10 +50,11 @@ class CachingBackend:
     """``inner`` with its reads cached, invalidated by any other process's write."""
 
     def __init__(self, inner: Backend, generation: WriteGeneration,
-                 max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self._inner = inner
         self._generation = generation
-        self._max = max_entries
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._cache: dict[str, bytes | None] = {}
         self._seen = generation.value
         # Serialises this process's writes with their cache updates, so two threads
@@ -65,7 +69,7 @@ class CachingBackend:
         with self._lock:
             current = self._generation.value
             if current != self._seen:
-                self._cache.clear()
+                self._clear()
                 self._seen = current
             if key in self._cache:
                 return self._cache[key]
@@ -73,10 +77,25 @@ class CachingBackend:
         with self._lock:
             # Kept only if no write (here or elsewhere) happened during the read.
             if self._generation.value == current == self._seen:
-                if len(self._cache) >= self._max:
-                    self._cache.clear()
-                self._cache[key] = value
+                self._remember(key, value)
         return value
+
+    def _remember(self, key: str, value: bytes | None) -> None:
+        """Cache ``key``'s value (None: known absent), within the byte budget."""
+        size = len(key) + (len(value) if value is not None else 0)
+        if key in self._cache:
+            old = self._cache.pop(key)
+            self._bytes -= len(key) + (len(old) if old is not None else 0)
+        if value is not None and len(value) > MAX_ENTRY_BYTES:
+            return
+        if self._bytes + size > self._max_bytes:
+            self._clear()
+        self._cache[key] = value
+        self._bytes += size
+
+    def _clear(self) -> None:
+        self._cache.clear()
+        self._bytes = 0
 
     def list(self, prefix: str) -> list[str]:
         return self._inner.list(prefix)
@@ -96,12 +115,12 @@ class CachingBackend:
                 apply()
             except BaseException:
                 # What landed is unknown: forget everything, and make every process forget.
-                self._cache.clear()
+                self._clear()
                 self._seen = self._generation.bump()
                 raise
             new = self._generation.bump()
             if new != self._seen + 1:
-                self._cache.clear()  # another process wrote since our last look
+                self._clear()  # another process wrote since our last look
             self._seen = new
             for verb, key, value in ops:
-                self._cache[key] = value if verb == "put" else None
+                self._remember(key, value if verb == "put" else None)
