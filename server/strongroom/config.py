@@ -229,12 +229,12 @@ def parse_duration(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             _fail(None, f"duration must not be negative, got {value}")
-        return value
+        return _bounded_duration(value, value)
     if not isinstance(value, str):
         _fail(None, f"must be a duration like '768h' or integer seconds, got {value!r}")
     text = value.strip()
     if text.isdigit():
-        return int(text)
+        return _bounded_duration(int(text), value)
     if not _DURATION_RE.fullmatch(text):
         _fail(None, f"invalid duration {value!r} (use e.g. '30s', '10m', '768h', '1h30m')")
     # Fraction, not float, so "0.1h" is exactly 360s rather than 359.99999.
@@ -242,7 +242,18 @@ def parse_duration(value: object) -> int:
     total = sum((Fraction(num) * _DURATION_UNITS[unit] for num, unit in parts), Fraction(0))
     if total.denominator != 1:
         _fail(None, f"duration {value!r} is not a whole number of seconds")
-    return int(total)
+    return _bounded_duration(int(total), value)
+
+
+# Go's time.Duration (Vault's) is int64 nanoseconds: nothing longer exists for Vault.
+MAX_DURATION_SECONDS = (2**63 - 1) // 10**9
+
+
+def _bounded_duration(seconds: int, value: object) -> int:
+    if seconds > MAX_DURATION_SECONDS:
+        _fail(None, f"duration {value!r} is longer than the longest allowed "
+              f"({MAX_DURATION_SECONDS}s, 2562047h47m16s)")
+    return seconds
 
 
 def _keyed(key: str, parse: Callable[[object], _T], value: object) -> _T:
