@@ -6,12 +6,18 @@ rebuilds the root key from the shares and decrypts the keyring from the data
 directory to learn every key, then reads /proc/PID/mem of the master and of
 every worker and looks for each key raw, in hex and in base64 (standard and
 URL-safe, at each of the three alignments base64 can have inside a longer
-string), and in the master the unseal shares too. Nothing may be found.
+string), and in the master the unseal shares and the root token too. The
+token store's HMAC salt (a barrier entry the test decrypts with that keyring)
+and the batch-token key derived from it are keys too: whoever holds them
+computes token storage keys and forges batch tokens that work after the next
+unseal. Nothing may be found.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import re
 import time
 from collections.abc import Iterator
@@ -21,6 +27,7 @@ import pytest
 import requests
 
 from strongroom.barrier.barrier import AESGCMBarrier
+from strongroom.core.bootstrap import TOKEN_STORE_PREFIX
 from strongroom.physical.file import FileBackend
 from strongroom.seal import shamir
 from tests.support.servers import ServerProcess, file_config, strongroom_server
@@ -116,11 +123,23 @@ def test_no_key_in_any_process_memory_after_seal(server: ServerProcess, tmp_path
         assert requests.post(url + f"secret/data/s{i}", json={"data": {"v": i}},
                              headers=headers, timeout=5).status_code == 200
     workers = every_worker_serves(server, "/v1/secret/data/s0", token)
+    # A batch token used in every worker: each derives the batch key and opens it.
+    batch = requests.post(url + "auth/token/create", headers=headers, timeout=5,
+                          json={"type": "batch", "ttl": "1h", "policies": ["default"]})
+    assert batch.status_code == 200, batch.text
+    every_worker_serves(server, "/v1/auth/token/lookup-self", batch.json()["auth"]["client_token"])
 
     root_key = shamir.combine([bytes.fromhex(s) for s in shares[:2]])
     ring = AESGCMBarrier(FileBackend(tmp_path / "data")).load_keyring(root_key)
     assert len(ring.terms) == 2
     needles = {f"root key {form}": value for form, value in encodings(bytes(root_key)).items()}
+    opened = AESGCMBarrier(FileBackend(tmp_path / "data"))
+    opened.install(ring.copy())
+    salt = opened.get(TOKEN_STORE_PREFIX + "salt")
+    assert salt is not None and len(salt) == 32
+    batch_key = hmac.new(salt, b"batch-token-key", hashlib.sha256).digest()
+    needles.update({f"token salt {form}": value for form, value in encodings(salt).items()})
+    needles.update({f"batch key {form}": value for form, value in encodings(batch_key).items()})
     for term in ring.terms:
         needles.update({f"term {term.term} key {form}": value
                         for form, value in encodings(bytes(term.key)).items()})
@@ -128,6 +147,8 @@ def test_no_key_in_any_process_memory_after_seal(server: ServerProcess, tmp_path
     # answer, unseal requests); threshold of them rebuild the root key. (A worker's
     # HTTP layer may still hold the text of a request body it parsed: not checked.)
     master_needles = dict(needles)
+    # And the root token, which the master made at init and has no use for since.
+    master_needles["root token"] = token.encode()
     for i, share in enumerate(shares):
         master_needles.update({f"share {i} {form}": value
                                for form, value in encodings(bytes.fromhex(share)).items()})
@@ -136,6 +157,7 @@ def test_no_key_in_any_process_memory_after_seal(server: ServerProcess, tmp_path
     # Sanity check of the scanner: while unsealed, the keys are there to be found.
     assert any("term 2 key raw" in hit for hit in scan(server.proc.pid, needles)) or any(
         scan(pid, {"term 2 key raw": bytes(ring.terms[1].key)}) for pid in workers)
+    assert all(scan(pid, {"token salt raw": salt}) for pid in workers)
 
     assert requests.put(url + "sys/seal", headers=headers, timeout=5).status_code == 204
     # No request reaches the workers after the seal: idle ones must drop their keys too.

@@ -41,6 +41,9 @@ def make_bootstrapper(
         save_mount_table(barrier, default_mounts(dev))
         PolicyStore(barrier).ensure_default()
         tokens = TokenStore(StorageView(barrier, TOKEN_STORE_PREFIX))
-        return tokens.create(root_token_entry(clock()), token_id=root_token_id)
+        try:
+            return tokens.create(root_token_entry(clock()), token_id=root_token_id)
+        finally:
+            tokens.forget()  # the salt it made: the master keeps no copy (issue #9)
 
     return bootstrap

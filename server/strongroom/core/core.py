@@ -80,6 +80,11 @@ class Core:
         self._sync_lock = threading.Lock()
         self._applied: tuple[int, ...] = ()
         self.snapshot = NodeSnapshot(0, False, True, None)
+        # A worker's coordinator reports seals from its watcher thread, before any
+        # request here: the token salt is wiped then, with the keyring (issue #9).
+        on_seal = getattr(coordinator, "on_seal", None)
+        if on_seal is not None:
+            on_seal(self.forget_secrets)
 
     def now(self) -> float:
         return self.clock().timestamp()
@@ -112,6 +117,7 @@ class Core:
         snap = self.coordinator.snapshot()
         if snap.keyring is None:
             self.barrier.seal()
+            self.forget_secrets()
             self.router.replace([])
         else:
             self.barrier.install(snap.keyring)
@@ -121,6 +127,10 @@ class Core:
             # Writes carry the active node's lock session; a standby's carry none.
             self.physical.session = snap.ha.session if snap.ha.active else None
         self.snapshot = snap
+
+    def forget_secrets(self) -> None:
+        """Wipe the key material the core holds beside the barrier's keyring (seal)."""
+        self.tokens.forget()
 
     def _force_seal_sync(self) -> None:
         with self._sync_lock:

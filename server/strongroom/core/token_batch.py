@@ -4,6 +4,8 @@ As in Vault, a batch token carries its policies, path, TTL and parent inside an
 AES-256-GCM blob, so it costs no storage write to create and no read to use
 (beyond its parent's liveness). It cannot be renewed, revoked on its own or used
 to create tokens, and it has no accessor; it dies with its TTL or its parent.
+The key is the token store's bytearray (token_salt.py); the AES-GCM context is
+made per call, so none outlives the key's wipe on seal.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def is_batch_token(token: str) -> bool:
     return token.startswith(BATCH_TOKEN_PREFIX)
 
 
-def seal_batch(key: bytes, entry: dict[str, Any]) -> str:
+def seal_batch(key: bytes | bytearray, entry: dict[str, Any]) -> str:
     """Encrypt the fields of ``entry`` that a batch token carries into a token string."""
     doc = {short: entry[name] for short, name in _FIELDS.items()}
     plain = json.dumps(doc, separators=(",", ":")).encode()
@@ -42,7 +44,7 @@ def seal_batch(key: bytes, entry: dict[str, Any]) -> str:
     return BATCH_TOKEN_PREFIX + base64.urlsafe_b64encode(blob).decode().rstrip("=")
 
 
-def open_batch(key: bytes, token: str) -> dict[str, Any] | None:
+def open_batch(key: bytes | bytearray, token: str) -> dict[str, Any] | None:
     """The fields sealed in ``token``, or None when it is not one of ours (or tampered)."""
     if not is_batch_token(token) or len(token) > MAX_BATCH_TOKEN_LENGTH:
         return None

@@ -5,28 +5,26 @@ so no stored secret is ever compared byte-by-byte with client input. Children
 are indexed under their parent's hash so revoking a token revokes its tree.
 Expiry is enforced on every lookup: an expired token (or one whose ancestor
 expired) is revoked on sight. Batch tokens are not stored at all (token_batch).
+The salt and the batch key derived from it are held by token_salt.py, which
+wipes them when the core calls :meth:`TokenStore.forget` (on seal).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import math
-import os
 import secrets
 import string
-import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from strongroom.core.token_batch import is_batch_token, open_batch, seal_batch
+from strongroom.core.token_batch import is_batch_token
+from strongroom.core.token_salt import SaltHolder
 from strongroom.errors import BadRequestError
 from strongroom.node.locks import node_lock
 from strongroom.physical.base import Backend, Op, apply_ops
 
-_SALT_KEY = "salt"
 _ALPHABET = string.ascii_letters + string.digits
 SERVICE_TOKEN_PREFIX = "hvs."  # noqa: S105 - a public prefix, not a secret
 MAX_TOKEN_LENGTH = 512
@@ -95,35 +93,26 @@ class TokenStore:
         self, storage: Backend, on_revoke: Callable[[TokenEntry], None] | None = None
     ) -> None:
         self._storage = storage
-        self._salt: bytes | None = None
-        self._lock = threading.Lock()
+        # The batch key is derived from the (secret, barrier-encrypted) salt: no
+        # second key to store or race.
+        self._secrets = SaltHolder(storage)
         # Destroys what a token owns (its cubbyhole, its leases) when it goes.
         self.on_revoke = on_revoke
 
-    def _salt_bytes(self) -> bytes:
-        if self._salt is None:
-            with self._lock:
-                salt = self._storage.get(_SALT_KEY)
-                if salt is None:
-                    salt = os.urandom(32)
-                    self._storage.put(_SALT_KEY, salt)
-                self._salt = salt
-        return self._salt
+    def forget(self) -> None:
+        """Wipe the salt and batch key from memory (seal); they reload when next needed."""
+        self._secrets.forget()
 
     def salted(self, value: str) -> str:
         """HMAC-SHA256 of ``value`` under this store's salt (hex)."""
-        return hmac.new(self._salt_bytes(), value.encode(), hashlib.sha256).hexdigest()
-
-    def _batch_key(self) -> bytes:
-        # Derived from the (secret, barrier-encrypted) salt: no second key to store or race.
-        return hmac.new(self._salt_bytes(), b"batch-token-key", hashlib.sha256).digest()
+        return self._secrets.get().salted(value)
 
     # -- create / read ----------------------------------------------------------
 
     def create(self, entry: TokenEntry, token_id: str | None = None) -> str:
         """Store ``entry`` and return the token id the client will hold."""
         if entry.type == "batch":
-            token = seal_batch(self._batch_key(), asdict(entry))
+            token = self._secrets.get().seal_batch(asdict(entry))
             entry.hash = self.salted(token)
             return token
         if token_id and entry.path == ROOT_TOKEN_PATH and "." not in token_id:
@@ -209,7 +198,7 @@ class TokenStore:
                 self.save(current)
 
     def _lookup_batch(self, token: str, now: float) -> TokenEntry | None:
-        doc = open_batch(self._batch_key(), token)
+        doc = self._secrets.get().open_batch(token)
         if doc is None or doc["creation_time"] + doc["ttl"] <= now:
             return None
         if doc["parent_hash"] and self.lookup_hash(doc["parent_hash"], now) is None:

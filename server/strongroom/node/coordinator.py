@@ -23,7 +23,9 @@ from strongroom import BUILD_DATE, __version__
 from strongroom.barrier.barrier import AESGCMBarrier, InvalidRootKeyError
 from strongroom.barrier.keyring import KEY_SIZE, Keyring
 from strongroom.barrier.secmem import (
+    b64_length,
     b64decode_into,
+    b64encode_at,
     hexdecode_into,
     random_key,
     wipe,
@@ -128,6 +130,16 @@ def decode_unseal_key(key: str) -> bytearray:
                 f"invalid key: key is shorter than minimum {MIN_KEY_SIZE} bytes")
         raise BadRequestError(f"invalid key: key is longer than maximum {MAX_KEY_SIZE} bytes")
     return raw
+
+
+def _b64_text(data: bytes | bytearray) -> str:
+    """Base64 text of a share, with no intermediate ``bytes`` copy (b64encode makes one)."""
+    buf = bytearray(b64_length(len(data)))
+    b64encode_at(buf, 0, data)
+    try:
+        return buf.decode("ascii")
+    finally:
+        wipe(buf)
 
 
 class LocalCoordinator:
@@ -280,7 +292,7 @@ class LocalCoordinator:
             # The shares go to the caller: the text forms are unavoidable, the bytes are not.
             answer = {
                 "keys": [k.hex() for k in keys],
-                "keys_base64": [base64.b64encode(k).decode() for k in keys],
+                "keys_base64": [_b64_text(k) for k in keys],
                 "root_token": root_token,
             }
             for share in split:

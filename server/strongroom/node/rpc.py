@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import secrets
 import socket
 import struct
 import threading
 import weakref
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -35,19 +38,58 @@ _PEERCRED = struct.Struct("3i")
 _WATCH_PEER_CHECK = 30.0
 
 
+# String values JSON writes as they are (printable ASCII but '"' and '\\'): spliced
+# into a frame by hand, not passed through json.dumps, whose encoder makes a quoted
+# copy of each string and frees it without clearing it (a share's text left behind).
+_PLAIN_STRING = re.compile(r'[ !#-\[\]-~]*')
+
+
+def _skeleton(node: Any, values: list[str], marker: str) -> Any:
+    """``node`` with its plain string values moved to ``values``, a placeholder each."""
+    if isinstance(node, str):
+        if len(node) > 1 and _PLAIN_STRING.fullmatch(node):
+            values.append(node)
+            return f"{marker}{len(values) - 1}"
+        return node
+    if isinstance(node, dict):
+        return {key: _skeleton(value, values, marker) for key, value in node.items()}
+    if isinstance(node, list | tuple):
+        return [_skeleton(item, values, marker) for item in node]
+    return node
+
+
+def _frame(doc: dict[str, Any], keys: bytearray) -> bytearray:
+    """Length, JSON, keys in one buffer allocated once (a growing one leaves copies)."""
+    values: list[str] = []
+    marker = "\u0001" + secrets.token_hex(8) + ":"
+    text = json.dumps(_skeleton(doc, values, marker))
+    # Literal JSON and value indexes alternate; the literals hold no secret.
+    parts = re.split('"' + re.escape(json.dumps(marker)[1:-1]) + '([0-9]+)"', text)
+    size = sum(len(p) if i % 2 == 0 else len(values[int(p)]) + 2 for i, p in enumerate(parts))
+    frame = bytearray(_LEN.size + size + len(keys))
+    _LEN.pack_into(frame, 0, size)
+    pos = _LEN.size
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            frame[pos:pos + len(part)] = part.encode("ascii")  # ensure_ascii: len = bytes
+            pos += len(part)
+            continue
+        raw = values[int(part)].encode("ascii")
+        frame[pos] = frame[pos + len(raw) + 1] = ord('"')
+        frame[pos + 1:pos + 1 + len(raw)] = raw
+        wipe_immutable(raw)
+        pos += len(raw) + 2
+    frame[pos:] = keys
+    return frame
+
+
 def _send(sock: socket.socket, doc: dict[str, Any], blob: bytearray | None = None) -> None:
-    """Send one message; the frame is wiped after sending (it may carry shares or keys)."""
+    """Send one message; the frame is wiped after sending (it may carry shares or keys).
+
+    Messages carry unseal shares (init answers, unseal requests): no copy is left behind.
+    """
     keys = blob if blob is not None else bytearray()
-    text = json.dumps({**doc, "key_bytes": len(keys)} if keys else doc)
-    body = text.encode()
-    # Messages carry unseal shares (init answers, unseal requests): no copy is left behind.
-    wipe_immutable_str(text)
-    # Allocated once: a growing bytearray leaves copies behind in freed memory.
-    frame = bytearray(_LEN.size + len(body) + len(keys))
-    _LEN.pack_into(frame, 0, len(body))
-    frame[_LEN.size:_LEN.size + len(body)] = body
-    frame[_LEN.size + len(body):] = keys
-    wipe_immutable(body)
+    frame = _frame({**doc, "key_bytes": len(keys)} if keys else doc, keys)
     try:
         sock.sendall(frame)
     finally:
@@ -96,11 +138,12 @@ def _recv(sock: socket.socket) -> tuple[dict[str, Any], bytearray]:
 
 
 def _wipe_share_texts(result: Any) -> None:
-    """Zero the unseal shares' text in an init answer once it has been sent."""
+    """Zero the unseal shares' and root token's text in an init answer once it has been sent."""
     if isinstance(result, dict):
         for field in ("keys", "keys_base64"):
             for text in result.get(field) or ():
                 wipe_immutable_str(text)
+        wipe_immutable_str(result.get("root_token"))
 
 
 def _parent_pid(pid: int) -> int:
@@ -321,6 +364,7 @@ class RemoteCoordinator:
         self._issued_lock = threading.Lock()
         self._watcher: threading.Thread | None = None
         self._watcher_pid = 0
+        self._seal_listeners: list[Callable[[], None]] = []
 
     def generation(self) -> int:
         return self._counters.get(Slot.SEAL)
@@ -369,6 +413,13 @@ class RemoteCoordinator:
 
     # -- the seal watcher ---------------------------------------------------------
 
+    def on_seal(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (from the watcher) after it wiped the keyrings on a seal.
+
+        For key material held beside the keyring (the core's token salt).
+        """
+        self._seal_listeners.append(listener)
+
     def _ensure_watcher(self, since: int) -> None:
         with self._issued_lock:
             alive = self._watcher is not None and self._watcher.is_alive()
@@ -392,6 +443,8 @@ class RemoteCoordinator:
                 else:
                     keep.append((generation, ref))
             self._issued = keep
+        for listener in self._seal_listeners:
+            listener()
 
     def _watch(self, since: int) -> None:
         try:
