@@ -212,12 +212,14 @@ def parse_bool(value: object) -> bool:
     _fail(None, f"must be a boolean (true or false), got {value!r}")
 
 
-def parse_duration(value: object) -> int:
+def parse_duration(value: object, bounded: bool = True) -> int:
     """Parse a Vault duration into whole seconds.
 
     Args:
         value: Integer seconds (int or digit string), or units ``s``/``m``/``h``/``d``,
             optionally combined and fractional (``"768h"``, ``"1h30m"``, ``"1.5h"``).
+        bounded: Refuse durations longer than Go's ``time.Duration`` holds (callers
+            that word that refusal themselves pass False).
 
     Returns:
         The duration in seconds (>= 0).
@@ -229,12 +231,12 @@ def parse_duration(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             _fail(None, f"duration must not be negative, got {value}")
-        return _bounded_duration(value, value)
+        return _bounded_duration(value, value) if bounded else value
     if not isinstance(value, str):
         _fail(None, f"must be a duration like '768h' or integer seconds, got {value!r}")
     text = value.strip()
     if text.isdigit():
-        return _bounded_duration(int(text), value)
+        return _bounded_duration(int(text), value) if bounded else int(text)
     if not _DURATION_RE.fullmatch(text):
         _fail(None, f"invalid duration {value!r} (use e.g. '30s', '10m', '768h', '1h30m')")
     # Fraction, not float, so "0.1h" is exactly 360s rather than 359.99999.
@@ -242,7 +244,7 @@ def parse_duration(value: object) -> int:
     total = sum((Fraction(num) * _DURATION_UNITS[unit] for num, unit in parts), Fraction(0))
     if total.denominator != 1:
         _fail(None, f"duration {value!r} is not a whole number of seconds")
-    return _bounded_duration(int(total), value)
+    return _bounded_duration(int(total), value) if bounded else int(total)
 
 
 # Go's time.Duration (Vault's) is int64 nanoseconds: nothing longer exists for Vault.

@@ -43,7 +43,7 @@ def parse_wrap_ttl(header: str | None) -> int:
     if not header:
         return 0
     try:
-        ttl = parse_duration(header)
+        ttl = parse_duration(header, bounded=False)  # too long: Vault's own message below
     except (ConfigError, ValueError):
         raise BadRequestError(f"error parsing X-Vault-Wrap-TTL header: invalid duration "
                               f"{header!r}") from None
