@@ -22,6 +22,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from tests.support.deep_inputs import DEEP_POLICIES as BASE_DEEP_POLICIES
 from tests.support.servers import bao_dev_server, strongroom_dev_server
 from tests.support.shapes import MISSING, dig
 
@@ -220,12 +221,7 @@ def test_policy_names_match_openbao(servers: dict[str, str]) -> None:
 
 # --------------------------------------------------------------------------- deep policies
 
-DEEP = 5000
-DEEP_POLICIES = {
-    "hcl object": 'path "x" ' + "{ a = " * DEEP + "1" + " }" * DEEP,
-    "hcl list": 'path "x" { capabilities = ' + "[" * DEEP + "]" * DEEP + " }",
-    "hcl blocks": 'path "x" ' + "a { " * DEEP + " }" * DEEP,
-    "json object": '{"path":' + '{"a":' * DEEP + "1" + "}" * DEEP + "}",
+DEEP_POLICIES = BASE_DEEP_POLICIES | {
     "hcl list 300": 'path "x" { capabilities = ' + "[" * 300 + "]" * 300 + " }",
 }
 

@@ -7,19 +7,6 @@ from typing import Any
 import falcon.testing
 import pytest
 
-from strongroom.config import dev_config
-from strongroom.wsgi import Node, build_node
-
-
-@pytest.fixture
-def node() -> Node:
-    return build_node(dev_config())
-
-
-@pytest.fixture
-def client(node: Node) -> falcon.testing.TestClient:
-    return falcon.testing.TestClient(node.app)
-
 
 def init_unseal(client: falcon.testing.TestClient) -> dict[str, Any]:
     keys = client.simulate_put(

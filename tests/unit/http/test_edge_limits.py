@@ -13,7 +13,6 @@ from typing import Any
 import falcon.testing
 import pytest
 
-from strongroom.config import dev_config
 from strongroom.errors import BadRequestError
 from strongroom.http.edge import (
     MAX_JSON_ARRAY_ELEMENT_COUNT,
@@ -24,7 +23,7 @@ from strongroom.http.edge import (
     parse_body,
 )
 from strongroom.jsoncodec import UnencodableError, dumps
-from strongroom.wsgi import Node, build_node
+from strongroom.wsgi import Node
 
 COMPLEX = "refused JSON input due to high complexity: "
 
@@ -109,16 +108,6 @@ def test_everything_accepted_also_encodes() -> None:
 
 
 # --------------------------------------------------------------------------- a node
-
-
-@pytest.fixture
-def node() -> Node:
-    return build_node(dev_config())
-
-
-@pytest.fixture
-def client(node: Node) -> falcon.testing.TestClient:
-    return falcon.testing.TestClient(node.app)
 
 
 @pytest.fixture

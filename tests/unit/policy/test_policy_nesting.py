@@ -10,13 +10,9 @@ import pytest
 
 from strongroom.policy._hcl import MAX_NESTING
 from strongroom.policy.parse import PolicyError, parse_policy
+from tests.support.deep_inputs import DEEP, DEEP_POLICIES
 
-DEEP = 5000
-DOCUMENTS = {
-    "hcl object": 'path "x" ' + "{ a = " * DEEP + "1" + " }" * DEEP,
-    "hcl list": 'path "x" { capabilities = ' + "[" * DEEP + "]" * DEEP + " }",
-    "hcl blocks": 'path "x" ' + "a { " * DEEP + " }" * DEEP,
-    "json object": '{"path":' + '{"a":' * DEEP + "1" + "}" * DEEP + "}",
+DOCUMENTS = DEEP_POLICIES | {
     "json list": '{"path":{"x":{"capabilities":' + "[" * DEEP + "]" * DEEP + "}}}",
     "json far too deep": '{"path":' + "[" * 200_000 + "]" * 200_000 + "}",
 }
