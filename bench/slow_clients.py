@@ -2,10 +2,10 @@
 """Slow-header clients against Strongroom and OpenBao: do other clients stay served?
 
 For each server (dev mode, pinned to CPU 0; this harness on CPU 1):
-1. `baseline`: K client threads with kept-alive connections read a KV secret for
+1. `baseline`: wrk (on CPU 1) reads a KV secret over 16 kept-alive connections for
    D seconds: requests/s and p99.
 2. N slow connections open and send a request's header lines one every
-   `--interval` seconds, never finishing them; the same K clients are measured again
+   `--interval` seconds, never finishing them; the same wrk run is measured again
    while they are held open.
 3. Reported: the clients' rate under attack as a fraction of the baseline, their p99,
    failed requests, and how many slow connections the server closed (and when).
@@ -30,49 +30,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import (  # noqa: E402
     DEFAULT_BAO_CMD,
     DEFAULT_STRONGROOM_CMD,
     REPO_ROOT,
-    ROOT_TOKEN,
+    Seed,
     Server,
+    parse_wrk,
+    run_wrk,
+    seed,
+    wrk_cmd,
 )
 
-SECRET_PATH = "/v1/secret/data/slow-bench"  # noqa: S105 - a KV path
 
-
-def measure_clients(url: str, clients: int, seconds: float) -> dict[str, Any]:
-    """K threads, each on its own kept-alive session, reading one secret as fast as it can."""
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    failures = [0] * clients
-    stop = time.monotonic() + seconds
-
-    def client(i: int) -> None:
-        with requests.Session() as s:
-            s.headers["X-Vault-Token"] = ROOT_TOKEN
-            while time.monotonic() < stop:
-                t0 = time.monotonic()
-                try:
-                    ok = s.get(url + SECRET_PATH, timeout=10).status_code == 200
-                except requests.RequestException:
-                    ok = False
-                if ok:
-                    latencies[i].append(time.monotonic() - t0)
-                else:
-                    failures[i] += 1
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    every = sorted(x for lat in latencies for x in lat)
-    p99 = every[int(len(every) * 0.99) - 1] if every else None
-    return {"rate": len(every) / seconds, "p99_ms": p99 * 1000 if p99 else None,
-            "failed": sum(failures), "requests": len(every)}
+def measure_clients(server: Server, sd: Seed, concurrency: int, seconds: float
+                    ) -> dict[str, Any]:
+    """wrk reading one KV secret over ``concurrency`` kept-alive connections (CPU 1)."""
+    result = parse_wrk(run_wrk(wrk_cmd(server.url, "kv-read", sd, concurrency, seconds,
+                                       cpu=1, timeout_s=10)))
+    return {"rate": result["rps"], "p99_ms": result["p99_ms"],
+            "failed": sum(result["errors"].values()), "requests": result["requests"]}
 
 
 class SlowClients:
@@ -126,12 +104,11 @@ class SlowClients:
 def run_one(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     server.start()
     try:
-        requests.post(server.url + SECRET_PATH, headers={"X-Vault-Token": ROOT_TOKEN},
-                      json={"data": {"value": "v"}}, timeout=10).raise_for_status()
-        baseline = measure_clients(server.url, args.clients, args.duration)
+        sd = seed(server, write_keys=1)
+        baseline = measure_clients(server, sd, args.clients, args.duration)
         slow = SlowClients(server.port, args.slow, args.interval)
         slow.start()
-        attacked = measure_clients(server.url, args.clients, args.duration)
+        attacked = measure_clients(server, sd, args.clients, args.duration)
         slow_open_after = len(slow.socks)
         slow.stop()
         return {
@@ -148,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--slow", type=int, default=500)
     p.add_argument("--interval", type=float, default=2.0)
-    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--clients", type=int, default=16, help="wrk connections")
     p.add_argument("--duration", type=float, default=15.0)
     p.add_argument("--servers", default="openbao,strongroom")
     p.add_argument("--strongroom-env", action="append", default=[])
