@@ -23,11 +23,12 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
-from strongroom.config import ServerConfig
+from strongroom.config import ListenerConfig, ServerConfig
 from strongroom.ha.setup import fence_for, ha_factory, ha_storage
 from strongroom.ha.standby import NODE_SECRET
 from strongroom.http.app import build_asgi_app
 from strongroom.http.protocol import ConnectionLimits
+from strongroom.http.tls_reload import ReloadingContext
 from strongroom.node import forksafe, locks, memlock, runtime
 from strongroom.node.coordinator import LocalCoordinator
 from strongroom.node.rpc import CoordinatorServer, RemoteCoordinator
@@ -62,20 +63,32 @@ _TLS_VERSIONS = {"tls12": ssl.TLSVersion.TLSv1_2, "tls13": ssl.TLSVersion.TLSv1_
 
 
 def tls_context_hook(config: ServerConfig) -> Callable[[Any, Callable[[], ssl.SSLContext]], Any]:
+    """gunicorn's ``ssl_context`` hook (gthread): its default context, our settings."""
     listener = config.listeners[0]
 
     def ssl_context(_conf: Any, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
-        context = default_factory()
-        context.minimum_version = _TLS_VERSIONS[listener.tls_min_version]
-        if listener.tls_max_version:
-            context.maximum_version = _TLS_VERSIONS[listener.tls_max_version]
-        if listener.tls_client_ca_file:
-            # Ask for a client certificate (auth methods read it); none is still allowed.
-            context.load_verify_locations(cafile=listener.tls_client_ca_file)
-            context.verify_mode = ssl.CERT_OPTIONAL
-        return context
+        return _apply_tls_settings(default_factory(), listener)
 
     return ssl_context
+
+
+def tls_context(listener: ListenerConfig) -> ssl.SSLContext:
+    """A server context for ``listener``, loaded from its certificate and key files now."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    assert listener.tls_cert_file is not None, "config checks TLS listeners have files"
+    context.load_cert_chain(listener.tls_cert_file, listener.tls_key_file)
+    return _apply_tls_settings(context, listener)
+
+
+def _apply_tls_settings(context: ssl.SSLContext, listener: ListenerConfig) -> ssl.SSLContext:
+    context.minimum_version = _TLS_VERSIONS[listener.tls_min_version]
+    if listener.tls_max_version:
+        context.maximum_version = _TLS_VERSIONS[listener.tls_max_version]
+    if listener.tls_client_ca_file:
+        # Ask for a client certificate (auth methods read it); none is still allowed.
+        context.load_verify_locations(cafile=listener.tls_client_ca_file)
+        context.verify_mode = ssl.CERT_OPTIONAL
+    return context
 
 
 class _RequestRedactor(logging.Filter):
@@ -170,10 +183,10 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
             idle_timeout=listener.http_idle_timeout,
             max_connections=-(-listener.max_connections // max(1, workers)),
         )
-        settings: dict[str, Any] = {"limits": limits, "ssl_context_factory": None}
+        settings: dict[str, Any] = {"limits": limits, "tls": None}
         if not listener.tls_disable:
-            settings.update(certfile=listener.tls_cert_file, keyfile=listener.tls_key_file,
-                            ssl_context_factory=tls_context_hook(self.config_obj))
+            files = [f for f in (listener.tls_cert_file, listener.tls_key_file) if f]
+            settings["tls"] = ReloadingContext(lambda: tls_context(listener), files)
         return settings
 
     def _on_starting(self, _arbiter: Any) -> None:

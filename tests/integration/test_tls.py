@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +94,39 @@ def test_control_this_client_can_speak_tls11(tmp_path: Path) -> None:
         thread.join(5)
         listener.close()
     assert version == "TLSv1.1"
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(
+        tls_server: tuple[ServerProcess, str]) -> None:
+    """Renewal writes new files in place; new connections get them, the node stays unsealed."""
+    server, _ = tls_server
+    first = served_certificate(server.url)
+    renewed_dir = server.workdir / "renewed"
+    renewed_dir.mkdir()
+    write_self_signed(renewed_dir)
+    # Key first, then certificate: a pair caught half-written must not be served.
+    (server.workdir / "key.pem").write_bytes((renewed_dir / "key.pem").read_bytes())
+    (server.workdir / "cert.pem").write_bytes((renewed_dir / "cert.pem").read_bytes())
+    expected = ssl.PEM_cert_to_DER_cert((renewed_dir / "cert.pem").read_text())
+    assert expected != first
+    deadline = time.monotonic() + 20
+    while (now := served_certificate(server.url)) != expected:
+        assert now == first, "served neither the old nor the new certificate"
+        assert time.monotonic() < deadline, "the renewed certificate was never served"
+        time.sleep(0.1)
+    resp = requests.get(server.url + "/v1/sys/health", timeout=5,
+                        verify=str(renewed_dir / "cert.pem"))
+    assert resp.status_code == 501
+    assert server.proc.poll() is None
+
+
+def served_certificate(url: str) -> bytes:
+    host, port = url.removeprefix("https://").split(":")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as tls:
+            der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return der

@@ -1,4 +1,5 @@
-"""The worker's event loop: TLS handshakes bounded and refused with their alert.
+"""The worker's event loop: TLS handshakes bounded, refused with their alert, and
+made with the listener's current certificate.
 
 asyncio's TLS layer (Python 3.11+) has two gaps for a listener facing the world:
 - a handshake may take 60 s (its default), before the HTTP protocol and its
@@ -15,20 +16,30 @@ tests fail if a Python release changes them.
 from __future__ import annotations
 
 import asyncio
+import ssl
+from collections.abc import Callable
 from typing import Any
 
 
 class ListenerEventLoop(asyncio.SelectorEventLoop):
-    """A selector loop whose server-side TLS handshakes use ``handshake_timeout``."""
+    """A selector loop whose server-side TLS handshakes use ``handshake_timeout`` and
+    the listener's current certificate (``context``, see http/tls_reload.py)."""
 
-    def __init__(self, handshake_timeout: float) -> None:
+    def __init__(self, handshake_timeout: float,
+                 context: Callable[[], ssl.SSLContext] | None = None) -> None:
         super().__init__()
         self._handshake_timeout = handshake_timeout
+        self._context = context
 
-    def _make_ssl_transport(self, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("server_side") and self._handshake_timeout:
-            kwargs["ssl_handshake_timeout"] = self._handshake_timeout
-        transport = super()._make_ssl_transport(*args, **kwargs)  # type: ignore[misc]
+    def _make_ssl_transport(self, rawsock: Any, protocol: Any, sslcontext: Any,
+                            *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("server_side"):
+            if self._handshake_timeout:
+                kwargs["ssl_handshake_timeout"] = self._handshake_timeout
+            if self._context is not None:
+                sslcontext = self._context()
+        transport = super()._make_ssl_transport(  # type: ignore[misc]
+            rawsock, protocol, sslcontext, *args, **kwargs)
         protocol = transport._ssl_protocol
         complete = protocol._on_handshake_complete
 

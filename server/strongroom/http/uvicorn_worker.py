@@ -43,8 +43,7 @@ class StrongroomUvicornWorker(Worker):  # type: ignore[misc]
             logger.handlers = target.handlers
             logger.setLevel(target.level)
             logger.propagate = False
-        settings = self.app.listener_settings(self.cfg.workers)
-        limits = settings["limits"]
+        limits = self._settings["limits"]
         kwargs: dict[str, Any] = {
             "app": self.wsgi,
             "http": LimitedH11Protocol.with_limits(limits),
@@ -62,9 +61,10 @@ class StrongroomUvicornWorker(Worker):  # type: ignore[misc]
             "callback_notify": self._notify,
             "backlog": self.cfg.backlog,
         }
-        if settings.get("ssl_context_factory") is not None:
-            kwargs.update(ssl_certfile=settings["certfile"], ssl_keyfile=settings["keyfile"],
-                          ssl_context_factory=settings["ssl_context_factory"])
+        tls = self._settings["tls"]
+        if tls is not None:
+            # The listening socket needs a context; each connection gets the current one.
+            kwargs["ssl_context_factory"] = lambda _config, _default: tls.current()
         return Config(**kwargs)
 
     async def _notify(self) -> None:
@@ -79,7 +79,9 @@ class StrongroomUvicornWorker(Worker):  # type: ignore[misc]
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
     def run(self) -> None:
-        limits = self.app.listener_settings(self.cfg.workers)["limits"]
+        self._settings = self.app.listener_settings(self.cfg.workers)
+        limits, tls = self._settings["limits"], self._settings["tls"]
         handshake = _first(limits.read_header_timeout, limits.read_timeout)
-        with asyncio.Runner(loop_factory=lambda: ListenerEventLoop(handshake)) as runner:
+        context = tls.current if tls is not None else None
+        with asyncio.Runner(loop_factory=lambda: ListenerEventLoop(handshake, context)) as runner:
             runner.run(self._serve())
