@@ -244,8 +244,10 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         if storage.type == "inmem":
             return CachingBackend(FileBackend(self._inmem_dir, durable=False), self._writes)
         physical = build_physical(storage)
-        if storage.type == "file":
-            # This node alone writes its file storage: reads can be cached exactly.
+        if storage.type == "file" and ha_storage(self.config_obj) is None:
+            # This node alone writes its file storage: reads can be cached exactly. With an
+            # ha_storage the directory is shared by several nodes (whose writes the counter
+            # never sees), so it is not cached.
             return CachingBackend(physical, self._writes)
         return physical
 
