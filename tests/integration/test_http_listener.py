@@ -7,6 +7,7 @@ sockets, so what is asserted is what a client (or an attacker) sees.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sys
@@ -331,3 +332,16 @@ def test_a_crashed_nodes_leftovers_are_removed_at_start(tmp_path: Path) -> None:
             assert not any(p.exists() for p in own)
     finally:
         live.rmdir()
+
+
+def test_pipelined_requests_are_all_answered_in_order(limited: ServerProcess) -> None:
+    s = socket.create_connection(_host_port(limited.url), timeout=5)
+    with s:
+        s.sendall(b"".join(b"GET /v1/sys/%s HTTP/1.1\r\nHost: x\r\n\r\n" % path
+                           for path in (b"health", b"seal-status", b"health")))
+        data = b""
+        while data.count(b"HTTP/1.1 ") < 3:
+            chunk = s.recv(65536)
+            assert chunk, f"closed after {data.count(b'HTTP/1.1 ')} answers"
+            data += chunk
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", data) == [b"501", b"200", b"501"]

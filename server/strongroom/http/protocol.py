@@ -122,13 +122,14 @@ class LimitedH11Protocol(H11Protocol):
         if self.transport.is_closing():
             self._cancel_deadline()
             return
-        if self.conn.their_state is h11.IDLE and self.conn.our_state is h11.IDLE:
-            if self.conn.trailing_data[0]:
-                self._start_request()  # a pipelined request has begun
-            else:
-                self._enter("idle", self.limits.idle_timeout)
-        else:
-            self._follow_request()
+        self._phase = ""  # whatever comes next has deadlines of its own
+        idle = self.conn.their_state is h11.IDLE and self.conn.our_state is h11.IDLE
+        if idle and not self.conn.trailing_data[0]:
+            self._enter("idle", self.limits.idle_timeout)
+            return
+        # A pipelined request has begun (uvicorn may already have parsed it).
+        self._start_request()
+        self._follow_request()
 
     # -- deadlines ---------------------------------------------------------
 
