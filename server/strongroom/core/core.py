@@ -39,6 +39,7 @@ from strongroom.errors import (
 )
 from strongroom.framework.paths import PathBackend
 from strongroom.ha.fencing import FencedBackend, FencedError
+from strongroom.ha.standby import forget_forwarders
 from strongroom.node.coordinator import NodeSnapshot, SealCoordinator, utcnow
 from strongroom.node.locks import node_lock
 from strongroom.node.shared import SharedCounters, Slot
@@ -131,6 +132,7 @@ class Core:
     def forget_secrets(self) -> None:
         """Wipe the key material the core holds beside the barrier's keyring (seal)."""
         self.tokens.forget()
+        forget_forwarders()  # a standby's cluster key, in its forwarders' SSL contexts
 
     def _force_seal_sync(self) -> None:
         with self._sync_lock:

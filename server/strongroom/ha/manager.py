@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from strongroom.ha.cluster_tls import generate_identity
+from strongroom.barrier.secmem import wipe, wipe_immutable
+from strongroom.ha.cluster_tls import generate_identity, identity_to_json
 from strongroom.ha.consul_lock import ConsulLock
 from strongroom.ha.fencing import FencedBackend
 from strongroom.ha.forwarding import ClusterListener
@@ -221,12 +223,29 @@ class HAManager:
         if self._fence is not None:
             self._fence.session = session
         identity = generate_identity()
-        self._barrier.put(CLUSTER_TLS_PATH, json.dumps(
-            {"cert": identity.cert_pem.decode(), "key": identity.key_pem.decode()}).encode())
-        self._barrier.put(LEADER_PREFIX + self._lock.node_id, json.dumps(
-            {"api_addr": self._api_addr, "cluster_addr": self._cluster_addr}).encode())
-        if self._listener is not None:
-            self._listener.start(identity)
+        # The key's only lasting copies are the barrier entry and the cluster port's SSL
+        # context (freed, and cleared by OpenSSL, when the port stops: demotion, seal).
+        try:
+            stored = identity_to_json(identity)
+            try:
+                # The storage interface takes bytes: a copy zeroed once encrypted.
+                self._put_secret(CLUSTER_TLS_PATH, stored)
+            finally:
+                wipe(stored)
+            self._barrier.put(LEADER_PREFIX + self._lock.node_id, json.dumps(
+                {"api_addr": self._api_addr, "cluster_addr": self._cluster_addr}).encode())
+            if self._listener is not None:
+                self._listener.start(identity)
+        finally:
+            identity.wipe()
+
+    def _put_secret(self, key: str, value: bytearray) -> None:
+        raw = bytes(value)
+        try:
+            self._barrier.put(key, raw)
+        finally:
+            if sys.getrefcount(raw) <= 2:  # nobody kept it (a plaintext backend would)
+                wipe_immutable(raw)
 
     def _serve_standby(self) -> None:
         holder = self._lock.holder()

@@ -440,6 +440,8 @@ def test_a_relay_failure_after_sending_is_answered_500(identity: ClusterIdentity
 
 
 class Barrier:
+    sealed = False
+
     def __init__(self, identity: ClusterIdentity) -> None:
         self._doc = json.dumps({"cert": identity.cert_pem.decode(),
                                 "key": identity.key_pem.decode()}).encode()
