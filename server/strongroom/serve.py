@@ -232,6 +232,8 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         StrongroomArbiter(self).run()
 
     def _on_exit(self, _arbiter: Any) -> None:
+        if self._coordinator is not None:
+            self._coordinator.close()
         for directory in (self._socket_dir, self._inmem_dir):
             if directory:
                 shutil.rmtree(directory, ignore_errors=True)

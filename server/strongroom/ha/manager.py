@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import threading
 import time
@@ -93,6 +94,29 @@ class HAManager:
             log.warning("event=ha_deregister_failed")
         self.status = HAStatus(enabled=True, node_id=self._lock.node_id)
         self._publish(self.status)  # the last word of this manager (_set is closed now)
+
+    def retire(self) -> None:
+        """Process exit, first step (SIGTERM): hand leadership over at once and never take
+        it again, but keep following the active node, so requests the workers are still
+        draining (and those arriving before they stop accepting) are forwarded to it
+        instead of waiting for a leader this node would no longer learn. ``stop`` ends
+        the session when the process exits."""
+        self._hold_off_until = math.inf
+        self._lost.set()
+        session = self._session
+        if not self.status.active or session is None:
+            return
+        # Not left to the HA thread, which may be inside a 1 s blocking query: a standby
+        # must be able to take the lock now.
+        if self._fence is not None:
+            self._fence.session = None
+        if self._listener is not None:
+            self._listener.stop()
+        try:
+            self._lock.release(session)
+        except Exception:  # noqa: BLE001 - the session TTL covers it
+            log.warning("event=ha_release_failed")
+        self._set(HAStatus(enabled=True, node_id=self._lock.node_id))
 
     def step_down(self) -> None:
         """Hand leadership over: release the lock and stay out of the race for a while."""

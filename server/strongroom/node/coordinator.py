@@ -412,7 +412,14 @@ class LocalCoordinator:
             self._ha_status = HAStatus(enabled=self._ha_factory is not None)
 
     def shutdown(self) -> None:
-        """Process exit: hand leadership over before anything else stops."""
+        """Process exit, first step: hand leadership over before anything else stops, and
+        keep following the active node while the workers drain (``close`` ends HA)."""
+        with self._lock:
+            if self._ha is not None:
+                self._ha.retire()
+
+    def close(self) -> None:
+        """Process exit, last step: end the HA session and the service registration."""
         with self._lock:
             self._stop_ha()
 
