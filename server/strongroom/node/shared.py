@@ -9,10 +9,16 @@ next request, with no polling and no timer.
 
 from __future__ import annotations
 
+import logging
 import mmap
 import multiprocessing
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import IntEnum
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 _SLOT = struct.Struct("=Q")
 
@@ -22,6 +28,32 @@ class Slot(IntEnum):
     MOUNTS = 1
     POLICIES = 2
     TOKENS = 3
+
+
+# The critical sections these locks guard are a few instructions long: a holder that
+# keeps one this long is a process that died inside it (SIGKILL, OOM), and a
+# process-shared semaphore is not released by the death of its holder.
+DEAD_HOLDER_AFTER = 2.0
+
+
+@contextmanager
+def robust(lock: Any) -> Iterator[None]:
+    """Hold a process-shared ``multiprocessing`` lock; take it over from a dead holder.
+
+    Without this, a worker killed inside ``bump`` would leave every later bump, in every
+    process of the node, blocked for good: a half-alive node.
+    """
+    if not lock.acquire(timeout=DEAD_HOLDER_AFTER):
+        log.warning("event=shared_lock_taken_over seconds=%.1f", DEAD_HOLDER_AFTER)
+        try:
+            lock.release()  # a plain Lock may be released by any process
+        except ValueError:
+            pass  # released meanwhile
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class SharedCounters:
@@ -42,7 +74,7 @@ class SharedCounters:
         return struct.unpack_from(f"={len(Slot)}Q", self._page, 0)
 
     def bump(self, slot: Slot) -> int:
-        with self._lock:
+        with robust(self._lock):
             value = self.get(slot) + 1
             _SLOT.pack_into(self._page, slot * _SLOT.size, value)
             return value

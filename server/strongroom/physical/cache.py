@@ -19,6 +19,7 @@ import struct
 import threading
 from collections.abc import Callable, Sequence
 
+from strongroom.node.shared import robust
 from strongroom.physical.base import Backend, Op, apply_ops
 
 _COUNTER = struct.Struct("=Q")
@@ -40,7 +41,7 @@ class WriteGeneration:
         return int(_COUNTER.unpack_from(self._page, 0)[0])
 
     def bump(self) -> int:
-        with self._lock:
+        with robust(self._lock):
             value = self.value + 1
             _COUNTER.pack_into(self._page, 0, value)
             return value
@@ -119,8 +120,13 @@ class CachingBackend:
                 self._seen = self._generation.bump()
                 raise
             new = self._generation.bump()
-            if new != self._seen + 1:
-                self._clear()  # another process wrote since our last look
+            own_only = new == self._seen + 1
             self._seen = new
+            if not own_only:
+                # Another process wrote since our last look, maybe to these very keys and
+                # after us on disk (its rename later, its bump earlier): what storage holds
+                # now is unknown, so nothing is remembered.
+                self._clear()
+                return
             for verb, key, value in ops:
                 self._remember(key, value if verb == "put" else None)

@@ -96,3 +96,20 @@ def test_the_byte_budget_bounds_memory(tmp_path: Path) -> None:
     assert cache._bytes <= 10_000
     assert cache.get("k0") == b"v" * 1000  # evicted, read again from storage
     assert inner.reads == 1
+
+
+def test_a_write_that_lost_the_race_on_disk_is_not_remembered(tmp_path: Path) -> None:
+    """B writes first on disk, A overwrites; A bumps first, B second: B must not keep its own
+    (overwritten) value cached."""
+    generation = WriteGeneration()
+    a = CachingBackend(FileBackend(tmp_path), generation)
+    b = CachingBackend(FileBackend(tmp_path), generation)
+    b.get("k")  # both up to date with the generation
+    a.get("k")
+    b.inner.put("k", b"from-b")  # B's file lands first...
+    a.inner.put("k", b"from-a")  # ...and A's replaces it
+    a._seen = generation.bump()  # A's bump comes first (what a.put does after its write)
+    a._remember("k", b"from-a")
+    b._write(lambda: None, [("put", "k", b"from-b")])  # B's bump comes second
+    assert b.get("k") == b"from-a"
+    assert a.get("k") == b"from-a"
