@@ -345,3 +345,29 @@ def test_pipelined_requests_are_all_answered_in_order(limited: ServerProcess) ->
             assert chunk, f"closed after {data.count(b'HTTP/1.1 ')} answers"
             data += chunk
     assert re.findall(rb"HTTP/1\.1 (\d{3}) ", data) == [b"501", b"200", b"501"]
+
+
+def _peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_a_json_memory_bomb_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    """30 MB of empty objects, no token: parsed, it was ten million dicts (~1 GB, ~20 s on
+    the loop) before the token was even looked at."""
+    with dev_server(tmp_path) as server:
+        (worker,) = server.wait_for_workers(1)
+        before = _peak_rss_kib(worker)
+        bomb = b'{"a":[' + b"{}," * 10_000_000 + b"{}]}"
+        r = requests.post(server.url + "/v1/secret/data/x", data=bomb, timeout=60)
+        assert r.status_code == 400
+        assert "exceeded maximum estimated memory limits" in r.json()["errors"][0]
+        # The body itself (30 MB) is read; nothing close to its parse is ever built.
+        assert _peak_rss_kib(worker) - before < 200_000
+        # A large body of real data is still accepted.
+        big = b"{" + b",".join(b'"k%d":"%s"' % (i, b"x" * 1000) for i in range(1500)) + b"}"
+        r = requests.post(server.url + "/v1/cubbyhole/big", data=big, headers=ROOT,
+                          timeout=60)
+        assert r.status_code == 204, r.text

@@ -50,6 +50,11 @@ class JsonLimits:
     max_string_value_length: int = MAX_JSON_STRING_VALUE_LENGTH
     max_object_entry_count: int = MAX_JSON_OBJECT_ENTRY_COUNT
     max_array_element_count: int = MAX_JSON_ARRAY_ELEMENT_COUNT
+    # Strongroom's own bounds on what a large body may cost to parse (see
+    # _check_estimated_size): far above any real request, far below a memory bomb.
+    estimate_above_bytes: int = 1 << 20
+    max_containers: int = 100_000
+    max_values: int = 500_000
 
 
 DEFAULT_JSON_LIMITS = JsonLimits()
@@ -117,6 +122,7 @@ def parse_body(raw: bytes, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> dict[str
     """
     if not raw.strip():
         return {}
+    _check_estimated_size(raw, limits)
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -129,6 +135,23 @@ def parse_body(raw: bytes, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> dict[str
     if _LONG_DIGITS.search(raw):
         _check_integers(raw)
     return doc
+
+
+def _check_estimated_size(raw: bytes, limits: JsonLimits) -> None:
+    """Refuse a large body whose parse alone would cost far more than its bytes.
+
+    Every limit above is checked on the parsed document, but parsing 32 MiB of ``{}``
+    builds ten million objects (a gigabyte, tens of seconds) before any check, and
+    before the token is even looked at. Counting the bytes that open containers or
+    separate values (memchr-fast; bytes inside strings count too, which errs on the
+    safe side) bounds that work first; small bodies cannot be costly, so they skip it.
+    """
+    if len(raw) <= limits.estimate_above_bytes:
+        return
+    containers = raw.count(b"{") + raw.count(b"[")
+    if containers > limits.max_containers or (
+            containers + raw.count(b",") + raw.count(b":") > limits.max_values):
+        raise BadRequestError(_COMPLEX + "exceeded maximum estimated memory limits")
 
 
 def check_json_limits(doc: Any, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> None:
