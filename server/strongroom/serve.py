@@ -30,6 +30,7 @@ from strongroom.http.app import build_asgi_app
 from strongroom.http.protocol import ConnectionLimits
 from strongroom.http.tls_reload import ReloadingContext
 from strongroom.node import forksafe, locks, memlock, runtime
+from strongroom.node.connections import ConnectionCounts
 from strongroom.node.coordinator import LocalCoordinator
 from strongroom.node.rpc import CoordinatorServer, RemoteCoordinator
 from strongroom.node.shared import SharedCounters
@@ -124,6 +125,8 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         self._coordinator: LocalCoordinator | None = None
         self._counters = SharedCounters()
         self._writes = WriteGeneration()
+        # Room for every worker plus those being re-forked while the dead ones are reaped.
+        self._connections = ConnectionCounts(slots=2 * max(1, config.workers) + 8)
         self._kind = worker_kind()
         super().__init__()
 
@@ -154,6 +157,7 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
             "forwarded_allow_ips": "",
             "on_starting": self._on_starting,
             "post_fork": self._post_fork,
+            "child_exit": self._child_exit,
             "on_exit": self._on_exit,
         }
         if cfg.pid_file:
@@ -173,17 +177,18 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
         logging.getLogger("gunicorn.error").addFilter(_RequestRedactor())
 
-    def listener_settings(self, workers: int) -> dict[str, Any]:
-        """What a worker needs to serve the listeners: TLS and per-worker connection limits."""
+    def listener_settings(self) -> dict[str, Any]:
+        """What a worker needs to serve the listeners: limits, the node's connection counts
+        and TLS."""
         listener = self.config_obj.listeners[0]
         limits = ConnectionLimits(
             read_header_timeout=listener.http_read_header_timeout,
             read_timeout=listener.http_read_timeout,
             write_timeout=listener.http_write_timeout,
             idle_timeout=listener.http_idle_timeout,
-            max_connections=-(-listener.max_connections // max(1, workers)),
+            max_connections=listener.max_connections,
         )
-        settings: dict[str, Any] = {"limits": limits, "tls": None}
+        settings: dict[str, Any] = {"limits": limits, "tls": None, "counts": self._connections}
         if not listener.tls_disable:
             files = [f for f in (listener.tls_cert_file, listener.tls_key_file) if f]
             settings["tls"] = ReloadingContext(lambda: tls_context(listener), files)
@@ -222,6 +227,9 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         memlock.lock_worker(self.config_obj.disable_mlock, self._dev)
         if self._server is not None:
             self._server.close_in_child()
+
+    def _child_exit(self, _arbiter: Any, worker: Any) -> None:
+        self._connections.release(worker.pid)
 
     def release_leadership(self) -> None:
         """First thing on SIGTERM/SIGINT: a standby can take over while we drain."""

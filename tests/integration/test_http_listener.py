@@ -371,3 +371,27 @@ def test_a_json_memory_bomb_is_refused_before_it_is_parsed(tmp_path: Path) -> No
         r = requests.post(server.url + "/v1/cubbyhole/big", data=big, headers=ROOT,
                           timeout=60)
         assert r.status_code == 204, r.text
+
+
+def test_the_connection_bound_is_the_nodes_not_each_workers(tmp_path: Path) -> None:
+    """Two workers, a bound of 30: the kernel deals connections out unevenly, and a
+    per-worker share (15 each) refused clients while the node held fewer than 30."""
+    config = TIMEOUTS_CONFIG.replace("max_connections = 40", "max_connections = 30") \
+        .replace("workers = 1", "workers = 2").replace('"1s"', '"30s"').replace('"2s"', '"30s"')
+    with strongroom_server(tmp_path, config) as server:
+        server.wait_for_workers(2)
+        held = [socket.create_connection(_host_port(server.url), timeout=5) for _ in range(28)]
+        try:
+            # Each served on a new connection: at most 29 are open at any time.
+            for _ in range(10):
+                r = requests.get(server.url + "/v1/sys/health", timeout=5,
+                                 headers={"Connection": "close"})
+                assert r.status_code == 501
+            held.append(socket.create_connection(_host_port(server.url), timeout=5))
+            held.append(socket.create_connection(_host_port(server.url), timeout=5))
+            extra = socket.create_connection(_host_port(server.url), timeout=5)
+            with extra:
+                assert closed_by_server(extra, timeout=5)  # the 31st
+        finally:
+            for s in held:
+                s.close()

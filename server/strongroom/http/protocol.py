@@ -11,7 +11,8 @@ thread. What uvicorn does not bound, this subclass does, with Go's semantics
 - ``http_write_timeout``: from the end of the headers to the end of the answer;
 - ``http_idle_timeout``: how long a kept-alive connection may wait for its next
   request;
-- ``max_connections``: past it a new connection is closed before anything is read.
+- ``max_connections``: past it (counted across the node's workers) a new connection
+  is closed before anything is read.
 
 Every limit that expires aborts the connection: nothing is answered, as in Go.
 """
@@ -27,13 +28,15 @@ from typing import Any, ClassVar
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from strongroom.node.connections import ConnectionCounts
+
 Scope = MutableMapping[str, Any]
 AsgiApp = Callable[[Scope, Any, Any], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class ConnectionLimits:
-    """A listener's per-connection limits, in seconds (0: none), for one worker."""
+    """A listener's per-connection limits, in seconds (0: none), and its connection bound."""
 
     read_header_timeout: float = 10.0
     read_timeout: float = 30.0
@@ -75,6 +78,7 @@ class LimitedH11Protocol(H11Protocol):
     """h11 connection with header, read, write and idle deadlines and a connection cap."""
 
     limits: ClassVar[ConnectionLimits] = ConnectionLimits()
+    counts: ClassVar[ConnectionCounts | None] = None  # node-wide; None: this worker's only
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -84,18 +88,24 @@ class LimitedH11Protocol(H11Protocol):
         self._refused = False
 
     @classmethod
-    def with_limits(cls, limits: ConnectionLimits) -> type[LimitedH11Protocol]:
+    def with_limits(cls, limits: ConnectionLimits,
+                    counts: ConnectionCounts | None = None) -> type[LimitedH11Protocol]:
         """A protocol class for one listener (uvicorn instantiates the class itself)."""
-        return type("ListenerH11Protocol", (cls,), {"limits": limits})
+        return type("ListenerH11Protocol", (cls,), {"limits": limits, "counts": counts})
+
+    def _open_connections(self) -> int:
+        return self.counts.total() if self.counts is not None else len(self.connections)
 
     # -- asyncio.Protocol --------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        if len(self.connections) >= self.limits.max_connections:
+        if self._open_connections() >= self.limits.max_connections:
             self._refused = True
             self.transport = transport
             transport.abort()
             return
+        if self.counts is not None:
+            self.counts.add(1)
         super().connection_made(transport)
         ssl_object = transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
@@ -104,9 +114,13 @@ class LimitedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
+        if self._phase == "closed":
+            return
         self._phase = "closed"
         if self._refused:
             return
+        if self.counts is not None:
+            self.counts.add(-1)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:

@@ -46,7 +46,7 @@ class StrongroomUvicornWorker(Worker):  # type: ignore[misc]
         limits = self._settings["limits"]
         kwargs: dict[str, Any] = {
             "app": self.wsgi,
-            "http": LimitedH11Protocol.with_limits(limits),
+            "http": LimitedH11Protocol.with_limits(limits, self._settings["counts"]),
             "loop": "asyncio",
             "lifespan": "off",
             "ws": "none",
@@ -79,7 +79,8 @@ class StrongroomUvicornWorker(Worker):  # type: ignore[misc]
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
     def run(self) -> None:
-        self._settings = self.app.listener_settings(self.cfg.workers)
+        self._settings = self.app.listener_settings()
+        self._settings["counts"].claim()
         limits, tls = self._settings["limits"], self._settings["tls"]
         handshake = _first(limits.read_header_timeout, limits.read_timeout)
         context = tls.current if tls is not None else None
