@@ -35,8 +35,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "server"))
 
 from tests.support.consul import ConsulCluster, consul_cluster  # noqa: E402
-from tests.support.ha import Cluster, ha_cluster, poll, start_node  # noqa: E402
-from tests.support.servers import ServerProcess  # noqa: E402
+from tests.support.ha import Cluster, ha_cluster, poll, replace_node  # noqa: E402
 
 TARGETS = {"sigkill": 5.0, "sigterm": 1.0, "consul-leader": 10.0}
 REFERENCE = {"sigkill": "OpenBao on PostgreSQL: 11-13 s", "sigterm": "OpenBao: 1.2-1.3 s",
@@ -111,19 +110,6 @@ def lost_writes(cluster: Cluster, writer: Writer) -> int:
         if resp.status_code != 200 or resp.json()["data"]["data"]["n"] != n:
             lost += 1
     return lost
-
-
-def replace_node(cluster: Cluster, consul: ConsulCluster, old: ServerProcess,
-                 workdir: Path) -> None:
-    """Start a fresh process in place of a dead node and unseal it (it joins as standby)."""
-    index = cluster.nodes.index(old)
-    old.stop()
-    assert cluster.stack is not None
-    node = start_node(workdir / f"node{index}-{time.monotonic_ns()}",
-                      consul.host_ports[index], cluster.token, cluster.stack)
-    cluster.nodes[index] = node
-    cluster.unseal(node)
-    poll(lambda: len(cluster.standbys()) == 2, 30, "the replacement to join as standby")
 
 
 def run_scenario(name: str, cluster: Cluster, consul: ConsulCluster, workdir: Path) -> float:

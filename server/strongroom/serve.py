@@ -24,6 +24,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
 from strongroom.config import ListenerConfig, ServerConfig
+from strongroom.ha.drain import GATE, ActiveGate
 from strongroom.ha.setup import fence_for, ha_factory, ha_storage
 from strongroom.ha.standby import NODE_SECRET
 from strongroom.http.app import build_asgi_app
@@ -209,6 +210,7 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         if ha_storage(config) is not None:
             # Workers inherit this secret: it marks requests our own cluster port relayed.
             NODE_SECRET["value"] = secrets.token_hex(16)
+            GATE["gate"] = ActiveGate(slots=2 * max(1, config.workers) + 8)
             physical = fence_for(config, physical)
             factory = ha_factory(config, physical, NODE_SECRET["value"])
         coordinator = local_coordinator(config, physical, counters=self._counters,
@@ -230,6 +232,9 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
 
     def _child_exit(self, _arbiter: Any, worker: Any) -> None:
         self._connections.release(worker.pid)
+        gate = GATE["gate"]
+        if gate is not None:
+            gate.release(worker.pid)
 
     def release_leadership(self) -> None:
         """First thing on SIGTERM/SIGINT: a standby can take over while we drain."""

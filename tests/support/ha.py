@@ -101,6 +101,22 @@ def start_node(workdir: Path, consul_address: str, token: str, stack: ExitStack,
     return stack.enter_context(strongroom_server(workdir, config))
 
 
+def replace_node(cluster: Cluster, consul: ConsulCluster, old: ServerProcess,
+                 workdir: Path) -> ServerProcess:
+    """Stop ``old`` (SIGTERM), start a fresh process in its place, unseal it, and wait
+    until it has joined as a standby."""
+    index = cluster.nodes.index(old)
+    old.stop()
+    assert cluster.stack is not None
+    node = start_node(workdir / f"node{index}-{time.monotonic_ns()}",
+                      consul.host_ports[index], cluster.token, cluster.stack)
+    cluster.nodes[index] = node
+    cluster.unseal(node)
+    poll(lambda: len(cluster.standbys()) == len(cluster.nodes) - 1, 30,
+         "the replacement to join as standby")
+    return node
+
+
 @contextmanager
 def ha_cluster(consul: ConsulCluster, workdir: Path, nodes: int = 3) -> Iterator[Cluster]:
     """Initialized, unsealed nodes with KV v2 at secret/, on empty storage."""

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from strongroom.barrier.secmem import wipe, wipe_immutable
 from strongroom.ha.cluster_tls import generate_identity, identity_to_json
 from strongroom.ha.consul_lock import ConsulLock
+from strongroom.ha.drain import GATE
 from strongroom.ha.fencing import FencedBackend
 from strongroom.ha.forwarding import ClusterListener
 from strongroom.ha.state import CLUSTER_TLS_PATH, LEADER_PREFIX, HAStatus
@@ -29,6 +30,12 @@ log = logging.getLogger(__name__)
 DEFAULT_LOCK_WAIT = 15
 STEP_DOWN_HOLD_OFF = 5.0
 ADVERTISEMENT_WAIT = 3.0
+
+
+def _drain() -> None:
+    gate = GATE["gate"]
+    if gate is not None:
+        gate.close_and_drain()
 
 
 class HAManager:
@@ -102,10 +109,12 @@ class HAManager:
         instead of waiting for a leader this node would no longer learn. ``stop`` ends
         the session when the process exits."""
         self._hold_off_until = math.inf
-        self._lost.set()
         session = self._session
         if not self.status.active or session is None:
+            self._lost.set()
             return
+        _drain()
+        self._lost.set()
         # Not left to the HA thread, which may be inside a 1 s blocking query: a standby
         # must be able to take the lock now.
         if self._fence is not None:
@@ -226,6 +235,8 @@ class HAManager:
                 if holder.session != session:
                     break
                 self._confirmed_at = time.monotonic()
+            if self._lost.is_set() and self._hold_off_until > time.monotonic():
+                _drain()  # a step-down: let the requests running as active finish first
         finally:
             # Also when Consul cannot be asked (a partition): stop acting as active at once.
             if self._fence is not None:
@@ -246,6 +257,9 @@ class HAManager:
         taken, storage may fail: the caller then gives the lock back)."""
         if self._fence is not None:
             self._fence.session = session
+        gate = GATE["gate"]
+        if gate is not None:
+            gate.open()
         identity = generate_identity()
         # The key's only lasting copies are the barrier entry and the cluster port's SSL
         # context (freed, and cleared by OpenSSL, when the port stops: demotion, seal).

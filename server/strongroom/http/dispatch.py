@@ -12,6 +12,7 @@ from typing import Any
 from strongroom.core.core import Core
 from strongroom.core.request import Request, Response
 from strongroom.errors import StrongroomError
+from strongroom.ha.drain import GATE
 from strongroom.ha.forwarding import (
     NOT_ACTIVE_BODY,
     NOT_RELAYED_HEADER,
@@ -102,7 +103,32 @@ class Dispatcher:
                 # it, uncarried out, so the standby that sent it tries the new active.
                 return HttpResult(503, NOT_ACTIVE_BODY, {NOT_RELAYED_HEADER: "1"})
             return self._from_standby(req, ha)
-        return self._dispatch_local(req)
+        gate = GATE["gate"]
+        if not ha.active or gate is None:
+            return self._dispatch_local(req)
+        if not gate.enter():
+            # Stepping down: this request goes to the next active node, not into a
+            # write the fence would cut off.
+            return self._after_step_down(req)
+        try:
+            return self._dispatch_local(req)
+        finally:
+            gate.exit()
+
+    def _after_step_down(self, req: HttpRequest) -> HttpResult:
+        """Wait (up to LEADER_WAIT) for this node to have stepped down, then forward."""
+        if forwarded_by_cluster(req.headers):
+            # Relayed by our cluster port: not carried out; the standby that sent it
+            # sends it to the next active node itself.
+            return HttpResult(503, NOT_ACTIVE_BODY, {NOT_RELAYED_HEADER: "1"})
+        deadline = time.monotonic() + LEADER_WAIT
+        ha = self.core.sync().ha
+        while ha.active and time.monotonic() < deadline:
+            time.sleep(0.01)
+            ha = self.core.sync().ha
+        if not ha.standby:
+            return _standby_unavailable()
+        return self._from_standby(req, ha)
 
     def _dispatch_local(self, req: HttpRequest) -> HttpResult:
         core_req = Request(

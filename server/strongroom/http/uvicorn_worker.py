@@ -26,6 +26,30 @@ from strongroom.http.protocol import LimitedH11Protocol
 from strongroom.http.protocol import first_limit as _first
 
 
+class PromptServer(Server):
+    """uvicorn's server, which stops accepting the moment it is told to stop.
+
+    uvicorn notices a SIGTERM at its next tick (0.1 s) and only then closes its
+    listening sockets: meanwhile the kernel queues new connections that are reset
+    when the sockets close. Closed at once, a client is refused and can go elsewhere.
+    """
+
+    async def serve(self, sockets: Any = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets=sockets)
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        loop = getattr(self, "_loop", None)
+        if loop is not None:
+            # A signal handler may interrupt the loop anywhere: hand the close to it.
+            loop.call_soon_threadsafe(self._stop_listening)
+
+    def _stop_listening(self) -> None:
+        for server in getattr(self, "servers", []):
+            server.close()
+
+
 class StrongroomUvicornWorker(Worker):  # type: ignore[misc]
     """One worker process: uvicorn's server on gunicorn's inherited sockets."""
 
@@ -71,7 +95,7 @@ class StrongroomUvicornWorker(Worker):  # type: ignore[misc]
         self.notify()
 
     async def _serve(self) -> None:
-        server = Server(config=self._config())
+        server = PromptServer(config=self._config())
         asyncio.get_running_loop().add_signal_handler(
             signal.SIGQUIT, server.handle_exit, signal.SIGQUIT, None)
         await server.serve(sockets=self.sockets)
