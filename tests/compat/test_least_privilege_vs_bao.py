@@ -407,7 +407,7 @@ def test_scenarios_left_no_visibility_behind(servers: dict[str, Server]) -> None
 # ------------------------------------------------------------------ LIST and the trailing slash
 
 #: Policies whose verdict on a trailing-slash LIST depends on the order Vault tries
-#: the full and the trimmed path (CVE-2026-63131, fixed in OpenBao 2.6.0).
+#: the full and the trimmed path (GHSA-xp3c-3jw3-4vcr, fixed in OpenBao 2.6.0).
 LIST_POLICIES = {
     "deny_folder": ['path "secret/metadata/*" { capabilities = ["list"] }',
                     'path "secret/metadata/private/*" { capabilities = ["deny"] }'],

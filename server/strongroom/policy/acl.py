@@ -290,7 +290,7 @@ class ACL:
                 return perms
         # The full path's glob rules before the trimmed path's: the other order let
         # `list` on `a/*` win over `deny` on `a/private/*` for `LIST a/private/`
-        # (CVE-2026-63131; fixed in OpenBao 2.6.0 and Vault 2.0.3 the same way).
+        # (advisory GHSA-xp3c-3jw3-4vcr; fixed in OpenBao 2.6.0 the same way).
         perms = self._non_exact(path)
         if perms is None and trimmed is not None:
             perms = self._non_exact(trimmed)

@@ -1,6 +1,6 @@
 """LIST with a trailing slash: the full path's glob rules are judged before the trimmed path's.
 
-CVE-2026-63131 (GHSA-xp3c-3jw3-4vcr; OpenBao 2.6.0 fix f58d848, Vault 2.0.3): Vault
+GHSA-xp3c-3jw3-4vcr (OpenBao 2.6.0 fix f58d848): Vault
 used to try the glob rules against the path without its trailing slash first, so
 with ``list`` on ``secret/metadata/*`` and ``deny`` on ``secret/metadata/private/*``
 a ``LIST secret/metadata/private/`` matched the broader grant (``secret/metadata/``
