@@ -36,20 +36,27 @@ class Slot(IntEnum):
 DEAD_HOLDER_AFTER = 2.0
 
 
-@contextmanager
-def robust(lock: Any) -> Iterator[None]:
-    """Hold a process-shared ``multiprocessing`` lock; take it over from a dead holder.
+def acquire_robustly(lock: Any) -> None:
+    """Take a process-shared ``multiprocessing`` lock, from a dead holder if need be.
 
     Without this, a worker killed inside ``bump`` would leave every later bump, in every
-    process of the node, blocked for good: a half-alive node.
+    process of the node, blocked for good: a half-alive node. (A function, not a context
+    manager: it is on every write's path.)
     """
-    if not lock.acquire(timeout=DEAD_HOLDER_AFTER):
-        log.warning("event=shared_lock_taken_over seconds=%.1f", DEAD_HOLDER_AFTER)
-        try:
-            lock.release()  # a plain Lock may be released by any process
-        except ValueError:
-            pass  # released meanwhile
-        lock.acquire()
+    if lock.acquire(False) or lock.acquire(timeout=DEAD_HOLDER_AFTER):
+        return
+    log.warning("event=shared_lock_taken_over seconds=%.1f", DEAD_HOLDER_AFTER)
+    try:
+        lock.release()  # a plain Lock may be released by any process
+    except ValueError:
+        pass  # released meanwhile
+    lock.acquire()
+
+
+@contextmanager
+def robust(lock: Any) -> Iterator[None]:
+    """Hold a process-shared lock (see ``acquire_robustly``)."""
+    acquire_robustly(lock)
     try:
         yield
     finally:

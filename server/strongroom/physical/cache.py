@@ -19,7 +19,7 @@ import struct
 import threading
 from collections.abc import Callable, Sequence
 
-from strongroom.node.shared import robust
+from strongroom.node.shared import acquire_robustly
 from strongroom.physical.base import Backend, Op, apply_ops
 
 _COUNTER = struct.Struct("=Q")
@@ -41,10 +41,13 @@ class WriteGeneration:
         return int(_COUNTER.unpack_from(self._page, 0)[0])
 
     def bump(self) -> int:
-        with robust(self._lock):
-            value = self.value + 1
+        acquire_robustly(self._lock)
+        try:
+            value = _COUNTER.unpack_from(self._page, 0)[0] + 1
             _COUNTER.pack_into(self._page, 0, value)
-            return value
+        finally:
+            self._lock.release()
+        return int(value)
 
 
 class CachingBackend:

@@ -219,11 +219,14 @@ class FileBackend:
         temp = os.path.join(directory, _TEMP_PREFIX + secrets.token_hex(8))
         fd = os.open(temp, _CREATE_FLAGS, _FILE_MODE)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(blob)
-                handle.flush()
+            try:
+                view = memoryview(blob)
+                while view:  # os.write may write less than asked
+                    view = view[os.write(fd, view):]
                 if self._durable:
-                    os.fsync(handle.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(temp, path)
         except BaseException:
             # Never leave a stray temp file behind, even on KeyboardInterrupt.

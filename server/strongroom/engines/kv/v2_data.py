@@ -88,7 +88,7 @@ class DataPaths:
 
     def _exists(self, req: Request, data: FieldData, m: re.Match[str]) -> bool:
         path = m.group("path")
-        return is_leaf(path) and self._store.get_meta(check_path(path)) is not None
+        return is_leaf(path) and self._store.has_meta(check_path(path))
 
     def _selected(self, data: FieldData, meta: KeyMetadata) -> tuple[int, VersionMeta | None]:
         """The ?version asked for (0 or negative: the current one) and its state."""

@@ -138,6 +138,10 @@ class V2Store:
 
     # -- metadata -----------------------------------------------------------
 
+    def has_meta(self, path: str) -> bool:
+        """Whether ``path`` has metadata (ACL existence checks): no parse needed."""
+        return self._storage.get(METADATA_PREFIX + path) is not None
+
     def get_meta(self, path: str) -> KeyMetadata | None:
         raw = self._storage.get(METADATA_PREFIX + path)
         if raw is None:
