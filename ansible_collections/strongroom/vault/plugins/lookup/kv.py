@@ -17,10 +17,9 @@ description:
   - Each term is a secret path including its mount, for example C(secret/app).
   - The KV engine version is detected per mount with C(GET /v1/sys/internal/ui/mounts/<path>),
     as the C(vault kv) CLI does, unless O(engine_version) is given.
-  - Authenticated sessions are cached at module level for the life of the Ansible process,
-    keyed by the URL, TLS settings and authentication parameters, so many lookups in one run
-    reuse one C(requests.Session) (and one login, for login-based auth methods).
-    Worker processes forked by Ansible inherit the cache as it was at fork time.
+  - Within one task, lookups share one C(requests.Session) per URL, TLS settings and
+    authentication parameters. Across the tasks of a run (each task runs in a new forked
+    worker), a login token is shared through the plugin's encrypted token cache (see the notes).
   - Connection errors and HTTP 5xx/429 answers are retried with exponential backoff;
     other 4xx answers fail at once.
 options:
@@ -30,31 +29,89 @@ options:
     type: list
     elements: str
   url:
-    description: Address of the server, for example C(https://vault.example.com:8200).
+    description:
+      - Address of the server, for example C(https://vault.example.com:8200).
+      - Set it per inventory (group or host variable C(ansible_strongroom_url)), in C(ansible.cfg)
+        (section C([strongroom_vault]), key C(url)) or in the environment.
     type: str
-    default: http://127.0.0.1:8200
+    default: https://127.0.0.1:8200
     env:
       - name: STRONGROOM_ADDR
       - name: VAULT_ADDR
+    ini:
+      - section: strongroom_vault
+        key: url
+    vars:
+      - name: ansible_strongroom_url
   token:
-    description: Token used when O(auth_method=token).
+    description:
+      - Token used when O(auth_method=token); the parent token that creates the run's child
+        token when O(auth_method=child_token).
+      - No C(ansible.cfg) key, on purpose, since a token does not belong in a clear-text
+        configuration file (community.hashi_vault makes the same choice). Keep
+        C(ansible_strongroom_token) in an ansible-vault encrypted variable file.
     type: str
     env:
       - name: STRONGROOM_TOKEN
       - name: VAULT_TOKEN
+    vars:
+      - name: ansible_strongroom_token
   auth_method:
     description:
-      - How to authenticate. Only C(token) is implemented; further methods (approle,
-        userpass) plug into the same registry of auth classes.
+      - How to authenticate.
+      - C(token) sends O(token) with every request.
+      - C(child_token) logs in once per C(ansible-playbook) run; with O(token) it creates a
+        short-lived child token (C(POST /v1/auth/token/create), or C(/v1/auth/token/create/<role>)
+        with O(child_token_role)) and uses that for every read of the run, in every task and
+        every forked worker (see the notes on the token cache).
     type: str
     default: token
-    choices: [token]
+    choices: [token, child_token]
+    env:
+      - name: STRONGROOM_AUTH_METHOD
+    ini:
+      - section: strongroom_vault
+        key: auth_method
+    vars:
+      - name: ansible_strongroom_auth_method
+  child_token_role:
+    description: Token role to create the child token against (O(auth_method=child_token)).
+    type: str
+    ini:
+      - section: strongroom_vault
+        key: child_token_role
+    vars:
+      - name: ansible_strongroom_child_token_role
+  child_token_ttl:
+    description: TTL of the child token (O(auth_method=child_token)), a Vault duration.
+    type: str
+    default: 30m
+    ini:
+      - section: strongroom_vault
+        key: child_token_ttl
+    vars:
+      - name: ansible_strongroom_child_token_ttl
+  child_token_policies:
+    description:
+      - Policies of the child token (O(auth_method=child_token)); a subset of the parent's.
+        The parent's policies when omitted.
+    type: list
+    elements: str
+    vars:
+      - name: ansible_strongroom_child_token_policies
   engine_version:
     description:
       - KV engine version of the mount. C(auto) asks the server.
+      - With C(1) or C(2) the mount is O(mount_point) when given, otherwise the server is asked
+        for the mount path (a mount may be more than one path segment, C(team/kv)).
     type: str
     default: auto
     choices: [auto, "1", "2"]
+  mount_point:
+    description:
+      - Mount path of the KV engine, for example C(team/kv), when O(engine_version) is forced;
+        the lookup then sends no mount query at all. Each term must start with it.
+    type: str
   field:
     description: Return only this key of the secret's data instead of the whole dictionary.
     type: str
@@ -67,10 +124,17 @@ options:
     env:
       - name: STRONGROOM_CACERT
       - name: VAULT_CACERT
+    ini:
+      - section: strongroom_vault
+        key: ca_cert
+    vars:
+      - name: ansible_strongroom_ca_cert
   validate_certs:
     description: Whether to verify the server's TLS certificate.
     type: bool
     default: true
+    vars:
+      - name: ansible_strongroom_validate_certs
   timeout:
     description: Timeout in seconds for each HTTP request.
     type: float
@@ -82,7 +146,16 @@ options:
     type: int
     default: 3
 notes:
-  - Uses only the C(requests) library.
+  - Uses the C(requests) library, and C(cryptography) (a dependency of ansible-core) for the
+    token cache.
+  - "Token cache: a login token (O(auth_method=child_token)) is kept for the whole run in
+    Ansible's per-run local temporary directory (C(DEFAULT_LOCAL_TMP), mode 0700, removed when
+    the run ends), encrypted with AES-256-GCM under a key derived with scrypt from the URL, the
+    TLS settings, the auth method and its credentials; the file name is derived the same way.
+    Two servers or two auth configurations never share an entry, and the token is never written
+    in clear nor logged. A cached token past its TTL, or one the server refuses (a 403 answer
+    while C(auth/token/lookup-self) fails too), leads to one fresh login, shared by the workers
+    through a file lock."
 """
 
 EXAMPLES = r"""
@@ -99,6 +172,19 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ lookup('strongroom.vault.kv', 'secret/app', version=1) }}"
 
+- name: Per inventory (group_vars/all.yml), then plain lookups
+  # ansible_strongroom_url: https://strongroom.example.com:8200
+  # ansible_strongroom_ca_cert: /etc/ssl/strongroom-ca.pem
+  # ansible_strongroom_auth_method: child_token   # one login per run, shared by all tasks
+  # ansible_strongroom_token: "{{ vault_operator_token }}"   # from an ansible-vault file
+  ansible.builtin.debug:
+    msg: "{{ lookup('strongroom.vault.kv', 'secret/app', field='password') }}"
+
+- name: A KV v2 mount two segments deep, version forced (no mount query)
+  ansible.builtin.debug:
+    msg: "{{ lookup('strongroom.vault.kv', 'team/kv/app', engine_version='2',
+             mount_point='team/kv') }}"
+
 - name: A KV v1 mount, verifying TLS with a private CA, retrying up to 5 times
   ansible.builtin.debug:
     msg: "{{ lookup('strongroom.vault.kv', 'kv1/db', engine_version='1',
@@ -113,8 +199,15 @@ _raw:
   elements: raw
 """
 
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from ansible.errors import AnsibleError
@@ -130,6 +223,98 @@ display = Display()
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF_BASE = 0.5
+#: a cached token this close to its expiry is treated as expired
+EXPIRY_MARGIN = 10.0
+
+
+# --- run-wide token cache ---------------------------------------------------------------------
+
+class TokenCache:
+    """Login tokens shared by every forked worker of one ansible run, encrypted at rest.
+
+    Ansible forks a worker per task, so a module-level dict lives for one task only. The
+    entries live in a directory under Ansible's per-run local temporary directory
+    (``DEFAULT_LOCAL_TMP``: created mode 0700 by the controller process, removed at its exit;
+    the workers inherit its path). Each entry is AES-256-GCM encrypted under a key derived with
+    scrypt from the identity (URL, TLS settings, auth method, credentials), salted with the
+    run's directory; the file name comes from the same derivation. Reading an entry needs the
+    credentials that could log in anyway, and two identities never meet in one entry.
+    """
+
+    _derived: ClassVar[dict[bytes, tuple[bytes, str]]] = {}
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    @classmethod
+    def for_run(cls) -> TokenCache:
+        from ansible import constants as C  # noqa: N812 - Ansible's own spelling
+
+        directory = os.path.join(C.DEFAULT_LOCAL_TMP, "strongroom-vault-tokens")
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        return cls(directory)
+
+    def _derive(self, identity: tuple[Any, ...]) -> tuple[bytes, str]:
+        material = json.dumps(identity, default=str).encode()
+        memo = hashlib.sha256(self.directory.encode() + b"\0" + material).digest()
+        found = self._derived.get(memo)
+        if found is None:
+            out = hashlib.scrypt(material, salt=self.directory.encode(), n=2 ** 14, r=8, p=1,
+                                 maxmem=64 * 1024 * 1024, dklen=48)
+            found = (out[:32], out[32:].hex())
+            self._derived[memo] = found
+        return found
+
+    @contextlib.contextmanager
+    def locked(self, identity: tuple[Any, ...]) -> Iterator[CacheEntry]:
+        """The entry of ``identity``, held under an exclusive lock shared by the workers."""
+        key, name = self._derive(identity)
+        fd = os.open(os.path.join(self.directory, name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield CacheEntry(os.path.join(self.directory, name), key, name)
+        finally:
+            os.close(fd)
+
+
+class CacheEntry:
+    """One encrypted token file (use only inside ``TokenCache.locked``)."""
+
+    def __init__(self, path: str, key: bytes, name: str) -> None:
+        self.path, self._key, self._aad = path, key, name.encode()
+
+    def get(self) -> str | None:
+        """The cached token, or None when absent, unreadable or (nearly) expired."""
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        try:
+            with open(self.path, "rb") as fh:
+                blob = fh.read()
+            record = json.loads(AESGCM(self._key).decrypt(blob[:12], blob[12:], self._aad))
+        except (OSError, ValueError, InvalidTag):
+            return None
+        expires = float(record.get("expires") or 0)
+        if expires and time.time() > expires - EXPIRY_MARGIN:
+            return None
+        return str(record["token"])
+
+    def put(self, token: str, lease_duration: int) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        expires = time.time() + lease_duration if lease_duration > 0 else 0
+        nonce = os.urandom(12)
+        blob = nonce + AESGCM(self._key).encrypt(
+            nonce, json.dumps({"token": token, "expires": expires}).encode(), self._aad)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path))  # mode 0600
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(blob)
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
 
 # --- authentication -------------------------------------------------------------------------
@@ -145,10 +330,18 @@ class AuthMethod:
         self.options = options
 
     def cache_key(self) -> tuple[Any, ...]:
-        return (self.name,) + tuple(self.options.get(p) for p in self.params)
+        values = (self.options.get(p) for p in self.params)
+        return (self.name,) + tuple(tuple(v) if isinstance(v, list) else v for v in values)
 
     def authenticate(self, client: VaultClient) -> None:
         raise NotImplementedError
+
+    #: whether ``refresh`` can replace a token the server refuses (login-based methods)
+    refreshable: ClassVar[bool] = False
+
+    def refresh(self, client: VaultClient) -> bool:
+        """Replace a token the server refused; True when a new one is in place."""
+        return False
 
 
 AUTH_METHODS: dict[str, type[AuthMethod]] = {}
@@ -159,18 +352,86 @@ def register_auth(cls: type[AuthMethod]) -> type[AuthMethod]:
     return cls
 
 
+def _need_token(options: dict[str, Any]) -> str:
+    token = options.get("token")
+    if not token:
+        raise AnsibleError(
+            "strongroom.vault.kv: no token given (set the 'token' option, the "
+            "ansible_strongroom_token variable, STRONGROOM_TOKEN or VAULT_TOKEN)")
+    return str(token)
+
+
 @register_auth
 class TokenAuth(AuthMethod):
     name = "token"
     params = ("token",)
 
     def authenticate(self, client: VaultClient) -> None:
-        token = self.options.get("token")
-        if not token:
-            raise AnsibleError(
-                "strongroom.vault.kv: no token given (set the 'token' option, "
-                "STRONGROOM_TOKEN or VAULT_TOKEN)")
+        client.session.headers["X-Vault-Token"] = _need_token(self.options)
+
+
+class LoginAuth(AuthMethod):
+    """An auth method that logs in for a token; the token is shared run-wide (TokenCache)."""
+
+    refreshable = True
+
+    def login(self, client: VaultClient) -> tuple[str, int]:
+        """Log in; return (client token, lease duration in seconds, 0 for none)."""
+        raise NotImplementedError
+
+    def _identity(self, client: VaultClient) -> tuple[Any, ...]:
+        return (client.url, client.verify) + self.cache_key()
+
+    def authenticate(self, client: VaultClient) -> None:
+        with TokenCache.for_run().locked(self._identity(client)) as entry:
+            token = entry.get()
+            if token is None:
+                token, lease = self.login(client)
+                entry.put(token, lease)
+            else:
+                display.vvv(f"strongroom.vault.kv: {self.name}: token from the run's cache")
         client.session.headers["X-Vault-Token"] = token
+
+    def refresh(self, client: VaultClient) -> bool:
+        refused = client.session.headers.get("X-Vault-Token")
+        with TokenCache.for_run().locked(self._identity(client)) as entry:
+            token = entry.get()
+            if token is None or token == refused:  # no other worker has replaced it yet
+                display.vvv(f"strongroom.vault.kv: {self.name}: cached token refused, "
+                            "logging in again")
+                token, lease = self.login(client)
+                entry.put(token, lease)
+        client.session.headers["X-Vault-Token"] = token
+        return True
+
+
+@register_auth
+class ChildTokenAuth(LoginAuth):
+    """Create a short-lived child token of ``token`` once per run (auth/token/create[/role])."""
+
+    name = "child_token"
+    params = ("token", "child_token_role", "child_token_ttl", "child_token_policies")
+
+    def login(self, client: VaultClient) -> tuple[str, int]:
+        parent = _need_token(self.options)
+        role = self.options.get("child_token_role")
+        body: dict[str, Any] = {"ttl": self.options.get("child_token_ttl") or "30m",
+                                "display_name": "ansible-strongroom-vault"}
+        if self.options.get("child_token_policies"):
+            body["policies"] = list(self.options["child_token_policies"])
+        path = f"auth/token/create/{role}" if role else "auth/token/create"
+        resp = client.request("POST", path, json=body, headers={"X-Vault-Token": parent},
+                              timeout=client.timeout, retries=client.retries, what=path,
+                              auth_retry=False)
+        if resp.status_code != 200:
+            raise AnsibleError(f"strongroom.vault.kv: child_token login ({path}) failed: "
+                               f"HTTP {resp.status_code} {_errors(resp)}")
+        auth = resp.json().get("auth") or {}
+        if not auth.get("client_token"):
+            raise AnsibleError(f"strongroom.vault.kv: child_token login ({path}) returned no token")
+        display.vvv(f"strongroom.vault.kv: child_token: logged in ({path}, "
+                    f"ttl {auth.get('lease_duration')}s)")
+        return str(auth["client_token"]), int(auth.get("lease_duration") or 0)
 
 
 # --- HTTP client ----------------------------------------------------------------------------
@@ -178,17 +439,33 @@ class TokenAuth(AuthMethod):
 class VaultClient:
     """A requests.Session bound to one server and one identity, with retrying requests."""
 
-    def __init__(self, url: str, verify: bool | str, auth: AuthMethod) -> None:
+    def __init__(self, url: str, verify: bool | str, auth: AuthMethod, *,
+                 timeout: float = 30, retries: int = 3) -> None:
         self.url = url.rstrip("/")
         self.verify = verify
+        self.timeout = timeout
+        self.retries = retries
         self.session = requests.Session()
         self.session.verify = verify
         self.auth = auth
-        self.mount_versions: dict[str, tuple[str, str]] = {}
+        self.mount_versions: dict[str, str] = {}
         auth.authenticate(self)
 
     def request(self, method: str, path: str, *, timeout: float, retries: int,
-                what: str, **kwargs: Any) -> requests.Response:
+                what: str, auth_retry: bool = True, **kwargs: Any) -> requests.Response:
+        """Send a request (see ``_send``); a token the server refuses is replaced once."""
+        resp = self._send(method, path, timeout=timeout, retries=retries, what=what, **kwargs)
+        if resp.status_code != 403 or not auth_retry or not self.auth.refreshable:
+            return resp
+        # 403 is both "policy denies this" and "no such token": only lookup-self tells them apart.
+        check = self._send("GET", "auth/token/lookup-self", timeout=timeout, retries=retries,
+                           what=what)
+        if check.status_code == 200 or not self.auth.refresh(self):
+            return resp
+        return self._send(method, path, timeout=timeout, retries=retries, what=what, **kwargs)
+
+    def _send(self, method: str, path: str, *, timeout: float, retries: int,
+              what: str, **kwargs: Any) -> requests.Response:
         """Send a request; retry connection errors and 5xx/429 with exponential backoff."""
         url = f"{self.url}/v1/{path.lstrip('/')}"
         attempt = 0
@@ -217,29 +494,38 @@ class VaultClient:
             time.sleep(delay)
 
 
-# Module-level session cache: (url, verify, auth cache key) -> VaultClient.
-# It lives as long as the Python process, so every lookup in one ansible run that targets the
-# same server with the same credentials reuses one authenticated requests.Session.
+# Module-level session cache: (url, verify, auth cache key) -> VaultClient, for the lookups of
+# one worker process (one task); TokenCache carries login tokens across tasks.
 _CLIENTS: dict[tuple[Any, ...], VaultClient] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
-def get_client(url: str, verify: bool | str, auth: AuthMethod) -> VaultClient:
+def get_client(url: str, verify: bool | str, auth: AuthMethod, *, timeout: float = 30,
+               retries: int = 3) -> VaultClient:
     key = (url.rstrip("/"), verify, auth.cache_key())
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(key)
         if client is None:
-            client = VaultClient(url, verify, auth)
+            client = VaultClient(url, verify, auth, timeout=timeout, retries=retries)
             _CLIENTS[key] = client
         return client
 
 
 def clear_cache() -> None:
-    """Drop all cached sessions (for tests)."""
+    """Drop all cached sessions of this process (for tests)."""
     with _CLIENTS_LOCK:
         for client in _CLIENTS.values():
             client.session.close()
         _CLIENTS.clear()
+
+
+def match_mount(mounts: dict[str, str], path: str) -> tuple[str, str] | None:
+    """The longest known mount (with trailing slash) that ``path`` lies under, and its version."""
+    best = None
+    for mount in mounts:
+        if path.startswith(mount) and (best is None or len(mount) > len(best)):
+            best = mount
+    return None if best is None else (best, mounts[best])
 
 
 def _errors(resp: requests.Response) -> str:
@@ -260,8 +546,9 @@ class LookupModule(LookupBase):
             raise AnsibleError("strongroom.vault.kv requires the 'requests' Python library")
         self.set_options(var_options=variables, direct=kwargs)
         opts = {name: self.get_option(name) for name in (
-            "url", "token", "auth_method", "engine_version", "field", "version", "ca_cert",
-            "validate_certs", "timeout", "retries")}
+            "url", "token", "auth_method", "engine_version", "mount_point", "field", "version",
+            "ca_cert", "validate_certs", "timeout", "retries", "child_token_role",
+            "child_token_ttl", "child_token_policies")}
 
         method = opts["auth_method"]
         if method not in AUTH_METHODS:
@@ -269,19 +556,24 @@ class LookupModule(LookupBase):
                                f"(supported: {', '.join(sorted(AUTH_METHODS))})")
         verify: bool | str = bool(opts["validate_certs"])
         if verify and opts["ca_cert"]:
+            if not os.path.isfile(opts["ca_cert"]):
+                raise AnsibleError(f"strongroom.vault.kv: ca_cert {opts['ca_cert']} is not a file")
             verify = opts["ca_cert"]
-        client = get_client(opts["url"], verify, AUTH_METHODS[method](opts))
+        client = get_client(opts["url"], verify, AUTH_METHODS[method](opts),
+                            timeout=opts["timeout"], retries=opts["retries"])
         return [self._read(client, str(term), opts) for term in terms]
 
     def _mount_of(self, client: VaultClient, path: str, opts: dict[str, Any]) -> tuple[str, str]:
         """(mount path with trailing slash, KV version '1'/'2') for a secret path."""
         forced = opts["engine_version"]
-        if forced in ("1", "2"):
-            mount, _, _ = path.partition("/")
-            return mount + "/", forced
-        for mount, found in client.mount_versions.items():
-            if path.startswith(mount):
-                return mount, found[1]
+        if forced in ("1", "2") and opts["mount_point"]:
+            mount = opts["mount_point"].strip("/") + "/"
+            if not path.startswith(mount):
+                raise AnsibleError(f"{path} is not under mount_point {mount}")
+            return mount, forced
+        found = match_mount(client.mount_versions, path)
+        if found is not None:
+            return found[0], forced if forced in ("1", "2") else found[1]
         resp = client.request("GET", f"sys/internal/ui/mounts/{path}", timeout=opts["timeout"],
                               retries=opts["retries"], what=path)
         if resp.status_code == 403:
@@ -296,8 +588,8 @@ class LookupModule(LookupBase):
         if not mount.endswith("/"):
             mount += "/"
         version = str((data.get("options") or {}).get("version") or "1")
-        client.mount_versions[mount] = (mount, version)
-        return mount, version
+        client.mount_versions[mount] = version
+        return mount, forced if forced in ("1", "2") else version
 
     def _read(self, client: VaultClient, path: str, opts: dict[str, Any]) -> Any:
         path = path.strip("/")
