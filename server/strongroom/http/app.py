@@ -1,20 +1,20 @@
-"""The Falcon front ends (WSGI and ASGI): read the request, dispatch, write the answer.
+"""The front ends: read the request, dispatch, write the answer.
 
-Which one gunicorn runs is a measured choice (serve.py, bench/README.md); both
-share everything but the reading of the body.
+The WSGI app (gthread, and the tests' ``falcon.testing`` client) is built on Falcon;
+the ASGI app that the default worker serves is http/asgi.py. Which one gunicorn runs
+is a measured choice (serve.py, bench/README.md).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import falcon
-import falcon.asgi
 
 from strongroom.core.core import Core
+from strongroom.http.asgi import StrongroomAsgi
 from strongroom.http.dispatch import JSON, Dispatcher, HttpResult, error_result
 from strongroom.http.edge import (
     DEFAULT_MAX_REQUEST_SIZE,
@@ -28,7 +28,7 @@ _NOT_FOUND = error_result(404, [])
 _TOO_LARGE = error_result(413, [TOO_LARGE])
 
 
-def _http_request(req: falcon.Request | falcon.asgi.Request, body: bytes) -> HttpRequest:
+def _http_request(req: falcon.Request, body: bytes) -> HttpRequest:
     return HttpRequest(
         method=req.method,
         path=req.path,
@@ -40,7 +40,7 @@ def _http_request(req: falcon.Request | falcon.asgi.Request, body: bytes) -> Htt
     )
 
 
-def _write(resp: falcon.Response | falcon.asgi.Response, result: HttpResult) -> None:
+def _write(resp: falcon.Response, result: HttpResult) -> None:
     resp.status = result.status
     resp.set_header("Cache-Control", "no-store")
     if _WORKER_HEADER:
@@ -88,52 +88,12 @@ def _read_wsgi_body(req: falcon.Request, limit: int) -> bytes:
     return req.bounded_stream.read(limit)
 
 
-class AsgiSink:
-    def __init__(self, dispatcher: Dispatcher, max_size: int,
-                 executor: ThreadPoolExecutor | None = None) -> None:
-        self._dispatcher = dispatcher
-        self._max = max_size
-        self._executor = executor
-
-    async def __call__(self, req: falcon.asgi.Request, resp: falcon.asgi.Response | None,
-                       **_: Any) -> None:
-        assert resp is not None, "sinks on HTTP routes always get a response"
-        if req.content_length is not None and req.content_length > self._max:
-            _write(resp, _TOO_LARGE)
-            return
-        body = await req.bounded_stream.read(self._max + 1)
-        if len(body) > self._max:
-            _write(resp, _TOO_LARGE)
-            return
-        request = _http_request(req, body)
-        if self._executor is None:
-            # Local storage (inmem, file): the core is fast and bounded; running it on
-            # the loop thread saves a thread hand-off per request.
-            _write(resp, self._dispatcher.dispatch(request))
-            return
-        # Network storage, forwarding to the active node: a call may wait on another
-        # host, so it runs in a pool and the loop keeps serving the other connections.
-        loop = asyncio.get_running_loop()
-        _write(resp, await loop.run_in_executor(self._executor, self._dispatcher.dispatch,
-                                                request))
-
-
 def _not_found_wsgi(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
-    _write(resp, _NOT_FOUND)
-
-
-async def _not_found_asgi(req: falcon.asgi.Request, resp: falcon.asgi.Response | None,
-                          **_: Any) -> None:
-    assert resp is not None, "sinks on HTTP routes always get a response"
     _write(resp, _NOT_FOUND)
 
 
 def _falcon_error(req: Any, resp: Any, exc: falcon.HTTPError, params: Any) -> None:
     _write(resp, error_result(exc.status_code, [exc.title or "error"]))
-
-
-async def _falcon_error_async(req: Any, resp: Any, exc: falcon.HTTPError, params: Any) -> None:
-    _falcon_error(req, resp, exc, params)
 
 
 def build_falcon_app(
@@ -149,12 +109,7 @@ def build_falcon_app(
 
 
 def build_asgi_app(core: Core, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
-                   threads: int = 0) -> Any:
-    """The ASGI app; with ``threads`` the core runs in a pool of that many threads."""
-    app = falcon.asgi.App(media_type=JSON)
-    app.req_options.auto_parse_qs_csv = False
-    app.add_sink(_not_found_asgi, prefix="/")
+                   threads: int = 0) -> StrongroomAsgi:
+    """The ASGI app (http/asgi.py); with ``threads`` the core runs in a pool of that many."""
     executor = ThreadPoolExecutor(threads, thread_name_prefix="core") if threads else None
-    app.add_sink(AsgiSink(Dispatcher(core), max_request_size, executor), prefix="/v1/")
-    app.add_error_handler(falcon.HTTPError, _falcon_error_async)
-    return app
+    return StrongroomAsgi(Dispatcher(core), max_request_size, executor)

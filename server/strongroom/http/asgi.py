@@ -1,0 +1,123 @@
+"""The ASGI front end: one callable between uvicorn's protocol and the dispatcher.
+
+Strongroom's HTTP surface is one prefix (``/v1/``) handed whole to the dispatcher,
+which owns routing, errors and status codes; a web framework's router, request and
+response objects only repeat that work. Falcon's ASGI app cost ~12% of a worker's
+time per request for it (profiled, KV read and write); this reads the ASGI scope
+directly. The WSGI path (gthread, tests' ``falcon.testing``) keeps Falcon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import parse_qsl
+
+from strongroom.http.dispatch import JSON, Dispatcher, HttpResult, error_result
+from strongroom.http.edge import TOO_LARGE, HttpRequest
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+_PREFIX = "/v1/"
+_NOT_FOUND = error_result(404, [])
+_TOO_LARGE = error_result(413, [TOO_LARGE])
+_JSON = JSON.encode()
+# Off by default: lets multi-worker tests see which process answered.
+_WORKER_HEADER = os.environ.get("STRONGROOM_DEBUG_WORKER_HEADER") == "1"
+
+
+class _Disconnected(Exception):
+    """The client went away before its body was complete."""
+
+
+class StrongroomAsgi:
+    """``/v1/...`` to the dispatcher (inline, or in ``executor``); anything else a JSON 404."""
+
+    def __init__(self, dispatcher: Dispatcher, max_size: int,
+                 executor: ThreadPoolExecutor | None = None) -> None:
+        self._dispatcher = dispatcher
+        self._max = max_size
+        self._executor = executor
+        self._fixed = [(b"cache-control", b"no-store")]
+        if _WORKER_HEADER:
+            self._fixed.append((b"x-strongroom-worker", str(os.getpid()).encode()))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return  # lifespan is off; websockets are not served
+        head = scope["method"] == "HEAD"
+        path: str = scope["path"]
+        if not path.startswith(_PREFIX):
+            await self._answer(send, _NOT_FOUND, head)
+            return
+        # A repeated header keeps its first value, as Go's Header.Get (Vault) does.
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self._max:
+            await self._answer(send, _TOO_LARGE, head)
+            return
+        try:
+            body = await self._body(receive)
+        except _Disconnected:
+            return  # nothing to answer, and a half-read body is never acted on
+        if body is None:
+            await self._answer(send, _TOO_LARGE, head)
+            return
+        params: dict[str, str] = {}
+        query = scope.get("query_string", b"")
+        if query:
+            # A repeated query parameter keeps its first value, as url.Values.Get does.
+            for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True,
+                                         encoding="utf-8", errors="replace"):
+                params.setdefault(name, value)
+        client = scope.get("client")
+        request = HttpRequest(method=scope["method"], path=path, params=params,
+                              headers=headers, body=body,
+                              remote_addr=client[0] if client else "")
+        if self._executor is None:
+            # Local storage (inmem, file): the core is fast and bounded; running it on
+            # the loop thread saves a thread hand-off per request.
+            result = self._dispatcher.dispatch(request)
+        else:
+            # Network storage, forwarding to the active node: a call may wait on another
+            # host, so it runs in a pool and the loop keeps serving other connections.
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._executor, self._dispatcher.dispatch,
+                                                request)
+        await self._answer(send, result, head)
+
+    async def _body(self, receive: Receive) -> bytes | None:
+        """The whole body (chunked or not), or None past ``max_request_size``."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise _Disconnected
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > self._max:
+                    return None
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _answer(self, send: Send, result: HttpResult, head: bool) -> None:
+        headers = list(self._fixed)
+        headers.extend((k.lower().encode("latin-1"), v.encode("latin-1"))
+                       for k, v in result.headers.items())
+        body = result.body or b""
+        if result.body is not None:
+            headers.append((b"content-type", _JSON))
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": result.status,
+                    "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else body})
