@@ -221,14 +221,34 @@ def test_every_runbook_checks_its_targets() -> None:
         assert first["hosts"] == "localhost", name
         assert first["tasks"][0]["ansible.builtin.include_role"]["tasks_from"] == (
             "check_inventory.yml"), name
-        assert second["hosts"] == "{{ strongroom_runbook_hosts | default('strongroom_servers') }}"
+        assert second["hosts"] == ("{{ strongroom_runbook_hosts | default(strongroom_servers_group"
+                                   " | default('strongroom_servers')) }}")
         assert second["pre_tasks"][0]["ansible.builtin.include_role"]["tasks_from"] == (
             "check_targets.yml"), name
 
 
 def test_refusals(single: Site, initialized: InitRuns) -> None:
     """Wrong group, missing confirmation or input, bad settings: refused before any change."""
+    # A cluster's secrets kept outside the inventory (strongroom_secrets_dir): its CA is
+    # there, its init file is not, so the runbook must look there and say so.
+    elsewhere = single.directory / "cluster-secrets"
+    (elsewhere / "pki").mkdir(parents=True, exist_ok=True)
+    (elsewhere / "pki" / "ca.pem").write_bytes(Path(single.ca).read_bytes())
     cases: list[tuple[Path, dict[str, Any], str]] = [
+        # The group name is a variable: the checks use it, not a hard-coded name.
+        (PLAYBOOKS / "seal.yml", {"strongroom_servers_group": "consul_servers",
+                                  "strongroom_runbook_hosts": "sr1",
+                                  "strongroom_seal_confirm": True},
+         "only runs against the consul_servers group (1 hosts in this inventory). "
+         "The pattern 'sr1' matches hosts outside it: sr1."),
+        (PLAYBOOKS / "rotate.yml", {"strongroom_secrets_dir": str(elsewhere)},
+         f"{elsewhere}/strongroom/init.vault.yml does not exist on the controller"),
+        # restore.yml: a confirmation, and Strongroom stopped or sealed, before Consul is touched.
+        (PLAYBOOKS / "restore.yml", {"snapshot": "/nonexistent.snap"},
+         "run with -e consul_restore_confirm=true to go ahead"),
+        (PLAYBOOKS / "restore.yml", {"snapshot": "/nonexistent.snap",
+                                     "consul_restore_confirm": True},
+         "Not stopped or sealed: sr1 (active)."),
         (PLAYBOOKS / "seal.yml", {"strongroom_runbook_hosts": "consul_servers",
                                   "strongroom_seal_confirm": True},
          "only runs against the strongroom_servers group (1 hosts in this inventory). "
