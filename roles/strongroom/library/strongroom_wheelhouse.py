@@ -51,6 +51,16 @@ options:
     description: Package index for the dependencies (pip's default when empty).
     type: str
     default: ""
+  lock:
+    description:
+      - Requirements file pinning every dependency with its hash
+        (C(name==version --hash=sha256:...)). When set, the dependencies' wheels come
+        from it only (C(pip wheel --require-hashes)): a file whose hash differs, or a
+        dependency missing from the lock, stops the build. The package's own wheel is
+        built with C(--no-deps), and each of its requirements must be in the lock.
+        The lock's content is part of the fingerprint. Empty: pip resolves the
+        package's ranges.
+    type: path
   inputs:
     description:
       - Paths relative to O(source) whose content makes up the fingerprint. By default
@@ -105,6 +115,7 @@ import shutil
 import tarfile
 import tempfile
 import tomllib
+import zipfile
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -192,21 +203,74 @@ def package_wheel(module, wheels, package, version, dest):
     return found[0], wheel_version
 
 
+def lock_digest(lock):
+    if not lock:
+        return ""
+    with open(lock, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def canonical(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def lock_names(lock):
+    names = set()
+    with open(lock, encoding="utf-8") as handle:
+        for line in handle:
+            match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^]]*\])?\s*==", line)
+            if match:
+                names.add(canonical(match.group(1)))
+    return names
+
+
+def wheel_requirements(path):
+    """Names of a wheel's unconditional requirements (Requires-Dist without an extra)."""
+    with zipfile.ZipFile(path) as wheel:
+        meta = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+        text = wheel.read(meta).decode("utf-8")
+    names = set()
+    for line in text.splitlines():
+        if not line.startswith("Requires-Dist:"):
+            continue
+        spec = line.split(":", 1)[1]
+        if re.search(r"extra\s*==", spec.split(";", 1)[-1]) and ";" in spec:
+            continue
+        names.add(canonical(re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec).group(1)))
+    return names
+
+
+def pip_wheel(module, params, staging, parent, args):
+    cmd = [params["python"], "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+           "--wheel-dir", staging]
+    if params["index_url"]:
+        cmd += ["--index-url", params["index_url"]]
+    cmd += args
+    rc, out, err = module.run_command(cmd, cwd=parent)
+    if rc != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        module.fail_json(msg="pip wheel failed", cmd=cmd, rc=rc, stdout=out, stderr=err)
+
+
 def build(module, params, fingerprint):
     dest = params["dest"]
     parent = os.path.dirname(dest.rstrip("/")) or "."
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".wheelhouse-", dir=parent)
-    cmd = [params["python"], "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-           "--wheel-dir", staging]
-    if params["index_url"]:
-        cmd += ["--index-url", params["index_url"]]
-    cmd.append(params["source"])
     # pip builds in a copy of the tree (build isolation), so the source stays untouched.
-    rc, out, err = module.run_command(cmd, cwd=parent)
-    if rc != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        module.fail_json(msg="pip wheel failed", cmd=cmd, rc=rc, stdout=out, stderr=err)
+    if not params["lock"]:
+        pip_wheel(module, params, staging, parent, [params["source"]])
+    else:
+        pip_wheel(module, params, staging, parent, ["--no-deps", params["source"]])
+        own = package_wheel(module, list_wheels(staging), params["package"], "", staging)[0]
+        missing = wheel_requirements(os.path.join(staging, own)) - lock_names(params["lock"])
+        if missing:
+            shutil.rmtree(staging, ignore_errors=True)
+            module.fail_json(msg=f"{own} requires {', '.join(sorted(missing))}, which the lock "
+                                 f"{params['lock']} does not pin: add them with their hashes")
+        # Only the lock's files, each checked against its hash (and any dependency of
+        # theirs missing from the lock is an error in this mode).
+        pip_wheel(module, params, staging, parent, ["--require-hashes", "-r", params["lock"]])
     with open(os.path.join(staging, FINGERPRINT), "w", encoding="ascii") as handle:
         handle.write(fingerprint + "\n")
     os.chmod(staging, 0o755)  # noqa: S103 - public wheels; mkdtemp made it 0700
@@ -252,6 +316,7 @@ def main():
             "version": {"type": "str", "default": ""},
             "index_url": {"type": "str", "default": ""},
             "inputs": {"type": "list", "elements": "str"},
+            "lock": {"type": "path"},
         },
         required_if=[("build", True, ("source",))],
         supports_check_mode=True,
@@ -265,8 +330,12 @@ def main():
         if not os.path.isfile(os.path.join(source, "pyproject.toml")):
             module.fail_json(msg=f"{source} has no pyproject.toml (strongroom_source_dir)")
         inputs = params["inputs"] or default_inputs(source)
+        if params["lock"] and not os.path.isfile(params["lock"]):
+            module.fail_json(msg=f"the lock {params['lock']} does not exist "
+                                 "(strongroom_wheelhouse_lock)")
         fingerprint = hashlib.sha256(
-            f"{py_version}\0{params['index_url']}\0{source_digest(source, inputs)}".encode()
+            f"{py_version}\0{params['index_url']}\0{source_digest(source, inputs)}"
+            f"\0{lock_digest(params['lock'])}".encode()
         ).hexdigest()[:32]
         if read_fingerprint(dest) != fingerprint or not list_wheels(dest):
             changed = True
