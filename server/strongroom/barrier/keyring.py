@@ -15,6 +15,7 @@ the caller wipes; no ``str``/``bytes`` copy of a key is ever made (secmem.py).
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import threading
@@ -92,6 +93,15 @@ class Keyring:
                 return None
             # AESGCM copies the key into its own OpenSSL context.
             return self._aeads.setdefault(number, AESGCM(term.key))
+
+    def same_keys(self, other: Keyring) -> bool:
+        """Whether ``other`` holds exactly these terms and keys, with the same active term."""
+        if self.wiped or other.wiped or self.active_term != other.active_term:
+            return False
+        if len(self.terms) != len(other.terms):
+            return False
+        return all(a.term == b.term and hmac.compare_digest(a.key, b.key)
+                   for a, b in zip(self.terms, other.terms, strict=True))
 
     def copy(self) -> Keyring:
         """An independent keyring with copies of the keys (the caller owns and wipes it)."""

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from strongroom.barrier.barrier import AESGCMBarrier
+from strongroom.barrier.keyring import Keyring
 from strongroom.barrier.view import StorageView
 from strongroom.core.bootstrap import TOKEN_STORE_PREFIX
 from strongroom.core.mount_table import MountTable
@@ -116,6 +117,17 @@ class Core:
 
     def _apply_seal(self) -> None:
         snap = self.coordinator.snapshot()
+        if snap.keyring is not None and not snap.ha.active and self._holds(snap.keyring):
+            # Same keys, and not (or no longer) the active node: only the HA status moved,
+            # and a standby forwards what would need the mount table. A node cut off from
+            # Consul must still answer health, and a reload would wait on the storage it
+            # cannot reach. (Becoming active does reload: another node may have changed
+            # mounts and policies meanwhile.)
+            snap.keyring.wipe()
+            if isinstance(self.physical, FencedBackend):
+                self.physical.session = snap.ha.session if snap.ha.active else None
+            self.snapshot = snap
+            return
         if snap.keyring is None:
             self.barrier.seal()
             self.forget_secrets()
@@ -128,6 +140,13 @@ class Core:
             # Writes carry the active node's lock session; a standby's carry none.
             self.physical.session = snap.ha.session if snap.ha.active else None
         self.snapshot = snap
+
+    def _holds(self, keyring: Keyring) -> bool:
+        """Whether this worker's barrier is open with exactly ``keyring``'s keys."""
+        try:
+            return self.barrier.keyring.same_keys(keyring)
+        except SealedError:
+            return False
 
     def forget_secrets(self) -> None:
         """Wipe the key material the core holds beside the barrier's keyring (seal)."""

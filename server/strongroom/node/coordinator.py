@@ -155,6 +155,7 @@ class LocalCoordinator:
         ha_factory: HAFactory | None = None,
     ) -> None:
         self._physical = physical
+        self._known_initialized = False
         self._barrier = AESGCMBarrier(physical)
         self._storage_type = storage_type
         self._bootstrap = bootstrap
@@ -191,12 +192,19 @@ class LocalCoordinator:
         raw = self._physical.get(SEAL_CONFIG_PATH)
         return json.loads(raw) if raw is not None else None
 
+    def _initialized(self) -> bool:
+        """Initialized stays initialized: read storage only until it is (a node cut off
+        from its storage must still describe itself, e.g. answer sys/health)."""
+        if not self._known_initialized:
+            self._known_initialized = self._seal_config() is not None
+        return self._known_initialized
+
     def snapshot(self) -> NodeSnapshot:
         with self._lock:
             sealed = self._barrier.sealed
             return NodeSnapshot(
                 generation=self.generation(),
-                initialized=self._seal_config() is not None,
+                initialized=self._initialized(),
                 sealed=sealed,
                 # A copy the caller owns (installs into its barrier, or wipes once sent).
                 keyring=None if sealed else self._barrier.keyring.copy(),

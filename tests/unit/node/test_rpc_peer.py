@@ -40,7 +40,7 @@ def ask(path):
             if not chunk:
                 return "REFUSED"
             head += chunk
-    except ConnectionResetError:  # closed with our request unread
+    except (ConnectionResetError, BrokenPipeError):  # closed before or while we sent
         return "REFUSED"
     (size,) = struct.unpack(">I", head)
     data = b""
