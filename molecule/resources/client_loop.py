@@ -3,9 +3,10 @@
 
 It behaves like clients behind a health-checking load balancer: a background
 thread polls every node's /v1/sys/health and requests go only to nodes that
-answer 200 (active) or 429 (standby, which forwards). A request refused before
-it reached a node (connection refused/reset on connect) moves on to the next
-node, as a load balancer would; any other error or non-2xx answer is a failed
+answer 200 (active), 429 (standby, which forwards) or 473 (performance standby;
+not 472, a DR secondary serves no clients). A request refused before it reached a
+node (connection refused/reset on connect) moves on to the next node, as a load
+balancer would; any other error or non-2xx answer is a failed
 request. Runs until ``--stop-file`` appears, then writes a JSON summary.
 
 Standard library only: it runs with whatever python3 the controller has.
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-HEALTHY = {200, 429}
+HEALTHY = {200, 429, 473}  # active, standby, performance standby (forwards or serves reads)
 
 
 class Node:
