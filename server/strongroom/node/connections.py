@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import struct
 
+from strongroom.node.runtime import pid_alive
 from strongroom.node.shared import robust
 
 _SLOT = struct.Struct("=qq")  # pid, open connections
@@ -36,7 +37,7 @@ class ConnectionCounts:
         with robust(self._lock):
             for index in range(self._slots):
                 owner, _ = _SLOT.unpack_from(self._page, index * _SLOT.size)
-                if owner == 0 or not _alive(owner):
+                if owner == 0 or not pid_alive(owner):
                     _SLOT.pack_into(self._page, index * _SLOT.size, pid, 0)
                     self._mine, self._count = index, 0
                     return
@@ -63,12 +64,3 @@ class ConnectionCounts:
         values = self._all.unpack_from(self._page, 0)
         return sum(values[1::2])
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -34,7 +34,8 @@ def make_dir(kind: str) -> str:
     return tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-{kind}-", dir=base)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this PID exists (someone else's counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -58,7 +59,7 @@ def remove_stale_dirs() -> list[str]:
             continue
         for name in names:
             match = _NAME_RE.fullmatch(name)
-            if match is None or _alive(int(match[1])):
+            if match is None or pid_alive(int(match[1])):
                 continue
             path = os.path.join(base, name)
             try:
