@@ -1,11 +1,11 @@
 """Run a node under gunicorn: the coordinator in the master, the API in the workers.
 
-With shared storage (file, consul) the master owns the node's seal state
-(node/coordinator.py), serves it on a private Unix socket and publishes a
-generation counter in shared memory; every worker builds its Core around a
-RemoteCoordinator. A re-forked worker syncs on its first request, so it comes
-up in the node's current seal state. With inmem storage there is one worker and
-the whole node is built in the master before the fork (preload).
+The master owns the node's seal state (node/coordinator.py), serves it on a
+private Unix socket and publishes a generation counter in shared memory; every
+worker builds its Core around a RemoteCoordinator. A re-forked worker syncs on
+its first request, so it comes up in the node's current seal state. Storage
+belongs to the node too: ``inmem`` is a tmpfs directory the master owns (dev mode
+included), so a worker's death loses nothing.
 """
 
 from __future__ import annotations
