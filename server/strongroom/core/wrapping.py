@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from strongroom.barrier.view import StorageView
-from strongroom.config import ConfigError, parse_duration
+from strongroom.config import MAX_DURATION_SECONDS, ConfigError, parse_duration
 from strongroom.core.request import Operation, Request, Response
 from strongroom.core.tokens import TokenEntry, generate_accessor
 from strongroom.errors import BadRequestError
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 WRAPPING_POLICY = "response-wrapping"
 DEFAULT_WRAP_TTL = 300
-MAX_WRAP_TTL = (2**63 - 1) // 10**9  # seconds: the longest Go time.Duration
+MAX_WRAP_TTL = MAX_DURATION_SECONDS  # the longest Go time.Duration, as Vault's header parser
 INVALID_WRAPPING_TOKEN = "wrapping token is not valid or does not exist"  # noqa: S105 - a message
 _INVALID = INVALID_WRAPPING_TOKEN
 # The paths that take a wrapping token (in the body, else as the client token).

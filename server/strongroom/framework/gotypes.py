@@ -20,12 +20,12 @@ import math
 import re
 from typing import Any
 
+from strongroom.config import MAX_DURATION_SECONDS  # Go's time.Duration, in seconds
+
 INT64_MAX = (1 << 63) - 1
 INT64_MIN = -(1 << 63)
 SECOND_NS = 10**9
 DAY_NS = 24 * 3600 * SECOND_NS
-# The longest duration Go can hold, in whole seconds (2562047h47m16s).
-MAX_DURATION_SECONDS = INT64_MAX // SECOND_NS
 
 _UNITS_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6,
              "s": SECOND_NS, "m": 60 * SECOND_NS, "h": 3600 * SECOND_NS}
