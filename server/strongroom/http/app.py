@@ -15,17 +15,19 @@ import falcon
 
 from strongroom.core.core import Core
 from strongroom.http.asgi import StrongroomAsgi
-from strongroom.http.dispatch import JSON, Dispatcher, HttpResult, error_result
+from strongroom.http.dispatch import (
+    JSON,
+    NOT_FOUND_RESULT,
+    TOO_LARGE_RESULT,
+    WORKER_HEADER,
+    Dispatcher,
+    HttpResult,
+    error_result,
+)
 from strongroom.http.edge import (
     DEFAULT_MAX_REQUEST_SIZE,
-    TOO_LARGE,
     HttpRequest,
 )
-
-# Off by default: lets multi-worker tests see which process answered.
-_WORKER_HEADER = os.environ.get("STRONGROOM_DEBUG_WORKER_HEADER") == "1"
-_NOT_FOUND = error_result(404, [])
-_TOO_LARGE = error_result(413, [TOO_LARGE])
 
 
 def _http_request(req: falcon.Request, body: bytes) -> HttpRequest:
@@ -43,7 +45,7 @@ def _http_request(req: falcon.Request, body: bytes) -> HttpRequest:
 def _write(resp: falcon.Response, result: HttpResult) -> None:
     resp.status = result.status
     resp.set_header("Cache-Control", "no-store")
-    if _WORKER_HEADER:
+    if WORKER_HEADER:
         resp.set_header("X-Strongroom-Worker", str(os.getpid()))
     for name, value in result.headers.items():
         resp.set_header(name, value)
@@ -59,11 +61,11 @@ class WsgiSink:
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
         if req.content_length is not None and req.content_length > self._max:
-            _write(resp, _TOO_LARGE)
+            _write(resp, TOO_LARGE_RESULT)
             return
         body = _read_wsgi_body(req, self._max + 1)
         if len(body) > self._max:
-            _write(resp, _TOO_LARGE)
+            _write(resp, TOO_LARGE_RESULT)
             return
         _write(resp, self._dispatcher.dispatch(_http_request(req, body)))
 
@@ -89,7 +91,7 @@ def _read_wsgi_body(req: falcon.Request, limit: int) -> bytes:
 
 
 def _not_found_wsgi(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
-    _write(resp, _NOT_FOUND)
+    _write(resp, NOT_FOUND_RESULT)
 
 
 def _falcon_error(req: Any, resp: Any, exc: falcon.HTTPError, params: Any) -> None:

@@ -16,19 +16,22 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl
 
-from strongroom.http.dispatch import JSON, Dispatcher, HttpResult, error_result
-from strongroom.http.edge import TOO_LARGE, HttpRequest
+from strongroom.http.dispatch import (
+    JSON,
+    NOT_FOUND_RESULT,
+    TOO_LARGE_RESULT,
+    WORKER_HEADER,
+    Dispatcher,
+    HttpResult,
+)
+from strongroom.http.edge import HttpRequest
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _PREFIX = "/v1/"
-_NOT_FOUND = error_result(404, [])
-_TOO_LARGE = error_result(413, [TOO_LARGE])
 _JSON = JSON.encode()
-# Off by default: lets multi-worker tests see which process answered.
-_WORKER_HEADER = os.environ.get("STRONGROOM_DEBUG_WORKER_HEADER") == "1"
 
 
 class _Disconnected(Exception):
@@ -44,7 +47,7 @@ class StrongroomAsgi:
         self._max = max_size
         self._executor = executor
         self._fixed = [(b"cache-control", b"no-store")]
-        if _WORKER_HEADER:
+        if WORKER_HEADER:
             self._fixed.append((b"x-strongroom-worker", str(os.getpid()).encode()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,7 +56,7 @@ class StrongroomAsgi:
         head = scope["method"] == "HEAD"
         path: str = scope["path"]
         if not path.startswith(_PREFIX):
-            await self._answer(send, _NOT_FOUND, head)
+            await self._answer(send, NOT_FOUND_RESULT, head)
             return
         # A repeated header keeps its first value, as Go's Header.Get (Vault) does.
         headers: dict[str, str] = {}
@@ -61,14 +64,14 @@ class StrongroomAsgi:
             headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self._max:
-            await self._answer(send, _TOO_LARGE, head)
+            await self._answer(send, TOO_LARGE_RESULT, head)
             return
         try:
             body = await self._body(receive)
         except _Disconnected:
             return  # nothing to answer, and a half-read body is never acted on
         if body is None:
-            await self._answer(send, _TOO_LARGE, head)
+            await self._answer(send, TOO_LARGE_RESULT, head)
             return
         params: dict[str, str] = {}
         query = scope.get("query_string", b"")

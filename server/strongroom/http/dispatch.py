@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from strongroom.ha.forwarding import (
 from strongroom.ha.standby import StandbyRouter, forwarded_by_cluster
 from strongroom.ha.state import HAStatus
 from strongroom.http.edge import (
+    TOO_LARGE,
     HttpRequest,
     api_path,
     operation,
@@ -73,6 +75,13 @@ def error_result(status: int, messages: list[str]) -> HttpResult:
     return HttpResult(status, dumps({"errors": messages}))
 
 
+# Answers both front ends (http/app.py, http/asgi.py) give before dispatching.
+NOT_FOUND_RESULT = error_result(404, [])
+TOO_LARGE_RESULT = error_result(413, [TOO_LARGE])
+# Off by default: lets multi-worker tests see which process answered.
+WORKER_HEADER = os.environ.get("STRONGROOM_DEBUG_WORKER_HEADER") == "1"
+
+
 class Dispatcher:
     def __init__(self, core: Core) -> None:
         self.core = core
@@ -121,11 +130,7 @@ class Dispatcher:
             # Relayed by our cluster port: not carried out; the standby that sent it
             # sends it to the next active node itself.
             return HttpResult(503, NOT_ACTIVE_BODY, {NOT_RELAYED_HEADER: "1"})
-        deadline = time.monotonic() + LEADER_WAIT
-        ha = self.core.sync().ha
-        while ha.active and time.monotonic() < deadline:
-            time.sleep(0.01)
-            ha = self.core.sync().ha
+        ha = self._await(self.core.sync().ha, lambda status: not status.active)
         if not ha.standby:
             return _standby_unavailable()
         return self._from_standby(req, ha)
@@ -199,9 +204,13 @@ class Dispatcher:
     def _await_leader(self, ha: HAStatus, ready: Callable[[HAStatus], bool]) -> HAStatus:
         """This node's HA status once ``ready`` (or it is no longer a standby), or as it
         is after LEADER_WAIT."""
+        return self._await(ha, lambda status: not status.standby or ready(status))
+
+    def _await(self, ha: HAStatus, done: Callable[[HAStatus], bool]) -> HAStatus:
+        """This node's HA status once ``done`` holds, or as it is after LEADER_WAIT."""
         deadline = time.monotonic() + LEADER_WAIT
-        while ha.standby and not ready(ha) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while not done(ha) and time.monotonic() < deadline:
+            time.sleep(0.01)
             ha = self.core.sync().ha
         return ha
 
