@@ -12,13 +12,19 @@ from __future__ import annotations
 import json
 import sys
 import uuid
+from pathlib import Path
 
 import consul
 import pytest
 
 from strongroom.ha.consul_lock import ConsulLock
 from strongroom.physical.consul import ConsulBackend
-from tests.ansible.runbook_support import ansible_env, run_playbook, vault_password_file
+from tests.ansible.runbook_support import (
+    ansible_env,
+    run_playbook,
+    vault_password_file,
+    write_pki,
+)
 from tests.support import requires
 from tests.support.consul import ConsulCluster
 
@@ -129,3 +135,98 @@ def test_no_session_on_other_nodes_no_catalog_reads(cluster: ConsulCluster,
         here.kv.put("other/key", "x")
     with pytest.raises(consul.ACLPermissionDenied):
         here.agent.service.register("not-strongroom")
+
+
+ACL = """\
+- name: The consul role's ACL tasks
+  hosts: "{{ target }}"
+  gather_facts: false
+  tasks:
+    - name: ACL bootstrap check, Strongroom's token, agent tokens, retiring the shared one
+      ansible.builtin.include_role:
+        name: consul
+        tasks_from: acl.yml
+"""
+
+
+def test_agent_tokens_replace_the_shared_one(cluster: ConsulCluster, tmp_path: Path) -> None:
+    """From the old state (one shared node_prefix-write agent token) to one node identity per
+    agent; the shared token, its policy and its file go once every member has its own.
+
+    Every host of this inventory reaches the API of server 0 (local connection), so every
+    agent token is set on that one agent here; the ha scenario checks each agent's own.
+    """
+    secrets = tmp_path / ".secrets" / "consul"
+    secrets.mkdir(parents=True)
+    (secrets / "management.token").write_text(cluster.management_token + "\n")
+    legacy_secret = str(uuid.uuid4())
+    (secrets / "agent.token").write_text(legacy_secret + "\n")
+    rules = 'node_prefix "" {\n  policy = "write"\n}\nservice_prefix "" {\n  policy = "read"\n}\n'
+    cluster.api("PUT", "/v1/acl/policy", json={"Name": "consul-agent", "Rules": rules}
+                ).raise_for_status()
+    cluster.api("PUT", "/v1/acl/token", json={"SecretID": legacy_secret,
+                                               "Policies": [{"Name": "consul-agent"}]}
+                ).raise_for_status()
+    for i in cluster.alive():
+        cluster._wait_token_known(i, legacy_secret, 10)
+
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    names = [f"sr-consul-{i}" for i in range(3)]
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(json.dumps({"all": {"vars": local, "children": {
+        "consul_servers": {"hosts": {n: {"ansible_host": f"127.0.0.1{i + 1}"}
+                                     for i, n in enumerate(names)}},
+        "strongroom_servers": {"hosts": {}},
+    }}}))
+    play = tmp_path / "acl.yml"
+    play.write_text(ACL)
+    env = ansible_env(tmp_path, vault_password_file(tmp_path))
+    common = {"consul_api_url": cluster.addresses[0],
+              # Plain HTTP here, but Ansible's uri loads ca_path anyway: any valid CA.
+              "consul_tls_ca_file": str(write_pki(tmp_path).ca),
+              "consul_data_dir": str(cluster.workdir / "server0"),
+              "consul_wait_delay": 0.5}
+
+    def self_status(secret: str) -> int:
+        return cluster.api("GET", "/v1/acl/token/self", token=secret).status_code
+
+    try:
+        # A run that reaches two of the three members: the shared token stays.
+        run = run_playbook(play, inventory, env, {**common, "target": "sr-consul-0:sr-consul-1"})
+        assert run.returncode == 0, run.output[-4000:]
+        said = " ".join(run.output.split())
+        assert "stays until these agents have their own: sr-consul-2" in said, said[-3000:]
+        assert (secrets / "agent.token").exists() and self_status(legacy_secret) == 200
+
+        run = run_playbook(play, inventory, env, {**common, "target": "consul_servers"})
+        assert run.returncode == 0, run.output[-4000:]
+        assert not (secrets / "agent.token").exists()
+        assert self_status(legacy_secret) == 403
+        reply = cluster.api("GET", "/v1/acl/policy/name/consul-agent")
+        assert reply.status_code == 403, reply.text  # "ACL not found"
+        assert (secrets.parent / "consul" / "agent-tokens").stat().st_mode & 0o777 == 0o700
+        for name in names:
+            path = secrets / "agent-tokens" / f"{name}.token"
+            assert path.stat().st_mode & 0o777 == 0o600
+            info = cluster.api("GET", "/v1/acl/token/self", token=path.read_text().strip())
+            assert info.status_code == 200
+            assert info.json()["NodeIdentities"] == [{"NodeName": name, "Datacenter": "dc1"}]
+            assert not info.json().get("Policies")
+        # The last token set on server 0's agent is persisted there.
+        persisted = json.loads((cluster.workdir / "server0" / "acl-tokens.json").read_text())
+        assert persisted["agent"] == (secrets / "agent-tokens" / "sr-consul-2.token"
+                                      ).read_text().strip()
+
+        again = run_playbook(play, inventory, env, {**common, "target": "consul_servers"})
+        assert again.returncode == 0, again.output[-4000:]
+        # Nothing changes, but for the agent token set again on server 0's one agent (all
+        # three "hosts" share it here; each host has its own agent in production).
+        changed_tasks = [block.split("]", 1)[0] for block in again.output.split("\nTASK [")[1:]
+                         if "\nchanged: " in block]
+        assert changed_tasks, again.output[-4000:]
+        assert all(t.startswith("consul : Set the agent token on") for t in changed_tasks), (
+            changed_tasks)
+    finally:
+        for i in cluster.alive():  # the cluster's own agent token again
+            cluster.api("PUT", "/v1/agent/token/agent", index=i,
+                        json={"Token": cluster.management_token})
