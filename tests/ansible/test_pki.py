@@ -179,6 +179,16 @@ def test_no_new_ca_against_hosts_that_hold_one(tmp_path: Path, check: bool) -> N
         assert (held / "ca.pem").read_bytes() == (tmp_path / "secrets/pki/ca.pem").read_bytes()
 
 
+def test_check_mode_on_a_deployment_without_a_ca_says_deploy_first(tmp_path: Path) -> None:
+    """--check with no CA anywhere (nothing deployed) stops with the reason, before the
+    certificate tasks fail on files an unrun task would have made; nothing is written."""
+    rc, out = play(tmp_path, ["node1"], STRONGROOM_TLS, check=True,
+                   extra={"strongroom_storage": "file"})
+    assert rc != 0, out[-4000:]
+    assert "--check needs a deployed cluster" in out, out[-4000:]
+    assert not (tmp_path / "secrets").exists()
+
+
 def test_no_new_consul_ca_against_agents_that_hold_one(tmp_path: Path) -> None:
     held = tmp_path / "hosts" / "node" / "etc/consul.d/tls"
     held.mkdir(parents=True)
