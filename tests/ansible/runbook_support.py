@@ -225,6 +225,19 @@ def run_playbook(playbook: str | Path, inventory: Path, env: dict[str, str],
                _children_cpu() - cpu)
 
 
+def render_templates(tmp_path: Path, play_text: str, inventory: Path,
+                     extra: dict[str, object]) -> Path:
+    """Run ``play_text`` (template tasks writing under ``{{ out }}``) and return ``out``."""
+    out = tmp_path / "out"
+    out.mkdir()
+    play = tmp_path / "render.yml"
+    play.write_text(play_text)
+    env = ansible_env(tmp_path, vault_password_file(tmp_path))
+    run = run_playbook(play, inventory, env, {"out": str(out), **extra})
+    assert run.returncode == 0, run.output[-4000:]
+    return out
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime

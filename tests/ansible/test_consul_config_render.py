@@ -17,7 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.ansible.runbook_support import ansible_env, run_playbook, vault_password_file
+from tests.ansible.runbook_support import (
+    ansible_env,
+    render_templates,
+    run_playbook,
+    vault_password_file,
+)
 from tests.support import requires
 from tests.support.consul import consul_binary
 from tests.support.servers import REPO
@@ -61,13 +66,7 @@ RENDER = """\
 
 def render(tmp_path: Path, extra: dict[str, object]) -> dict[str, str]:
     """consul.hcl of server c1 and client n1, as text."""
-    out = tmp_path / "out"
-    out.mkdir()
-    play = tmp_path / "render.yml"
-    play.write_text(RENDER.format(role=ROLE))
-    env = ansible_env(tmp_path, vault_password_file(tmp_path))
-    run = run_playbook(play, inventory(tmp_path), env, {"out": str(out), **extra})
-    assert run.returncode == 0, run.output[-4000:]
+    out = render_templates(tmp_path, RENDER.format(role=ROLE), inventory(tmp_path), extra)
     return {host: (out / f"{host}.hcl").read_text() for host in ("c1", "n1")}
 
 

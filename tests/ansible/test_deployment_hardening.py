@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.ansible.runbook_support import ansible_env, run_playbook, vault_password_file
+from tests.ansible.runbook_support import (
+    ansible_env,
+    render_templates,
+    run_playbook,
+    vault_password_file,
+)
 from tests.support import requires
 from tests.support.servers import REPO
 
@@ -66,14 +71,7 @@ RENDER = """\
 
 
 def render(tmp_path: Path, extra: dict[str, object]) -> Path:
-    out = tmp_path / "out"
-    out.mkdir()
-    play = tmp_path / "render.yml"
-    play.write_text(RENDER.format(role=ROLE))
-    env = ansible_env(tmp_path, vault_password_file(tmp_path))
-    run = run_playbook(play, local_inventory(tmp_path), env, {"out": str(out), **extra})
-    assert run.returncode == 0, run.output[-4000:]
-    return out
+    return render_templates(tmp_path, RENDER.format(role=ROLE), local_inventory(tmp_path), extra)
 
 
 def unit_lines(out: Path) -> list[str]:
