@@ -273,8 +273,8 @@ def test_init_makes_the_operator_token_with_exactly_the_runbooks_policy(
                         single.auditor_token())
     assert policy.status_code == 200, policy.text
     assert policy.json()["data"]["policy"] == OPERATOR_POLICY.read_text().rstrip("\n")
-    paths = re.findall(r'^path "([^"]+)" \{\n  capabilities = (\[.*\])', OPERATOR_POLICY.read_text(),
-                       re.MULTILINE)
+    paths = re.findall(r'^path "([^"]+)" \{\n  capabilities = (\[.*\])',
+                       OPERATOR_POLICY.read_text(), re.MULTILINE)
     assert {path: json.loads(caps) for path, caps in paths} == {
         "sys/seal": ["update", "sudo"],
         "sys/step-down": ["update", "sudo"],
