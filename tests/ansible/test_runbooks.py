@@ -553,6 +553,35 @@ def test_init_hands_an_earlier_cluster_over_to_the_operator_token(tmp_path: Path
         site.assert_no_secret_in_output()
 
 
+def test_operator_token_under_its_own_password(tmp_path: Path) -> None:
+    """strongroom_operator_vault_password_file: whoever runs the runbooks needs that
+    password only, not the one that protects the unseal keys."""
+    pki = write_pki(tmp_path)
+    (tmp_path / "node").mkdir()
+    operator_password = tmp_path / "operator-password"
+    operator_password.write_text("a different operator password\n")
+    operator_password.chmod(0o600)
+    with strongroom_server(tmp_path / "node", file_node_config(pki), scheme="https",
+                           verify=str(pki.ca)) as node:
+        site = new_site(tmp_path, {"sr1": node}, pki.ca)
+        own = {"strongroom_operator_vault_password_file": str(operator_password)}
+        assert_ok(site.init({"strongroom_init_secret_shares": 1,
+                             "strongroom_init_secret_threshold": 1, **own}))
+        raw = site.operator_file.read_bytes()
+        assert raw.startswith(b"$ANSIBLE_VAULT;1.2;AES256;strongroom-operator\n")
+        vault = VaultLib([("x", VaultSecret(b"a different operator password"))])
+        token = yaml.safe_load(vault.decrypt(raw))["strongroom_operator_token"]
+        with pytest.raises(Exception, match="[Dd]ecrypt"):
+            site.decrypt(site.operator_file)  # not under the keys' password
+        # The operator's environment names only the operator password: the runbook needs
+        # nothing else (the keys' password file is not given at all).
+        run = site.play(PLAYBOOKS / "rotate.yml",
+                        env={"ANSIBLE_VAULT_PASSWORD_FILE": str(operator_password)})
+        assert_ok(run)
+        for done in site.runs:
+            assert token not in done.output and not TOKEN_SHAPE.search(done.output)
+
+
 def test_production_example_defaults_to_pgp_shares_for_named_keyholders() -> None:
     example = REPO / "inventories" / "production-example" / "group_vars"
     text = (example / "strongroom_servers.yml").read_text()
