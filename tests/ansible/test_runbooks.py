@@ -636,7 +636,7 @@ def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         # One share here (the single-node tests use the default 5/3): each simulated
         # restart of the rolling upgrade then takes one unseal call.
         assert_ok(site.init({"strongroom_init_secret_shares": 1,
-                             "strongroom_init_secret_threshold": 1}))
+                             "strongroom_init_secret_threshold": 1, **CUSTODY_EXTRA}))
         yield site
         print(f"\nansible-playbook runs (HA):\n{site.timings()}")
 
@@ -650,6 +650,18 @@ def roles(site: Site) -> dict[str, str]:
 def test_init_unseals_every_ha_node(ha: Site) -> None:
     assert sorted(roles(ha).values()) == ["active", "standby"]
     assert len(ha.secrets()["strongroom_unseal_keys"]) == 1
+    ha.assert_no_secret_in_output()
+
+
+@pytest.mark.consul
+def test_step_down_refused_to_a_token_lacking_the_operator_policy(ha: Site) -> None:
+    before = roles(ha)
+    active = next(name for name, role in before.items() if role == "active")
+    run = ha.play(PLAYBOOKS / "step-down.yml",
+                  {"strongroom_operator_token": ha.auditor_token()})
+    assert run.returncode != 0
+    assert f"Stepping down {active} failed (status 403" in " ".join(run.output.split())
+    assert roles(ha) == before
     ha.assert_no_secret_in_output()
 
 
