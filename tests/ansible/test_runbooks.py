@@ -332,6 +332,36 @@ def test_seal_then_unseal_round_trip(single: Site, initialized: InitRuns) -> Non
     single.assert_no_secret_in_output()
 
 
+# roles/strongroom's restart handler includes strongroom_ops' unseal.yml (and with it
+# load_secrets.yml) by path: what a handler includes must stay free of nested blocks.
+HANDLER_PLAY = """\
+- name: Unseal from a handler, as the strongroom role's restart handler does
+  hosts: strongroom_servers
+  gather_facts: false
+  roles:
+    - strongroom_ops
+  tasks:
+    - name: Notify the handler
+      ansible.builtin.debug:
+        msg: restart
+      changed_when: true
+      notify: Unseal from a handler
+  handlers:
+    - name: Unseal from a handler
+      ansible.builtin.include_tasks: "{tasks}/unseal.yml"
+"""
+
+
+def test_unseal_from_a_handler(single: Site, initialized: InitRuns) -> None:
+    play = single.directory / "handler.yml"
+    play.write_text(HANDLER_PLAY.format(tasks=REPO / "roles" / "strongroom_ops" / "tasks"))
+    assert single.api("PUT", "sr1", "sys/seal").status_code == 204
+    run = single.play(play)
+    assert_ok(run)
+    assert single.health("sr1") == 200
+    single.assert_no_secret_in_output()
+
+
 def test_rotate_bumps_the_key_term(single: Site, initialized: InitRuns) -> None:
     before = single.key_term()
     run = single.play(PLAYBOOKS / "rotate.yml")
