@@ -178,8 +178,10 @@ class Site:
         return entries
 
 
-def new_site(directory: Path, nodes: dict[str, ServerProcess], ca: Path) -> Site:
-    inventory = write_inventory(directory, {name: node.url for name, node in nodes.items()})
+def new_site(directory: Path, nodes: dict[str, ServerProcess], ca: Path,
+             addr_from_defaults: bool = False) -> Site:
+    inventory = write_inventory(directory, {name: node.url for name, node in nodes.items()},
+                                addr_from_defaults=addr_from_defaults)
     env = ansible_env(directory, vault_password_file(directory))
     return Site(directory, inventory, env, nodes, str(ca))
 
@@ -662,7 +664,8 @@ def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             config = ha_node_config(pki, consul.host_ports[index], prefix, token, free_port())
             nodes[name] = stack.enter_context(strongroom_server(
                 node_dir, config, scheme="https", verify=str(pki.ca)))
-        site = new_site(directory, nodes, pki.ca)
+        # strongroom_api_addr from the role defaults here (the single-node site sets it).
+        site = new_site(directory, nodes, pki.ca, addr_from_defaults=True)
         # One share here (the single-node tests use the default 5/3): each simulated
         # restart of the rolling upgrade then takes one unseal call.
         assert_ok(site.init({"strongroom_init_secret_shares": 1,
