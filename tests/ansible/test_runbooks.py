@@ -728,3 +728,14 @@ def test_rolling_upgrade_standbys_first_active_last(ha: Site, tmp_path: Path) ->
     assert turns == [f"{standby} standby 9.9.9", f"{active} standby 9.9.9"], run.output
     assert sorted(roles(ha).values()) == ["active", "standby"]
     ha.assert_no_secret_in_output()
+
+
+@pytest.mark.consul
+def test_seal_then_unseal_every_ha_node(ha: Site) -> None:
+    """seal.yml loads (and renews) the operator token through a standby first."""
+    sealed = ha.play(PLAYBOOKS / "seal.yml", {"strongroom_seal_confirm": True})
+    assert_ok(sealed)
+    assert roles(ha) == {"sr1": "sealed", "sr2": "sealed"}
+    assert_ok(ha.play(PLAYBOOKS / "unseal.yml"))
+    assert sorted(roles(ha).values()) == ["active", "standby"]
+    ha.assert_no_secret_in_output()
