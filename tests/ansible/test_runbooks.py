@@ -739,3 +739,39 @@ def test_seal_then_unseal_every_ha_node(ha: Site) -> None:
     assert_ok(ha.play(PLAYBOOKS / "unseal.yml"))
     assert sorted(roles(ha).values()) == ["active", "standby"]
     ha.assert_no_secret_in_output()
+
+
+# One host loaded the token earlier in the run, the others not: each must load its own.
+PARTLY_LOADED_PLAY = """\
+- name: Load the operator token on one host, then on all
+  hosts: strongroom_servers
+  gather_facts: false
+  tasks:
+    - name: Load it on the first host only
+      ansible.builtin.include_role:
+        name: strongroom_ops
+        tasks_from: load_secrets.yml
+      vars:
+        strongroom_ops_secrets_needed: token
+      when: inventory_hostname == ansible_play_hosts[0]
+
+    - name: Then on every host (the first has it already)
+      ansible.builtin.include_role:
+        name: strongroom_ops
+        tasks_from: load_secrets.yml
+      vars:
+        strongroom_ops_secrets_needed: token
+
+    - name: Every host has it
+      ansible.builtin.assert:
+        that: strongroom_ops_token | length > 0
+        quiet: true
+"""
+
+
+@pytest.mark.consul
+def test_token_loads_on_hosts_that_lack_it_when_the_first_has_it(ha: Site) -> None:
+    play = ha.directory / "partly-loaded.yml"
+    play.write_text(PARTLY_LOADED_PLAY)
+    assert_ok(ha.play(play))
+    ha.assert_no_secret_in_output()
