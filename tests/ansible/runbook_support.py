@@ -16,6 +16,7 @@ import resource
 import subprocess
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,12 +127,22 @@ def ha_node_config(pki: Pki, consul: str, prefix: str, token: str, cluster_port:
 
 
 def write_inventory(inventory_dir: Path, nodes: dict[str, str],
-                    consul_hosts: tuple[str, ...] = ("consul1",)) -> Path:
+                    consul_hosts: tuple[str, ...] = ("consul1",),
+                    addr_from_defaults: bool = False) -> Path:
     """strongroom_servers = ``nodes`` (name -> API URL), consul_servers = ``consul_hosts``.
 
+    With ``addr_from_defaults`` each host gets ansible_host and strongroom_api_port
+    instead of strongroom_api_addr, which then comes from strongroom_ops' defaults (as in
+    the Molecule scenarios and the production example): hostvars does not show it.
     Polling is fast here (0.2 s) and waits short (30 s) so that a failure shows quickly.
     """
-    strongroom = {name: {"strongroom_api_addr": url} for name, url in nodes.items()}
+    strongroom: dict[str, dict[str, object]] = {}
+    for name, url in nodes.items():
+        if addr_from_defaults:
+            parsed = urllib.parse.urlsplit(url)
+            strongroom[name] = {"ansible_host": parsed.hostname, "strongroom_api_port": parsed.port}
+        else:
+            strongroom[name] = {"strongroom_api_addr": url}
     inventory = {
         "all": {
             "vars": {
