@@ -95,15 +95,16 @@ STRONGROOM_TLS = """\
 
 
 def play(tmp_path: Path, hosts: list[str], *tasks: str, extra: dict[str, object] | None = None,
-         check: bool = False) -> tuple[int, str]:
+         check: bool = False, limit: str = "") -> tuple[int, str]:
     book = tmp_path / "play.yml"
     book.write_text(PLAY.format(user=USER, group=GROUP, tasks="".join(tasks)))
     env = ansible_env(tmp_path, vault_password_file(tmp_path))
     inv = inventory(tmp_path, hosts)
-    if not check:
+    if not check and not limit:
         run = run_playbook(book, inv, env, extra)
         return run.returncode, run.output
-    res = subprocess.run([*playbook_args(book, inv, extra), "--check"], capture_output=True,
+    options = (["--check"] if check else []) + (["--limit", limit] if limit else [])
+    res = subprocess.run([*playbook_args(book, inv, extra), *options], capture_output=True,
                          text=True, env=env, timeout=240, cwd=tmp_path, check=False)
     return res.returncode, res.stdout + res.stderr
 
@@ -177,6 +178,22 @@ def test_no_new_ca_against_hosts_that_hold_one(tmp_path: Path, check: bool) -> N
                        extra={"strongroom_tls_ca_reset": True, "strongroom_storage": "file"})
         assert rc == 0, out[-4000:]
         assert (held / "ca.pem").read_bytes() == (tmp_path / "secrets/pki/ca.pem").read_bytes()
+
+
+@pytest.mark.parametrize("tasks", [STRONGROOM_TLS, CONSUL_GOSSIP], ids=["ca", "gossip-key"])
+def test_no_first_ca_or_gossip_key_under_limit(tmp_path: Path, tasks: str) -> None:
+    """--limit hides the hosts that may already hold a CA or gossip key (node2 does here):
+    a run that would mint the first one with part of the inventory in view stops instead."""
+    for held in (tmp_path / "hosts/node2/etc/strongroom/tls/ca.pem",
+                 tmp_path / "hosts/node2/etc/consul.d/gossip.hcl"):
+        held.parent.mkdir(parents=True)
+        held.write_text("held already\n")
+    rc, out = play(tmp_path, ["node1", "node2"], tasks, limit="node1",
+                   extra={"strongroom_storage": "file"})
+    assert rc != 0, out[-4000:]
+    assert "this run covers only node1 (--limit node1)" in out, out[-4000:]
+    assert not (tmp_path / "secrets" / "pki" / "ca.pem").exists()
+    assert not (tmp_path / "secrets" / "consul" / "gossip.key").exists()
 
 
 def test_check_mode_on_a_deployment_without_a_ca_says_deploy_first(tmp_path: Path) -> None:
