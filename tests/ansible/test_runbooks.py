@@ -585,6 +585,38 @@ def test_init_hands_an_earlier_cluster_over_to_the_operator_token(tmp_path: Path
         site.assert_no_secret_in_output()
 
 
+def test_a_root_token_left_by_a_failed_handover_is_revoked_on_the_next_run(
+        tmp_path: Path) -> None:
+    """A run that stored the operator token and failed before revoking the root token
+    (simulated: operator file present, root token still in the init file) must not leave
+    the root token valid and kept for ever: the next init run revokes and drops it."""
+    pki = write_pki(tmp_path)
+    (tmp_path / "node").mkdir()
+    with strongroom_server(tmp_path / "node", file_node_config(pki), scheme="https",
+                           verify=str(pki.ca)) as node:
+        site = new_site(tmp_path, {"sr1": node}, pki.ca)
+        reply = requests.put(node.url + "/v1/sys/init", verify=str(pki.ca), timeout=30,
+                             json={"secret_shares": 1, "secret_threshold": 1}).json()
+        root, keys = reply["root_token"], reply["keys_base64"]
+        vault = VaultLib([("strongroom", VaultSecret(VAULT_PASSWORD.encode()))])
+        site.init_file.parent.mkdir(parents=True, mode=0o700)
+        site.init_file.write_bytes(vault.encrypt(yaml.safe_dump(
+            {"strongroom_unseal_keys": keys, "strongroom_unseal_threshold": 1,
+             "strongroom_root_token": root}), vault_id="strongroom"))
+        stored = vault.encrypt(yaml.safe_dump({"strongroom_operator_token": "stored-earlier"}),
+                               vault_id="strongroom")
+        site.operator_file.write_bytes(stored)
+        run = site.init()
+        assert_ok(run)
+        me = requests.get(node.url + "/v1/auth/token/lookup-self", verify=str(pki.ca),
+                          headers={"X-Vault-Token": root}, timeout=10)
+        assert me.status_code == 403, me.text
+        assert site.secrets() == {"strongroom_unseal_keys": keys,
+                                  "strongroom_unseal_threshold": 1}
+        assert site.operator_file.read_bytes() == stored  # not made a second time
+        assert root not in run.output
+
+
 def test_operator_token_under_its_own_password(tmp_path: Path) -> None:
     """strongroom_operator_vault_password_file: whoever runs the runbooks needs that
     password only, not the one that protects the unseal keys."""
