@@ -151,7 +151,7 @@ ACL = """\
 
 def test_agent_tokens_replace_the_shared_one(cluster: ConsulCluster, tmp_path: Path) -> None:
     """From the old state (one shared node_prefix-write agent token) to one node identity per
-    agent; the shared token, its policy and its file go once every member has its own.
+    agent; the shared token, its policy and its file go once every member uses its own.
 
     Every host of this inventory reaches the API of server 0 (local connection), so every
     agent token is set on that one agent here; the ha scenario checks each agent's own.
@@ -197,6 +197,17 @@ def test_agent_tokens_replace_the_shared_one(cluster: ConsulCluster, tmp_path: P
         said = " ".join(run.output.split())
         assert "stays until these agents have their own: sr-consul-2" in said, said[-3000:]
         assert (secrets / "agent.token").exists() and self_status(legacy_secret) == 200
+
+        # A member whose token file exists but whose agent never got it (a run that failed
+        # between the two) does not count as moved over: the shared token stays.
+        (secrets / "agent-tokens").chmod(0o700)
+        (secrets / "agent-tokens" / "sr-consul-2.token").write_text(str(uuid.uuid4()) + "\n")
+        run = run_playbook(play, inventory, env, {**common, "target": "sr-consul-0:sr-consul-1"})
+        assert run.returncode == 0, run.output[-4000:]
+        said = " ".join(run.output.split())
+        assert "stays until these agents have their own: sr-consul-2" in said, said[-3000:]
+        assert (secrets / "agent.token").exists() and self_status(legacy_secret) == 200
+        (secrets / "agent-tokens" / "sr-consul-2.token").unlink()
 
         run = run_playbook(play, inventory, env, {**common, "target": "consul_servers"})
         assert run.returncode == 0, run.output[-4000:]
