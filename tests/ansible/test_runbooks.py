@@ -618,6 +618,38 @@ def test_a_root_token_left_by_a_failed_handover_is_revoked_on_the_next_run(
         assert root not in run.output
 
 
+def test_a_kept_root_token_other_than_the_one_given_is_revoked_too(tmp_path: Path) -> None:
+    """Init finished with -e strongroom_root_token while the init file keeps another root
+    token: both are revoked, and the file keeps the keys alone."""
+    pki = write_pki(tmp_path)
+    (tmp_path / "node").mkdir()
+    with strongroom_server(tmp_path / "node", file_node_config(pki), scheme="https",
+                           verify=str(pki.ca)) as node:
+        site = new_site(tmp_path, {"sr1": node}, pki.ca)
+        reply = requests.put(node.url + "/v1/sys/init", verify=str(pki.ca), timeout=30,
+                             json={"secret_shares": 1, "secret_threshold": 1}).json()
+        kept, keys = reply["root_token"], reply["keys_base64"]
+        requests.put(node.url + "/v1/sys/unseal", verify=str(pki.ca), timeout=30,
+                     json={"key": keys[0]}).raise_for_status()
+        given = requests.post(node.url + "/v1/auth/token/create", verify=str(pki.ca),
+                              timeout=30, headers={"X-Vault-Token": kept},
+                              json={"policies": ["root"]}).json()["auth"]["client_token"]
+        vault = VaultLib([("strongroom", VaultSecret(VAULT_PASSWORD.encode()))])
+        site.init_file.parent.mkdir(parents=True, mode=0o700)
+        site.init_file.write_bytes(vault.encrypt(yaml.safe_dump(
+            {"strongroom_unseal_keys": keys, "strongroom_unseal_threshold": 1,
+             "strongroom_root_token": kept}), vault_id="strongroom"))
+        run = site.init({"strongroom_root_token": given})
+        assert_ok(run)
+        for token in (given, kept):
+            me = requests.get(node.url + "/v1/auth/token/lookup-self", verify=str(pki.ca),
+                              headers={"X-Vault-Token": token}, timeout=10)
+            assert me.status_code == 403, me.text
+        assert site.secrets() == {"strongroom_unseal_keys": keys,
+                                  "strongroom_unseal_threshold": 1}
+        assert kept not in run.output and given not in run.output
+
+
 def test_operator_token_under_its_own_password(tmp_path: Path) -> None:
     """strongroom_operator_vault_password_file: whoever runs the runbooks needs that
     password only, not the one that protects the unseal keys."""
