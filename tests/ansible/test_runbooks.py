@@ -549,6 +549,20 @@ def test_init_with_pgp_keys_then_keyholders_unseal(tmp_path: Path) -> None:
             site.assert_no_secret_in_output()
 
 
+def init_keeping_the_root_token(site: Site, url: str, ca: Path) -> tuple[str, list[str], VaultLib]:
+    """Initialise (1 share) outside Ansible and keep the root token in the vaulted init
+    file, as runs before the operator token did (or one that failed before revoking)."""
+    reply = requests.put(url + "/v1/sys/init", verify=str(ca), timeout=30,
+                         json={"secret_shares": 1, "secret_threshold": 1}).json()
+    root, keys = reply["root_token"], reply["keys_base64"]
+    vault = VaultLib([("strongroom", VaultSecret(VAULT_PASSWORD.encode()))])
+    site.init_file.parent.mkdir(parents=True, mode=0o700)
+    site.init_file.write_bytes(vault.encrypt(yaml.safe_dump(
+        {"strongroom_unseal_keys": keys, "strongroom_unseal_threshold": 1,
+         "strongroom_root_token": root}), vault_id="strongroom"))
+    return root, keys, vault
+
+
 def test_init_hands_an_earlier_cluster_over_to_the_operator_token(tmp_path: Path) -> None:
     """A cluster initialised before operator tokens (root token in the vaulted init file):
     one run of init makes the operator token, revokes the root token, and rewrites the
@@ -558,14 +572,7 @@ def test_init_hands_an_earlier_cluster_over_to_the_operator_token(tmp_path: Path
     with strongroom_server(tmp_path / "node", file_node_config(pki), scheme="https",
                            verify=str(pki.ca)) as node:
         site = new_site(tmp_path, {"sr1": node}, pki.ca)
-        reply = requests.put(node.url + "/v1/sys/init", verify=str(pki.ca), timeout=30,
-                             json={"secret_shares": 1, "secret_threshold": 1}).json()
-        root, keys = reply["root_token"], reply["keys_base64"]
-        vault = VaultLib([("strongroom", VaultSecret(VAULT_PASSWORD.encode()))])
-        site.init_file.parent.mkdir(parents=True, mode=0o700)
-        site.init_file.write_bytes(vault.encrypt(yaml.safe_dump(
-            {"strongroom_unseal_keys": keys, "strongroom_unseal_threshold": 1,
-             "strongroom_root_token": root}), vault_id="strongroom"))
+        root, keys, vault = init_keeping_the_root_token(site, node.url, pki.ca)
         run = site.init()  # unseals with the kept keys, then hands over
         assert_ok(run)
         assert site.health("sr1") == 200
@@ -596,14 +603,7 @@ def test_a_root_token_left_by_a_failed_handover_is_revoked_on_the_next_run(
     with strongroom_server(tmp_path / "node", file_node_config(pki), scheme="https",
                            verify=str(pki.ca)) as node:
         site = new_site(tmp_path, {"sr1": node}, pki.ca)
-        reply = requests.put(node.url + "/v1/sys/init", verify=str(pki.ca), timeout=30,
-                             json={"secret_shares": 1, "secret_threshold": 1}).json()
-        root, keys = reply["root_token"], reply["keys_base64"]
-        vault = VaultLib([("strongroom", VaultSecret(VAULT_PASSWORD.encode()))])
-        site.init_file.parent.mkdir(parents=True, mode=0o700)
-        site.init_file.write_bytes(vault.encrypt(yaml.safe_dump(
-            {"strongroom_unseal_keys": keys, "strongroom_unseal_threshold": 1,
-             "strongroom_root_token": root}), vault_id="strongroom"))
+        root, keys, vault = init_keeping_the_root_token(site, node.url, pki.ca)
         stored = vault.encrypt(yaml.safe_dump({"strongroom_operator_token": "stored-earlier"}),
                                vault_id="strongroom")
         site.operator_file.write_bytes(stored)
@@ -626,19 +626,12 @@ def test_a_kept_root_token_other_than_the_one_given_is_revoked_too(tmp_path: Pat
     with strongroom_server(tmp_path / "node", file_node_config(pki), scheme="https",
                            verify=str(pki.ca)) as node:
         site = new_site(tmp_path, {"sr1": node}, pki.ca)
-        reply = requests.put(node.url + "/v1/sys/init", verify=str(pki.ca), timeout=30,
-                             json={"secret_shares": 1, "secret_threshold": 1}).json()
-        kept, keys = reply["root_token"], reply["keys_base64"]
+        kept, keys, _ = init_keeping_the_root_token(site, node.url, pki.ca)
         requests.put(node.url + "/v1/sys/unseal", verify=str(pki.ca), timeout=30,
                      json={"key": keys[0]}).raise_for_status()
         given = requests.post(node.url + "/v1/auth/token/create", verify=str(pki.ca),
                               timeout=30, headers={"X-Vault-Token": kept},
                               json={"policies": ["root"]}).json()["auth"]["client_token"]
-        vault = VaultLib([("strongroom", VaultSecret(VAULT_PASSWORD.encode()))])
-        site.init_file.parent.mkdir(parents=True, mode=0o700)
-        site.init_file.write_bytes(vault.encrypt(yaml.safe_dump(
-            {"strongroom_unseal_keys": keys, "strongroom_unseal_threshold": 1,
-             "strongroom_root_token": kept}), vault_id="strongroom"))
         run = site.init({"strongroom_root_token": given})
         assert_ok(run)
         for token in (given, kept):
