@@ -1,0 +1,116 @@
+"""The backend contract: what every mount (secrets engine, auth method, ``sys/``) offers
+the core, and the typed results it returns.
+
+A backend is mounted at a path; the core's pipeline (core/core.py) authenticates,
+resolves the mount, authorizes, audits, then calls ``handle`` with the path relative
+to the mount. What comes back is a ``Response`` whose ``secret`` (a leased result) or
+``auth`` (a login) the pipeline's later stages act on: the lease stage registers a
+``Secret`` with the expiration manager, the login stage turns an ``Auth`` into a token.
+The expiration manager later calls the backend back, through the router, with the
+secret's type name: ``secret_type(name).renew/revoke``.
+
+Lifecycle (called by the mount table, core/mount_table.py):
+- ``initialize()``: once the node is active (never on a standby: it may write);
+- ``invalidate(key)``: a storage key under this mount's view changed elsewhere
+  (another worker, another node); drop what was cached from it;
+- ``periodic()``: run by the node's background owner on the active node (tidy,
+  auto-rotate); must be quick or do its work in bounded steps;
+- ``cleanup()``: the mount is going away (disabled, moved, reloaded, sealed):
+  close pools and connections; the instance is not used again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from strongroom.core.request import Request, Response
+
+
+@dataclass(frozen=True)
+class SpecialPaths:
+    """Mount-relative globs (exact, or a prefix when ending in ``*``), as Vault's
+    ``PathsSpecial``: served without a token; needing ``sudo``; kept local to a
+    cluster (never replicated); stored seal-wrapped."""
+
+    unauthenticated: tuple[str, ...] = ()
+    sudo: tuple[str, ...] = ()
+    local: tuple[str, ...] = ()
+    seal_wrapped: tuple[str, ...] = ()
+
+
+@dataclass
+class Secret:
+    """A leased result. ``data`` goes to the client; ``internal`` stays with the lease
+    (what ``revoke`` needs, e.g. the database username) and is never returned."""
+
+    type: str
+    data: dict[str, Any]
+    internal: dict[str, Any] = field(default_factory=dict)
+    ttl: int = 0
+    max_ttl: int = 0
+    renewable: bool = True
+    # Filled by the lease stage.
+    lease_id: str = ""
+
+
+@dataclass
+class Auth:
+    """A login's result: what the token will carry. The login stage issues the token
+    and fills ``client_token`` and ``accessor``."""
+
+    policies: list[str] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)
+    display_name: str = ""
+    ttl: int = 0
+    max_ttl: int = 0
+    explicit_max_ttl: int = 0
+    period: int = 0
+    num_uses: int = 0
+    renewable: bool = True
+    no_default_policy: bool = False
+    token_type: str = "service"  # noqa: S105 - a token kind, not a secret
+    entity_id: str = ""
+    bound_cidrs: list[str] = field(default_factory=list)
+    # Kept with the token for renewals (e.g. the role or user that logged in).
+    internal: dict[str, Any] = field(default_factory=dict)
+    client_token: str = ""
+    accessor: str = ""
+
+
+@dataclass(frozen=True)
+class SecretType:
+    """How a backend renews and revokes one kind of leased secret (Vault's
+    ``framework.Secret``). ``renew`` returns the secret with its new TTL, or None when
+    it cannot be renewed; ``revoke`` raises if revocation failed (the expiration
+    manager retries with backoff)."""
+
+    name: str
+    revoke: Callable[[Secret], None]
+    renew: Callable[[Secret, int], Secret | None] | None = None
+    default_ttl: int = 0
+    max_ttl: int = 0
+
+
+@runtime_checkable
+class LogicalBackend(Protocol):
+    """What the core and the mount table need from a mounted backend."""
+
+    @property
+    def special_paths(self) -> SpecialPaths: ...
+
+    def handle(self, req: Request, rel_path: str) -> Response | None: ...
+
+    def existence(self, req: Request, rel_path: str) -> bool | None: ...
+
+    def secret_type(self, name: str) -> SecretType | None: ...
+
+    def initialize(self) -> None: ...
+
+    def invalidate(self, key: str) -> None: ...
+
+    def periodic(self) -> None: ...
+
+    def cleanup(self) -> None: ...
