@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from strongroom.core.logical import SecretType, SpecialPaths
 from strongroom.core.request import Operation, Request, Response
 from strongroom.errors import NoRouteError, UnsupportedOperationError, no_route_message
 from strongroom.framework.fields import Field, FieldData
@@ -44,17 +45,43 @@ def glob_match(pattern: str, path: str) -> bool:
 
 
 class PathBackend:
-    """Dispatches a mount-relative request to the first matching Path."""
+    """Dispatches a mount-relative request to the first matching Path.
+
+    Implements core/logical.py's ``LogicalBackend``: the lifecycle hooks do nothing
+    here; a backend with state to set up, cache or close overrides them.
+    """
 
     def __init__(
         self,
         paths: list[Path],
         sudo_patterns: Sequence[str] = (),
         unauthenticated_patterns: Sequence[str] = (),
+        secret_types: Sequence[SecretType] = (),
     ) -> None:
         self.paths = paths
         self.sudo_patterns = tuple(sudo_patterns)
         self.unauthenticated_patterns = tuple(unauthenticated_patterns)
+        self._secret_types = {t.name: t for t in secret_types}
+
+    @property
+    def special_paths(self) -> SpecialPaths:
+        return SpecialPaths(unauthenticated=self.unauthenticated_patterns,
+                            sudo=self.sudo_patterns)
+
+    def secret_type(self, name: str) -> SecretType | None:
+        return self._secret_types.get(name)
+
+    def initialize(self) -> None:
+        """Active node only: create what the backend needs in storage."""
+
+    def invalidate(self, key: str) -> None:
+        """``key`` (relative to the mount's storage view) changed elsewhere."""
+
+    def periodic(self) -> None:
+        """Background work, run on the active node by the node's owner process."""
+
+    def cleanup(self) -> None:
+        """The mount is going away: release connections and pools."""
 
     def requires_sudo(self, rel_path: str) -> bool:
         return any(glob_match(p, rel_path) for p in self.sudo_patterns)
