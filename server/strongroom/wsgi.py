@@ -2,7 +2,7 @@
 
 ``create_app(config)`` builds a complete single-process node (tests, dev
 server). Under gunicorn with several workers, the coordinator lives in the
-master and each worker builds its Core around a RemoteCoordinator (serve.py).
+owner process and each worker builds its Core around a RemoteCoordinator (serve.py).
 """
 
 from __future__ import annotations

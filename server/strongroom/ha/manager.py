@@ -1,6 +1,6 @@
 """The leadership loop of one unsealed node: contend, serve as active or standby.
 
-Runs as a thread in the coordinator (the gunicorn master). Every state change
+Runs as threads in the node's owner process, beside the coordinator. Every state change
 is published through ``publish`` so workers pick it up on their next request.
 """
 

@@ -28,7 +28,7 @@ def ha_storage(config: ServerConfig) -> StorageConfig | None:
 
 
 def _local_api(config: ServerConfig) -> str:
-    """Where this node's master reaches its own API listener."""
+    """Where this node's owner reaches its own API listener."""
     listener = config.listeners[0]
     host = listener.host if listener.host not in ("0.0.0.0", "::", "") else "127.0.0.1"  # noqa: S104
     return f"{host}:{listener.port}"

@@ -194,7 +194,7 @@ class Supervisor:
                     deadline = time.monotonic() + self._graceful_timeout + STOP_GRACE
                     sd_notify("STOPPING=1")
                     log.info("event=node_stopping signal=%s", signal.Signals(sig).name)
-                    self._owner.release_leadership()
+                    self._release()
                     # SIGTERM drains the workers; SIGINT/SIGQUIT stop them at once.
                     self._kill(signal.SIGTERM if sig == signal.SIGTERM else signal.SIGQUIT)
                 elif sig in _FORWARD and not stopping:
@@ -210,11 +210,17 @@ class Supervisor:
             # Nobody asked the arbiter to stop: the node cannot serve. Hand leadership
             # over and exit non-zero so systemd starts the node again.
             log.error("event=arbiter_exited status=%d: stopping the node", self._status)
-            self._owner.release_leadership()
+            self._release()
         self._owner.stop_owner()
         if stopping:
             return 0 if self._status == 0 else 1
         return self._status if self._status > 0 else 1
+
+    def _release(self) -> None:
+        try:
+            self._owner.release_leadership()
+        except Exception:  # noqa: BLE001 - stop the node anyway; the session TTL covers it
+            log.exception("event=release_leadership_failed")
 
     def _kill(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError):
