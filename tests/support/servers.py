@@ -65,7 +65,7 @@ def wait_until_answering(url: str, proc: subprocess.Popen[bytes], timeout: float
         try:
             requests.get(url + "/v1/sys/health", timeout=1, verify=verify)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not yet (or a busy machine)
             time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
