@@ -29,6 +29,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
 from strongroom.config import ListenerConfig, ServerConfig
+from strongroom.core.core import Core
 from strongroom.ha.drain import GATE, ActiveGate
 from strongroom.ha.setup import fence_for, ha_factory, ha_storage
 from strongroom.ha.standby import NODE_SECRET
@@ -281,11 +282,16 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         self._server.start()
         if self._prepare is not None:
             self._prepare(coordinator)
-        # Its own storage stack: the owner's Core sets its fence's session from the
-        # coordinator's snapshots, as a worker's does; the HA manager owns the other.
-        self._background = owner_background(config, coordinator,
-                                            fence_for(config, self._physical()), self._counters)
+        self._background = owner_background(coordinator, lambda: self._owner_core(coordinator))
         self._background.start()
+
+    def _owner_core(self, coordinator: LocalCoordinator) -> Core:
+        """The Core the owner's background jobs run on (engines loaded, as in a worker).
+        Its own storage stack: it sets its fence's session from the coordinator's
+        snapshots, as a worker's Core does; the HA manager owns the other one."""
+        physical = fence_for(self.config_obj, self._physical())
+        return build_node(self.config_obj, coordinator=coordinator, physical=physical,
+                          counters=self._counters).core
 
     def release_leadership(self) -> None:
         """First thing on SIGTERM/SIGINT: a standby can take over while we drain."""

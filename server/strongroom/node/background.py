@@ -7,8 +7,8 @@ job is logged, by name and exception type only (a message may carry a secret),
 and runs again at its next interval; nothing a job does can end the thread.
 Lease expiry, tidy, auto-rotation and replication shipping are jobs here.
 
-The owner can load the engines: :func:`owner_background` builds a Core of its
-own (lazily, the first time a job needs it) around the node's LocalCoordinator,
+The owner can load the engines: :func:`owner_background` has a Core of its own
+built (lazily, the first time a job needs it) around the node's LocalCoordinator,
 as a worker builds one around a RemoteCoordinator, and registers
 ``mount-periodic``, which calls every mounted backend's ``periodic``. That Core
 holds the keyring while the node is unsealed; a seal wakes the thread, which
@@ -24,11 +24,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from strongroom.config import ServerConfig
 from strongroom.core.core import Core
 from strongroom.node.coordinator import LocalCoordinator
-from strongroom.node.shared import SharedCounters
-from strongroom.physical.base import Backend
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +128,8 @@ class OwnerCore:
     """The owner's own Core, built the first time a job needs it, kept in step with
     the coordinator (a seal wipes its keys)."""
 
-    def __init__(self, config: ServerConfig, coordinator: LocalCoordinator,
-                 physical: Backend, counters: SharedCounters) -> None:
-        self._config = config
-        self._coordinator = coordinator
-        self._physical = physical
-        self._counters = counters
+    def __init__(self, build: Callable[[], Core]) -> None:
+        self._build = build
         self._core: Core | None = None
         self._lock = threading.Lock()
 
@@ -144,13 +137,7 @@ class OwnerCore:
         """The Core, in the node's current seal state."""
         with self._lock:
             if self._core is None:
-                # Imported here: wsgi imports the engines, which the owner needs only
-                # once it runs a job.
-                from strongroom.wsgi import build_node
-
-                self._core = build_node(self._config, coordinator=self._coordinator,
-                                        physical=self._physical,
-                                        counters=self._counters).core
+                self._core = self._build()
             core = self._core
         core.sync()
         return core
@@ -174,11 +161,13 @@ def mount_periodic_interval() -> float:
     return float(raw) if raw else MOUNT_PERIODIC_INTERVAL
 
 
-def owner_background(config: ServerConfig, coordinator: LocalCoordinator, physical: Backend,
-                     counters: SharedCounters,
+def owner_background(coordinator: LocalCoordinator, build_core: Callable[[], Core],
                      interval: float | None = None) -> BackgroundWork:
-    """The owner's BackgroundWork with its jobs registered (``mount-periodic``)."""
-    owner = OwnerCore(config, coordinator, physical, counters)
+    """The owner's BackgroundWork with its jobs registered (``mount-periodic``).
+
+    ``build_core`` makes the owner's Core around ``coordinator`` (called once, lazily).
+    """
+    owner = OwnerCore(build_core)
     work = BackgroundWork(lambda: _active(coordinator), on_wake=owner.sync)
     coordinator.on_change(work.wake)
     work.every("mount-periodic",

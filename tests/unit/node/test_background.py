@@ -9,10 +9,11 @@ import time
 import pytest
 
 from strongroom.config import dev_config
+from strongroom.core.core import Core
 from strongroom.node.background import BackgroundWork, owner_background
 from strongroom.node.shared import SharedCounters
 from strongroom.physical.inmem import InmemBackend
-from strongroom.wsgi import local_coordinator
+from strongroom.wsgi import build_node, local_coordinator
 
 
 def wait_for(check: object, timeout: float = 10) -> None:
@@ -113,7 +114,14 @@ def test_the_owner_registers_mount_periodic_and_runs_it_only_unsealed() -> None:
     counters = SharedCounters()
     physical = InmemBackend()
     coordinator = local_coordinator(dev_config(), physical, counters=counters)
-    work = owner_background(dev_config(), coordinator, physical, counters, interval=0.02)
+    built: list[int] = []
+
+    def build() -> Core:
+        built.append(1)
+        return build_node(dev_config(), coordinator=coordinator, physical=physical,
+                          counters=counters).core
+
+    work = owner_background(coordinator, build, interval=0.02)
     assert work.names() == ["mount-periodic"]
     ran: list[int] = []
     work.every("probe", 0.02, lambda: ran.append(1))
@@ -124,9 +132,11 @@ def test_the_owner_registers_mount_periodic_and_runs_it_only_unsealed() -> None:
         keys = coordinator.initialize(1, 1)["keys"]
         coordinator.unseal(keys[0])
         wait_for(lambda: ran)
+        wait_for(lambda: built)  # mount-periodic had the owner's Core built, once
         coordinator.seal()
         count = len(ran)
         time.sleep(0.15)
         assert len(ran) <= count + 1  # one may have been running as the seal landed
     finally:
         work.stop()
+    assert built == [1]
