@@ -118,7 +118,7 @@ class Supervisor:
         if pid == 0:
             signal.set_wakeup_fd(old_wakeup)
             for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
             for fd in (wake_r, wake_w, go_w, ready_r):
                 os.close(fd)
