@@ -85,8 +85,9 @@ class Core:
         # core's own factories; what can be enabled comes from strongroom.registry.
         self.mounts = Mounts(
             self.barrier, clock, self.router, lambda: self.changed(Slot.MOUNTS),
-            engines=engines or {}, auth_methods=auth_methods or {},
-            audit_devices=audit_devices or {},
+            engines=engines if engines is not None else {},
+            auth_methods=auth_methods if auth_methods is not None else {},
+            audit_devices=audit_devices if audit_devices is not None else {},
             builtin_factories={"system": lambda ctx: self._system,
                                "token": lambda ctx: self._token_backend,
                                "cubbyhole": CubbyholeBackend.factory, "identity": None})

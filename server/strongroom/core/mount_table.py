@@ -277,6 +277,8 @@ class MountTable:
             for existing in entries:
                 if entry.path.startswith(existing.path) or existing.path.startswith(entry.path):
                     raise BadRequestError(f"path is already in use at {existing.path}")
+            if not self.can_enable(entry.type):
+                raise BadRequestError(f"plugin not found in the catalog: {entry.type}")
             entries.append(entry)
             self._save(entries)
 

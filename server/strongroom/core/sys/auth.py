@@ -91,17 +91,16 @@ def auth_method_paths(core: Core) -> list[Path]:
                 raise BadRequestError("plugin_name must be provided for plugin backend")
         if not type_:
             raise BadRequestError("backend type must be specified as a string")
-        if type_ == "token":
-            raise BadRequestError("token credential backend cannot be instantiated")
-        if not core.mounts.auth.can_enable(type_):
-            raise BadRequestError(f"plugin not found in the catalog: {type_}")
         options = {str(k): str(v) for k, v in (data.get("options") or {}).items()}
         if options.get("version"):
             raise BadRequestError(f'auth method "{type_}" does not allow setting a version')
         visibility = config.get("listing_visibility", "")
         if visibility:
             parsed["listing_visibility"] = listing_visibility(visibility)
+        if type_ == "token":
+            raise BadRequestError("token credential backend cannot be instantiated")
         ident = str(uuid.uuid4())
+        # As OpenBao: a path in use is reported before a type it does not know.
         core.mounts.auth.enable(MountEntry(
             path=normalize_mount_path(m.group("path")), type=type_, uuid=ident,
             accessor=f"auth_{type_}_{ident[:8]}", description=data.get("description"),
@@ -120,37 +119,10 @@ def auth_method_paths(core: Core) -> list[Path]:
         core.mounts.auth.disable(path)
 
     def read_tune(req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        path = normalize_mount_path(m.group("path"))
-        entry = core.mounts.auth.get(path)
-        if entry is None:
-            raise BadRequestError(f'cannot fetch sysview for path "auth/{path}"')
-        body = tune_view(entry, core)
-        body["token_type"] = (entry.config or {}).get("token_type", DEFAULT_TOKEN_TYPE)
-        return Response(data=body, legacy_top_level=True)
+        return read_auth_tune(core, m.group("path"))
 
     def tune(req: Request, data: FieldData, m: re.Match[str]) -> None:
-        path = normalize_mount_path(m.group("path"))
-        entry = core.mounts.auth.get(path)
-        if entry is None:
-            raise BadRequestError(f'tune of path "auth/{path}" failed: no mount entry found')
-        if data.has("token_type") and entry.type == "token":
-            raise BadRequestError("'token_type' cannot be set for 'token' or 'ns_token' auth "
-                                  "mounts")
-        if entry.type == "token":
-            # The token method's TTLs come from the server's config: only its listing
-            # visibility is tunable; refuse the rest rather than answer 204 unchanged.
-            others = [k for k in TUNE_FIELDS if k not in ("path", "listing_visibility")
-                      and data.has(k)]
-            if others:
-                raise BadRequestError(f"tuning {', '.join(sorted(others))} of the token auth "
-                                      "method is not supported")
-        changes = tune_changes(entry, data)
-        if data.has("token_type"):
-            token_type = data.get("token_type")
-            if token_type not in TOKEN_TYPES:
-                raise BadRequestError("invalid value for 'token_type'")
-            changes["config"]["token_type"] = token_type
-        core.mounts.auth.update(path, **changes)
+        tune_auth(core, m.group("path"), data)
 
     return [
         Path("auth/?", {Operation.READ: list_auth}),
@@ -160,3 +132,40 @@ def auth_method_paths(core: Core) -> list[Path]:
              {Operation.READ: read, Operation.UPDATE: enable, Operation.DELETE: disable},
              MOUNT_FIELDS),
     ]
+
+
+def read_auth_tune(core: Core, path: str) -> Response:
+    """``sys/auth/<path>/tune`` (and ``sys/mounts/auth/<path>/tune``, which the CLI uses)."""
+    path = normalize_mount_path(path)
+    entry = core.mounts.auth.get(path)
+    if entry is None:
+        raise BadRequestError(f'cannot fetch sysview for path "auth/{path}"')
+    body = tune_view(entry, core)
+    body["token_type"] = (entry.config or {}).get("token_type", DEFAULT_TOKEN_TYPE)
+    return Response(data=body, legacy_top_level=True)
+
+
+def tune_auth(core: Core, path: str, data: FieldData) -> None:
+    path = normalize_mount_path(path)
+    entry = core.mounts.auth.get(path)
+    if entry is None:
+        raise BadRequestError(f'tune of path "auth/{path}" failed: no mount entry found')
+    if data.has("token_type") and entry.type == "token":
+        raise BadRequestError("'token_type' cannot be set for 'token' or 'ns_token' auth "
+                              "mounts")
+    if entry.type == "token":
+        # The token method's TTLs come from the server's config: only its listing
+        # visibility is tunable; refuse the rest rather than answer 204 unchanged.
+        # (`bao auth tune` sends every TTL, empty when not given: empty changes nothing.)
+        others = [k for k in TUNE_FIELDS if k not in ("path", "listing_visibility")
+                  and data.has(k) and data.get(k) not in (None, "", {})]
+        if others:
+            raise BadRequestError(f"tuning {', '.join(sorted(others))} of the token auth "
+                                  "method is not supported")
+    changes = tune_changes(entry, data)
+    if data.has("token_type"):
+        token_type = data.get("token_type")
+        if token_type not in TOKEN_TYPES:
+            raise BadRequestError("invalid value for 'token_type'")
+        changes["config"]["token_type"] = token_type
+    core.mounts.auth.update(path, **changes)

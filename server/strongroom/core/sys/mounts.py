@@ -143,16 +143,20 @@ def tune_view(entry: MountEntry, core: Core) -> dict[str, Any]:
 
 
 def mount_paths(core: Core) -> list[Path]:
-    from strongroom.core.sys.auth import auth_method_paths  # it uses this module's helpers
+    # sys/auth uses this module's helpers, so it is imported once this one is loaded.
+    from strongroom.core.sys.auth import auth_method_paths, auth_view, read_auth_tune, tune_auth
 
     def list_mounts(req: Request, data: FieldData, m: re.Match[str]) -> Response:
         mounts = {e.path: mount_view(e, core) for e in core.mounts.secrets.entries()}
         return Response(data=mounts, legacy_top_level=True)
 
     def read_mount(req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        entry = core.mounts.secrets.get(m.group("path"))
+        path = normalize_mount_path(m.group("path"))
+        if path.startswith("auth/") and (auth := core.mounts.auth.get(path[5:])) is not None:
+            return Response(data=auth_view(auth, core), legacy_top_level=True)
+        entry = core.mounts.secrets.get(path)
         if entry is None:
-            raise BadRequestError(f"no mount at {m.group('path')!r}")
+            raise BadRequestError(f"No secret engine mount at {path}")
         return Response(data=mount_view(entry, core), legacy_top_level=True)
 
     def enable(req: Request, data: FieldData, m: re.Match[str]) -> None:
@@ -168,10 +172,10 @@ def mount_paths(core: Core) -> list[Path]:
         options = {str(k): str(v) for k, v in (data.get("options") or {}).items()}
         path = normalize_mount_path(m.group("path"))
         if path.startswith(RESERVED_PREFIXES):
-            raise BadRequestError(f"cannot mount under reserved path {path!r}")
+            raise BadRequestError(f'cannot mount "{path}"')
         type_, extra = _TYPE_ALIASES.get(type_, (type_, {}))
-        if not core.mounts.secrets.can_enable(type_):
-            raise BadRequestError(f"plugin not found in the catalog: {type_}")
+        if type_ in _CORE_TYPES:
+            raise BadRequestError(f'mount type of "{type_}" is not mountable')
         core.mounts.secrets.enable(MountEntry(
             path=path, type=type_, description=data.get("description"),
             options={**options, **extra}, config=parsed_config, local=data.get("local"),
@@ -180,22 +184,30 @@ def mount_paths(core: Core) -> list[Path]:
     def disable(req: Request, data: FieldData, m: re.Match[str]) -> None:
         path = normalize_mount_path(m.group("path"))
         if path.startswith(RESERVED_PREFIXES):
-            raise BadRequestError(f"cannot unmount {path!r}")
+            raise BadRequestError(f'cannot unmount "{path}"')
         core.mounts.secrets.disable(path)
 
+    # `bao auth tune` sends sys/mounts/auth/<path>/tune: auth/ names the auth table.
     def read_tune(req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        entry = core.mounts.secrets.get(m.group("path"))
+        path = normalize_mount_path(m.group("path"))
+        if path.startswith("auth/"):
+            return read_auth_tune(core, path[5:])
+        entry = core.mounts.secrets.get(path)
         if entry is None:
-            raise BadRequestError(f"cannot fetch sysview for path {m.group('path')!r}")
+            raise BadRequestError(f'cannot fetch sysview for path "{path}"')
         return Response(data=tune_view(entry, core), legacy_top_level=True)
 
     def tune(req: Request, data: FieldData, m: re.Match[str]) -> None:
-        entry = core.mounts.secrets.get(m.group("path"))
+        path = normalize_mount_path(m.group("path"))
+        if path.startswith("auth/"):
+            return tune_auth(core, path[5:], data)
+        entry = core.mounts.secrets.get(path)
         if entry is None:
-            raise BadRequestError(f"no mount at {m.group('path')!r}")
+            raise BadRequestError(f'tune of path "{path}" failed: no mount entry found')
         if data.has("token_type"):
             raise BadRequestError("'token_type' can only be modified on auth mounts")
-        core.mounts.secrets.update(m.group("path"), **tune_changes(entry, data))
+        core.mounts.secrets.update(path, **tune_changes(entry, data))
+        return None
 
     def remount(req: Request, data: FieldData, m: re.Match[str]) -> Response:
         source, target = data.get("from"), data.get("to")
