@@ -18,6 +18,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -162,8 +163,8 @@ class MountTable:
     def reload(self) -> None:
         """Bring the mounted backends in line with the stored table, touching only
         what changed: new entries are created, removed or replaced ones cleaned up."""
-        desired = self._desired()
         with self._reload_lock:
+            desired = self._desired()
             previous = {m.entry.uuid: m for m in self._mounted}
             mounted: list[Mounted] = []
             created: list[Mounted] = []
@@ -264,15 +265,20 @@ class MountTable:
         # Built-ins are derived, not stored, unless tuned (their config is kept).
         keep = [e for e in entries if not self.is_builtin(e.path) or e.config]
         save_table(self._barrier, self.kind, keep)
-        self._notify()
 
-    def _locked(self) -> Any:
-        return node_lock("mount-table|" + self.kind.name)
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Read-modify-write of the stored table, excluding every worker of the node;
+        the reload it triggers runs after the lock is released (a backend's factory
+        or initialize may take node locks of its own)."""
+        with node_lock("mount-table|" + self.kind.name):
+            yield
+        self._notify()
 
     def enable(self, entry: MountEntry) -> None:
         """Add ``entry``; its path must not overlap an existing mount."""
         entry.path = normalize_mount_path(entry.path)
-        with self._locked():
+        with self._changing():
             entries = self._stored()
             for existing in entries:
                 if entry.path.startswith(existing.path) or existing.path.startswith(entry.path):
@@ -285,20 +291,20 @@ class MountTable:
     def disable(self, path: str) -> MountEntry | None:
         """Remove the entry at ``path`` and its data; None if nothing was mounted."""
         path = normalize_mount_path(path)
-        with self._locked():
+        with self._changing():
             entries = self._stored()
             victim = next((e for e in entries if e.path == path), None)
             if victim is None:
                 return None
-            # Saving reloads this worker's table, which cleans up the backend before
-            # its data goes (other workers clean up theirs when they reload).
             self._save([e for e in entries if e is not victim])
-            delete_prefix(self._barrier, f"{self.kind.view_prefix}{victim.uuid}/")
-            return victim
+        # The reload has cleaned up this worker's backend before its data goes (other
+        # workers clean up theirs when they reload).
+        delete_prefix(self._barrier, f"{self.kind.view_prefix}{victim.uuid}/")
+        return victim
 
     def update(self, path: str, **changes: Any) -> MountEntry:
         path = normalize_mount_path(path)
-        with self._locked():
+        with self._changing():
             entries = self._stored()
             entry = next((e for e in entries if e.path == path), None)
             if entry is None:
@@ -310,11 +316,12 @@ class MountTable:
 
     def move(self, source: str, target: str) -> None:
         """Change a mount's path (its data lives under its uuid, so nothing moves)."""
-        with self._locked():
+        with self._changing():
             entries = self._stored()
             entry = next((e for e in entries if e.path == source), None)
             if entry is None:
-                raise BadRequestError(f'no matching mount at "{source}"')
+                shown = (self.kind.route_prefix or "") + source
+                raise BadRequestError(f'no matching mount at "{shown}"')
             if any(target.startswith(e.path) or e.path.startswith(target) for e in entries
                    if e is not entry):
                 raise BadRequestError(f"path already in use at {target!r}")
@@ -387,9 +394,20 @@ class Mounts:
     def remount(self, source: str, target: str) -> str:
         """Move a secrets mount; returns the migration id (done when this returns)."""
         source, target = normalize_mount_path(source), normalize_mount_path(target)
-        if source.startswith(RESERVED_PREFIXES) or target.startswith(RESERVED_PREFIXES):
+        if source.startswith("auth/"):
+            # An auth method moves within the auth table (OpenBao's answers).
+            if not target.startswith("auth/"):
+                raise BadRequestError(
+                    f'cannot remount auth mount to non-auth mount "{target}"')
+            if self.auth.is_builtin(source[5:]):
+                raise BadRequestError(f'cannot remount "{source}"')
+            self.auth.move(source[5:], target[5:])
+        elif target.startswith("auth/"):
+            raise BadRequestError(f"cannot remount to destination {target}")
+        elif source.startswith(RESERVED_PREFIXES) or target.startswith(RESERVED_PREFIXES):
             raise BadRequestError("cannot remount reserved paths")
-        self.secrets.move(source, target)
+        else:
+            self.secrets.move(source, target)
         migration_id = str(uuid.uuid4())
         info = {"source_mount": source, "target_mount": target, "status": "success"}
         self._barrier.put("core/remount/" + migration_id, json.dumps(info).encode())

@@ -185,3 +185,25 @@ def test_old_token_tuning_survives_the_upgrade(d: DevNode) -> None:
                   json={"listing_visibility": ""}).status_code == 204
     assert "listing_visibility" not in d.call("GET", "sys/auth/token/tune").json["data"]
     assert isinstance(json.loads(barrier.get("core/auth") or b""), list)
+
+
+def test_remount_moves_an_auth_method_within_the_auth_table(d: DevNode) -> None:
+    d.call("POST", "sys/auth/people", json={"type": "testpass"})
+    d.call("POST", "auth/people/store")
+    uuid = d.call("GET", "sys/auth/people").json["data"]["uuid"]
+    for body, error in [
+        ({"from": "auth/people", "to": "secret2"},
+         'cannot remount auth mount to non-auth mount "secret2/"'),
+        ({"from": "auth/token", "to": "auth/tok2"}, 'cannot remount "auth/token/"'),
+        ({"from": "secret", "to": "auth/sec"}, "cannot remount to destination auth/sec/"),
+        ({"from": "auth/nothere", "to": "auth/x"}, 'no matching mount at "auth/nothere/"'),
+    ]:
+        resp = d.call("POST", "sys/remount", json=body)
+        assert (resp.status_code, resp.json["errors"]) == (400, [error])
+    moved = d.call("POST", "sys/remount", json={"from": "auth/people", "to": "auth/humans"})
+    assert moved.status_code == 200 and moved.json["data"]["migration_id"]
+    listed = d.call("GET", "sys/auth").json["data"]
+    assert sorted(listed) == ["humans/", "token/"] and listed["humans/"]["uuid"] == uuid
+    login = d.client.simulate_post("/v1/auth/humans/login")
+    assert login.json["data"]["mount"] == "humans/"
+    assert d.node.core.barrier.list(f"auth/{uuid}/") == ["x"]  # the data stayed
