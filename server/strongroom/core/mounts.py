@@ -24,6 +24,12 @@ from strongroom.physical.base import Backend
 MOUNT_TABLE_PATH = "core/mounts"
 AUTH_TABLE_PATH = "core/auth"
 AUDIT_TABLE_PATH = "core/audit"
+AUTH_CONFIG_PATH = AUTH_TABLE_PATH  # the name before issue 11 (it held token/'s tuning)
+# A change of any of these keys reloads that table (Mounts.invalidate does it).
+MOUNT_TABLE_KEYS = (MOUNT_TABLE_PATH, AUTH_TABLE_PATH, AUDIT_TABLE_PATH)
+# Barrier prefixes of the mounts' storage views: a changed key under one of these is
+# passed to the owning mount's backend by Mounts.invalidate.
+MOUNT_VIEW_PREFIXES = ("logical/", "auth/", "audit/")
 _MOUNT_PATH = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*/$")
 RESERVED_PREFIXES = ("sys/", "auth/", "cubbyhole/", "identity/")
 

@@ -207,3 +207,22 @@ def test_remount_moves_an_auth_method_within_the_auth_table(d: DevNode) -> None:
     login = d.client.simulate_post("/v1/auth/humans/login")
     assert login.json["data"]["mount"] == "humans/"
     assert d.node.core.barrier.list(f"auth/{uuid}/") == ["x"]  # the data stayed
+
+
+def test_disabling_a_method_revokes_what_it_issued(d: DevNode) -> None:
+    from strongroom.core.tokens import TokenEntry, generate_accessor
+
+    d.call("POST", "sys/auth/people", json={"type": "testpass"})
+    d.call("POST", "sys/auth/people2", json={"type": "testpass"})
+    core = d.node.core
+    now = core.now()
+
+    def issued(path: str) -> str:
+        return core.tokens.create(TokenEntry(accessor=generate_accessor(), policies=["default"],
+                                             path=path, creation_time=now))
+
+    mine, neighbour = issued("auth/people/login/alice"), issued("auth/people2/login/bob")
+    assert d.call("GET", "auth/token/lookup-self", token=mine).status_code == 200
+    assert d.call("DELETE", "sys/auth/people").status_code == 204
+    assert d.call("GET", "auth/token/lookup-self", token=mine).status_code == 403
+    assert d.call("GET", "auth/token/lookup-self", token=neighbour).status_code == 200
