@@ -10,6 +10,7 @@ import pytest
 
 from strongroom.config import dev_config
 from strongroom.core.core import Core
+from strongroom.core.mount_table import Mounts
 from strongroom.node.background import BackgroundWork, owner_background
 from strongroom.node.shared import SharedCounters
 from strongroom.physical.inmem import InmemBackend
@@ -110,7 +111,10 @@ def test_names_are_unique_and_intervals_positive() -> None:
     assert work.names() == ["a"]
 
 
-def test_the_owner_registers_mount_periodic_and_runs_it_only_unsealed() -> None:
+def test_the_owner_registers_mount_periodic_and_runs_it_only_unsealed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    periodic_calls: list[object] = []
+    monkeypatch.setattr(Mounts, "periodic", lambda self: periodic_calls.append(self))
     counters = SharedCounters()
     physical = InmemBackend()
     coordinator = local_coordinator(dev_config(), physical, counters=counters)
@@ -133,6 +137,7 @@ def test_the_owner_registers_mount_periodic_and_runs_it_only_unsealed() -> None:
         coordinator.unseal(keys[0])
         wait_for(lambda: ran)
         wait_for(lambda: built)  # mount-periodic had the owner's Core built, once
+        wait_for(lambda: periodic_calls)  # and called its mounts' periodic
         coordinator.seal()
         count = len(ran)
         time.sleep(0.15)
