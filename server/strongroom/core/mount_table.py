@@ -75,7 +75,8 @@ class MountTable:
 
     def _context(self, entry: MountEntry) -> MountContext:
         view = StorageView(self._core.barrier, f"logical/{entry.uuid}/")
-        return MountContext(view, entry, self._core.clock)
+        return MountContext(view, entry, self._core.clock, self._core.default_lease_ttl,
+                            self._core.max_lease_ttl)
 
     def _save(self, entries: list[MountEntry]) -> None:
         save_mount_table(self._core.barrier, entries)

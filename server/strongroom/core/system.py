@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from strongroom.core.logical import SpecialPaths
 from strongroom.core.request import Operation, Request, Response
 from strongroom.core.sys.mounts import mount_paths
 from strongroom.core.sys.policies import policy_paths
@@ -43,8 +44,7 @@ class SystemBackend(PathBackend):
                 Path("wrapping/unwrap", {Operation.UPDATE: self._unwrap}, _WRAP_TOKEN),
                 Path("wrapping/rewrap", {Operation.UPDATE: self._rewrap}, _WRAP_TOKEN),
             ],
-            sudo_patterns=SUDO_PATHS,
-            unauthenticated_patterns=UNAUTHENTICATED_PATHS,
+            special_paths=SpecialPaths(unauthenticated=UNAUTHENTICATED_PATHS, sudo=SUDO_PATHS),
         )
 
     def _key_status(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
