@@ -10,7 +10,6 @@ shared counters, checked before every request with a few memory reads.
 
 from __future__ import annotations
 
-import logging
 import threading
 import uuid
 from collections.abc import Callable
@@ -22,11 +21,13 @@ from strongroom.barrier.view import StorageView
 from strongroom.config import DEFAULT_LEASE_TTL
 from strongroom.core.bootstrap import TOKEN_STORE_PREFIX
 from strongroom.core.hooks import (
-    INTERNAL_ERROR,
     AuditBroker,
-    AuditFailedError,
     LeaseRegistrar,
     NoAudit,
+    audit_failure,
+    audit_refusal,
+    audit_request,
+    audit_response,
 )
 from strongroom.core.logical import LogicalBackend, special_match
 from strongroom.core.mount_table import MountTable
@@ -41,7 +42,7 @@ from strongroom.core.wrapping import (
     INVALID_WRAPPING_TOKEN,
     WRAPPING_TOKEN_PATHS,
     Wrapper,
-    is_wrapping_token,
+    validate_wrapping_token,
 )
 from strongroom.errors import (
     BadRequestError,
@@ -58,9 +59,6 @@ from strongroom.node.coordinator import NodeSnapshot, SealCoordinator, utcnow
 from strongroom.node.locks import node_lock
 from strongroom.node.shared import SharedCounters, Slot
 from strongroom.physical.base import Backend
-
-log = logging.getLogger(__name__)
-
 
 
 class Core:
@@ -220,7 +218,7 @@ class Core:
             backend, rel, mount = self._route(req)
             unauthenticated = self._authorize(req, backend, rel)
         except StrongroomError as exc:
-            self._audit_refusal(req, mount, exc)
+            audit_refusal(self.audit, req, mount, exc)
             raise
         self._audit_request(req, mount)
         try:
@@ -229,7 +227,7 @@ class Core:
             self._register_login(req, resp, mount, unauthenticated)
             resp = self._wrap(req, resp)
         except Exception as exc:
-            self._audit_failure(req, mount, exc)
+            audit_failure(self.audit, req, mount, exc)
             raise
         self._audit_response(req, mount, resp)
         return resp
@@ -238,7 +236,7 @@ class Core:
         """Look the client token up (if one is given, even on unauthenticated paths)."""
         req.token_entry = self.tokens.lookup(req.token, self.now()) if req.token else None
         if req.path in WRAPPING_TOKEN_PATHS:
-            self._validate_wrapping_token(req)
+            validate_wrapping_token(self, req)
 
     def _route(self, req: Request) -> tuple[LogicalBackend, str, MountEntry | None]:
         """Resolve the mount that owns ``req.path`` (the router: longest prefix)."""
@@ -290,20 +288,7 @@ class Core:
         return False
 
     def _audit_request(self, req: Request, mount: MountEntry | None) -> None:
-        """Fail closed: with audit devices enabled, a request none recorded is refused
-        (500) before anything is done."""
-        audit = self.audit
-        if audit.enabled() and not audit.log_request(req, mount):
-            log.error("event=audit_request_failed path=%s", req.path)
-            raise AuditFailedError()
-
-    def _audit_refusal(self, req: Request, mount: MountEntry | None,
-                       exc: StrongroomError) -> None:
-        """A request refused before it was handled is recorded with its error; the
-        refusal stands whether or not a device recorded it (as Vault)."""
-        audit = self.audit
-        if audit.enabled() and not audit.log_request(req, mount, error=exc.message):
-            log.error("event=audit_request_failed path=%s", req.path)
+        audit_request(self.audit, req, mount)
 
     def _handle(self, req: Request, backend: LogicalBackend, rel: str,
                 mount: MountEntry | None) -> Response:
@@ -344,42 +329,7 @@ class Core:
 
     def _audit_response(self, req: Request, mount: MountEntry | None,
                         resp: Response) -> None:
-        """The request happened; if no enabled device records the answer, the client
-        gets a 500 instead of it (Vault's handleCancelableRequest)."""
-        audit = self.audit
-        if audit.enabled() and not audit.log_response(req, mount, resp):
-            log.error("event=audit_response_failed path=%s", req.path)
-            raise AuditFailedError()
-
-    def _audit_failure(self, req: Request, mount: MountEntry | None, exc: Exception) -> None:
-        audit = self.audit
-        if not audit.enabled():
-            return
-        message = exc.message if isinstance(exc, StrongroomError) else INTERNAL_ERROR
-        if not audit.log_response(req, mount, None, error=message):
-            log.error("event=audit_response_failed path=%s", req.path)
-            raise AuditFailedError() from exc
-
-    def _validate_wrapping_token(self, req: Request) -> None:
-        """Vault checks the wrapping token before anything else on the wrapping paths:
-        the body's ``token``, else the client token. No token at all is a 403; one
-        that is not a live wrapping token (unknown, spent, any other kind) is a 400.
-        """
-        named = req.data.get("token") if req.data else None
-        if named is not None:
-            if not isinstance(named, str):
-                raise PermissionDeniedError(
-                    "error validating wrapping token: could not decode token in request body")
-            if not named:
-                raise PermissionDeniedError(
-                    "error validating wrapping token: empty token in request body")
-            entry = self.tokens.lookup(named, self.now())
-        else:
-            if not req.token:
-                raise PermissionDeniedError("error validating wrapping token: token is empty")
-            entry = req.token_entry
-        if entry is None or not is_wrapping_token(entry):
-            raise BadRequestError(INVALID_WRAPPING_TOKEN)
+        audit_response(self.audit, req, mount, resp)
 
     def _consume_use(self, entry: TokenEntry, path: str = "") -> None:
         """Spend one of a limited-use token's uses; the last use revokes it afterwards."""

@@ -8,6 +8,7 @@ device enabled and (here) no leased engine mounted.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from strongroom.errors import StrongroomError
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from strongroom.core.request import Request, Response
     from strongroom.core.tokens import TokenEntry
 
+log = logging.getLogger(__name__)
 # Vault's ErrInternalError text: what a client sees when auditing or lease registration
 # fails (the reason goes to the server log, never to the client).
 INTERNAL_ERROR = "internal error"
@@ -79,6 +81,43 @@ class NoAudit:
     def log_response(self, req: Request, mount: MountEntry | None, resp: Response | None,
                      error: str | None = None) -> bool:
         return False
+
+
+def audit_request(audit: AuditBroker, req: Request, mount: MountEntry | None) -> None:
+    """The audit-request stage. Fail closed: with devices enabled, a request none
+    recorded is refused (500) before anything is done."""
+    if audit.enabled() and not audit.log_request(req, mount):
+        log.error("event=audit_request_failed path=%s", req.path)
+        raise AuditFailedError()
+
+
+def audit_refusal(audit: AuditBroker, req: Request, mount: MountEntry | None,
+                  exc: StrongroomError) -> None:
+    """A request refused before it was handled is recorded with its error; the refusal
+    stands whether or not a device recorded it (as Vault)."""
+    if audit.enabled() and not audit.log_request(req, mount, error=exc.message):
+        log.error("event=audit_request_failed path=%s", req.path)
+
+
+def audit_response(audit: AuditBroker, req: Request, mount: MountEntry | None,
+                   resp: Response) -> None:
+    """The audit-response stage. The request happened; if no enabled device records the
+    answer, the client gets a 500 instead of it (Vault's handleCancelableRequest)."""
+    if audit.enabled() and not audit.log_response(req, mount, resp):
+        log.error("event=audit_response_failed path=%s", req.path)
+        raise AuditFailedError()
+
+
+def audit_failure(audit: AuditBroker, req: Request, mount: MountEntry | None,
+                  exc: Exception) -> None:
+    """A request that failed once audited is recorded with its error (a bug's text is
+    not: devices get Vault's "internal error", as the client does)."""
+    if not audit.enabled():
+        return
+    message = exc.message if isinstance(exc, StrongroomError) else INTERNAL_ERROR
+    if not audit.log_response(req, mount, None, error=message):
+        log.error("event=audit_response_failed path=%s", req.path)
+        raise AuditFailedError() from exc
 
 
 @runtime_checkable

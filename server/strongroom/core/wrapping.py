@@ -24,7 +24,7 @@ from strongroom.core.logical import Secret
 from strongroom.core.request import Operation, Request, Response
 from strongroom.core.token_format import parse_auth, render_auth
 from strongroom.core.tokens import TokenEntry, generate_accessor
-from strongroom.errors import BadRequestError
+from strongroom.errors import BadRequestError, PermissionDeniedError
 from strongroom.jsoncodec import dumps
 from strongroom.node.locks import node_lock
 
@@ -185,6 +185,28 @@ class Wrapper:
                               doc["creation_path"])
             self._spend(entry)
         return fresh
+
+
+def validate_wrapping_token(core: Core, req: Request) -> None:
+    """Vault checks the wrapping token before anything else on the wrapping paths:
+    the body's ``token``, else the client token. No token at all is a 403; one
+    that is not a live wrapping token (unknown, spent, any other kind) is a 400.
+    """
+    named = req.data.get("token") if req.data else None
+    if named is not None:
+        if not isinstance(named, str):
+            raise PermissionDeniedError(
+                "error validating wrapping token: could not decode token in request body")
+        if not named:
+            raise PermissionDeniedError(
+                "error validating wrapping token: empty token in request body")
+        entry = core.tokens.lookup(named, core.now())
+    else:
+        if not req.token:
+            raise PermissionDeniedError("error validating wrapping token: token is empty")
+        entry = req.token_entry
+    if entry is None or not is_wrapping_token(entry):
+        raise BadRequestError(INVALID_WRAPPING_TOKEN)
 
 
 def rendered_response(resp: Response) -> dict[str, Any]:
