@@ -67,6 +67,10 @@ def test_tune_reads_show_the_system_ttls_for_untuned_mounts() -> None:
     assert d.call("POST", "sys/mounts/kv", json={"type": "kv"}).status_code == 204
     tune = d.call("GET", "sys/mounts/kv/tune").json
     assert (tune["default_lease_ttl"], tune["max_lease_ttl"]) == (3600, 7200)
+    d.call("POST", "sys/mounts/kv/tune", json={"default_lease_ttl": "30m"})
+    assert d.call("GET", "sys/mounts/kv/tune").json["default_lease_ttl"] == 1800
+    d.call("POST", "sys/mounts/kv/tune", json={"default_lease_ttl": "system"})
+    assert d.call("GET", "sys/mounts/kv/tune").json["default_lease_ttl"] == 3600
     auth_tune = d.call("GET", "sys/auth/token/tune").json
     assert (auth_tune["default_lease_ttl"], auth_tune["max_lease_ttl"]) == (3600, 7200)
 
