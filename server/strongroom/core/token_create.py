@@ -212,7 +212,7 @@ def issue(core: Core, req: Request, data: FieldData, rel_path: str, *, orphan: b
 
     existing = set(core.policies.names())
     warnings += [f'Policy "{p}" does not exist' for p in policies if p not in existing]
-    # The pipeline's login stage issues the token (core/login.py), as for every login.
+    # The pipeline's login stage issues the token (core/results.py), as for every login.
     auth = Auth(
         policies=policies,
         metadata={str(k): str(v) for k, v in (data.get("meta") or {}).items()},
