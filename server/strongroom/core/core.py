@@ -30,7 +30,7 @@ from strongroom.core.hooks import (
     audit_response,
 )
 from strongroom.core.logical import LogicalBackend, special_match
-from strongroom.core.mount_table import MountTable
+from strongroom.core.mount_table import Mounts
 from strongroom.core.mounts import EngineFactory, MountEntry, Router
 from strongroom.core.policy_store import PolicyStore
 from strongroom.core.request import Operation, Request, Response
@@ -44,6 +44,7 @@ from strongroom.core.wrapping import (
     Wrapper,
     validate_wrapping_token,
 )
+from strongroom.engines.cubbyhole import CubbyholeBackend
 from strongroom.errors import (
     BadRequestError,
     NoRouteError,
@@ -68,6 +69,8 @@ class Core:
         coordinator: SealCoordinator,
         counters: SharedCounters,
         engines: dict[str, EngineFactory] | None = None,
+        auth_methods: dict[str, EngineFactory] | None = None,
+        audit_devices: dict[str, EngineFactory] | None = None,
         clock: Callable[[], datetime] = utcnow,
         default_lease_ttl: int = DEFAULT_LEASE_TTL,
         max_lease_ttl: int = DEFAULT_LEASE_TTL,
@@ -83,7 +86,6 @@ class Core:
                                  on_revoke=self._token_revoked)
         self.policies = PolicyStore(self.barrier)
         self.router = Router()
-        self.mounts = MountTable(self, engines or {})
         self.wrapper = Wrapper(self)
         # The pipeline's plug points (core/hooks.py): no audit device, no expiration
         # manager until issue 12 installs them.
@@ -91,6 +93,17 @@ class Core:
         self.leases: LeaseRegistrar | None = None
         self._system = SystemBackend(self)
         self._token_backend = TokenBackend(self)
+        # sys/, auth/token/ and cubbyhole/ are mounts like any other, built by the
+        # core's own factories; what can be enabled comes from strongroom.registry.
+        self.mounts = Mounts(
+            self.barrier, clock, self.router, lambda: self.changed(Slot.MOUNTS),
+            engines=engines if engines is not None else {},
+            auth_methods=auth_methods if auth_methods is not None else {},
+            audit_devices=audit_devices if audit_devices is not None else {},
+            builtin_factories={"system": lambda ctx: self._system,
+                               "token": lambda ctx: self._token_backend,
+                               "cubbyhole": CubbyholeBackend.factory, "identity": None},
+            system_ttls=(default_lease_ttl, max_lease_ttl))
         self._sync_lock = threading.Lock()
         self._applied: tuple[int, ...] = ()
         self.snapshot = NodeSnapshot(0, False, True, None)
@@ -121,7 +134,7 @@ class Core:
             self._apply_seal()
         elif not self.barrier.sealed:
             if before[Slot.MOUNTS] != current[Slot.MOUNTS]:
-                self.mounts.load()
+                self.mounts.reload()
             if before[Slot.POLICIES] != current[Slot.POLICIES]:
                 self.policies.invalidate()
         # Published only once applied: a thread that sees it can rely on the state.
@@ -143,11 +156,12 @@ class Core:
         if snap.keyring is None:
             self.barrier.seal()
             self.forget_secrets()
-            self.router.replace([])
+            self.mounts.unload()
         else:
             self.barrier.install(snap.keyring)
             self.policies.invalidate()
-            self.mounts.load()
+            # A standby never writes: backends are initialized once this node is active.
+            self.mounts.load(active=not snap.ha.standby)
         if isinstance(self.physical, FencedBackend):
             # Writes carry the active node's lock session; a standby's carry none.
             self.physical.session = snap.ha.session if snap.ha.active else None
@@ -252,16 +266,12 @@ class Core:
             raise
 
     def _resolve(self, path: str) -> tuple[LogicalBackend, str, MountEntry | None]:
-        if path.startswith("sys/") or path == "sys":
-            return self._system, path[len("sys/"):], None
-        if path.startswith("auth/token/"):
-            return self._token_backend, path[len("auth/token/"):], MountEntry(
-                path="auth/token/", type="token")
         match = self.router.match(path)
         if match is None:
             raise NoRouteError(no_route_message(path))
         entry, backend, rel = match
-        return backend, rel, entry  # type: ignore[return-value]
+        # sys/ answers carry no mount_type (as before sys/ was a mount).
+        return backend, rel, (None if entry.type == "system" else entry)
 
     def _authorize(self, req: Request, backend: LogicalBackend, rel: str) -> bool:
         """ACL, sudo (the backend's ``special_paths.sudo``), parameters and wrapping
@@ -320,8 +330,9 @@ class Core:
     def _register_login(self, req: Request, resp: Response, mount: MountEntry | None,
                         unauthenticated: bool) -> None:
         if resp.auth is not None:
-            # A login path: an auth method's unauthenticated path (Vault's LoginPath).
-            login = unauthenticated and mount is not None and mount.path.startswith("auth/")
+            # A login path: an auth method's unauthenticated path (Vault's LoginPath;
+            # only auth mounts are routed under auth/).
+            login = unauthenticated and mount is not None and req.path.startswith("auth/")
             register_login(self, self.leases, req, resp, mount, login)
 
     def _wrap(self, req: Request, resp: Response) -> Response:

@@ -33,7 +33,7 @@ PREFIX = "v1/"
 class KVv1Backend(PathBackend):
     def __init__(self, ctx: MountContext) -> None:
         self._storage = ctx.storage
-        self._default_ttl = ctx.default_lease_ttl
+        self._ctx = ctx
         ops = {
             Operation.READ: self._read,
             Operation.UPDATE: self._write,
@@ -66,11 +66,11 @@ class KVv1Backend(PathBackend):
         """A "ttl" (or legacy "lease") key is a hint to readers; Vault echoes it."""
         hint = doc.get("ttl", doc.get("lease"))
         if hint is None:
-            return self._default_ttl
+            return self._ctx.default_lease_ttl
         try:
             return duration_seconds("ttl", hint, allow_negative=True)
         except BadRequestError:
-            return self._default_ttl
+            return self._ctx.default_lease_ttl
 
     def _write(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
         path = m.group("path")
