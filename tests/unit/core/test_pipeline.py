@@ -383,3 +383,24 @@ def test_a_wrapped_token_creation_unwraps_to_the_same_auth_block() -> None:
         ["default"], 3600, None)
     looked = d.call("GET", "auth/token/lookup-self", token=auth["client_token"])
     assert looked.status_code == 200
+
+
+def test_an_enabled_auth_method_gets_tokens_from_the_login_stage(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The way issue 15's methods plug in: a type in the registry, enabled via sys/auth."""
+    from strongroom import registry
+
+    monkeypatch.setitem(registry.AUTH_METHODS, "testlogin", lambda ctx: LoginBackend(["dev"]))
+    d = dev_node()
+    enabled = d.call("POST", "sys/auth/people",
+                     json={"type": "testlogin", "config": {"default_lease_ttl": "1h"}})
+    assert enabled.status_code == 204, enabled.text
+    resp = d.call("POST", "auth/people/login", token="", json={})
+    assert resp.status_code == 200, resp.text
+    auth = resp.json["auth"]
+    assert (auth["policies"], auth["lease_duration"], auth["orphan"]) == (
+        ["default", "dev"], 3600, True)
+    looked = d.call("GET", "auth/token/lookup-self", token=auth["client_token"]).json["data"]
+    assert looked["path"] == "auth/people/login"
+    # Not a login path: an auth method may not answer with an Auth there.
+    assert d.call("POST", "auth/people/other", json={}).status_code == 500
