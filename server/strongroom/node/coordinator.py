@@ -450,6 +450,22 @@ class LocalCoordinator:
         if self._ha is not None:
             self._ha.lost()
 
+    def auto_unseal(self) -> bool:
+        """Unseal with no operator, when the seal opens the root key itself (issue 13's
+        PKCS#11; a Shamir seal never does). Returns whether the node is unsealed.
+
+        Raises:
+            BadRequestError: the seal could not open the stored root key.
+        """
+        with self._lock:
+            if not self._seal.auto_unseal or not self._barrier.sealed:
+                return not self._barrier.sealed
+            config = self._seal_config()
+            if config is None:
+                return False
+            self._open([], config)
+            return True
+
     def unseal_with_root_key(self, root_key: bytes | bytearray) -> None:
         """Open directly with the root key (dev mode, where the single share is the key)."""
         with self._lock:

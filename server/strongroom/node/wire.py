@@ -118,7 +118,7 @@ def _recv(sock: socket.socket) -> tuple[dict[str, Any], bytearray]:
     try:
         text = body.decode()  # decoded here, not inside json, so this copy can be wiped
         doc = json.loads(text)
-    except UnicodeDecodeError:
+    except ValueError:  # UnicodeDecodeError, JSONDecodeError
         raise ConnectionError("malformed coordinator message") from None
     finally:
         wipe(body)
@@ -271,9 +271,9 @@ def snapshot_from_wire(doc: dict[str, Any], blob: bytearray,
     """
     ring = doc["keyring"]
     keyring = None
+    terms: list[KeyTerm] = []
     try:
         if ring is not None:
-            terms = []
             offset = 0
             for t, size, ts in ring["terms"]:
                 key = blob[offset:offset + int(size)]
@@ -283,6 +283,10 @@ def snapshot_from_wire(doc: dict[str, Any], blob: bytearray,
                 raise ConnectionError("malformed coordinator snapshot")
             keyring = Keyring(terms=tuple(terms), active_term=int(ring["active_term"]),
                               counter=counter)
+    except BaseException:
+        for term in terms:
+            wipe(term.key)
+        raise
     finally:
         wipe(blob)
     return NodeSnapshot(
