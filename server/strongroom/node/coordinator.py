@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from pysequoia import Cert
+
 from strongroom import BUILD_DATE, __version__
 from strongroom.barrier.barrier import AESGCMBarrier, InvalidRootKeyError
 from strongroom.barrier.counter import EncryptionCounter
@@ -34,15 +36,13 @@ from strongroom.seal import pgp
 from strongroom.seal.base import (
     SEAL_CONFIG_PATH,
     SEALED_ROOT_KEY_PATH,
+    Protected,
     Seal,
     SealConfig,
     SealedRootKey,
 )
-from strongroom.seal.progress import MAX_KEY_SIZE, MIN_KEY_SIZE, ShareCollector, decode_share
-from strongroom.seal.shamir_seal import ShamirSeal, validate_shares
-
-__all__ = ["MAX_KEY_SIZE", "MIN_KEY_SIZE", "SEAL_CONFIG_PATH", "LocalCoordinator",
-           "NodeSnapshot", "SealCoordinator", "decode_unseal_key", "validate_seal_config"]
+from strongroom.seal.progress import ShareCollector, decode_share
+from strongroom.seal.shamir_seal import ShamirSeal
 
 log = logging.getLogger(__name__)
 CLUSTER_INFO_PATH = "core/cluster/info"
@@ -93,15 +93,6 @@ class SealCoordinator(Protocol):
     def step_down(self) -> None: ...
 
     def ha_lost(self) -> None: ...
-
-
-def validate_seal_config(shares: int, threshold: int) -> None:
-    """Vault's rules for a Shamir seal's secret_shares/secret_threshold (seal/shamir_seal.py)."""
-    validate_shares(shares, threshold)
-
-
-# The share parser is shared with rekey and generate-root (seal/progress.py).
-decode_unseal_key = decode_share
 
 
 def _b64_text(data: bytes | bytearray) -> str:
@@ -252,54 +243,61 @@ class LocalCoordinator:
                 wipe(root_key)
                 raise
             split = protected.shares
-            keys: list[bytes] | list[bytearray] = split
             try:
-                if share_certs:
-                    keys = pgp.encrypt_shares(split, share_certs)
-                keyring = Keyring.generate(self._clock(), self._encryptions)
-                self._barrier.persist_keyring(root_key, keyring)
-            except BaseException:
+                return self._initialize(config, root_key, protected, root_token_id,
+                                        share_certs, token_cert)
+            finally:
                 for share in split:
                     wipe(share)
-                raise
-            finally:
-                wipe(root_key)  # unseal gets it back from the seal
-            self._barrier.install(keyring)
-            self._encryptions.reset()
-            try:
-                self._barrier.put(
-                    CLUSTER_INFO_PATH,
-                    json.dumps(
-                        {
-                            "name": "strongroom-cluster-" + os.urandom(4).hex(),
-                            "id": str(uuid.uuid4()),
-                        }
-                    ).encode(),
-                )
-                root_token = self._bootstrap(self._barrier, root_token_id)
-                # Init's own writes are encryptions under term 1: counted from the start.
-                encryptions.checkpoint(self._barrier, self._encryptions,
-                                       self._max_encryptions, self._clock())
-            finally:
-                self._barrier.seal()
-            if token_cert is not None:
-                root_token = base64.b64encode(
-                    pgp.encrypt(root_token.encode(), token_cert)).decode()
-            if protected.stored is not None:
-                self._physical.put(SEALED_ROOT_KEY_PATH, protected.stored.to_json())
-            # Written last: its presence is what "initialized" means, so a crash
-            # part-way through init leaves a node that can simply be initialized again.
-            self._physical.put(SEAL_CONFIG_PATH, config.to_json())
-            self._changed()
-            # The shares go to the caller: the text forms are unavoidable, the bytes are not.
-            answer = {
-                "keys": [k.hex() for k in keys],
-                "keys_base64": [_b64_text(k) for k in keys],
-                "root_token": root_token,
-            }
-            for share in split:
-                wipe(share)
-            return answer
+
+    def _initialize(
+        self, config: SealConfig, root_key: bytearray, protected: Protected,
+        root_token_id: str | None, share_certs: list[Cert], token_cert: Cert | None,
+    ) -> dict[str, Any]:
+        """``initialize`` once the root key is protected; wipes ``root_key`` (the caller
+        wipes the shares)."""
+        split = protected.shares
+        keys: list[bytes] | list[bytearray] = split
+        try:
+            if share_certs:
+                keys = pgp.encrypt_shares(split, share_certs)
+            keyring = Keyring.generate(self._clock(), self._encryptions)
+            self._barrier.persist_keyring(root_key, keyring)
+        finally:
+            wipe(root_key)  # unseal gets it back from the seal
+        self._barrier.install(keyring)
+        self._encryptions.reset()
+        try:
+            self._barrier.put(
+                CLUSTER_INFO_PATH,
+                json.dumps(
+                    {
+                        "name": "strongroom-cluster-" + os.urandom(4).hex(),
+                        "id": str(uuid.uuid4()),
+                    }
+                ).encode(),
+            )
+            root_token = self._bootstrap(self._barrier, root_token_id)
+            # Init's own writes are encryptions under term 1: counted from the start.
+            encryptions.checkpoint(self._barrier, self._encryptions,
+                                   self._max_encryptions, self._clock())
+        finally:
+            self._barrier.seal()
+        if token_cert is not None:
+            root_token = base64.b64encode(
+                pgp.encrypt(root_token.encode(), token_cert)).decode()
+        if protected.stored is not None:
+            self._physical.put(SEALED_ROOT_KEY_PATH, protected.stored.to_json())
+        # Written last: its presence is what "initialized" means, so a crash
+        # part-way through init leaves a node that can simply be initialized again.
+        self._physical.put(SEAL_CONFIG_PATH, config.to_json())
+        self._changed()
+        # The shares go to the caller: the text forms are unavoidable, the bytes are not.
+        return {
+            "keys": [k.hex() for k in keys],
+            "keys_base64": [_b64_text(k) for k in keys],
+            "root_token": root_token,
+        }
 
     def unseal(self, key: str | None, reset: bool = False) -> dict[str, Any]:
         with self._lock:
