@@ -14,9 +14,12 @@ whom. It holds two 64-bit numbers:
 * ``persisted``: the count the owner last checkpointed into storage for the term;
 * ``unaccounted``: encryptions made since, by any process.
 
-Increments are serialised by a POSIX record lock on the memfd (between processes;
-the kernel drops it when a holder dies, so a killed worker cannot wedge the node)
-plus a thread lock (record locks belong to a process, not to a thread).
+Increments are serialised by ``flock`` on the memfd (between processes; the kernel
+drops it when its holder dies, so a killed worker cannot wedge the node) plus a
+thread lock (threads of one process share the lock's open file). ``flock`` belongs
+to an open file description, which a descriptor received over a socket shares with
+the sender: an attaching process reopens the memfd (``/proc/self/fd``) to get its
+own. (``flock`` costs a third of a POSIX record lock here: ~2 µs per increment.)
 """
 
 from __future__ import annotations
@@ -40,9 +43,15 @@ class EncryptionCounter:
         if fd is None:
             fd = os.memfd_create("strongroom-encryptions", os.MFD_CLOEXEC)
             os.ftruncate(fd, _PAGE)
-        elif os.fstat(fd).st_size < _PAGE:
-            os.close(fd)
-            raise ValueError("not an encryption counter")
+        else:
+            try:
+                if os.fstat(fd).st_size < _PAGE:
+                    raise ValueError("not an encryption counter")
+                # Our own open file description, hence our own flock (see above).
+                own = os.open(f"/proc/self/fd/{fd}", os.O_RDWR | os.O_CLOEXEC)
+            finally:
+                os.close(fd)
+            fd = own
         self._fd = fd
         self._page = mmap.mmap(fd, _PAGE)  # MAP_SHARED: every attached process sees it
         self._threads = threading.Lock()
@@ -54,11 +63,11 @@ class EncryptionCounter:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         with self._threads:
-            fcntl.lockf(self._fd, fcntl.LOCK_EX)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                fcntl.lockf(self._fd, fcntl.LOCK_UN)
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def add(self, n: int = 1) -> None:
         """Count ``n`` encryptions (every barrier write calls this)."""

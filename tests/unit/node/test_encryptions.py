@@ -205,22 +205,27 @@ CHILD = """
 import sys
 from strongroom.barrier.counter import EncryptionCounter
 counter = EncryptionCounter(int(sys.argv[1]))
-for _ in range(2000):
+for _ in range(int(sys.argv[2])):
     counter.add()
 """
 
 
+ADDS = 10_000
+
+
 def test_counter_across_processes_loses_no_increment() -> None:
+    """Three processes add at once; each holds the memfd through the same open file
+    (as a descriptor received over the socket does), which must not share the lock."""
     counter = EncryptionCounter()
     fd = counter.fileno()
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(fd)], pass_fds=[fd])
-                for _ in range(2)]
-    for _ in range(2000):
+    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(fd), str(ADDS)],
+                                 pass_fds=[fd]) for _ in range(3)]
+    for _ in range(ADDS):
         counter.add()
-    assert all(child.wait(timeout=60) == 0 for child in children)
-    assert counter.read() == (0, 6000)
-    counter.settle(6001, 6000)
-    assert counter.read() == (6001, 0) and counter.total() == 6001
+    assert all(child.wait(timeout=120) == 0 for child in children)
+    assert counter.read() == (0, 4 * ADDS)
+    counter.settle(4 * ADDS + 1, 4 * ADDS)
+    assert counter.read() == (4 * ADDS + 1, 0) and counter.total() == 4 * ADDS + 1
 
 
 def test_attaching_to_something_that_is_not_a_counter_fails() -> None:
