@@ -401,25 +401,27 @@ class LocalCoordinator:
             self._encryptions.reset()  # a new term starts at 0, as in Vault
             self._changed()
 
-    def checkpoint_encryptions(self) -> str | None:
+    def checkpoint_encryptions(self) -> None:
         """Persist the node's encryption count; rotate the barrier key past the limit.
 
-        For the owner's background work, every ``encryptions.CHECK_INTERVAL`` seconds
-        (Vault checks every 5 minutes). Does nothing while sealed or on a standby (a
-        standby never writes). Returns the reason when it rotated the key.
+        A job for the owner's background work, every ``encryptions.CHECK_INTERVAL``
+        seconds (Vault checks every 5 minutes). Does nothing while sealed or on a standby
+        (a standby never writes). A rotation is logged with its reason.
+
+        Raises:
+            StrongroomError: storage failed (the next run tries again).
         """
         with self._lock:
             if self._barrier.sealed or self._root_key is None:
-                return None
+                return
             if self._ha_factory is not None and not self._ha_status.active:
-                return None
+                return
             reason = encryptions.checkpoint(self._barrier, self._encryptions,
                                             self._max_encryptions, self._clock())
             if reason is not None:
                 log.info("event=barrier_auto_rotate reason=%r term=%d", reason,
                          self._barrier.keyring.active_term)
                 self.rotate()
-            return reason
 
     def _stop_ha(self) -> None:
         if self._ha is not None:

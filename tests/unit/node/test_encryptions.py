@@ -4,6 +4,7 @@ past Vault's limit (node/encryptions.py, barrier/counter.py)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -60,6 +61,16 @@ def worker(physical: Backend, coordinator: LocalCoordinator) -> Core:
     return core
 
 
+def term(coordinator: LocalCoordinator) -> int:
+    ring = coordinator.snapshot().keyring
+    assert ring is not None
+    return ring.active_term
+
+
+def rotations(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "event=barrier_auto_rotate" in r.getMessage()]
+
+
 def write(core: Core, n: int) -> None:
     for i in range(n):
         core.barrier.put(f"test/entry-{i}", b"x")
@@ -96,7 +107,7 @@ def test_the_count_survives_a_restart_of_the_owner() -> None:
     core = worker(physical, coordinator)
     write(core, 10)
     counted = coordinator.encryption_counter().total()
-    assert coordinator.checkpoint_encryptions() is None
+    coordinator.checkpoint_encryptions()
     # The checkpoint's own write is an encryption too, and is in what it stored.
     assert coordinator.encryption_counter().read() == (counted + 1, 0)
     coordinator.seal()
@@ -113,19 +124,24 @@ def test_nothing_is_written_without_activity() -> None:
     coordinator, _ = unsealed(physical)
     coordinator.checkpoint_encryptions()
     before = physical.get(encryptions.ENCRYPTIONS_PATH)
-    assert coordinator.checkpoint_encryptions() is None
+    coordinator.checkpoint_encryptions()
     assert physical.get(encryptions.ENCRYPTIONS_PATH) == before
 
 
-def test_past_the_threshold_the_key_is_rotated_and_the_count_restarts() -> None:
+def test_past_the_threshold_the_key_is_rotated_and_the_count_restarts(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="strongroom.node.coordinator")
     physical = InmemBackend()
     coordinator, key = unsealed(physical, max_encryptions=20)
     core = worker(physical, coordinator)
     write(core, 20 - coordinator.encryption_counter().total())
     assert coordinator.encryption_counter().total() == 20
-    assert coordinator.checkpoint_encryptions() is None  # at the limit, not past it (Vault: >)
+    coordinator.checkpoint_encryptions()  # at the limit, not past it (Vault: >)
+    assert term(coordinator) == 1 and not rotations(caplog)
     write(core, 1)
-    assert coordinator.checkpoint_encryptions() == encryptions.REASON_MAX_OPERATIONS
+    coordinator.checkpoint_encryptions()
+    assert rotations(caplog) == ["event=barrier_auto_rotate reason='reached max operations' "
+                                 "term=1"]
     snap = coordinator.snapshot()
     assert snap.keyring is not None and snap.keyring.active_term == 2
     assert snap.keyring.encryptions() == 0
@@ -144,25 +160,33 @@ def test_the_default_threshold_is_openbaos() -> None:
     assert owner(InmemBackend())._max_encryptions == 3_865_470_566
 
 
-def test_a_key_never_counted_and_older_than_a_year_is_rotated() -> None:
+def test_a_key_never_counted_and_older_than_a_year_is_rotated(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="strongroom.node.coordinator")
     """A node initialized before counting existed: no stored count for its term."""
     physical = InmemBackend()
     clock = Clock()
     coordinator, _ = unsealed(physical, clock=clock)
     physical.delete(encryptions.ENCRYPTIONS_PATH)
     clock.now = START + timedelta(days=364)
-    assert coordinator.checkpoint_encryptions() is None  # young enough; now it is counted
+    coordinator.checkpoint_encryptions()  # young enough; now it is counted
+    assert term(coordinator) == 1
     physical.delete(encryptions.ENCRYPTIONS_PATH)
     clock.now = START + timedelta(days=366)
-    assert coordinator.checkpoint_encryptions() == encryptions.REASON_LEGACY
-    assert coordinator.snapshot().keyring.active_term == 2  # type: ignore[union-attr]
+    coordinator.checkpoint_encryptions()
+    assert term(coordinator) == 2
+    assert encryptions.REASON_LEGACY in rotations(caplog)[0]
 
 
 def test_nothing_is_checkpointed_while_sealed() -> None:
-    coordinator = owner(InmemBackend())
-    assert coordinator.checkpoint_encryptions() is None
+    physical = InmemBackend()
+    coordinator = owner(physical)
+    coordinator.checkpoint_encryptions()
     coordinator.initialize(1, 1)
-    assert coordinator.checkpoint_encryptions() is None
+    before = physical.get(encryptions.ENCRYPTIONS_PATH)
+    coordinator.encryption_counter().add(3)
+    coordinator.checkpoint_encryptions()
+    assert physical.get(encryptions.ENCRYPTIONS_PATH) == before
 
 
 class FakeHA:
@@ -194,7 +218,7 @@ def test_a_standby_never_writes_its_count() -> None:
     coordinator, _ = unsealed(physical, ha_factory=factory)
     before = physical.get(encryptions.ENCRYPTIONS_PATH)
     coordinator.encryption_counter().add(7)
-    assert coordinator.checkpoint_encryptions() is None
+    coordinator.checkpoint_encryptions()
     assert physical.get(encryptions.ENCRYPTIONS_PATH) == before
     managers[-1].publish(HAStatus(enabled=True, active=True))
     coordinator.checkpoint_encryptions()
