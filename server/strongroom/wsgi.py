@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 import falcon
 
+from strongroom import registry
 from strongroom.config import ServerConfig, StorageConfig, dev_config
 from strongroom.core.bootstrap import make_bootstrapper
 from strongroom.core.core import Core
-from strongroom.core.mounts import EngineFactory
-from strongroom.engines.kv import kv_factory
 from strongroom.http.app import build_falcon_app
 from strongroom.node.coordinator import (
     Clock,
@@ -39,11 +38,6 @@ def build_physical(storage: StorageConfig) -> Backend:
     if storage.type == "consul":
         return ConsulBackend(storage.options)
     raise ValueError(f"storage type {storage.type!r} is not available in this build")
-
-
-def engine_registry() -> dict[str, EngineFactory]:
-    """Secrets engine types by name; adding an engine is one line here."""
-    return {"kv": kv_factory}
 
 
 @dataclass
@@ -85,7 +79,9 @@ def build_node(
     physical = physical or build_physical(config.storage)
     counters = counters or SharedCounters()
     coordinator = coordinator or local_coordinator(config, physical, clock, dev, counters)
-    core = Core(physical, coordinator, counters, engines=engine_registry(), clock=clock)
+    core = Core(physical, coordinator, counters, engines=registry.SECRETS_ENGINES,
+                auth_methods=registry.AUTH_METHODS, audit_devices=registry.AUDIT_DEVICES,
+                clock=clock)
     max_size = config.listeners[0].max_request_size if config.listeners else 32 << 20
     app = build_falcon_app(core, max_size)
     return Node(config, physical, coordinator, core, app)

@@ -16,7 +16,7 @@ from strongroom.barrier.barrier import AESGCMBarrier
 from strongroom.barrier.keyring import Keyring
 from strongroom.barrier.view import StorageView
 from strongroom.core.bootstrap import TOKEN_STORE_PREFIX
-from strongroom.core.mount_table import MountTable
+from strongroom.core.mount_table import Mounts
 from strongroom.core.mounts import EngineFactory, MountEntry, Router
 from strongroom.core.policy_store import PolicyStore
 from strongroom.core.request import Operation, Request, Response
@@ -29,6 +29,7 @@ from strongroom.core.wrapping import (
     Wrapper,
     is_wrapping_token,
 )
+from strongroom.engines.cubbyhole import CubbyholeBackend
 from strongroom.errors import (
     BadRequestError,
     NoRouteError,
@@ -60,6 +61,8 @@ class Core:
         coordinator: SealCoordinator,
         counters: SharedCounters,
         engines: dict[str, EngineFactory] | None = None,
+        auth_methods: dict[str, EngineFactory] | None = None,
+        audit_devices: dict[str, EngineFactory] | None = None,
         clock: Callable[[], datetime] = utcnow,
         default_lease_ttl: int = DEFAULT_LEASE_TTL,
         max_lease_ttl: int = DEFAULT_LEASE_TTL,
@@ -75,10 +78,19 @@ class Core:
                                  on_revoke=self._token_revoked)
         self.policies = PolicyStore(self.barrier)
         self.router = Router()
-        self.mounts = MountTable(self, engines or {})
         self.wrapper = Wrapper(self)
         self._system = SystemBackend(self)
         self._token_backend = TokenBackend(self)
+        # sys/, auth/token/ and cubbyhole/ are mounts like any other, built by the
+        # core's own factories; what can be enabled comes from strongroom.registry.
+        self.mounts = Mounts(
+            self.barrier, clock, self.router, lambda: self.changed(Slot.MOUNTS),
+            engines=engines if engines is not None else {},
+            auth_methods=auth_methods if auth_methods is not None else {},
+            audit_devices=audit_devices if audit_devices is not None else {},
+            builtin_factories={"system": lambda ctx: self._system,
+                               "token": lambda ctx: self._token_backend,
+                               "cubbyhole": CubbyholeBackend.factory, "identity": None})
         self._sync_lock = threading.Lock()
         self._applied: tuple[int, ...] = ()
         self.snapshot = NodeSnapshot(0, False, True, None)
@@ -109,7 +121,7 @@ class Core:
             self._apply_seal()
         elif not self.barrier.sealed:
             if before[Slot.MOUNTS] != current[Slot.MOUNTS]:
-                self.mounts.load()
+                self.mounts.reload()
             if before[Slot.POLICIES] != current[Slot.POLICIES]:
                 self.policies.invalidate()
         # Published only once applied: a thread that sees it can rely on the state.
@@ -131,11 +143,12 @@ class Core:
         if snap.keyring is None:
             self.barrier.seal()
             self.forget_secrets()
-            self.router.replace([])
+            self.mounts.unload()
         else:
             self.barrier.install(snap.keyring)
             self.policies.invalidate()
-            self.mounts.load()
+            # A standby never writes: backends are initialized once this node is active.
+            self.mounts.load(active=not snap.ha.standby)
         if isinstance(self.physical, FencedBackend):
             # Writes carry the active node's lock session; a standby's carry none.
             self.physical.session = snap.ha.session if snap.ha.active else None
@@ -235,16 +248,12 @@ class Core:
         return self.wrapper.maybe_wrap(req, resp)
 
     def _resolve(self, path: str) -> tuple[PathBackend, str, MountEntry | None]:
-        if path.startswith("sys/") or path == "sys":
-            return self._system, path[len("sys/"):], None
-        if path.startswith("auth/token/"):
-            return self._token_backend, path[len("auth/token/"):], MountEntry(
-                path="auth/token/", type="token")
         match = self.router.match(path)
         if match is None:
             raise NoRouteError(no_route_message(path))
         entry, backend, rel = match
-        return backend, rel, entry  # type: ignore[return-value]
+        # sys/ answers carry no mount_type (as before sys/ was a mount).
+        return backend, rel, (None if entry.type == "system" else entry)  # type: ignore[return-value]
 
     def _authorize(self, req: Request, entry: TokenEntry, backend: PathBackend,
                    rel: str) -> None:
