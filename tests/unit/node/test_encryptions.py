@@ -25,7 +25,7 @@ from strongroom.node import encryptions
 from strongroom.node.coordinator import LocalCoordinator
 from strongroom.physical.base import Backend
 from strongroom.physical.inmem import InmemBackend
-from strongroom.wsgi import engine_registry
+from strongroom.registry import SECRETS_ENGINES
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -56,7 +56,7 @@ def unsealed(physical: Backend, **kwargs: Any) -> tuple[LocalCoordinator, str]:
 
 def worker(physical: Backend, coordinator: LocalCoordinator) -> Core:
     """A worker's core, sharing the node's change counters with the owner."""
-    core = Core(physical, coordinator, coordinator._counters, engines=engine_registry())
+    core = Core(physical, coordinator, coordinator._counters, engines=SECRETS_ENGINES)
     core.sync()
     return core
 
