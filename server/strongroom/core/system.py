@@ -48,12 +48,14 @@ class SystemBackend(PathBackend):
         )
 
     def _key_status(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        active = self._core.barrier.keyring.active
+        keyring = self._core.barrier.keyring
+        active = keyring.active
         return Response(
             data={
                 "term": active.term,
                 "install_time": active.install_time.isoformat().replace("+00:00", "Z"),
-                "encryptions": self._core.barrier.encryptions,
+                # Node-wide and persisted across restarts (barrier/counter.py).
+                "encryptions": keyring.encryptions(),
             },
             legacy_top_level=True,
         )
