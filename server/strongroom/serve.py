@@ -36,7 +36,7 @@ from strongroom.ha.standby import NODE_SECRET
 from strongroom.http.app import build_asgi_app
 from strongroom.http.protocol import ConnectionLimits
 from strongroom.http.tls_reload import ReloadingContext
-from strongroom.node import locks, memlock, runtime
+from strongroom.node import encryptions, locks, memlock, runtime
 from strongroom.node.background import BackgroundWork, owner_background
 from strongroom.node.connections import ConnectionCounts
 from strongroom.node.coordinator import LocalCoordinator
@@ -283,6 +283,9 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         if self._prepare is not None:
             self._prepare(coordinator)
         self._background = owner_background(coordinator, lambda: self._owner_core(coordinator))
+        # The node-wide encryption count: persisted, and the key rotated past Vault's limit.
+        self._background.every("checkpoint-encryptions", encryptions.CHECK_INTERVAL,
+                               coordinator.checkpoint_encryptions)
         self._background.start()
 
     def _owner_core(self, coordinator: LocalCoordinator) -> Core:
