@@ -25,7 +25,7 @@ from gunicorn.arbiter import Arbiter
 
 from strongroom.config import ListenerConfig, ServerConfig
 from strongroom.ha.drain import GATE, ActiveGate
-from strongroom.ha.setup import fence_for, ha_factory, ha_storage
+from strongroom.ha.setup import ha_factory, ha_storage
 from strongroom.ha.standby import NODE_SECRET
 from strongroom.http.app import build_asgi_app
 from strongroom.http.protocol import ConnectionLimits
@@ -34,11 +34,9 @@ from strongroom.node import forksafe, locks, memlock, runtime
 from strongroom.node.connections import ConnectionCounts
 from strongroom.node.coordinator import LocalCoordinator
 from strongroom.node.rpc import CoordinatorServer, RemoteCoordinator
-from strongroom.node.shared import SharedCounters
-from strongroom.physical.base import Backend
-from strongroom.physical.cache import CachingBackend, WriteGeneration
-from strongroom.physical.file import FileBackend
-from strongroom.wsgi import Node, build_node, build_physical, local_coordinator
+from strongroom.node.shared import ChangeRing, SharedCounters
+from strongroom.physical.chain import StorageChain, build_chain
+from strongroom.wsgi import Node, build_node, local_coordinator
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +123,7 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         self._inmem_dir = ""
         self._coordinator: LocalCoordinator | None = None
         self._counters = SharedCounters()
-        self._writes = WriteGeneration()
+        self._changes = ChangeRing()  # the keys every process writes, for the others
         # Room for every worker plus those being re-forked while the dead ones are reaped.
         self._connections = ConnectionCounts(slots=2 * max(1, config.workers) + 8)
         self._kind = worker_kind()
@@ -203,17 +201,16 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         config = self.config_obj
         if config.storage.type == "inmem":
             self._inmem_dir = runtime.make_dir("inmem")
-        physical = self._physical()
-        if isinstance(physical, CachingBackend) and isinstance(physical.inner, FileBackend):
-            physical.inner.remove_temp_files()  # left by a crash mid-write; no worker runs yet
+        storage = self._storage()
+        if storage.recover is not None:
+            storage.recover()  # temp files left by a crash mid-write; no worker runs yet
         factory = None
         if ha_storage(config) is not None:
             # Workers inherit this secret: it marks requests our own cluster port relayed.
             NODE_SECRET["value"] = secrets.token_hex(16)
             GATE["gate"] = ActiveGate(slots=2 * max(1, config.workers) + 8)
-            physical = fence_for(config, physical)
-            factory = ha_factory(config, physical, NODE_SECRET["value"])
-        coordinator = local_coordinator(config, physical, counters=self._counters,
+            factory = ha_factory(config, storage.fencing, NODE_SECRET["value"])
+        coordinator = local_coordinator(config, storage.top, counters=self._counters,
                                         ha_factory=factory, dev=self._dev)
         self._coordinator = coordinator
         if self._prepare is not None:
@@ -251,27 +248,18 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
             if directory:
                 shutil.rmtree(directory, ignore_errors=True)
 
-    def _physical(self) -> Backend:
-        """The node's storage. ``inmem`` lives on a private tmpfs directory owned by the
-        master, not in a worker's heap: a worker's death loses nothing, and every worker
-        sees the same entries (Vault's inmem is one process; ours is several)."""
-        storage = self.config_obj.storage
-        if storage.type == "inmem":
-            return CachingBackend(FileBackend(self._inmem_dir, durable=False), self._writes)
-        physical = build_physical(storage)
-        if storage.type == "file" and ha_storage(self.config_obj) is None:
-            # This node alone writes its file storage: reads can be cached exactly. With an
-            # ha_storage the directory is shared by several nodes (whose writes the counter
-            # never sees), so it is not cached.
-            return CachingBackend(physical, self._writes)
-        return physical
+    def _storage(self) -> StorageChain:
+        """This process's storage chain (physical/chain.py), around the node's change ring.
+        ``inmem`` lives on a private tmpfs directory owned by the master, not in a worker's
+        heap: a worker's death loses nothing, and every worker sees the same entries
+        (Vault's inmem is one process; ours is several)."""
+        return build_chain(self.config_obj, self._changes, inmem_dir=self._inmem_dir or None)
 
     def load(self) -> Any:
         assert self._server is not None, "on_starting runs before workers load the app"
         remote = RemoteCoordinator(self._server.socket_path, self._counters)
-        physical = fence_for(self.config_obj, self._physical())
-        return self._app_for(build_node(self.config_obj, coordinator=remote, physical=physical,
-                                        counters=self._counters))
+        return self._app_for(build_node(self.config_obj, coordinator=remote,
+                                        storage=self._storage(), counters=self._counters))
 
     def _app_for(self, node: Node) -> Any:
         if self._kind == "uvicorn":

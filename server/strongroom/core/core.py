@@ -1,8 +1,10 @@
 """Core.handle: sealed? -> token -> policy -> route to the mount that owns the path.
 
-One Core per worker process. Node-level seal state comes from the coordinator;
-other workers' changes (mounts, policies, token revocations) arrive as bumps of
-shared counters, checked before every request with a few memory reads.
+One Core per worker process. Node-level seal state comes from the coordinator
+(a shared seal generation); storage changes made by any process of the node
+arrive through the write notifier's change feed, key by key: the policy cache,
+the token store and the mount tables drop what changed. Both are checked before
+every request with a few memory reads.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from strongroom.barrier.keyring import Keyring
 from strongroom.barrier.view import StorageView
 from strongroom.core.bootstrap import TOKEN_STORE_PREFIX
 from strongroom.core.mount_table import MountTable
-from strongroom.core.mounts import EngineFactory, MountEntry, Router
+from strongroom.core.mounts import (
+    AUTH_CONFIG_PATH,
+    MOUNT_TABLE_PATH,
+    EngineFactory,
+    MountEntry,
+    Router,
+)
 from strongroom.core.policy_store import PolicyStore
 from strongroom.core.request import Operation, Request, Response
 from strongroom.core.system import SystemBackend
@@ -31,6 +39,7 @@ from strongroom.core.wrapping import (
 )
 from strongroom.errors import (
     BadRequestError,
+    FencedError,
     NoRouteError,
     PermissionDeniedError,
     SealedError,
@@ -39,14 +48,15 @@ from strongroom.errors import (
     no_route_message,
 )
 from strongroom.framework.paths import PathBackend
-from strongroom.ha.fencing import FencedBackend, FencedError
 from strongroom.ha.standby import forget_forwarders
 from strongroom.node.coordinator import NodeSnapshot, SealCoordinator, utcnow
 from strongroom.node.locks import node_lock
 from strongroom.node.shared import SharedCounters, Slot
-from strongroom.physical.base import Backend
+from strongroom.physical.chain import StorageChain
 
 DEFAULT_LEASE_TTL = 768 * 3600
+# The storage keys of the mount tables: a change of any reloads this process's router.
+MOUNT_TABLE_KEYS = (MOUNT_TABLE_PATH, AUTH_CONFIG_PATH)
 # Operations on these need sudo on top of the capability (Vault's root paths).
 _SYS_SUDO = ("seal", "rotate", "remount", "raw", "raw/*", "audit", "audit/*", "auth/*",
              "leases/revoke-prefix/*", "leases/revoke-force/*", "revoke-prefix/*",
@@ -56,7 +66,7 @@ _SYS_SUDO = ("seal", "rotate", "remount", "raw", "raw/*", "audit", "audit/*", "a
 class Core:
     def __init__(
         self,
-        physical: Backend,
+        storage: StorageChain,
         coordinator: SealCoordinator,
         counters: SharedCounters,
         engines: dict[str, EngineFactory] | None = None,
@@ -64,13 +74,13 @@ class Core:
         default_lease_ttl: int = DEFAULT_LEASE_TTL,
         max_lease_ttl: int = DEFAULT_LEASE_TTL,
     ) -> None:
-        self.physical = physical
+        self.storage = storage
         self.coordinator = coordinator
         self.counters = counters
         self.clock = clock
         self.default_lease_ttl = default_lease_ttl
         self.max_lease_ttl = max_lease_ttl
-        self.barrier = AESGCMBarrier(physical, on_unknown_term=self._force_seal_sync)
+        self.barrier = AESGCMBarrier(storage.top, on_unknown_term=self._force_seal_sync)
         self.tokens = TokenStore(StorageView(self.barrier, TOKEN_STORE_PREFIX),
                                  on_revoke=self._token_revoked)
         self.policies = PolicyStore(self.barrier)
@@ -81,6 +91,9 @@ class Core:
         self._token_backend = TokenBackend(self)
         self._sync_lock = threading.Lock()
         self._applied: tuple[int, ...] = ()
+        self._changes = storage.changes()
+        self._reload_mounts = False
+        self._subscribe()
         self.snapshot = NodeSnapshot(0, False, True, None)
         # A worker's coordinator reports seals from its watcher thread, before any
         # request here: the token salt is wiped then, with the keyring (issue #9).
@@ -93,13 +106,25 @@ class Core:
 
     # -- cross-worker state -------------------------------------------------------
 
+    def _subscribe(self) -> None:
+        """Route the node's storage changes to what caches them in this process."""
+        changes = self._changes
+        changes.subscribe("sys/policy/", lambda _key: self.policies.invalidate(),
+                          self.policies.invalidate)
+        changes.subscribe(TOKEN_STORE_PREFIX, self.tokens.invalidate, self.tokens.invalidate_all)
+        for key in MOUNT_TABLE_KEYS:
+            changes.subscribe(key, self._mounts_changed, self._mounts_changed)
+
+    def _mounts_changed(self, _key: str | None = None) -> None:
+        self._reload_mounts = True  # once per sync, however many tables moved
+
     def sync(self) -> NodeSnapshot:
-        """Apply whatever changed (in any worker) since this worker last looked."""
+        """Apply whatever changed (in any process of the node) since this one last looked."""
         current = self.counters.snapshot()
-        if current != self._applied:
+        if current != self._applied or self._changes.pending:
             with self._sync_lock:
                 # Another thread may have applied it while we waited for the lock.
-                if current != self._applied:
+                if current != self._applied or self._changes.pending:
                     self._apply(current)
         return self.snapshot
 
@@ -107,16 +132,20 @@ class Core:
         before = self._applied or (-1,) * len(current)
         if before[Slot.SEAL] != current[Slot.SEAL]:
             self._apply_seal()
-        elif not self.barrier.sealed:
-            if before[Slot.MOUNTS] != current[Slot.MOUNTS]:
+        elif self.barrier.sealed:
+            self._changes.skip()  # nothing is cached while sealed; unseal reloads all
+        else:
+            self._changes.dispatch()
+            if self._reload_mounts:
+                self._reload_mounts = False
                 self.mounts.load()
-            if before[Slot.POLICIES] != current[Slot.POLICIES]:
-                self.policies.invalidate()
         # Published only once applied: a thread that sees it can rely on the state.
         self._applied = current
 
     def _apply_seal(self) -> None:
         snap = self.coordinator.snapshot()
+        # Writes carry the active node's lock session; a standby's carry none.
+        session = snap.ha.session if snap.ha.active else None
         if snap.keyring is not None and not snap.ha.active and self._holds(snap.keyring):
             # Same keys, and not (or no longer) the active node: only the HA status moved,
             # and a standby forwards what would need the mount table. A node cut off from
@@ -124,10 +153,12 @@ class Core:
             # cannot reach. (Becoming active does reload: another node may have changed
             # mounts and policies meanwhile.)
             snap.keyring.wipe()
-            if isinstance(self.physical, FencedBackend):
-                self.physical.session = snap.ha.session if snap.ha.active else None
+            self.storage.set_session(session)
             self.snapshot = snap
             return
+        # Everything is reloaded (or dropped) below: earlier changes are moot.
+        self._changes.skip()
+        self._reload_mounts = False
         if snap.keyring is None:
             self.barrier.seal()
             self.forget_secrets()
@@ -135,10 +166,9 @@ class Core:
         else:
             self.barrier.install(snap.keyring)
             self.policies.invalidate()
+            self.tokens.invalidate_all()
             self.mounts.load()
-        if isinstance(self.physical, FencedBackend):
-            # Writes carry the active node's lock session; a standby's carry none.
-            self.physical.session = snap.ha.session if snap.ha.active else None
+        self.storage.set_session(session)
         self.snapshot = snap
 
     def _holds(self, keyring: Keyring) -> bool:
@@ -157,13 +187,16 @@ class Core:
         with self._sync_lock:
             self._apply_seal()
 
-    def changed(self, slot: Slot) -> None:
-        """Tell every worker (this one included) that ``slot``'s state moved."""
-        self.counters.bump(slot)
+    def changed(self, _what: object = None) -> None:
+        """Apply this process's own storage change now (the notifier published it).
+
+        Other processes apply it before their next request. The argument is ignored
+        (callers used to name a counter slot).
+        """
         self.sync()
 
     def tokens_changed(self) -> None:
-        self.counters.bump(Slot.TOKENS)
+        """Nothing to do: token writes are published by the write notifier."""
 
     # -- tokens -------------------------------------------------------------------
 

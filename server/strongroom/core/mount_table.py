@@ -22,7 +22,6 @@ from strongroom.core.mounts import (
 )
 from strongroom.engines.cubbyhole import CubbyholeBackend
 from strongroom.errors import BadRequestError
-from strongroom.node.shared import Slot
 from strongroom.physical.base import Backend
 
 if TYPE_CHECKING:
@@ -71,7 +70,7 @@ class MountTable:
             config = load_auth_config(self._core.barrier)
             config[path] = {**config.get(path, {}), **changes}
             save_auth_config(self._core.barrier, config)
-            self._core.changed(Slot.MOUNTS)
+            self._core.changed()
 
     def _context(self, entry: MountEntry) -> MountContext:
         view = StorageView(self._core.barrier, f"logical/{entry.uuid}/")
@@ -79,7 +78,7 @@ class MountTable:
 
     def _save(self, entries: list[MountEntry]) -> None:
         save_mount_table(self._core.barrier, entries)
-        self._core.changed(Slot.MOUNTS)
+        self._core.changed()
 
     def enable(self, path: str, type_: str, description: str, options: dict[str, str],
                config: dict[str, Any], local: bool, seal_wrap: bool) -> None:
