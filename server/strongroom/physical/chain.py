@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from strongroom.config import ServerConfig, StorageConfig
 from strongroom.ha.fencing import FencedBackend
@@ -110,3 +111,23 @@ def build_chain(config: ServerConfig, ring: ChangeRing | None = None, *,
     if shared and (node_private or (config.storage.type == "inmem" and inmem_dir)):
         cache = CachingBackend(notifier)
     return StorageChain(physical, fencing, notifier, cache, recover)
+
+
+if TYPE_CHECKING:
+    # Every implementation checked against its protocol by mypy (never run).
+    from strongroom.barrier.barrier import AESGCMBarrier
+    from strongroom.barrier.view import StorageView
+    from strongroom.ha.consul_lock import ConsulLock
+    from strongroom.physical.base import HABackend, Lock, Transactional
+
+    def _conformance(consul: ConsulBackend, ring: ChangeRing) -> None:
+        _inmem: Transactional = InmemBackend()
+        _file: Backend = FileBackend("")
+        _consul: Transactional = consul
+        _ha: HABackend = consul
+        _lock: Lock = ConsulLock(consul.client, LOCK_KEY, "node")
+        fenced: Fenced = FencedBackend(consul, LOCK_KEY)
+        notifier: Transactional = WriteNotifier(fenced, ring)
+        _cache: Transactional = CachingBackend(WriteNotifier(notifier, ring))
+        barrier: Transactional = AESGCMBarrier(notifier)
+        _view: Transactional = StorageView(barrier, "sys/")
