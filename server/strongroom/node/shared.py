@@ -19,11 +19,12 @@ When nothing changed, checking either is one 8-byte read of shared memory.
 
 from __future__ import annotations
 
+import functools
 import logging
 import mmap
 import multiprocessing
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import IntEnum
 from typing import Any
@@ -70,6 +71,9 @@ def robust(lock: Any) -> Iterator[None]:
         lock.release()
 
 
+_SNAPSHOT = struct.Struct(f"={len(Slot)}Q")
+
+
 class SharedCounters:
     """64-bit counters in a MAP_SHARED anonymous page; create before forking."""
 
@@ -85,7 +89,7 @@ class SharedCounters:
         return int(_SLOT.unpack_from(self._page, slot * _SLOT.size)[0])
 
     def snapshot(self) -> tuple[int, ...]:
-        return struct.unpack_from(f"={len(Slot)}Q", self._page, 0)
+        return _SNAPSHOT.unpack_from(self._page, 0)
 
     def bump(self, slot: Slot) -> int:
         with robust(self._lock):
@@ -136,11 +140,14 @@ class ChangeRing:
         self._page = mmap.mmap(-1, _HEADER_BYTES + capacity)
         self._data = memoryview(self._page)[_HEADER_BYTES:]
         self._lock = multiprocessing.get_context("fork").Lock()
+        # ``read_head()[0]`` is the head: what readers on the hot path call, bound once.
+        self.read_head: Callable[[], tuple[int]] = functools.partial(
+            _HEAD.unpack_from, self._page, 0)
 
     @property
     def head(self) -> int:
         """The position after the last record written (one memory read)."""
-        return int(_HEAD.unpack_from(self._page, 0)[0])
+        return self.read_head()[0]
 
     def append(self, changes: Sequence[Change]) -> tuple[int, int]:
         """Append ``changes`` in order; returns the span ``[start, end)`` they took.

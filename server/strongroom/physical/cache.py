@@ -52,6 +52,7 @@ class CachingBackend:
         self._max_bytes = max_bytes
         self._bytes = 0
         self._cache: dict[str, bytes | None] = {}
+        self._read_head = self._ring.read_head
         self._position = self._ring.head
         self._in_flight: dict[str, list[_Ticket]] = {}
         # Guards the cache, the cursor and the tickets.
@@ -65,7 +66,7 @@ class CachingBackend:
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
-            if self._ring.head != self._position:
+            if self._read_head()[0] != self._position:
                 self._catch_up()
             if key in self._cache:
                 return self._cache[key]

@@ -138,6 +138,7 @@ class ChangeFeed:
 
     def __init__(self, ring: ChangeRing) -> None:
         self._ring = ring
+        self._read_head = ring.read_head
         self._position = ring.head
         self._subscriptions: list[Subscription] = []
 
@@ -149,7 +150,7 @@ class ChangeFeed:
     @property
     def pending(self) -> bool:
         """Whether some process wrote since the last dispatch (one memory read)."""
-        return self._ring.head != self._position
+        return self._read_head()[0] != self._position
 
     def skip(self) -> None:
         """Move past everything written so far (the caller reloads all it holds)."""
