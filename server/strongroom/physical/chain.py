@@ -95,7 +95,6 @@ def build_chain(config: ServerConfig, ring: ChangeRing | None = None, *,
     ring = ring if ring is not None else ChangeRing()
     if physical is None:
         physical = build_physical(config.storage, inmem_dir)
-    recover = physical.remove_temp_files if isinstance(physical, FileBackend) else None
     fencing: Fenced | None = None
     below_notifier: Backend = physical
     if config.storage.type == "consul":
@@ -103,13 +102,14 @@ def build_chain(config: ServerConfig, ring: ChangeRing | None = None, *,
         fencing = FencedBackend(physical, LOCK_KEY)  # type: ignore[arg-type]
         below_notifier = fencing
     notifier = WriteNotifier(below_notifier, ring)
-    cache = None
-    # Cached only where it pays and stays exact: storage several processes of this
-    # node read from disk, that no other node writes. An ha_storage means the
-    # directory is shared by several nodes, whose writes the ring never sees.
-    node_private = config.storage.type == "file" and ha_storage(config) is None
-    if shared and (node_private or (config.storage.type == "inmem" and inmem_dir)):
-        cache = CachingBackend(notifier)
+    # Storage only this node writes: its file directory (unless an ha_storage says several
+    # nodes share it, whose writes the ring never sees) or the tmpfs inmem directory.
+    private = ((config.storage.type == "file" and ha_storage(config) is None)
+               or (config.storage.type == "inmem" and inmem_dir is not None))
+    # Cached where it pays and stays exact: several processes read it from disk.
+    cache = CachingBackend(notifier) if shared and private else None
+    recover = (physical.remove_temp_files
+               if private and isinstance(physical, FileBackend) else None)
     return StorageChain(physical, fencing, notifier, cache, recover)
 
 
