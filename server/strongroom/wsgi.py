@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 import falcon
 
+from strongroom import registry
 from strongroom.config import ServerConfig, dev_config
 from strongroom.core.bootstrap import make_bootstrapper
 from strongroom.core.core import Core
-from strongroom.core.mounts import EngineFactory
-from strongroom.engines.kv import kv_factory
 from strongroom.http.app import build_falcon_app
 from strongroom.node.coordinator import (
     Clock,
@@ -28,13 +27,7 @@ from strongroom.node.shared import SharedCounters
 from strongroom.physical.base import Backend
 from strongroom.physical.chain import StorageChain, build_chain, build_physical
 
-__all__ = ["Node", "build_node", "build_physical", "create_app", "engine_registry",
-           "local_coordinator"]
-
-
-def engine_registry() -> dict[str, EngineFactory]:
-    """Secrets engine types by name; adding an engine is one line here."""
-    return {"kv": kv_factory}
+__all__ = ["Node", "build_node", "build_physical", "create_app", "local_coordinator"]
 
 
 @dataclass
@@ -81,7 +74,9 @@ def build_node(
     storage = storage or build_chain(config, physical=physical)
     counters = counters or SharedCounters()
     coordinator = coordinator or local_coordinator(config, storage.top, clock, dev, counters)
-    core = Core(storage, coordinator, counters, engines=engine_registry(), clock=clock)
+    core = Core(storage, coordinator, counters, engines=registry.SECRETS_ENGINES,
+                auth_methods=registry.AUTH_METHODS, audit_devices=registry.AUDIT_DEVICES,
+                clock=clock)
     max_size = config.listeners[0].max_request_size if config.listeners else 32 << 20
     app = build_falcon_app(core, max_size)
     return Node(config, storage.physical, storage, coordinator, core, app)

@@ -18,10 +18,10 @@ from strongroom.barrier.barrier import AESGCMBarrier
 from strongroom.barrier.keyring import Keyring
 from strongroom.barrier.view import StorageView
 from strongroom.core.bootstrap import TOKEN_STORE_PREFIX
-from strongroom.core.mount_table import MountTable
+from strongroom.core.mount_table import Mounts
 from strongroom.core.mounts import (
-    AUTH_CONFIG_PATH,
-    MOUNT_TABLE_PATH,
+    MOUNT_TABLE_KEYS,
+    MOUNT_VIEW_PREFIXES,
     EngineFactory,
     MountEntry,
     Router,
@@ -37,6 +37,7 @@ from strongroom.core.wrapping import (
     Wrapper,
     is_wrapping_token,
 )
+from strongroom.engines.cubbyhole import CubbyholeBackend
 from strongroom.errors import (
     BadRequestError,
     FencedError,
@@ -55,8 +56,6 @@ from strongroom.node.shared import SharedCounters, Slot
 from strongroom.physical.chain import StorageChain
 
 DEFAULT_LEASE_TTL = 768 * 3600
-# The storage keys of the mount tables: a change of any reloads this process's router.
-MOUNT_TABLE_KEYS = (MOUNT_TABLE_PATH, AUTH_CONFIG_PATH)
 # Operations on these need sudo on top of the capability (Vault's root paths).
 _SYS_SUDO = ("seal", "rotate", "remount", "raw", "raw/*", "audit", "audit/*", "auth/*",
              "leases/revoke-prefix/*", "leases/revoke-force/*", "revoke-prefix/*",
@@ -70,6 +69,8 @@ class Core:
         coordinator: SealCoordinator,
         counters: SharedCounters,
         engines: dict[str, EngineFactory] | None = None,
+        auth_methods: dict[str, EngineFactory] | None = None,
+        audit_devices: dict[str, EngineFactory] | None = None,
         clock: Callable[[], datetime] = utcnow,
         default_lease_ttl: int = DEFAULT_LEASE_TTL,
         max_lease_ttl: int = DEFAULT_LEASE_TTL,
@@ -85,14 +86,24 @@ class Core:
                                  on_revoke=self._token_revoked)
         self.policies = PolicyStore(self.barrier)
         self.router = Router()
-        self.mounts = MountTable(self, engines or {})
         self.wrapper = Wrapper(self)
         self._system = SystemBackend(self)
         self._token_backend = TokenBackend(self)
+        # sys/, auth/token/ and cubbyhole/ are mounts like any other, built by the
+        # core's own factories; what can be enabled comes from strongroom.registry.
+        self.mounts = Mounts(
+            self.barrier, clock, self.router, self.changed,
+            engines=engines if engines is not None else {},
+            auth_methods=auth_methods if auth_methods is not None else {},
+            audit_devices=audit_devices if audit_devices is not None else {},
+            builtin_factories={"system": lambda ctx: self._system,
+                               "token": lambda ctx: self._token_backend,
+                               "cubbyhole": CubbyholeBackend.factory, "identity": None})
         self._sync_lock = threading.Lock()
         self._applied: tuple[int, ...] = ()
         self._changes = storage.changes()
-        self._reload_mounts = False
+        self._tables_changed: set[str] = set()
+        self._remount = False
         self._subscribe()
         self.snapshot = NodeSnapshot(0, False, True, None)
         # A worker's coordinator reports seals from its watcher thread, before any
@@ -113,10 +124,29 @@ class Core:
                           self.policies.invalidate)
         changes.subscribe(TOKEN_STORE_PREFIX, self.tokens.invalidate, self.tokens.invalidate_all)
         for key in MOUNT_TABLE_KEYS:
-            changes.subscribe(key, self._mounts_changed, self._mounts_changed)
+            changes.subscribe(key, self._table_changed, self._remount_all)
+        for prefix in MOUNT_VIEW_PREFIXES:
+            # A key under a mount's view goes to that mount's backend (invalidate(rel)).
+            changes.subscribe(prefix, self.mounts.invalidate, self._remount_all)
 
-    def _mounts_changed(self, _key: str | None = None) -> None:
-        self._reload_mounts = True  # once per sync, however many tables moved
+    def _table_changed(self, key: str) -> None:
+        self._tables_changed.add(key)
+
+    def _remount_all(self) -> None:
+        self._remount = True  # once per sync, whatever else changed
+
+    def _apply_mount_changes(self) -> None:
+        """Reload each mount table that changed, once however many writes it took; after
+        a reset (the feed lost track), rebuild every backend: any cache may be stale."""
+        tables = sorted(self._tables_changed)
+        self._tables_changed.clear()
+        if self._remount:
+            self._remount = False
+            self.mounts.unload()
+            self.mounts.load()
+            return
+        for key in tables:
+            self.mounts.invalidate(key)
 
     def sync(self) -> NodeSnapshot:
         """Apply whatever changed (in any process of the node) since this one last looked."""
@@ -136,9 +166,7 @@ class Core:
             self._changes.skip()  # nothing is cached while sealed; unseal reloads all
         else:
             self._changes.dispatch()
-            if self._reload_mounts:
-                self._reload_mounts = False
-                self.mounts.load()
+            self._apply_mount_changes()
         # Published only once applied: a thread that sees it can rely on the state.
         self._applied = current
 
@@ -158,16 +186,18 @@ class Core:
             return
         # Everything is reloaded (or dropped) below: earlier changes are moot.
         self._changes.skip()
-        self._reload_mounts = False
+        self._tables_changed.clear()
+        self._remount = False
         if snap.keyring is None:
             self.barrier.seal()
             self.forget_secrets()
-            self.router.replace([])
+            self.mounts.unload()
         else:
             self.barrier.install(snap.keyring)
             self.policies.invalidate()
             self.tokens.invalidate_all()
-            self.mounts.load()
+            # A standby never writes: backends are initialized once this node is active.
+            self.mounts.load(active=not snap.ha.standby)
         self.storage.set_session(session)
         self.snapshot = snap
 
@@ -268,16 +298,12 @@ class Core:
         return self.wrapper.maybe_wrap(req, resp)
 
     def _resolve(self, path: str) -> tuple[PathBackend, str, MountEntry | None]:
-        if path.startswith("sys/") or path == "sys":
-            return self._system, path[len("sys/"):], None
-        if path.startswith("auth/token/"):
-            return self._token_backend, path[len("auth/token/"):], MountEntry(
-                path="auth/token/", type="token")
         match = self.router.match(path)
         if match is None:
             raise NoRouteError(no_route_message(path))
         entry, backend, rel = match
-        return backend, rel, entry  # type: ignore[return-value]
+        # sys/ answers carry no mount_type (as before sys/ was a mount).
+        return backend, rel, (None if entry.type == "system" else entry)  # type: ignore[return-value]
 
     def _authorize(self, req: Request, entry: TokenEntry, backend: PathBackend,
                    rel: str) -> None:

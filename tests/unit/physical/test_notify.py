@@ -180,3 +180,28 @@ def test_policies_and_mounts_written_by_one_worker_are_in_force_in_the_other(
     # This worker's policy cache and router never saw those writes: the feed told them.
     assert client.simulate_get("/v1/sys/policy/ops", headers=headers).status_code == 200
     assert "kv2/" in client.simulate_get("/v1/sys/mounts", headers=headers).json["data"]
+
+
+def test_a_key_under_a_mount_s_view_reaches_that_backend_in_another_worker(
+        tmp_path: Path) -> None:
+    config = file_config(tmp_path)
+    ring, counters = ChangeRing(), SharedCounters()
+    one = build_node(config, storage=build_chain(config, ring), counters=counters)
+    init = one.coordinator.initialize(1, 1)
+    one.coordinator.unseal(init["keys"][0])
+    two = build_node(config, coordinator=one.coordinator, storage=build_chain(config, ring),
+                     counters=counters)
+    client = falcon.testing.TestClient(one.app)
+    headers = {"X-Vault-Token": init["root_token"]}
+    assert client.simulate_post("/v1/sys/mounts/kv", json={"type": "kv"},
+                                headers=headers).status_code == 204
+    two.core.sync()
+    backend = two.core.mounts.secrets.backend("kv/")
+    assert backend is not None
+    seen: list[str] = []
+    backend.invalidate = seen.append  # type: ignore[method-assign]
+    assert client.simulate_put("/v1/kv/app", json={"a": "b"},
+                               headers=headers).status_code == 204
+    two.core.sync()
+    # The key relative to the mount's view (kv keeps v1 data under v1/), as Vault's Invalidate.
+    assert seen == ["v1/app"]

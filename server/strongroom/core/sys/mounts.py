@@ -1,14 +1,13 @@
-"""sys/mounts, sys/mounts/<path>[/tune], sys/remount, sys/auth[/token/tune]."""
+"""sys/mounts, sys/mounts/<path>[/tune], sys/remount (sys/auth is in sys/auth.py)."""
 
 from __future__ import annotations
 
 import re
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from strongroom import __version__
 from strongroom.config import ConfigError, parse_duration
-from strongroom.core.mounts import MountEntry
+from strongroom.core.mounts import RESERVED_PREFIXES, MountEntry, normalize_mount_path
 from strongroom.core.request import Operation, Request, Response
 from strongroom.errors import BadRequestError
 from strongroom.framework import Field, FieldData, FieldType, Path
@@ -17,7 +16,7 @@ from strongroom.framework.gotypes import within_duration_range
 if TYPE_CHECKING:
     from strongroom.core.core import Core
 
-_MOUNT_FIELDS = {
+MOUNT_FIELDS = {
     "path": Field(FieldType.STRING),
     "type": Field(FieldType.STRING),
     "description": Field(FieldType.STRING, ""),
@@ -29,24 +28,17 @@ _MOUNT_FIELDS = {
     "external_entropy_access": Field(FieldType.BOOL, False),
 }
 # Strings, as in Vault: "" leaves a TTL alone, "system" resets it to the default.
-_TUNE_FIELDS = {
+TUNE_FIELDS = {
     "path": Field(FieldType.STRING),
     "default_lease_ttl": Field(FieldType.STRING),
     "max_lease_ttl": Field(FieldType.STRING),
     "description": Field(FieldType.STRING),
     "options": Field(FieldType.MAP),
     "listing_visibility": Field(FieldType.STRING),
+    "token_type": Field(FieldType.STRING),
 }
-_TOKEN_AUTH: dict[str, dict[str, Any]] = {
-    "token/": {
-        "accessor": "", "config": {"default_lease_ttl": 0, "max_lease_ttl": 0,
-                                                 "force_no_cache": False,
-                                                 "token_type": "default-service"},
-        "description": "token based credentials", "external_entropy_access": False,
-        "local": False, "options": None, "plugin_version": "", "running_plugin_version": "",
-        "running_sha256": "", "seal_wrap": False, "type": "token", "uuid": "",
-    }
-}
+# `vault secrets enable kv-v2` sends this type; Vault stores it as kv version 2.
+_TYPE_ALIASES = {"kv-v2": ("kv", {"version": "2"}), "generic": ("kv", {})}
 
 
 def tune_ttl(name: str, value: str | None) -> int | None:
@@ -107,43 +99,64 @@ def mount_view(entry: MountEntry, core: Core) -> dict[str, Any]:
     return view
 
 
-def core_mounts(core: Core) -> dict[str, MountEntry]:
-    """sys/ and identity/: always there, with ids stable for the cluster's lifetime."""
-    cluster = core.snapshot.cluster_id or "unsealed"
+def tune_changes(entry: MountEntry, data: FieldData) -> dict[str, Any]:
+    """The entry fields a tune request changes (shared by sys/mounts and sys/auth)."""
+    config = dict(entry.config or {})
+    for key in ("default_lease_ttl", "max_lease_ttl"):
+        ttl = tune_ttl(key, data.get(key))
+        if ttl is not None:
+            config[key] = ttl
+    if config.get("max_lease_ttl") and config.get("default_lease_ttl", 0) > config[
+            "max_lease_ttl"]:
+        raise BadRequestError(
+            f"backend max lease TTL of {config['max_lease_ttl']} would be less than "
+            f"backend default lease TTL of {config['default_lease_ttl']}")
+    if data.has("listing_visibility"):
+        config["listing_visibility"] = listing_visibility(data.get("listing_visibility"))
+    changes: dict[str, Any] = {"config": config}
+    if data.has("description"):
+        changes["description"] = data.get("description")
+    if data.has("options"):
+        options = dict(entry.options)
+        new = {str(k): str(v) for k, v in data.get("options").items()}
+        if entry.type == "kv" and options.get("version") == "2" and new.get("version") == "1":
+            raise BadRequestError("cannot downgrade mount from KV version 2 to 1")
+        options.update(new)
+        changes["options"] = options
+    return changes
 
-    def entry(path: str, type_: str, description: str) -> MountEntry:
-        ident = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{cluster}/{path}"))
-        return MountEntry(path=path, type=type_, description=description, uuid=ident,
-                          accessor=f"{type_}_{ident[:8]}")
 
-    return {
-        "sys/": entry("sys/", "system", "system endpoints used for control, policy and "
-                                        "debugging"),
-        "identity/": entry("identity/", "identity", "identity store"),
+def tune_view(entry: MountEntry, core: Core) -> dict[str, Any]:
+    """A mount's ``.../tune`` answer: the effective TTLs, not the stored zeros."""
+    cfg = entry.config or {}
+    body: dict[str, Any] = {
+        "description": entry.description,
+        "default_lease_ttl": int(cfg.get("default_lease_ttl") or core.default_lease_ttl),
+        "max_lease_ttl": int(cfg.get("max_lease_ttl") or core.max_lease_ttl),
+        "force_no_cache": False,
     }
-
-
-def token_auth_view(core: Core) -> dict[str, Any]:
-    """The auth table: the token method only, as ``sys/auth`` lists it."""
-    ident = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{core.snapshot.cluster_id}/auth/token/"))
-    entry = {**_TOKEN_AUTH["token/"], "accessor": f"auth_token_{ident[:8]}", "uuid": ident,
-             "running_plugin_version": f"v{__version__}+builtin.strongroom"}
-    visibility = core.mounts.auth_config("token/").get("listing_visibility")
-    if visibility:
-        entry["config"] = {**entry["config"], "listing_visibility": visibility}
-    return {"token/": entry}
+    if entry.options:
+        body["options"] = entry.options
+    if cfg.get("listing_visibility"):
+        body["listing_visibility"] = cfg["listing_visibility"]
+    return body
 
 
 def mount_paths(core: Core) -> list[Path]:
+    # sys/auth uses this module's helpers, so it is imported once this one is loaded.
+    from strongroom.core.sys.auth import auth_method_paths, auth_view, read_auth_tune, tune_auth
+
     def list_mounts(req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        mounts = {e.path: mount_view(e, core) for e in core.router.entries()}
-        mounts.update({p: mount_view(e, core) for p, e in core_mounts(core).items()})
+        mounts = {e.path: mount_view(e, core) for e in core.mounts.secrets.entries()}
         return Response(data=mounts, legacy_top_level=True)
 
     def read_mount(req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        entry = core.mounts.get(m.group("path"))
+        path = normalize_mount_path(m.group("path"))
+        if path.startswith("auth/") and (auth := core.mounts.auth.get(path[5:])) is not None:
+            return Response(data=auth_view(auth, core), legacy_top_level=True)
+        entry = core.mounts.secrets.get(path)
         if entry is None:
-            raise BadRequestError(f"no mount at {m.group('path')!r}")
+            raise BadRequestError(f"No secret engine mount at {path}")
         return Response(data=mount_view(entry, core), legacy_top_level=True)
 
     def enable(req: Request, data: FieldData, m: re.Match[str]) -> None:
@@ -157,57 +170,44 @@ def mount_paths(core: Core) -> list[Path]:
         if listing_visibility(config.get("listing_visibility", "")):
             parsed_config["listing_visibility"] = config["listing_visibility"]
         options = {str(k): str(v) for k, v in (data.get("options") or {}).items()}
-        core.mounts.enable(m.group("path"), type_, data.get("description"), options,
-                           parsed_config, data.get("local"), data.get("seal_wrap"))
+        path = normalize_mount_path(m.group("path"))
+        if path.startswith(RESERVED_PREFIXES):
+            raise BadRequestError(f'cannot mount "{path}"')
+        type_, extra = _TYPE_ALIASES.get(type_, (type_, {}))
+        if type_ in _CORE_TYPES:
+            raise BadRequestError(f'mount type of "{type_}" is not mountable')
+        core.mounts.secrets.enable(MountEntry(
+            path=path, type=type_, description=data.get("description"),
+            options={**options, **extra}, config=parsed_config, local=data.get("local"),
+            seal_wrap=data.get("seal_wrap")))
 
     def disable(req: Request, data: FieldData, m: re.Match[str]) -> None:
-        core.mounts.disable(m.group("path"))
+        path = normalize_mount_path(m.group("path"))
+        if path.startswith(RESERVED_PREFIXES):
+            raise BadRequestError(f'cannot unmount "{path}"')
+        core.mounts.secrets.disable(path)
 
+    # `bao auth tune` sends sys/mounts/auth/<path>/tune: auth/ names the auth table.
     def read_tune(req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        entry = core.mounts.get(m.group("path"))
+        path = normalize_mount_path(m.group("path"))
+        if path.startswith("auth/"):
+            return read_auth_tune(core, path[5:])
+        entry = core.mounts.secrets.get(path)
         if entry is None:
-            raise BadRequestError(f"cannot fetch sysview for path {m.group('path')!r}")
-        cfg = entry.config or {}
-        body: dict[str, Any] = {
-            "description": entry.description,
-            "default_lease_ttl": int(cfg.get("default_lease_ttl") or core.default_lease_ttl),
-            "max_lease_ttl": int(cfg.get("max_lease_ttl") or core.max_lease_ttl),
-            "force_no_cache": False,
-        }
-        if entry.options:
-            body["options"] = entry.options
-        if cfg.get("listing_visibility"):
-            body["listing_visibility"] = cfg["listing_visibility"]
-        return Response(data=body, legacy_top_level=True)
+            raise BadRequestError(f'cannot fetch sysview for path "{path}"')
+        return Response(data=tune_view(entry, core), legacy_top_level=True)
 
     def tune(req: Request, data: FieldData, m: re.Match[str]) -> None:
-        entry = core.mounts.get(m.group("path"))
+        path = normalize_mount_path(m.group("path"))
+        if path.startswith("auth/"):
+            return tune_auth(core, path[5:], data)
+        entry = core.mounts.secrets.get(path)
         if entry is None:
-            raise BadRequestError(f"no mount at {m.group('path')!r}")
-        config = dict(entry.config or {})
-        for key in ("default_lease_ttl", "max_lease_ttl"):
-            ttl = tune_ttl(key, data.get(key))
-            if ttl is not None:
-                config[key] = ttl
-        if config.get("max_lease_ttl") and config.get("default_lease_ttl", 0) > config[
-                "max_lease_ttl"]:
-            raise BadRequestError(
-                f"backend max lease TTL of {config['max_lease_ttl']} would be less than "
-                f"backend default lease TTL of {config['default_lease_ttl']}")
-        if data.has("listing_visibility"):
-            config["listing_visibility"] = listing_visibility(data.get("listing_visibility"))
-        changes: dict[str, Any] = {"config": config}
-        if data.has("description"):
-            changes["description"] = data.get("description")
-        if data.has("options"):
-            options = dict(entry.options)
-            new = {str(k): str(v) for k, v in data.get("options").items()}
-            if entry.type == "kv" and options.get("version") == "2" and new.get(
-                    "version") == "1":
-                raise BadRequestError("cannot downgrade mount from KV version 2 to 1")
-            options.update(new)
-            changes["options"] = options
-        core.mounts.update(m.group("path"), **changes)
+            raise BadRequestError(f'tune of path "{path}" failed: no mount entry found')
+        if data.has("token_type"):
+            raise BadRequestError("'token_type' can only be modified on auth mounts")
+        core.mounts.secrets.update(path, **tune_changes(entry, data))
+        return None
 
     def remount(req: Request, data: FieldData, m: re.Match[str]) -> Response:
         source, target = data.get("from"), data.get("to")
@@ -225,47 +225,16 @@ def mount_paths(core: Core) -> list[Path]:
             return None
         return Response(data={"migration_id": m.group("id"), "migration_info": info})
 
-    def auth_token_tune(req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        body: dict[str, Any] = {
-            "description": "token based credentials",
-            "default_lease_ttl": core.default_lease_ttl,
-            "max_lease_ttl": core.max_lease_ttl,
-            "force_no_cache": False,
-            "token_type": "default-service",
-        }
-        visibility = core.mounts.auth_config("token/").get("listing_visibility")
-        if visibility:
-            body["listing_visibility"] = visibility
-        return Response(data=body, legacy_top_level=True)
-
-    def auth_token_tune_write(req: Request, data: FieldData, m: re.Match[str]) -> None:
-        # Only the listing visibility is tunable here; refuse the rest rather than
-        # answer 204 and leave it unchanged.
-        others = [k for k in _TUNE_FIELDS if k not in ("path", "listing_visibility")
-                  and data.has(k)]
-        if others:
-            raise BadRequestError(f"tuning {', '.join(sorted(others))} of the token auth "
-                                  "method is not supported")
-        if data.has("listing_visibility"):
-            visibility = listing_visibility(data.get("listing_visibility"))
-            core.mounts.tune_auth("token/", {"listing_visibility": visibility})
-
-    def list_auth(req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        return Response(data=token_auth_view(core), legacy_top_level=True)
-
     return [
         Path("mounts/?", {Operation.READ: list_mounts}),
         Path("mounts/(?P<path>.+?)/tune",
-             {Operation.READ: read_tune, Operation.UPDATE: tune}, _TUNE_FIELDS),
+             {Operation.READ: read_tune, Operation.UPDATE: tune}, TUNE_FIELDS),
         Path("mounts/(?P<path>.+)",
              {Operation.READ: read_mount, Operation.UPDATE: enable, Operation.DELETE: disable},
-             _MOUNT_FIELDS),
+             MOUNT_FIELDS),
         Path("(?:remount|mounts/remount)", {Operation.UPDATE: remount},
              {"from": Field(FieldType.STRING), "to": Field(FieldType.STRING)}),
         Path("remount/status/(?P<id>[^/]+)", {Operation.READ: remount_status}),
-        Path("auth/?", {Operation.READ: list_auth}),
-        Path("auth/token/tune",
-             {Operation.READ: auth_token_tune, Operation.UPDATE: auth_token_tune_write},
-             _TUNE_FIELDS),
+        *auth_method_paths(core),
     ]
 

@@ -18,7 +18,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from strongroom.core.request import Operation, Request, Response
-from strongroom.core.sys.mounts import core_mounts, mount_view, token_auth_view
+from strongroom.core.sys.auth import auth_view
+from strongroom.core.sys.mounts import mount_view
 from strongroom.errors import PermissionDeniedError
 from strongroom.framework import FieldData, Path
 
@@ -46,8 +47,11 @@ def _caller_acl(core: Core, req: Request) -> ACL | None:
 
 def _secret_mounts(core: Core) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     """Every secrets mount (sys/ and identity/ included): path -> (config, full view)."""
-    entries = [*core.router.entries(), *core_mounts(core).values()]
-    return {e.path: (e.config or {}, mount_view(e, core)) for e in entries}
+    return {e.path: (e.config or {}, mount_view(e, core)) for e in core.mounts.secrets.entries()}
+
+
+def _auth_mounts(core: Core) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    return {e.path: (e.config or {}, auth_view(e, core)) for e in core.mounts.auth.entries()}
 
 
 def _anonymous_view(view: dict[str, Any]) -> dict[str, Any]:
@@ -70,10 +74,8 @@ def _listing(acl: ACL | None, mounts: dict[str, tuple[dict[str, Any], dict[str, 
 def ui_mount_paths(core: Core) -> list[Path]:
     def list_mounts(req: Request, data: FieldData, m: re.Match[str]) -> Response:
         acl = _caller_acl(core, req)
-        token = token_auth_view(core)["token/"]
-        auth = {"token/": (core.mounts.auth_config("token/"), token)}
         return Response(data={"secret": _listing(acl, _secret_mounts(core), ""),
-                              "auth": _listing(acl, auth, "auth/")})
+                              "auth": _listing(acl, _auth_mounts(core), "auth/")})
 
     def read_mount(req: Request, data: FieldData, m: re.Match[str]) -> Response:
         # The token is judged first: without a valid one, unknown and known mounts
@@ -100,15 +102,12 @@ def ui_mount_paths(core: Core) -> list[Path]:
 def _find_mount(core: Core, path: str) -> tuple[str, dict[str, Any]] | None:
     """The mount serving ``path``: (its path for the ACL walk, its view with ``path``)."""
     if path.startswith("auth/"):
-        if not path.startswith("auth/token/"):
+        auth = core.mounts.auth.match(path[len("auth/"):])
+        if auth is None:
             return None
         # Vault reports an auth mount's path without the auth/ table prefix.
-        return "auth/token/", {**token_auth_view(core)["token/"], "path": "token/"}
-    for mount_path, entry in core_mounts(core).items():
-        if path.startswith(mount_path):
-            return mount_path, {**mount_view(entry, core), "path": mount_path}
-    match = core.router.match(path)
-    if match is None:
+        return "auth/" + auth.path, {**auth_view(auth, core), "path": auth.path}
+    entry = core.mounts.secrets.match(path)
+    if entry is None:
         return None
-    entry = match[0]
     return entry.path, {**mount_view(entry, core), "path": entry.path}

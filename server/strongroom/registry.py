@@ -1,0 +1,25 @@
+"""What this build can mount, by type: adding a secrets engine, an auth method or an
+audit device is its own package plus one line here; no core file changes.
+
+Each value is a factory taking the mount's ``MountContext`` (its own storage view,
+its mount entry, a clock) and returning a backend that implements
+``strongroom.core.logical.LogicalBackend``. The built-in mounts (``sys/``,
+``cubbyhole/``, ``identity/``, ``auth/token/``) are the core's own and not listed here:
+they cannot be enabled or disabled.
+"""
+
+from __future__ import annotations
+
+from strongroom.core.mounts import EngineFactory
+from strongroom.engines.kv import kv_factory
+
+# `vault secrets enable -path=x kv` and `sys/mounts/x {"type": "kv"}`.
+SECRETS_ENGINES: dict[str, EngineFactory] = {
+    "kv": kv_factory,
+}
+
+# `sys/auth/x {"type": ...}`; served at auth/x/ (issue 15 adds approle, userpass, ...).
+AUTH_METHODS: dict[str, EngineFactory] = {}
+
+# `sys/audit/x {"type": ...}` (issue 12 adds file, syslog, socket).
+AUDIT_DEVICES: dict[str, EngineFactory] = {}
