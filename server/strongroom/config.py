@@ -63,7 +63,9 @@ _LISTENER_KEYS = frozenset({
 _TELEMETRY_IGNORED = frozenset({"prometheus_retention_time", "disable_hostname"})
 _TLS_ORDER = {"tls12": 0, "tls13": 1}
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error")
-_DEFAULT_TTL = 768 * 3600
+# Vault's system default and max lease TTL (768h, 32 days) when the config sets none:
+# the one definition; the core and the engines read the configured values.
+DEFAULT_LEASE_TTL = 768 * 3600
 _DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION_RE = re.compile(r"(?:\d+(?:\.\d+)?[smhd])+")
@@ -180,8 +182,8 @@ class ServerConfig:
     ui: bool = False
     log_level: str = "info"
     log_format: str = "standard"
-    default_lease_ttl: int = _DEFAULT_TTL
-    max_lease_ttl: int = _DEFAULT_TTL
+    default_lease_ttl: int = DEFAULT_LEASE_TTL
+    max_lease_ttl: int = DEFAULT_LEASE_TTL
     disable_cache: bool = False
     pid_file: str | None = None
     workers: int = 1
@@ -475,7 +477,7 @@ def _build(data: Mapping[str, Any], dev: bool) -> ServerConfig:
                telemetry.data.get("prometheus_retention_time", 0))
         telemetry.flag("disable_hostname")
 
-    ttl = {name: _keyed(name, parse_duration, raw.get(name, _DEFAULT_TTL))
+    ttl = {name: _keyed(name, parse_duration, raw.get(name, DEFAULT_LEASE_TTL))
            for name in ("default_lease_ttl", "max_lease_ttl")}
     for name, seconds in ttl.items():
         if seconds <= 0:

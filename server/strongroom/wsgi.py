@@ -76,7 +76,8 @@ def build_node(
     coordinator = coordinator or local_coordinator(config, storage.top, clock, dev, counters)
     core = Core(storage, coordinator, counters, engines=registry.SECRETS_ENGINES,
                 auth_methods=registry.AUTH_METHODS, audit_devices=registry.AUDIT_DEVICES,
-                clock=clock)
+                clock=clock, default_lease_ttl=config.default_lease_ttl,
+                max_lease_ttl=config.max_lease_ttl)
     max_size = config.listeners[0].max_request_size if config.listeners else 32 << 20
     app = build_falcon_app(core, max_size)
     return Node(config, storage.physical, storage, coordinator, core, app)

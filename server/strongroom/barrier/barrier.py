@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from strongroom.barrier.counter import EncryptionCounter
 from strongroom.barrier.crypto import (
     DecryptError,
     open_value,
@@ -45,7 +46,6 @@ class AESGCMBarrier:
         self._lock = threading.Lock()
         # A worker whose keyring lags behind a rotation asks for a fresh one once.
         self._on_unknown_term = on_unknown_term
-        self.encryptions = 0
 
     # -- keyring lifecycle -------------------------------------------------
 
@@ -74,8 +74,13 @@ class AESGCMBarrier:
             wipe(plain)
         self._physical.put(KEYRING_PATH, blob)
 
-    def load_keyring(self, root_key: bytes | bytearray) -> Keyring:
-        """Open the stored keyring with a candidate root key; the caller owns the result."""
+    def load_keyring(
+        self, root_key: bytes | bytearray, counter: EncryptionCounter | None = None,
+    ) -> Keyring:
+        """Open the stored keyring with a candidate root key; the caller owns the result.
+
+        ``counter`` is the node's encryption count, which the keyring carries.
+        """
         blob = self._physical.get(KEYRING_PATH)
         if blob is None:
             raise SealedError("Vault is not initialized")
@@ -84,7 +89,7 @@ class AESGCMBarrier:
         except (DecryptError, ValueError):
             raise InvalidRootKeyError("unseal failed, invalid key") from None
         try:
-            return Keyring.from_json(plain)
+            return Keyring.from_json(plain, counter)
         except (ValueError, KeyError, TypeError):
             raise CorruptEntryError(KEYRING_PATH, "keyring does not parse") from None
         finally:
@@ -131,7 +136,7 @@ class AESGCMBarrier:
         if aead is None:
             raise SealedError()
         blob = seal_value(aead, ring.active_term, key, value)
-        self.encryptions += 1
+        ring.count_encryptions()
         self._physical.put(key, blob)
 
     def transaction(self, ops: Sequence[Op]) -> None:
@@ -145,9 +150,9 @@ class AESGCMBarrier:
             if verb == "put":
                 assert value is not None
                 sealed.append((verb, key, seal_value(aead, ring.active_term, key, value)))
-                self.encryptions += 1
             else:
                 sealed.append((verb, key, None))
+        ring.count_encryptions(sum(1 for verb, _, _ in ops if verb == "put"))
         apply_ops(self._physical, sealed)
 
     def delete(self, key: str) -> None:

@@ -24,6 +24,7 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from strongroom.barrier.counter import EncryptionCounter
 from strongroom.barrier.secmem import (
     b64_length,
     b64decode_into,
@@ -58,11 +59,16 @@ class Keyring:
     _aeads: dict[int, AESGCM] = field(default_factory=dict, repr=False)
     _wiped: list[bool] = field(default_factory=lambda: [False], repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # The node-wide count of encryptions under the active term (barrier/counter.py),
+    # shared by every copy of this keyring in every process of the node; None in a
+    # keyring nobody encrypts with (tests, tools).
+    counter: EncryptionCounter | None = field(default=None, repr=False)
 
     @classmethod
-    def generate(cls, now: datetime) -> Keyring:
+    def generate(cls, now: datetime, counter: EncryptionCounter | None = None) -> Keyring:
         """A fresh keyring with one random term (term 1)."""
-        return cls(terms=(KeyTerm(1, random_key(KEY_SIZE), now),), active_term=1)
+        return cls(terms=(KeyTerm(1, random_key(KEY_SIZE), now),), active_term=1,
+                   counter=counter)
 
     @property
     def wiped(self) -> bool:
@@ -107,12 +113,26 @@ class Keyring:
         """An independent keyring with copies of the keys (the caller owns and wipes it)."""
         if self.wiped:
             raise ValueError("keyring was wiped")
-        return Keyring(terms=tuple(t.copy() for t in self.terms), active_term=self.active_term)
+        return Keyring(terms=tuple(t.copy() for t in self.terms), active_term=self.active_term,
+                       counter=self.counter)
 
     def rotated(self, now: datetime) -> Keyring:
-        """A new keyring with copies of these terms plus one more, which becomes active."""
+        """A new keyring with copies of these terms plus one more, which becomes active.
+
+        It shares this keyring's counter; the rotating owner resets the count.
+        """
         new = KeyTerm(self.active_term + 1, random_key(KEY_SIZE), now)
-        return Keyring(terms=(*(t.copy() for t in self.terms), new), active_term=new.term)
+        return Keyring(terms=(*(t.copy() for t in self.terms), new), active_term=new.term,
+                       counter=self.counter)
+
+    def count_encryptions(self, n: int = 1) -> None:
+        """Record ``n`` encryptions under the active term, node-wide."""
+        if self.counter is not None and n > 0:
+            self.counter.add(n)
+
+    def encryptions(self) -> int:
+        """Encryptions under the active term, node-wide and across restarts (key-status)."""
+        return self.counter.total() if self.counter is not None else 0
 
     def wipe(self) -> None:
         """Zero every key and drop the AES-GCM contexts; the keyring is unusable after."""
@@ -149,7 +169,7 @@ class Keyring:
         return out
 
     @classmethod
-    def from_json(cls, raw: bytearray) -> Keyring:
+    def from_json(cls, raw: bytearray, counter: EncryptionCounter | None = None) -> Keyring:
         """Parse the stored form. ``raw`` is scratch: its key fields are overwritten.
 
         Raises:
@@ -170,7 +190,7 @@ class Keyring:
                         install_time=datetime.fromisoformat(t["install_time"]))
                 for t, key in zip(doc["terms"], keys, strict=True)
             )
-            ring = cls(terms=terms, active_term=int(doc["active_term"]))
+            ring = cls(terms=terms, active_term=int(doc["active_term"]), counter=counter)
             if ring.term(ring.active_term) is None or any(len(k) != KEY_SIZE for k in keys):
                 raise ValueError("keyring is inconsistent")
         except BaseException:

@@ -1,4 +1,7 @@
-"""Core.handle: sealed? -> token -> policy -> route to the mount that owns the path.
+"""Core.handle: the staged request pipeline (DESIGN.md section 1b).
+
+sealed? -> authenticate -> resolve the mount -> authorize -> audit the request ->
+handle -> register the lease / the login -> wrap -> audit the response.
 
 One Core per worker process. Node-level seal state comes from the coordinator
 (a shared seal generation); storage changes made by any process of the node
@@ -17,7 +20,18 @@ from datetime import datetime
 from strongroom.barrier.barrier import AESGCMBarrier
 from strongroom.barrier.keyring import Keyring
 from strongroom.barrier.view import StorageView
+from strongroom.config import DEFAULT_LEASE_TTL
 from strongroom.core.bootstrap import TOKEN_STORE_PREFIX
+from strongroom.core.hooks import (
+    AuditBroker,
+    LeaseRegistrar,
+    NoAudit,
+    audit_failure,
+    audit_refusal,
+    audit_request,
+    audit_response,
+)
+from strongroom.core.logical import LogicalBackend, special_match
 from strongroom.core.mount_table import Mounts
 from strongroom.core.mounts import (
     MOUNT_TABLE_KEYS,
@@ -28,6 +42,7 @@ from strongroom.core.mounts import (
 )
 from strongroom.core.policy_store import PolicyStore
 from strongroom.core.request import Operation, Request, Response
+from strongroom.core.results import register_lease, register_login
 from strongroom.core.system import SystemBackend
 from strongroom.core.token_backend import TokenBackend
 from strongroom.core.tokens import TokenEntry, TokenStore
@@ -35,7 +50,7 @@ from strongroom.core.wrapping import (
     INVALID_WRAPPING_TOKEN,
     WRAPPING_TOKEN_PATHS,
     Wrapper,
-    is_wrapping_token,
+    validate_wrapping_token,
 )
 from strongroom.engines.cubbyhole import CubbyholeBackend
 from strongroom.errors import (
@@ -48,18 +63,11 @@ from strongroom.errors import (
     multierror,
     no_route_message,
 )
-from strongroom.framework.paths import PathBackend
 from strongroom.ha.standby import forget_forwarders
 from strongroom.node.coordinator import NodeSnapshot, SealCoordinator, utcnow
 from strongroom.node.locks import node_lock
 from strongroom.node.shared import SharedCounters, Slot
 from strongroom.physical.chain import StorageChain
-
-DEFAULT_LEASE_TTL = 768 * 3600
-# Operations on these need sudo on top of the capability (Vault's root paths).
-_SYS_SUDO = ("seal", "rotate", "remount", "raw", "raw/*", "audit", "audit/*", "auth/*",
-             "leases/revoke-prefix/*", "leases/revoke-force/*", "revoke-prefix/*",
-             "revoke-force/*", "leases/lookup/*", "config/auditing/*")
 
 
 class Core:
@@ -87,6 +95,10 @@ class Core:
         self.policies = PolicyStore(self.barrier)
         self.router = Router()
         self.wrapper = Wrapper(self)
+        # The pipeline's plug points (core/hooks.py): no audit device, no expiration
+        # manager until issue 12 installs them.
+        self.audit: AuditBroker = NoAudit()
+        self.leases: LeaseRegistrar | None = None
         self._system = SystemBackend(self)
         self._token_backend = TokenBackend(self)
         # sys/, auth/token/ and cubbyhole/ are mounts like any other, built by the
@@ -98,7 +110,8 @@ class Core:
             audit_devices=audit_devices if audit_devices is not None else {},
             builtin_factories={"system": lambda ctx: self._system,
                                "token": lambda ctx: self._token_backend,
-                               "cubbyhole": CubbyholeBackend.factory, "identity": None})
+                               "cubbyhole": CubbyholeBackend.factory, "identity": None},
+            system_ttls=(default_lease_ttl, max_lease_ttl))
         self._sync_lock = threading.Lock()
         self._applied: tuple[int, ...] = ()
         self._changes = storage.changes()
@@ -251,33 +264,95 @@ class Core:
         acl = self.policies.acl(tuple(sorted(entry.policies)))
         return acl.allowed_operation(Operation.UPDATE, path, None).sudo
 
-    # -- requests -----------------------------------------------------------------
+    # -- requests: the pipeline ---------------------------------------------------
+    #
+    # authenticate -> resolve the mount -> authorize -> audit the request -> handle ->
+    # register the lease / the login -> wrap -> audit the response. Each stage is one
+    # method; later subsystems plug in through ``self.audit`` (issue 12's broker) and
+    # ``self.leases`` (issue 12's expiration manager), or by overriding a stage.
 
     def handle(self, req: Request) -> Response:
         if not req.request_id:
             req.request_id = str(uuid.uuid4())
         if self.sync().sealed:
             raise SealedError()
-        entry = self.tokens.lookup(req.token, self.now()) if req.token else None
-        req.token_entry = entry
-        if req.path in WRAPPING_TOKEN_PATHS:
-            self._validate_wrapping_token(req)
+        self._authenticate(req)
+        mount: MountEntry | None = None
         try:
-            backend, rel, mount = self._resolve(req.path)
+            backend, rel, mount = self._route(req)
+            unauthenticated = self._authorize(req, backend, rel)
+        except StrongroomError as exc:
+            audit_refusal(self.audit, req, mount, exc)
+            raise
+        self._audit_request(req, mount)
+        try:
+            resp = self._handle(req, backend, rel, mount)
+            self._register_lease(req, resp, backend, mount)
+            self._register_login(req, resp, mount, unauthenticated)
+            resp = self._wrap(req, resp)
+        except Exception as exc:
+            audit_failure(self.audit, req, mount, exc)
+            raise
+        self._audit_response(req, mount, resp)
+        return resp
+
+    def _authenticate(self, req: Request) -> None:
+        """Look the client token up (if one is given, even on unauthenticated paths)."""
+        req.token_entry = self.tokens.lookup(req.token, self.now()) if req.token else None
+        if req.path in WRAPPING_TOKEN_PATHS:
+            validate_wrapping_token(self, req)
+
+    def _route(self, req: Request) -> tuple[LogicalBackend, str, MountEntry | None]:
+        """Resolve the mount that owns ``req.path`` (the router: longest prefix)."""
+        try:
+            return self._resolve(req.path)
         except NoRouteError:
             # Only root learns what is not mounted; everyone else is simply denied.
+            entry = req.token_entry
             if entry is None:
                 raise PermissionDeniedError() from None
             if "root" not in entry.policies:
                 raise PermissionDeniedError(multierror("permission denied")) from None
             raise
-        if not backend.unauthenticated(rel):
-            if entry is None:
-                raise PermissionDeniedError()
-            if req.operation is Operation.UPDATE and backend.existence(req, rel) is False:
-                req.operation = Operation.CREATE
-            self._authorize(req, entry, backend, rel)
-            self._consume_use(entry, req.path)
+
+    def _resolve(self, path: str) -> tuple[LogicalBackend, str, MountEntry | None]:
+        match = self.router.match(path)
+        if match is None:
+            raise NoRouteError(no_route_message(path))
+        entry, backend, rel = match
+        # sys/ answers carry no mount_type (as before sys/ was a mount).
+        return backend, rel, (None if entry.type == "system" else entry)
+
+    def _authorize(self, req: Request, backend: LogicalBackend, rel: str) -> bool:
+        """ACL, sudo (the backend's ``special_paths.sudo``), parameters and wrapping
+        bounds; then spend one use of a limited-use token. Returns whether the path is
+        unauthenticated (``special_paths.unauthenticated``: served without a token)."""
+        special = backend.special_paths
+        if special_match(special.unauthenticated, rel):
+            return True
+        entry = req.token_entry
+        if entry is None:
+            raise PermissionDeniedError()
+        if req.operation is Operation.UPDATE and backend.existence(req, rel) is False:
+            req.operation = Operation.CREATE
+        if req.operation is not Operation.HELP:
+            acl = self.policies.acl(tuple(sorted(entry.policies)))
+            # Policy-forced wrapping is part of the decision: out of bounds is a 403,
+            # as in Vault.
+            decision = acl.allowed_operation(
+                req.operation, req.path, req.data,
+                needs_sudo=special_match(special.sudo, rel), wrap_ttl=req.wrap_ttl or None)
+            if not decision.allowed:
+                raise PermissionDeniedError(multierror("permission denied"))
+        self._consume_use(entry, req.path)
+        return False
+
+    def _audit_request(self, req: Request, mount: MountEntry | None) -> None:
+        audit_request(self.audit, req, mount)
+
+    def _handle(self, req: Request, backend: LogicalBackend, rel: str,
+                mount: MountEntry | None) -> Response:
+        entry = req.token_entry
         try:
             resp = backend.handle(req, rel)
         except FencedError:
@@ -295,48 +370,27 @@ class Core:
         resp = resp if resp is not None else Response()
         if mount is not None:
             resp.mount_type = mount.type
+        return resp
+
+    def _register_lease(self, req: Request, resp: Response, backend: LogicalBackend,
+                        mount: MountEntry | None) -> None:
+        if resp.secret is not None:
+            register_lease(self, self.leases, req, resp, backend, mount)
+
+    def _register_login(self, req: Request, resp: Response, mount: MountEntry | None,
+                        unauthenticated: bool) -> None:
+        if resp.auth is not None:
+            # A login path: an auth method's unauthenticated path (Vault's LoginPath;
+            # only auth mounts are routed under auth/).
+            login = unauthenticated and mount is not None and req.path.startswith("auth/")
+            register_login(self, self.leases, req, resp, mount, login)
+
+    def _wrap(self, req: Request, resp: Response) -> Response:
         return self.wrapper.maybe_wrap(req, resp)
 
-    def _resolve(self, path: str) -> tuple[PathBackend, str, MountEntry | None]:
-        match = self.router.match(path)
-        if match is None:
-            raise NoRouteError(no_route_message(path))
-        entry, backend, rel = match
-        # sys/ answers carry no mount_type (as before sys/ was a mount).
-        return backend, rel, (None if entry.type == "system" else entry)  # type: ignore[return-value]
-
-    def _authorize(self, req: Request, entry: TokenEntry, backend: PathBackend,
-                   rel: str) -> None:
-        if req.operation is Operation.HELP:
-            return
-        acl = self.policies.acl(tuple(sorted(entry.policies)))
-        needs_sudo = backend.requires_sudo(rel)
-        # Policy-forced wrapping is part of the decision: out of bounds is a 403, as in Vault.
-        decision = acl.allowed_operation(req.operation, req.path, req.data,
-                                         needs_sudo=needs_sudo, wrap_ttl=req.wrap_ttl or None)
-        if not decision.allowed:
-            raise PermissionDeniedError(multierror("permission denied"))
-
-    def _validate_wrapping_token(self, req: Request) -> None:
-        """Vault checks the wrapping token before anything else on the wrapping paths:
-        the body's ``token``, else the client token. No token at all is a 403; one
-        that is not a live wrapping token (unknown, spent, any other kind) is a 400.
-        """
-        named = req.data.get("token") if req.data else None
-        if named is not None:
-            if not isinstance(named, str):
-                raise PermissionDeniedError(
-                    "error validating wrapping token: could not decode token in request body")
-            if not named:
-                raise PermissionDeniedError(
-                    "error validating wrapping token: empty token in request body")
-            entry = self.tokens.lookup(named, self.now())
-        else:
-            if not req.token:
-                raise PermissionDeniedError("error validating wrapping token: token is empty")
-            entry = req.token_entry
-        if entry is None or not is_wrapping_token(entry):
-            raise BadRequestError(INVALID_WRAPPING_TOKEN)
+    def _audit_response(self, req: Request, mount: MountEntry | None,
+                        resp: Response) -> None:
+        audit_response(self.audit, req, mount, resp)
 
     def _consume_use(self, entry: TokenEntry, path: str = "") -> None:
         """Spend one of a limited-use token's uses; the last use revokes it afterwards."""

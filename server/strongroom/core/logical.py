@@ -41,6 +41,18 @@ class SpecialPaths:
     seal_wrapped: tuple[str, ...] = ()
 
 
+def special_match(patterns: tuple[str, ...], rel_path: str) -> bool:
+    """Whether ``rel_path`` is one of ``patterns`` (Vault's special-path globs: exact,
+    or a prefix when the pattern ends in ``*``)."""
+    for pattern in patterns:
+        if pattern.endswith("*"):
+            if rel_path.startswith(pattern[:-1]):
+                return True
+        elif rel_path == pattern:
+            return True
+    return False
+
+
 @dataclass
 class Secret:
     """A leased result. ``data`` goes to the client; ``internal`` stays with the lease
@@ -54,6 +66,15 @@ class Secret:
     renewable: bool = True
     # Filled by the lease stage.
     lease_id: str = ""
+    # Set once the lease stage has bounded the TTL (and registered the lease, if any):
+    # a result passed on again (an unwrapped response, a renewal) is left alone.
+    final: bool = False
+
+
+# The secret type KV engines answer reads with: Vault reports its TTL (lease_duration)
+# but registers no lease for it (request_handling.go: kv mounts "should return the TTL
+# but not register for a lease as this provides a massive slowdown").
+KV_SECRET = "kv"  # noqa: S105 - a secret type name, not a secret
 
 
 @dataclass
@@ -76,8 +97,17 @@ class Auth:
     bound_cidrs: list[str] = field(default_factory=list)
     # Kept with the token for renewals (e.g. the role or user that logged in).
     internal: dict[str, Any] = field(default_factory=dict)
+    # The token store's own requests (auth/token/create*): a login path's token is always
+    # an orphan issued at the request's path; a created one may name these.
+    orphan: bool = False
+    creation_path: str = ""  # default: the request's path
+    role: str = ""  # the token role it was created under
+    token_id: str = ""  # a custom token id (the token store checks sudo for it)
+    # Filled by the login stage when it issues the token (or by the token store for a
+    # renewal, which issues nothing): ``issued`` results are passed on as they are.
     client_token: str = ""
     accessor: str = ""
+    issued: bool = False
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from strongroom.barrier.view import StorageView
+from strongroom.config import DEFAULT_LEASE_TTL
 from strongroom.core.mounts import (
     AUDIT,
     AUTH,
@@ -90,8 +91,10 @@ class MountTable:
                  router: Router | None, factories: Mapping[str, EngineFactory],
                  builtin_factories: Mapping[str, Factory] | None = None,
                  builtins: Sequence[tuple[str, str, str]] = (),
-                 notify: Callable[[], None] = lambda: None) -> None:
+                 notify: Callable[[], None] = lambda: None,
+                 system_ttls: tuple[int, int] = (DEFAULT_LEASE_TTL, DEFAULT_LEASE_TTL)) -> None:
         self.kind = kind
+        self._system_ttls = system_ttls  # the config's default/max lease TTL
         self._barrier = barrier
         self._clock = clock
         self._router = router
@@ -158,7 +161,7 @@ class MountTable:
         if factory is None:
             return None  # a type this build does not ship: its data stays intact
         view = StorageView(self._barrier, f"{self.kind.view_prefix}{entry.uuid}/")
-        return factory(MountContext(view, entry, self._clock))
+        return factory(MountContext(view, entry, self._clock, *self._system_ttls))
 
     def reload(self) -> None:
         """Bring the mounted backends in line with the stored table, touching only
@@ -339,16 +342,18 @@ class Mounts:
                  engines: Mapping[str, EngineFactory],
                  auth_methods: Mapping[str, EngineFactory],
                  audit_devices: Mapping[str, EngineFactory],
-                 builtin_factories: Mapping[str, Factory]) -> None:
+                 builtin_factories: Mapping[str, Factory],
+                 system_ttls: tuple[int, int] = (DEFAULT_LEASE_TTL, DEFAULT_LEASE_TTL)) -> None:
         self._barrier = barrier
         self.secrets = MountTable(SECRETS, barrier, clock, router, engines, builtin_factories, (
             ("sys/", "system", "system endpoints used for control, policy and debugging"),
             ("identity/", "identity", "identity store"),
-        ), notify)
+        ), notify, system_ttls)
         self.auth = MountTable(AUTH, barrier, clock, router, auth_methods, builtin_factories, (
             ("token/", "token", "token based credentials"),
-        ), notify)
-        self.audit = MountTable(AUDIT, barrier, clock, None, audit_devices, None, (), notify)
+        ), notify, system_ttls)
+        self.audit = MountTable(AUDIT, barrier, clock, None, audit_devices, None, (), notify,
+                                system_ttls)
 
     def __iter__(self) -> Iterator[MountTable]:
         return iter((self.secrets, self.auth, self.audit))

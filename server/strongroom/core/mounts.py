@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from strongroom.barrier.view import StorageView
+from strongroom.config import DEFAULT_LEASE_TTL
 from strongroom.core.logical import LogicalBackend
 from strongroom.errors import BadRequestError
 from strongroom.physical.base import Backend
@@ -81,11 +82,20 @@ class MountEntry:
 
 @dataclass(frozen=True)
 class MountContext:
-    """What a backend instance is given: its own storage, its mount entry, a clock."""
+    """What a backend instance is given: its own storage, its mount entry, a clock, and
+    the system's lease TTLs (the config's, which a mount's tune overrides)."""
 
     storage: StorageView
     mount: MountEntry
     clock: Callable[[], datetime]
+    system_default_lease_ttl: int = DEFAULT_LEASE_TTL
+    system_max_lease_ttl: int = DEFAULT_LEASE_TTL
+
+    @property
+    def default_lease_ttl(self) -> int:
+        """Vault's ``System().DefaultLeaseTTL()``: the mount's tuned value, else the system's."""
+        tuned = (self.mount.config or {}).get("default_lease_ttl")
+        return tuned if isinstance(tuned, int) and tuned > 0 else self.system_default_lease_ttl
 
 
 EngineFactory = Callable[[MountContext], LogicalBackend]

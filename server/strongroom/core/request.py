@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from strongroom.core.logical import Auth, Secret
 from strongroom.core.tokens import TokenEntry
 
 
@@ -40,14 +41,18 @@ class Request:
 
 @dataclass
 class Response:
-    """A logical response; ``data=None`` with no auth/secret becomes 204."""
+    """A logical response; ``data=None`` with no auth/secret becomes 204.
+
+    A leased result carries a typed ``secret`` (its ``data`` is the response's data
+    unless the backend gives ``data`` too); a login carries a typed ``auth``. The
+    pipeline's lease and login stages act on them; the HTTP layer renders them into
+    Vault's envelope (top-level lease fields, the ``auth`` block).
+    """
 
     data: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
-    auth: dict[str, Any] | None = None
-    lease_id: str = ""
-    lease_duration: int = 0
-    renewable: bool = False
+    auth: Auth | None = None
+    secret: Secret | None = None
     wrap_info: dict[str, Any] | None = None
     mount_type: str = ""
     status: int = 200
@@ -55,3 +60,20 @@ class Response:
     raw: bool = False
     # Vault's older sys endpoints repeat their data fields at the top level.
     legacy_top_level: bool = False
+
+    def __post_init__(self) -> None:
+        if self.data is None and self.secret is not None:
+            self.data = self.secret.data
+
+    # Vault's envelope takes these from the secret (http/logical.go).
+    @property
+    def lease_id(self) -> str:
+        return self.secret.lease_id if self.secret is not None else ""
+
+    @property
+    def lease_duration(self) -> int:
+        return self.secret.ttl if self.secret is not None else 0
+
+    @property
+    def renewable(self) -> bool:
+        return self.secret.renewable if self.secret is not None else False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from strongroom.core.logical import SpecialPaths
 from strongroom.core.request import Operation, Request, Response
 from strongroom.core.sys.mounts import mount_paths
 from strongroom.core.sys.policies import policy_paths
@@ -43,17 +44,18 @@ class SystemBackend(PathBackend):
                 Path("wrapping/unwrap", {Operation.UPDATE: self._unwrap}, _WRAP_TOKEN),
                 Path("wrapping/rewrap", {Operation.UPDATE: self._rewrap}, _WRAP_TOKEN),
             ],
-            sudo_patterns=SUDO_PATHS,
-            unauthenticated_patterns=UNAUTHENTICATED_PATHS,
+            special_paths=SpecialPaths(unauthenticated=UNAUTHENTICATED_PATHS, sudo=SUDO_PATHS),
         )
 
     def _key_status(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        active = self._core.barrier.keyring.active
+        keyring = self._core.barrier.keyring
+        active = keyring.active
         return Response(
             data={
                 "term": active.term,
                 "install_time": active.install_time.isoformat().replace("+00:00", "Z"),
-                "encryptions": self._core.barrier.encryptions,
+                # Node-wide and persisted across restarts (barrier/counter.py).
+                "encryptions": keyring.encryptions(),
             },
             legacy_top_level=True,
         )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from strongroom.core.logical import SpecialPaths
 from strongroom.core.request import Operation, Request, Response
 from strongroom.core.token_create import issue
-from strongroom.core.token_format import auth_block, token_lookup_data
+from strongroom.core.token_format import auth_of, token_lookup_data
 from strongroom.core.token_roles import TokenRoles
 from strongroom.core.token_ttl import calculate_ttl
 from strongroom.core.tokens import TokenEntry
@@ -75,7 +76,7 @@ class TokenBackend(PathBackend):
             ],
             # Vault's PathsSpecial.Root for the token store. Vault has no variants taking
             # the token or accessor in the URL (where it would be logged): neither do we.
-            sudo_patterns=("revoke-orphan/*", "accessors*"),
+            special_paths=SpecialPaths(sudo=("revoke-orphan/*", "accessors*")),
         )
 
     def handle(self, req: Request, rel_path: str) -> Response | None:
@@ -194,7 +195,7 @@ class TokenBackend(PathBackend):
                 entry.ttl, entry.expire_at, entry.last_renewal = ttl, now + ttl, now
                 core.tokens.save(entry)
         core.tokens_changed()
-        return Response(auth=auth_block(entry, token, ttl, num_uses=entry.creation_num_uses),
+        return Response(auth=auth_of(entry, token, ttl, num_uses=entry.creation_num_uses),
                         warnings=warnings)
 
     # -- revoke ---------------------------------------------------------------

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from strongroom.core.logical import Auth
 from strongroom.core.request import Request, Response
 from strongroom.core.token_batch import BATCH_TYPE
-from strongroom.core.token_format import auth_block
 from strongroom.core.token_roles import has_policy_rules, role_policies, sanitize_policies
 from strongroom.core.token_ttl import calculate_ttl
-from strongroom.core.tokens import TokenEntry, generate_accessor
+from strongroom.core.tokens import TokenEntry
 from strongroom.errors import BadRequestError
 from strongroom.framework import FieldData
 from strongroom.framework.gotypes import (
@@ -210,31 +210,22 @@ def issue(core: Core, req: Request, data: FieldData, rel_path: str, *, orphan: b
             raise BadRequestError("expiring root tokens cannot create non-expiring root tokens")
         renewable = False
 
-    created = float(int(now)) if batch else now
-    entry = TokenEntry(
-        accessor="" if batch else generate_accessor(),
-        policies=policies,
-        path=path,
-        creation_time=created,
-        display_name=display,
-        meta={str(k): str(v) for k, v in (data.get("meta") or {}).items()} or None,
-        num_uses=num_uses,
-        ttl=ttl,
-        creation_ttl=ttl,
-        explicit_max_ttl=explicit_max,
-        period=period,
-        expire_at=created + ttl if ttl else 0.0,
-        parent_hash="" if orphan else parent.hash,
-        renewable=renewable and not batch,
-        type=token_type,
-        role=role["name"] if role is not None else "",
-        parent_deadline=0.0 if orphan else _earliest(parent.expire_at, parent.parent_deadline),
-    )
-    token = core.tokens.create(entry, token_id=token_id or None)
     existing = set(core.policies.names())
     warnings += [f'Policy "{p}" does not exist' for p in policies if p not in existing]
-    return Response(auth=auth_block(entry, token, ttl), warnings=warnings)
-
-
-def _earliest(*deadlines: float) -> float:
-    return min((d for d in deadlines if d), default=0.0)
+    # The pipeline's login stage issues the token (core/results.py), as for every login.
+    auth = Auth(
+        policies=policies,
+        metadata={str(k): str(v) for k, v in (data.get("meta") or {}).items()},
+        display_name=display,
+        ttl=ttl,
+        explicit_max_ttl=explicit_max,
+        period=period,
+        num_uses=num_uses,
+        renewable=renewable and not batch,
+        token_type=token_type,
+        orphan=orphan,
+        creation_path=path,
+        role=role["name"] if role is not None else "",
+        token_id=token_id,
+    )
+    return Response(auth=auth, warnings=warnings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from strongroom.core.logical import Auth
 from strongroom.core.tokens import TokenEntry
 
 
@@ -51,28 +52,59 @@ def token_lookup_data(entry: TokenEntry, token_id: str, now: float) -> dict[str,
     return data
 
 
-def auth_block(entry: TokenEntry, token_id: str, lease_duration: int,
-               num_uses: int | None = None) -> dict[str, Any]:
-    """The ``auth`` object of a token create/renew response.
+def auth_of(entry: TokenEntry, token_id: str, lease_duration: int,
+            num_uses: int | None = None) -> Auth:
+    """The typed ``auth`` result of an existing token (a renewal): already issued.
 
-    Vault omits token_policies and identity_policies when empty. A renewal reports
-    the use count the token was created with (Vault keeps it in the token's lease).
+    A renewal reports the use count the token was created with (Vault keeps it in
+    the token's lease).
     """
-    auth: dict[str, Any] = {
-        "client_token": token_id,
-        "accessor": entry.accessor,
-        "policies": entry.policies,
+    return Auth(
+        policies=entry.policies, metadata=entry.meta or {}, ttl=lease_duration,
+        explicit_max_ttl=entry.explicit_max_ttl, period=entry.period,
+        num_uses=entry.num_uses if num_uses is None else num_uses,
+        renewable=entry.renewable, token_type=entry.type, entity_id=entry.entity_id,
+        orphan=entry.orphan, role=entry.role, client_token=token_id,
+        accessor=entry.accessor, issued=True)
+
+
+def render_auth(auth: Auth) -> dict[str, Any]:
+    """The ``auth`` object of a response, as Vault shapes it.
+
+    Vault omits token_policies and identity_policies when empty, and shows no
+    metadata as null.
+    """
+    rendered: dict[str, Any] = {
+        "client_token": auth.client_token,
+        "accessor": auth.accessor,
+        "policies": auth.policies,
     }
-    if entry.policies:
-        auth["token_policies"] = entry.policies
-    auth.update({
-        "metadata": entry.meta,
-        "lease_duration": lease_duration,
-        "renewable": entry.renewable,
-        "entity_id": entry.entity_id,
-        "token_type": entry.type,
-        "orphan": entry.orphan,
+    if auth.policies:
+        rendered["token_policies"] = auth.policies
+    rendered.update({
+        "metadata": auth.metadata or None,
+        "lease_duration": auth.ttl,
+        "renewable": auth.renewable,
+        "entity_id": auth.entity_id,
+        "token_type": auth.token_type,
+        "orphan": auth.orphan,
         "mfa_requirement": None,
-        "num_uses": entry.num_uses if num_uses is None else num_uses,
+        "num_uses": auth.num_uses,
     })
-    return auth
+    return rendered
+
+
+def parse_auth(rendered: dict[str, Any]) -> Auth:
+    """:func:`render_auth`'s inverse, for a stored (wrapped) response: issued already."""
+    return Auth(
+        policies=list(rendered.get("policies") or []),
+        metadata=dict(rendered.get("metadata") or {}),
+        ttl=int(rendered.get("lease_duration") or 0),
+        renewable=bool(rendered.get("renewable")),
+        entity_id=str(rendered.get("entity_id") or ""),
+        token_type=str(rendered.get("token_type") or "service"),
+        orphan=bool(rendered.get("orphan")),
+        num_uses=int(rendered.get("num_uses") or 0),
+        client_token=str(rendered.get("client_token") or ""),
+        accessor=str(rendered.get("accessor") or ""),
+        issued=True)

@@ -118,7 +118,8 @@ class TokenRoles:
         return Response(data=shown)
 
     def _write(self, req: Request, data: FieldData, m: re.Match[str]) -> Response | None:
-        name = m.group("role_name")
+        # Vault's d.Get("role_name"): the URL's value, which wins over the body's.
+        name = str(data.get("role_name"))
         if not _NAME.match(name):
             raise BadRequestError("invalid role name")
         role = self.get(name) or _defaults(name)

@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from strongroom.barrier.view import StorageView
 from strongroom.config import MAX_DURATION_SECONDS, ConfigError, parse_duration
+from strongroom.core.logical import Secret
 from strongroom.core.request import Operation, Request, Response
+from strongroom.core.token_format import parse_auth, render_auth
 from strongroom.core.tokens import TokenEntry, generate_accessor
-from strongroom.errors import BadRequestError
+from strongroom.errors import BadRequestError, PermissionDeniedError
 from strongroom.jsoncodec import dumps
 from strongroom.node.locks import node_lock
 
@@ -81,11 +83,7 @@ class Wrapper:
     def wrap(self, resp: Response, ttl: int, creation_path: str) -> Response:
         now = self._core.now()
         stored = {
-            "response": {
-                "data": resp.data, "auth": resp.auth, "lease_id": resp.lease_id,
-                "lease_duration": resp.lease_duration, "renewable": resp.renewable,
-                "warnings": resp.warnings, "mount_type": resp.mount_type,
-            },
+            "response": rendered_response(resp),
             "creation_path": creation_path,
             "creation_time": rfc3339(now),
             "creation_ttl": ttl,
@@ -113,7 +111,7 @@ class Wrapper:
             "creation_path": creation_path,
         }
         if resp.auth is not None:
-            wrap_info["wrapped_accessor"] = resp.auth.get("accessor", "")
+            wrap_info["wrapped_accessor"] = resp.auth.accessor
         return Response(wrap_info=wrap_info)
 
     def destroy(self, token_hash: str) -> None:
@@ -174,19 +172,66 @@ class Wrapper:
 
     def unwrap(self, entry: TokenEntry | None) -> Response:
         with self._claim(entry) as (entry, doc):
-            resp = Response(**doc["response"])
+            resp = stored_response(doc["response"])
             # The answer must be writable before the only copy of the data goes.
-            dumps({"data": resp.data, "auth": resp.auth, "warnings": resp.warnings})
+            dumps(rendered_response(resp))
             self._spend(entry)
         return resp
 
     def rewrap(self, entry: TokenEntry | None) -> Response:
         with self._claim(entry) as (entry, doc):
             # The new token holds the response before the old one goes: never neither.
-            fresh = self.wrap(Response(**doc["response"]), int(doc["creation_ttl"]),
+            fresh = self.wrap(stored_response(doc["response"]), int(doc["creation_ttl"]),
                               doc["creation_path"])
             self._spend(entry)
         return fresh
+
+
+def validate_wrapping_token(core: Core, req: Request) -> None:
+    """Vault checks the wrapping token before anything else on the wrapping paths:
+    the body's ``token``, else the client token. No token at all is a 403; one
+    that is not a live wrapping token (unknown, spent, any other kind) is a 400.
+    """
+    named = req.data.get("token") if req.data else None
+    if named is not None:
+        if not isinstance(named, str):
+            raise PermissionDeniedError(
+                "error validating wrapping token: could not decode token in request body")
+        if not named:
+            raise PermissionDeniedError(
+                "error validating wrapping token: empty token in request body")
+        entry = core.tokens.lookup(named, core.now())
+    else:
+        if not req.token:
+            raise PermissionDeniedError("error validating wrapping token: token is empty")
+        entry = req.token_entry
+    if entry is None or not is_wrapping_token(entry):
+        raise BadRequestError(INVALID_WRAPPING_TOKEN)
+
+
+def rendered_response(resp: Response) -> dict[str, Any]:
+    """What a wrapping token keeps: the response as its client would have seen it."""
+    return {
+        "data": resp.data, "auth": render_auth(resp.auth) if resp.auth is not None else None,
+        "lease_id": resp.lease_id, "lease_duration": resp.lease_duration,
+        "renewable": resp.renewable, "warnings": resp.warnings, "mount_type": resp.mount_type,
+    }
+
+
+def stored_response(doc: dict[str, Any]) -> Response:
+    """:func:`rendered_response`'s inverse: its token issued and its lease (if any)
+    registered already, so the pipeline's later stages pass it on unchanged."""
+    resp = Response(data=doc.get("data"), warnings=list(doc.get("warnings") or []),
+                    mount_type=str(doc.get("mount_type") or ""))
+    if doc.get("auth"):
+        resp.auth = parse_auth(doc["auth"])
+    lease_id, ttl = str(doc.get("lease_id") or ""), int(doc.get("lease_duration") or 0)
+    renewable = bool(doc.get("renewable"))
+    if lease_id or ttl or renewable:
+        # Set after construction: the data stays what was stored (even null).
+        resp.secret = Secret("", resp.data or {}, ttl=ttl, renewable=renewable,
+                             lease_id=lease_id, final=True)
+    return resp
 
 
 def is_wrapping_token(entry: TokenEntry) -> bool:

@@ -11,6 +11,8 @@ from strongroom.core.request import Operation, Request, Response
 from strongroom.errors import NoRouteError, UnsupportedOperationError, no_route_message
 from strongroom.framework.fields import Field, FieldData
 
+_NO_SPECIAL_PATHS = SpecialPaths()
+
 Handler = Callable[[Request, FieldData, "re.Match[str]"], Response | None]
 ExistenceCheck = Callable[[Request, FieldData, "re.Match[str]"], bool]
 
@@ -37,11 +39,17 @@ class Path:
         return self.regex.match(path)
 
 
-def glob_match(pattern: str, path: str) -> bool:
-    """Vault's special-path globs: exact, or a prefix when the pattern ends in '*'."""
-    if pattern.endswith("*"):
-        return path.startswith(pattern[:-1])
-    return path == pattern
+def field_data(path: Path, req: Request, match: re.Match[str]) -> FieldData:
+    """The request's fields, values captured from the URL winning over the body's.
+
+    The ACL decided on the URL: a body field of the same name must not redirect the
+    request elsewhere (``{"name": "other"}`` sent to ``policies/acl/allowed``). As in
+    Vault's framework, every named group counts, "" when it did not take part.
+    """
+    captures = match.groupdict("")
+    if not req.data:
+        return FieldData(path.fields, captures)
+    return FieldData(path.fields, {**req.data, **captures})
 
 
 class PathBackend:
@@ -54,19 +62,16 @@ class PathBackend:
     def __init__(
         self,
         paths: list[Path],
-        sudo_patterns: Sequence[str] = (),
-        unauthenticated_patterns: Sequence[str] = (),
+        special_paths: SpecialPaths = _NO_SPECIAL_PATHS,
         secret_types: Sequence[SecretType] = (),
     ) -> None:
         self.paths = paths
-        self.sudo_patterns = tuple(sudo_patterns)
-        self.unauthenticated_patterns = tuple(unauthenticated_patterns)
+        self._special_paths = special_paths
         self._secret_types = {t.name: t for t in secret_types}
 
     @property
     def special_paths(self) -> SpecialPaths:
-        return SpecialPaths(unauthenticated=self.unauthenticated_patterns,
-                            sudo=self.sudo_patterns)
+        return self._special_paths
 
     def secret_type(self, name: str) -> SecretType | None:
         return self._secret_types.get(name)
@@ -83,13 +88,6 @@ class PathBackend:
     def cleanup(self) -> None:
         """The mount is going away: release connections and pools."""
 
-    def requires_sudo(self, rel_path: str) -> bool:
-        return any(glob_match(p, rel_path) for p in self.sudo_patterns)
-
-    def unauthenticated(self, rel_path: str) -> bool:
-        """Paths served without a token (one is still used when given)."""
-        return any(glob_match(p, rel_path) for p in self.unauthenticated_patterns)
-
     def _find(self, rel_path: str) -> tuple[Path, re.Match[str]]:
         for path in self.paths:
             match = path.match(rel_path)
@@ -105,8 +103,7 @@ class PathBackend:
             return None
         if path.existence is None:
             return None
-        data = FieldData(path.fields, {**match.groupdict(), **req.data})
-        return path.existence(req, data, match)
+        return path.existence(req, field_data(path, req, match), match)
 
     def handle(self, req: Request, rel_path: str) -> Response | None:
         path, match = self._find(rel_path)
@@ -116,7 +113,7 @@ class PathBackend:
                 handler = path.operations[Operation.UPDATE]
             else:
                 raise UnsupportedOperationError("unsupported operation")
-        data = FieldData(path.fields, {**match.groupdict(), **req.data})
+        data = field_data(path, req, match)
         resp = handler(req, data, match)
         # Path segments captured by the pattern are never "unrecognized parameters".
         unknown = [name for name in data.unknown if name not in match.groupdict()]

@@ -12,6 +12,7 @@ from typing import Any
 
 from strongroom.core.core import Core
 from strongroom.core.request import Request, Response
+from strongroom.core.token_format import render_auth
 from strongroom.errors import StrongroomError
 from strongroom.ha.drain import GATE
 from strongroom.ha.forwarding import (
@@ -54,7 +55,7 @@ def envelope(resp: Response, request_id: str) -> dict[str, Any]:
         "data": resp.data,
         "wrap_info": resp.wrap_info,
         "warnings": resp.warnings or None,
-        "auth": resp.auth,
+        "auth": render_auth(resp.auth) if resp.auth is not None else None,
         "mount_type": resp.mount_type,
     }
 

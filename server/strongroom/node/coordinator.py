@@ -9,8 +9,8 @@ holder of the root key; workers receive the keyring and nothing else.
 from __future__ import annotations
 
 import base64
-import hmac
 import json
+import logging
 import os
 import threading
 import uuid
@@ -19,29 +19,33 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from pysequoia import Cert
+
 from strongroom import BUILD_DATE, __version__
 from strongroom.barrier.barrier import AESGCMBarrier, InvalidRootKeyError
+from strongroom.barrier.counter import EncryptionCounter
 from strongroom.barrier.keyring import KEY_SIZE, Keyring
-from strongroom.barrier.secmem import (
-    b64_length,
-    b64decode_into,
-    b64encode_at,
-    hexdecode_into,
-    random_key,
-    wipe,
-    wipe_immutable,
-)
+from strongroom.barrier.secmem import b64_length, b64encode_at, random_key, wipe
 from strongroom.errors import BadRequestError, NotInitializedError, SealedError
 from strongroom.ha.manager import HAManager
 from strongroom.ha.state import HAStatus
+from strongroom.node import encryptions
 from strongroom.node.shared import SharedCounters, Slot
 from strongroom.physical.base import Backend
-from strongroom.seal import pgp, shamir
+from strongroom.seal import pgp
+from strongroom.seal.base import (
+    SEAL_CONFIG_PATH,
+    SEALED_ROOT_KEY_PATH,
+    Protected,
+    Seal,
+    SealConfig,
+    SealedRootKey,
+)
+from strongroom.seal.progress import ShareCollector, decode_share
+from strongroom.seal.shamir_seal import ShamirSeal
 
-SEAL_CONFIG_PATH = "core/seal-config"
+log = logging.getLogger(__name__)
 CLUSTER_INFO_PATH = "core/cluster/info"
-MIN_KEY_SIZE = 16
-MAX_KEY_SIZE = KEY_SIZE + 1  # a Shamir share carries one extra byte: its x-coordinate
 
 Clock = Callable[[], datetime]
 # Builds the node's HA manager around the coordinator's (unsealed) barrier.
@@ -91,47 +95,6 @@ class SealCoordinator(Protocol):
     def ha_lost(self) -> None: ...
 
 
-def validate_seal_config(shares: int, threshold: int) -> None:
-    """Vault's rules, with Vault's messages, for secret_shares/secret_threshold."""
-    prefix = "invalid seal configuration: "
-    if shares < 1:
-        raise BadRequestError(prefix + "shares must be at least one")
-    if threshold < 1:
-        raise BadRequestError(prefix + "threshold must be at least one")
-    if shares > 1 and threshold == 1:
-        raise BadRequestError(prefix + "threshold must be greater than one for multiple shares")
-    if shares > 255:
-        raise BadRequestError(prefix + "shares must be less than 256")
-    if threshold > shares:
-        raise BadRequestError(prefix + "threshold cannot be larger than shares")
-
-
-def decode_unseal_key(key: str) -> bytearray:
-    """Unseal keys arrive hex-encoded or base64-encoded, as Vault accepts both.
-
-    Decoded into a bytearray (wiped once combined), never through bytes.fromhex
-    or base64.b64decode, whose immutable results would outlive a seal in memory.
-    """
-    text = key.strip().encode("ascii", "replace")
-    try:
-        try:
-            raw = hexdecode_into(text)
-        except ValueError:
-            try:
-                raw = b64decode_into(text)
-            except ValueError:
-                raise BadRequestError("'key' must be a valid hex or base64 string") from None
-    finally:
-        wipe_immutable(text)
-    if len(raw) < MIN_KEY_SIZE or len(raw) > MAX_KEY_SIZE:
-        wipe(raw)
-        if len(raw) < MIN_KEY_SIZE:
-            raise BadRequestError(
-                f"invalid key: key is shorter than minimum {MIN_KEY_SIZE} bytes")
-        raise BadRequestError(f"invalid key: key is longer than maximum {MAX_KEY_SIZE} bytes")
-    return raw
-
-
 def _b64_text(data: bytes | bytearray) -> str:
     """Base64 text of a share, with no intermediate ``bytes`` copy (b64encode makes one)."""
     buf = bytearray(b64_length(len(data)))
@@ -153,8 +116,16 @@ class LocalCoordinator:
         clock: Clock = utcnow,
         counters: SharedCounters | None = None,
         ha_factory: HAFactory | None = None,
+        *,
+        seal: Seal | None = None,
+        encryption_counter: EncryptionCounter | None = None,
+        max_encryptions: int = encryptions.ABSOLUTE_OPERATION_MAXIMUM,
     ) -> None:
         self._physical = physical
+        self._seal: Seal = seal or ShamirSeal()
+        # Shared with every worker (node/rpc.py sends its descriptor); see barrier/counter.py.
+        self._encryptions = encryption_counter or EncryptionCounter()
+        self._max_encryptions = max_encryptions
         self._known_initialized = False
         self._barrier = AESGCMBarrier(physical)
         self._storage_type = storage_type
@@ -162,10 +133,9 @@ class LocalCoordinator:
         self._clock = clock
         self._counters = counters or SharedCounters()
         self._lock = threading.RLock()
-        # Both wiped (zeroed in place) on seal; see barrier/secmem.py for why bytearrays.
+        # Wiped (zeroed in place) on seal, as the collector's shares; see barrier/secmem.py.
         self._root_key: bytearray | None = None
-        self._parts: list[bytearray] = []
-        self._nonce = ""
+        self._progress = ShareCollector()
         self._cluster: tuple[str, str] = ("", "")
         self._ha_factory = ha_factory
         self._ha: HAManager | None = None
@@ -188,9 +158,13 @@ class LocalCoordinator:
         """Call ``listener`` (from the changing thread) after every seal-state change."""
         self._listeners.append(listener)
 
-    def _seal_config(self) -> dict[str, Any] | None:
+    def encryption_counter(self) -> EncryptionCounter:
+        """The node-wide encryption count, which workers attach to (node/rpc.py)."""
+        return self._encryptions
+
+    def _seal_config(self) -> SealConfig | None:
         raw = self._physical.get(SEAL_CONFIG_PATH)
-        return json.loads(raw) if raw is not None else None
+        return SealConfig.from_json(raw) if raw is not None else None
 
     def _initialized(self) -> bool:
         """Initialized stays initialized: read storage only until it is (a node cut off
@@ -217,17 +191,17 @@ class LocalCoordinator:
         with self._lock:
             config = self._seal_config()
             status: dict[str, Any] = {
-                "type": "shamir",
+                "type": config.type if config else self._seal.type,
                 "initialized": config is not None,
                 "sealed": self._barrier.sealed,
-                "t": config["secret_threshold"] if config else 0,
-                "n": config["secret_shares"] if config else 0,
-                "progress": len(self._parts),
-                "nonce": self._nonce,
+                "t": config.secret_threshold if config else 0,
+                "n": config.secret_shares if config else 0,
+                "progress": self._progress.progress,
+                "nonce": self._progress.nonce,
                 "version": __version__,
                 "build_date": BUILD_DATE,
                 "migration": False,
-                "recovery_seal": False,
+                "recovery_seal": self._seal.auto_unseal,
                 "storage_type": self._storage_type,
             }
             if not self._barrier.sealed:
@@ -253,7 +227,9 @@ class LocalCoordinator:
         happens before the seal config that marks the node initialized, so a
         refused key never leaves an initialized node with unreadable keys.
         """
-        validate_seal_config(shares, threshold)
+        config = SealConfig(type=self._seal.type, secret_shares=shares,
+                            secret_threshold=threshold)
+        self._seal.validate_config(config)
         share_certs = pgp.parse_share_keys(pgp_keys, shares)
         token_cert = (pgp.parse_public_key(root_token_pgp_key, "root_token_pgp_key")
                       if root_token_pgp_key else None)
@@ -261,57 +237,73 @@ class LocalCoordinator:
             if self._seal_config() is not None:
                 raise BadRequestError("Vault is already initialized")
             root_key = random_key(KEY_SIZE)
-            split = ([bytearray(root_key)] if shares == 1
-                     else shamir.split(root_key, shares, threshold))
-            keys: list[bytes] | list[bytearray] = split
+            try:
+                protected = self._seal.protect(root_key, config)
+            except BaseException:
+                wipe(root_key)
+                raise
+            split = protected.shares
+            try:
+                return self._initialize(config, root_key, protected, root_token_id,
+                                        share_certs, token_cert)
+            finally:
+                for share in split:
+                    wipe(share)
+
+    def _initialize(
+        self, config: SealConfig, root_key: bytearray, protected: Protected,
+        root_token_id: str | None, share_certs: list[Cert], token_cert: Cert | None,
+    ) -> dict[str, Any]:
+        """``initialize`` once the root key is protected; wipes ``root_key`` (the caller
+        wipes the shares)."""
+        split = protected.shares
+        keys: list[bytes] | list[bytearray] = split
+        try:
             if share_certs:
                 keys = pgp.encrypt_shares(split, share_certs)
-            keyring = Keyring.generate(self._clock())
-            try:
-                self._barrier.persist_keyring(root_key, keyring)
-            finally:
-                wipe(root_key)  # unseal rebuilds it from the shares
-            self._barrier.install(keyring)
-            try:
-                self._barrier.put(
-                    CLUSTER_INFO_PATH,
-                    json.dumps(
-                        {
-                            "name": "strongroom-cluster-" + os.urandom(4).hex(),
-                            "id": str(uuid.uuid4()),
-                        }
-                    ).encode(),
-                )
-                root_token = self._bootstrap(self._barrier, root_token_id)
-            finally:
-                self._barrier.seal()
-            if token_cert is not None:
-                root_token = base64.b64encode(
-                    pgp.encrypt(root_token.encode(), token_cert)).decode()
-            # Written last: its presence is what "initialized" means, so a crash
-            # part-way through init leaves a node that can simply be initialized again.
-            self._physical.put(
-                SEAL_CONFIG_PATH,
+            keyring = Keyring.generate(self._clock(), self._encryptions)
+            self._barrier.persist_keyring(root_key, keyring)
+        finally:
+            wipe(root_key)  # unseal gets it back from the seal
+        self._barrier.install(keyring)
+        self._encryptions.reset()
+        try:
+            self._barrier.put(
+                CLUSTER_INFO_PATH,
                 json.dumps(
-                    {"type": "shamir", "secret_shares": shares, "secret_threshold": threshold}
+                    {
+                        "name": "strongroom-cluster-" + os.urandom(4).hex(),
+                        "id": str(uuid.uuid4()),
+                    }
                 ).encode(),
             )
-            self._changed()
-            # The shares go to the caller: the text forms are unavoidable, the bytes are not.
-            answer = {
-                "keys": [k.hex() for k in keys],
-                "keys_base64": [_b64_text(k) for k in keys],
-                "root_token": root_token,
-            }
-            for share in split:
-                wipe(share)
-            return answer
+            root_token = self._bootstrap(self._barrier, root_token_id)
+            # Init's own writes are encryptions under term 1: counted from the start.
+            encryptions.checkpoint(self._barrier, self._encryptions,
+                                   self._max_encryptions, self._clock())
+        finally:
+            self._barrier.seal()
+        if token_cert is not None:
+            root_token = base64.b64encode(
+                pgp.encrypt(root_token.encode(), token_cert)).decode()
+        if protected.stored is not None:
+            self._physical.put(SEALED_ROOT_KEY_PATH, protected.stored.to_json())
+        # Written last: its presence is what "initialized" means, so a crash
+        # part-way through init leaves a node that can simply be initialized again.
+        self._physical.put(SEAL_CONFIG_PATH, config.to_json())
+        self._changed()
+        # The shares go to the caller: the text forms are unavoidable, the bytes are not.
+        return {
+            "keys": [k.hex() for k in keys],
+            "keys_base64": [_b64_text(k) for k in keys],
+            "root_token": root_token,
+        }
 
     def unseal(self, key: str | None, reset: bool = False) -> dict[str, Any]:
         with self._lock:
             config = self._seal_config()
             if reset:
-                self._reset_progress()
+                self._progress.reset()
                 return self.seal_status()
             if key is None:
                 raise BadRequestError(
@@ -319,45 +311,47 @@ class LocalCoordinator:
                 )
             if config is None:
                 raise NotInitializedError()
-            raw = decode_unseal_key(key)
+            raw = decode_share(key)
             if not self._barrier.sealed:
-                return self.seal_status()
-            # A share already given in this round is ignored, as Vault does.
-            if any(hmac.compare_digest(raw, part) for part in self._parts):
                 wipe(raw)
                 return self.seal_status()
-            self._parts.append(raw)
-            if not self._nonce:
-                self._nonce = str(uuid.uuid4())
-            if len(self._parts) < int(config["secret_threshold"]):
+            # A share already given in this round is ignored, as Vault does.
+            parts = self._progress.add(raw, config.secret_threshold)
+            if parts is None:
                 return self.seal_status()
-            parts, self._parts, self._nonce = self._parts, [], ""
             try:
-                self._open(parts, int(config["secret_threshold"]))
+                self._open(parts, config)
             finally:
                 for part in parts:
                     wipe(part)
             return self.seal_status()
 
-    def _open(self, parts: list[bytearray], threshold: int) -> None:
-        """Rebuild the root key from ``parts`` and open the keyring (the caller wipes parts)."""
-        try:
-            root_key = bytearray(parts[0]) if threshold == 1 else shamir.combine(parts)
-        except ValueError as exc:
-            raise BadRequestError(f"failed to compute root key: {exc}") from None
+    def _open(self, parts: list[bytearray], config: SealConfig) -> None:
+        """Get the root key back through the seal and open the keyring (the caller wipes
+        ``parts``)."""
+        stored = None
+        if self._seal.auto_unseal:
+            raw = self._physical.get(SEALED_ROOT_KEY_PATH)
+            stored = SealedRootKey.from_json(raw) if raw is not None else None
+        self._open_root_key(self._seal.recover(parts, stored, config))
+
+    def _open_root_key(self, root_key: bytearray) -> None:
+        """Open the keyring with ``root_key``, which this coordinator then owns."""
         try:
             if len(root_key) != KEY_SIZE:
                 raise InvalidRootKeyError("unseal failed, invalid key")
-            keyring = self._barrier.load_keyring(root_key)
+            keyring = self._barrier.load_keyring(root_key, self._encryptions)
         except BaseException:
             wipe(root_key)
             raise
         self._barrier.install(keyring)
         try:
             info = self._barrier.get(CLUSTER_INFO_PATH)
+            encryptions.load(self._barrier, self._encryptions)
         except Exception:
             # Stay sealed rather than serve from a node whose state did not open cleanly.
             self._barrier.seal()
+            wipe(root_key)
             raise
         if info is not None:
             doc = json.loads(info)
@@ -386,12 +380,6 @@ class LocalCoordinator:
             self._ha_status = status
         self._changed()
 
-    def _reset_progress(self) -> None:
-        for part in self._parts:
-            wipe(part)
-        self._parts = []
-        self._nonce = ""
-
     def seal(self) -> None:
         with self._lock:
             if self._barrier.sealed:
@@ -400,7 +388,7 @@ class LocalCoordinator:
             self._barrier.seal()  # wipes the keyring and drops its AES-GCM contexts
             wipe(self._root_key)
             self._root_key = None
-            self._reset_progress()
+            self._progress.reset()
             self._changed()
 
     def rotate(self) -> None:
@@ -410,7 +398,30 @@ class LocalCoordinator:
             keyring = self._barrier.keyring.rotated(self._clock())
             self._barrier.persist_keyring(self._root_key, keyring)
             self._barrier.install(keyring)
+            self._encryptions.reset()  # a new term starts at 0, as in Vault
             self._changed()
+
+    def checkpoint_encryptions(self) -> None:
+        """Persist the node's encryption count; rotate the barrier key past the limit.
+
+        A job for the owner's background work, every ``encryptions.CHECK_INTERVAL``
+        seconds (Vault checks every 5 minutes). Does nothing while sealed or on a standby
+        (a standby never writes). A rotation is logged with its reason.
+
+        Raises:
+            StrongroomError: storage failed (the next run tries again).
+        """
+        with self._lock:
+            if self._barrier.sealed or self._root_key is None:
+                return
+            if self._ha_factory is not None and not self._ha_status.active:
+                return
+            reason = encryptions.checkpoint(self._barrier, self._encryptions,
+                                            self._max_encryptions, self._clock())
+            if reason is not None:
+                log.info("event=barrier_auto_rotate reason=%r term=%d", reason,
+                         self._barrier.keyring.active_term)
+                self.rotate()
 
     def _stop_ha(self) -> None:
         if self._ha is not None:
@@ -439,7 +450,23 @@ class LocalCoordinator:
         if self._ha is not None:
             self._ha.lost()
 
+    def auto_unseal(self) -> bool:
+        """Unseal with no operator, when the seal opens the root key itself (issue 13's
+        PKCS#11; a Shamir seal never does). Returns whether the node is unsealed.
+
+        Raises:
+            BadRequestError: the seal could not open the stored root key.
+        """
+        with self._lock:
+            if not self._seal.auto_unseal or not self._barrier.sealed:
+                return not self._barrier.sealed
+            config = self._seal_config()
+            if config is None:
+                return False
+            self._open([], config)
+            return True
+
     def unseal_with_root_key(self, root_key: bytes | bytearray) -> None:
         """Open directly with the root key (dev mode, where the single share is the key)."""
         with self._lock:
-            self._open([bytearray(root_key)], 1)
+            self._open_root_key(bytearray(root_key))

@@ -2,211 +2,65 @@
 
 Only processes of the same user whose parent is the serving (master) process
 may connect: the peer's credentials are checked with SO_PEERCRED. Messages are
-length-prefixed JSON. Key material crosses this socket only as the keyring
-sent to workers; the root key never leaves the coordinator.
+length-prefixed JSON (node/wire.py). Key material crosses this socket only as the
+keyring sent to workers; the root key never leaves the coordinator.
+
+The operations a worker may call are one allow-list (``OPERATIONS``): a
+coordinator method name and the arguments it takes. Two are special: ``snapshot``
+(its keys travel as raw bytes after the JSON, never inside it) and
+``encryption_counter`` (the node's shared count, sent as a file descriptor).
+Errors keep their type across the socket: a ``BadRequestError`` raised in the
+owner is a ``BadRequestError`` in the worker (``ERROR_TYPES``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
-import secrets
 import socket
 import struct
 import threading
 import weakref
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from strongroom import errors
-from strongroom.barrier.keyring import Keyring, KeyTerm
-from strongroom.barrier.secmem import wipe, wipe_immutable, wipe_immutable_str
-from strongroom.ha.state import HAStatus
+from strongroom.barrier.counter import EncryptionCounter
+from strongroom.barrier.keyring import Keyring
+from strongroom.barrier.secmem import wipe
 from strongroom.node.coordinator import LocalCoordinator, NodeSnapshot
 from strongroom.node.shared import SharedCounters, Slot
+from strongroom.node.wire import (
+    _FD_MARK,
+    _LEN,
+    _MAX_MESSAGE,
+    ENCRYPTION_COUNTER,
+    OPERATIONS,
+    SNAPSHOT,
+    WATCH,
+    _frame,
+    _recv,
+    _send,
+    _wipe_share_texts,
+    call_operation,
+    error_from_wire,
+    error_to_wire,
+    snapshot_from_wire,
+    snapshot_to_wire,
+)
+
+__all__ = ["_LEN", "_MAX_MESSAGE", "_frame", "CoordinatorServer", "RemoteCoordinator"]
 
 log = logging.getLogger(__name__)
-# A message: 4-byte length, the JSON (never a key); when the JSON has "key_bytes",
-# that many bytes of raw keys follow it.
-_LEN = struct.Struct(">I")
-_MAX_MESSAGE = 1 << 20
 _PEERCRED = struct.Struct("3i")
 # An idle watcher's server thread checks this often whether its worker is still there.
 _WATCH_PEER_CHECK = 30.0
-
-
-# String values JSON writes as they are (printable ASCII but '"' and '\\'): spliced
-# into a frame by hand, not passed through json.dumps, whose encoder makes a quoted
-# copy of each string and frees it without clearing it (a share's text left behind).
-_PLAIN_STRING = re.compile(r'[ !#-\[\]-~]*')
-
-
-def _skeleton(node: Any, values: list[str], marker: str) -> Any:
-    """``node`` with its plain string values moved to ``values``, a placeholder each."""
-    if isinstance(node, str):
-        if len(node) > 1 and _PLAIN_STRING.fullmatch(node):
-            values.append(node)
-            return f"{marker}{len(values) - 1}"
-        return node
-    if isinstance(node, dict):
-        return {key: _skeleton(value, values, marker) for key, value in node.items()}
-    if isinstance(node, list | tuple):
-        return [_skeleton(item, values, marker) for item in node]
-    return node
-
-
-def _frame(doc: dict[str, Any], keys: bytearray) -> bytearray:
-    """Length, JSON, keys in one buffer allocated once (a growing one leaves copies)."""
-    values: list[str] = []
-    marker = "\u0001" + secrets.token_hex(8) + ":"
-    text = json.dumps(_skeleton(doc, values, marker))
-    # Literal JSON and value indexes alternate; the literals hold no secret.
-    parts = re.split('"' + re.escape(json.dumps(marker)[1:-1]) + '([0-9]+)"', text)
-    size = sum(len(p) if i % 2 == 0 else len(values[int(p)]) + 2 for i, p in enumerate(parts))
-    frame = bytearray(_LEN.size + size + len(keys))
-    _LEN.pack_into(frame, 0, size)
-    pos = _LEN.size
-    for i, part in enumerate(parts):
-        if i % 2 == 0:
-            frame[pos:pos + len(part)] = part.encode("ascii")  # ensure_ascii: len = bytes
-            pos += len(part)
-            continue
-        raw = values[int(part)].encode("ascii")
-        frame[pos] = frame[pos + len(raw) + 1] = ord('"')
-        frame[pos + 1:pos + 1 + len(raw)] = raw
-        wipe_immutable(raw)
-        pos += len(raw) + 2
-    frame[pos:] = keys
-    return frame
-
-
-def _send(sock: socket.socket, doc: dict[str, Any], blob: bytearray | None = None) -> None:
-    """Send one message; the frame is wiped after sending (it may carry shares or keys).
-
-    Messages carry unseal shares (init answers, unseal requests): no copy is left behind.
-    """
-    keys = blob if blob is not None else bytearray()
-    frame = _frame({**doc, "key_bytes": len(keys)} if keys else doc, keys)
-    try:
-        sock.sendall(frame)
-    finally:
-        wipe(frame)
-
-
-def _recv_exact(sock: socket.socket, size: int) -> bytearray:
-    buf = bytearray(size)
-    view = memoryview(buf)
-    got = 0
-    try:
-        while got < size:
-            n = sock.recv_into(view[got:], size - got)
-            if not n:
-                raise ConnectionError("coordinator connection closed")
-            got += n
-    except BaseException:
-        wipe(buf)
-        raise
-    finally:
-        view.release()
-    return buf
-
-
-def _recv(sock: socket.socket) -> tuple[dict[str, Any], bytearray]:
-    """One message: its JSON document and its key blob (a bytearray the caller wipes)."""
-    (size,) = _LEN.unpack(_recv_exact(sock, _LEN.size))
-    if size > _MAX_MESSAGE:
-        raise ConnectionError("coordinator message too large")
-    body = _recv_exact(sock, size)
-    text = ""
-    try:
-        text = body.decode()  # decoded here, not inside json, so this copy can be wiped
-        doc = json.loads(text)
-    except UnicodeDecodeError:
-        raise ConnectionError("malformed coordinator message") from None
-    finally:
-        wipe(body)
-        wipe_immutable_str(text)
-    if not isinstance(doc, dict):
-        raise ConnectionError("malformed coordinator message")
-    blob_size = doc.pop("key_bytes", 0)
-    if not isinstance(blob_size, int) or not 0 <= blob_size <= _MAX_MESSAGE:
-        raise ConnectionError("malformed coordinator message")
-    return doc, _recv_exact(sock, blob_size)
-
-
-def _wipe_share_texts(result: Any) -> None:
-    """Zero the unseal shares' and root token's text in an init answer once it has been sent."""
-    if isinstance(result, dict):
-        for field in ("keys", "keys_base64"):
-            for text in result.get(field) or ():
-                wipe_immutable_str(text)
-        wipe_immutable_str(result.get("root_token"))
 
 
 def _parent_pid(pid: int) -> int:
     with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
         # The command name may contain spaces; fields resume after its ')'.
         return int(stat.read().rsplit(")", 1)[1].split()[1])
-
-
-def snapshot_to_wire(snap: NodeSnapshot) -> tuple[dict[str, Any], bytearray]:
-    """The snapshot as JSON plus its keys, raw, in a separate blob (the caller wipes it).
-
-    Keys never go into the JSON: a base64 string is an immutable copy that would
-    stay in both processes' memory after a seal.
-    """
-    ring = snap.keyring
-    terms = ring.terms if ring is not None else ()
-    blob = bytearray(sum(len(t.key) for t in terms))  # allocated once, never grown
-    offset = 0
-    for t in terms:
-        blob[offset:offset + len(t.key)] = t.key
-        offset += len(t.key)
-    return {
-        "generation": snap.generation,
-        "initialized": snap.initialized,
-        "sealed": snap.sealed,
-        "cluster_name": snap.cluster_name,
-        "cluster_id": snap.cluster_id,
-        "ha": snap.ha.to_wire(),
-        "keyring": None
-        if ring is None
-        else {
-            "active_term": ring.active_term,
-            "terms": [[t.term, len(t.key), t.install_time.isoformat()] for t in ring.terms],
-        },
-    }, blob
-
-
-def snapshot_from_wire(doc: dict[str, Any], blob: bytearray) -> NodeSnapshot:
-    """Rebuild a snapshot; its keys are copied out of ``blob``, which is wiped."""
-    ring = doc["keyring"]
-    keyring = None
-    try:
-        if ring is not None:
-            terms = []
-            offset = 0
-            for t, size, ts in ring["terms"]:
-                key = blob[offset:offset + int(size)]
-                offset += int(size)
-                terms.append(KeyTerm(int(t), key, datetime.fromisoformat(ts)))
-            if offset != len(blob):
-                raise ConnectionError("malformed coordinator snapshot")
-            keyring = Keyring(terms=tuple(terms), active_term=int(ring["active_term"]))
-    finally:
-        wipe(blob)
-    return NodeSnapshot(
-        generation=int(doc["generation"]),
-        initialized=bool(doc["initialized"]),
-        sealed=bool(doc["sealed"]),
-        keyring=keyring,
-        cluster_name=doc["cluster_name"],
-        cluster_id=doc["cluster_id"],
-        ha=HAStatus.from_wire(doc.get("ha")),
-    )
 
 
 class CoordinatorServer:
@@ -264,18 +118,24 @@ class CoordinatorServer:
                 while True:
                     request, blob = _recv(conn)
                     wipe(blob)  # requests carry no keys
-                    if request.get("op") == "watch":
+                    op = request.get("op")
+                    if op == WATCH:
                         watched = self._watch(conn, int((request.get("args") or {})["since"]))
                         if watched is None:
                             return
                         _send(conn, watched)
+                        continue
+                    if op == ENCRYPTION_COUNTER:
+                        counter = self._coordinator.encryption_counter()
+                        socket.send_fds(conn, [_FD_MARK], [counter.fileno()])
                         continue
                     reply, keys = self._dispatch(request)
                     try:
                         _send(conn, reply, keys)
                     finally:
                         wipe(keys)
-                        if request.get("op") == "initialize":
+                        spec = OPERATIONS.get(op) if isinstance(op, str) else None
+                        if spec is not None and spec.secret_result:
                             _wipe_share_texts(reply.get("result"))
             except (ConnectionError, OSError, ValueError, KeyError, TypeError):
                 return
@@ -299,10 +159,8 @@ class CoordinatorServer:
     def _dispatch(self, request: dict[str, Any]) -> tuple[dict[str, Any], bytearray | None]:
         c = self._coordinator
         op = request.get("op")
-        args = request.get("args") or {}
         try:
-            result: Any
-            if op == "snapshot":
+            if op == SNAPSHOT:
                 snap = c.snapshot()
                 try:
                     result, keys = snapshot_to_wire(snap)
@@ -310,39 +168,11 @@ class CoordinatorServer:
                     if snap.keyring is not None:
                         snap.keyring.wipe()  # our copy; the worker gets the bytes
                 return {"ok": True, "result": result}, keys
-            elif op == "seal_status":
-                result = c.seal_status()
-            elif op == "initialize":
-                result = c.initialize(
-                    int(args["shares"]), int(args["threshold"]), args.get("root_token_id"),
-                    pgp_keys=args.get("pgp_keys"),
-                    root_token_pgp_key=args.get("root_token_pgp_key"),
-                )
-            elif op == "unseal":
-                try:
-                    result = c.unseal(args.get("key"), bool(args.get("reset", False)))
-                finally:
-                    wipe_immutable_str(args.get("key"))
-            elif op == "seal":
-                c.seal()
-                result = None
-            elif op == "rotate":
-                c.rotate()
-                result = None
-            elif op == "step_down":
-                c.step_down()
-                result = None
-            elif op == "ha_lost":
-                c.ha_lost()
-                result = None
-            else:
-                raise errors.BadRequestError(f"unknown coordinator operation {op!r}")
-            return {"ok": True, "result": result}, None
+            return {"ok": True, "result": call_operation(c, op, request.get("args") or {})}, None
         except errors.StrongroomError as exc:
-            return {"ok": False, "type": type(exc).__name__, "status": exc.status,
-                    "message": exc.message}, None
+            return error_to_wire(exc), None
         except Exception:  # noqa: BLE001 - never kill the coordinator thread
-            log.exception("event=coordinator_error op=%s", op)
+            log.exception("event=coordinator_error op=%s", op if isinstance(op, str) else "?")
             return {"ok": False, "type": "StrongroomError", "status": 500,
                     "message": "internal error"}, None
 
@@ -365,6 +195,8 @@ class RemoteCoordinator:
         self._watcher: threading.Thread | None = None
         self._watcher_pid = 0
         self._seal_listeners: list[Callable[[], None]] = []
+        self._counter: EncryptionCounter | None = None
+        self._counter_pid = 0
 
     def generation(self) -> int:
         return self._counters.get(Slot.SEAL)
@@ -378,7 +210,15 @@ class RemoteCoordinator:
             self._local.conn = conn
         return conn
 
-    def _call(self, op: str, **args: Any) -> Any:
+    def call(self, op: str, **args: Any) -> Any:
+        """Call an allow-listed coordinator method in the owner; its errors keep their type.
+
+        Raises:
+            ValueError: ``op`` is not in ``OPERATIONS`` (a programming error).
+            SealedError: the owner cannot be reached (fail closed).
+        """
+        if op not in OPERATIONS:
+            raise ValueError(f"{op!r} is not an allow-listed coordinator operation")
         result, blob = self._call_keys(op, **args)
         wipe(blob)
         return result
@@ -391,19 +231,45 @@ class RemoteCoordinator:
                 reply, blob = _recv(conn)
                 break
             except (OSError, ConnectionError):
-                self._local.conn = None
+                self._drop_conn()
                 if attempt == 2:
                     raise errors.SealedError("Vault is sealed") from None
         if reply.get("ok"):
             return reply.get("result"), blob
         wipe(blob)
-        # Status travels with the error so the HTTP layer maps it exactly as in-process.
-        exc = errors.StrongroomError(str(reply.get("message")))
-        exc.status = int(reply.get("status", 500))
-        raise exc
+        raise error_from_wire(reply)
+
+    def _drop_conn(self) -> None:
+        conn: socket.socket | None = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
+
+    def encryption_counter(self) -> EncryptionCounter:
+        """The node's shared encryption count, attached once per process."""
+        if self._counter is not None and self._counter_pid == os.getpid():
+            return self._counter
+        for attempt in (1, 2):
+            fds: list[int] = []
+            try:
+                conn = self._conn()
+                _send(conn, {"op": ENCRYPTION_COUNTER, "args": {}})
+                mark, fds, _flags, _addr = socket.recv_fds(conn, len(_FD_MARK), 1)
+                if mark != _FD_MARK or len(fds) != 1:
+                    raise ConnectionError("malformed coordinator answer")
+                self._counter, self._counter_pid = EncryptionCounter(fds.pop()), os.getpid()
+                return self._counter
+            except (OSError, ConnectionError, ValueError):
+                for fd in fds:
+                    os.close(fd)
+                self._drop_conn()
+                if attempt == 2:
+                    raise errors.SealedError("Vault is sealed") from None
+        raise AssertionError("unreachable")
 
     def snapshot(self) -> NodeSnapshot:
-        snap = snapshot_from_wire(*self._call_keys("snapshot"))
+        counter = self.encryption_counter()
+        snap = snapshot_from_wire(*self._call_keys(SNAPSHOT), counter)
         if snap.keyring is not None:
             with self._issued_lock:
                 self._issued = [(g, r) for g, r in self._issued if r() is not None]
@@ -451,7 +317,7 @@ class RemoteCoordinator:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
                 conn.connect(self._socket_path)
                 while True:
-                    _send(conn, {"op": "watch", "args": {"since": since}})
+                    _send(conn, {"op": WATCH, "args": {"since": since}})
                     reply, blob = _recv(conn)
                     wipe(blob)
                     state = reply["result"]
@@ -463,32 +329,34 @@ class RemoteCoordinator:
             log.warning("event=seal_watcher_lost: keys wiped")
             self._wipe_issued(None)
 
+    # -- typed forwarders of OPERATIONS (what SealCoordinator declares) ----------------
+
     def seal_status(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("seal_status")
+        result: dict[str, Any] = self.call("seal_status")
         return result
 
     def initialize(
         self, shares: int, threshold: int, root_token_id: str | None = None, *,
         pgp_keys: list[str] | None = None, root_token_pgp_key: str | None = None,
     ) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(
+        result: dict[str, Any] = self.call(
             "initialize", shares=shares, threshold=threshold, root_token_id=root_token_id,
             pgp_keys=pgp_keys, root_token_pgp_key=root_token_pgp_key,
         )
         return result
 
     def unseal(self, key: str | None, reset: bool = False) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("unseal", key=key, reset=reset)
+        result: dict[str, Any] = self.call("unseal", key=key, reset=reset)
         return result
 
     def seal(self) -> None:
-        self._call("seal")
+        self.call("seal")
 
     def rotate(self) -> None:
-        self._call("rotate")
+        self.call("rotate")
 
     def step_down(self) -> None:
-        self._call("step_down")
+        self.call("step_down")
 
     def ha_lost(self) -> None:
-        self._call("ha_lost")
+        self.call("ha_lost")

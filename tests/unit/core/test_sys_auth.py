@@ -10,6 +10,7 @@ import json
 import pytest
 
 from strongroom import registry
+from strongroom.core.logical import SpecialPaths
 from strongroom.core.mounts import MountContext
 from strongroom.core.request import Operation, Request, Response
 from strongroom.framework import FieldData, Path, PathBackend
@@ -24,7 +25,7 @@ class Method(PathBackend):
         self.cleanups = 0
         super().__init__([Path("login", {Operation.UPDATE: self._login}),
                           Path("store", {Operation.UPDATE: self._store})],
-                         unauthenticated_patterns=("login",))
+                         special_paths=SpecialPaths(unauthenticated=("login",)))
         Method.made.append(self)
 
     def _login(self, req: Request, data: FieldData, m: object) -> Response:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from strongroom.node import rpc
+from strongroom.node import wire as rpc  # the frame builder moved to node/wire.py
 
 DOCS: list[dict[str, Any]] = [
     {"ok": True, "result": {"keys": ["ab" * 33, "c"], "keys_base64": ["q+/=" * 11],

@@ -49,16 +49,19 @@ def policy_paths(core: Core) -> list[Path]:
         return handler
 
     def write(req: Request, data: FieldData, m: re.Match[str]) -> None:
-        if m.group("name").endswith("/"):
+        # Vault's d.Get("name"): the URL's value, which wins over a "name" in the body
+        # (the ACL allowed the URL's policy, and only that one).
+        name = str(data.get("name"))
+        if name.endswith("/"):
             raise BadRequestError("cannot write to a path ending in '/'")
         text = data.get("policy") or data.get("rules")
         if not text:
             raise BadRequestError("'policy' parameter not supplied or empty")
-        store.put(m.group("name"), text)
+        store.put(name, text)
         core.changed()
 
     def delete(req: Request, data: FieldData, m: re.Match[str]) -> None:
-        store.delete(m.group("name"))
+        store.delete(str(data.get("name")))
         core.changed()
 
     def capabilities_of(entry: TokenEntry | None, data: FieldData) -> Response:

@@ -18,8 +18,6 @@ from strongroom.node.locks import node_lock
 MAX_DOCUMENT_BYTES = 1 << 20
 # A secret's path below the mount (data/, metadata/ ... prefixes excluded), in UTF-8 bytes.
 MAX_PATH_BYTES = 1024
-# Vault's "Default" mount TTL (768h), reported as lease_duration on v1 reads.
-DEFAULT_LEASE_TTL = 768 * 3600
 
 _WRITES = (Operation.CREATE, Operation.UPDATE, Operation.PATCH)
 

@@ -10,13 +10,13 @@ import re
 
 import orjson
 
+from strongroom.core.logical import KV_SECRET, Secret
 from strongroom.core.mounts import MountContext
 from strongroom.core.request import Operation, Request, Response
 from strongroom.errors import BadRequestError
 from strongroom.framework import Field, FieldData, FieldType, Path, PathBackend
 
 from .common import (
-    DEFAULT_LEASE_TTL,
     check_path,
     check_prefix,
     encode_document,
@@ -33,8 +33,7 @@ PREFIX = "v1/"
 class KVv1Backend(PathBackend):
     def __init__(self, ctx: MountContext) -> None:
         self._storage = ctx.storage
-        ttl = (ctx.mount.config or {}).get("default_lease_ttl")
-        self._default_ttl = ttl if isinstance(ttl, int) and ttl > 0 else DEFAULT_LEASE_TTL
+        self._ctx = ctx
         ops = {
             Operation.READ: self._read,
             Operation.UPDATE: self._write,
@@ -59,17 +58,19 @@ class KVv1Backend(PathBackend):
         if raw is None:
             return not_found()
         doc = orjson.loads(raw)
-        return Response(data=doc, lease_duration=self._lease_duration(doc))
+        # A "kv" secret: the pipeline reports its TTL but registers no lease (as Vault).
+        return Response(secret=Secret(KV_SECRET, doc, ttl=self._lease_duration(doc),
+                                      renewable=False))
 
     def _lease_duration(self, doc: dict[str, object]) -> int:
         """A "ttl" (or legacy "lease") key is a hint to readers; Vault echoes it."""
         hint = doc.get("ttl", doc.get("lease"))
         if hint is None:
-            return self._default_ttl
+            return self._ctx.default_lease_ttl
         try:
             return duration_seconds("ttl", hint, allow_negative=True)
         except BadRequestError:
-            return self._default_ttl
+            return self._ctx.default_lease_ttl
 
     def _write(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
         path = m.group("path")
