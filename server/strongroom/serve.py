@@ -31,7 +31,7 @@ from gunicorn.arbiter import Arbiter
 from strongroom.config import ListenerConfig, ServerConfig
 from strongroom.core.core import Core
 from strongroom.ha.drain import GATE, ActiveGate
-from strongroom.ha.setup import fence_for, ha_factory, ha_storage
+from strongroom.ha.setup import ha_factory, ha_storage
 from strongroom.ha.standby import NODE_SECRET
 from strongroom.http.app import build_asgi_app
 from strongroom.http.protocol import ConnectionLimits
@@ -41,12 +41,10 @@ from strongroom.node.background import BackgroundWork, owner_background
 from strongroom.node.connections import ConnectionCounts
 from strongroom.node.coordinator import LocalCoordinator
 from strongroom.node.rpc import CoordinatorServer, RemoteCoordinator, listen_unix
-from strongroom.node.shared import SharedCounters
+from strongroom.node.shared import ChangeRing, SharedCounters
 from strongroom.node.supervisor import Supervisor, set_parent_death_signal
-from strongroom.physical.base import Backend
-from strongroom.physical.cache import CachingBackend, WriteGeneration
-from strongroom.physical.file import FileBackend
-from strongroom.wsgi import Node, build_node, build_physical, local_coordinator
+from strongroom.physical.chain import StorageChain, build_chain
+from strongroom.wsgi import Node, build_node, local_coordinator
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +135,7 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         self._inmem_dir = ""
         self._coordinator: LocalCoordinator | None = None
         self._counters = SharedCounters()
-        self._writes = WriteGeneration()
+        self._changes = ChangeRing()  # the keys every process writes, for the others
         # Room for every worker plus those being re-forked while the dead ones are reaped.
         self._connections = ConnectionCounts(slots=2 * max(1, config.workers) + 8)
         self._kind = worker_kind()
@@ -216,9 +214,9 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
                 pid_file.write(f"{os.getpid()}\n")
         if config.storage.type == "inmem":
             self._inmem_dir = runtime.make_dir("inmem")
-        physical = self._physical()
-        if isinstance(physical, CachingBackend) and isinstance(physical.inner, FileBackend):
-            physical.inner.remove_temp_files()  # left by a crash mid-write; no worker runs yet
+        storage = self._storage()
+        if storage.recover is not None:
+            storage.recover()  # temp files left by a crash mid-write; no worker runs yet
         if ha_storage(config) is not None:
             # Workers inherit this secret: it marks requests our own cluster port relayed.
             NODE_SECRET["value"] = secrets.token_hex(16)
@@ -267,12 +265,11 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         """The coordinator (keys), HA, the coordinator socket's accept thread and the
         background work: threads, which the owner never forks with."""
         config = self.config_obj
-        physical = self._physical()
+        storage = self._storage()
         factory = None
         if ha_storage(config) is not None:
-            physical = fence_for(config, physical)
-            factory = ha_factory(config, physical, NODE_SECRET["value"])
-        coordinator = local_coordinator(config, physical, counters=self._counters,
+            factory = ha_factory(config, storage.fencing, NODE_SECRET["value"])
+        coordinator = local_coordinator(config, storage.top, counters=self._counters,
                                         ha_factory=factory, dev=self._dev)
         self._coordinator = coordinator
         assert self._listening is not None, "prepare_node runs before the fork"
@@ -292,8 +289,7 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         """The Core the owner's background jobs run on (engines loaded, as in a worker).
         Its own storage stack: it sets its fence's session from the coordinator's
         snapshots, as a worker's Core does; the HA manager owns the other one."""
-        physical = fence_for(self.config_obj, self._physical())
-        return build_node(self.config_obj, coordinator=coordinator, physical=physical,
+        return build_node(self.config_obj, coordinator=coordinator, storage=self._storage(),
                           counters=self._counters).core
 
     def release_leadership(self) -> None:
@@ -319,27 +315,18 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
             with contextlib.suppress(OSError):
                 os.unlink(pid_file)
 
-    def _physical(self) -> Backend:
-        """The node's storage. ``inmem`` lives on a private tmpfs directory owned by the
-        owner process, not in a worker's heap: a worker's death loses nothing, and every worker
-        sees the same entries (Vault's inmem is one process; ours is several)."""
-        storage = self.config_obj.storage
-        if storage.type == "inmem":
-            return CachingBackend(FileBackend(self._inmem_dir, durable=False), self._writes)
-        physical = build_physical(storage)
-        if storage.type == "file" and ha_storage(self.config_obj) is None:
-            # This node alone writes its file storage: reads can be cached exactly. With an
-            # ha_storage the directory is shared by several nodes (whose writes the counter
-            # never sees), so it is not cached.
-            return CachingBackend(physical, self._writes)
-        return physical
+    def _storage(self) -> StorageChain:
+        """This process's storage chain (physical/chain.py), around the node's change ring.
+        ``inmem`` lives on a private tmpfs directory owned by the node's owner, not in a
+        worker's heap: a worker's death loses nothing, and every worker sees the same
+        entries (Vault's inmem is one process; ours is several)."""
+        return build_chain(self.config_obj, self._changes, inmem_dir=self._inmem_dir or None)
 
     def load(self) -> Any:
         assert self._socket_path, "prepare_node runs before workers load the app"
         remote = RemoteCoordinator(self._socket_path, self._counters)
-        physical = fence_for(self.config_obj, self._physical())
-        return self._app_for(build_node(self.config_obj, coordinator=remote, physical=physical,
-                                        counters=self._counters))
+        return self._app_for(build_node(self.config_obj, coordinator=remote,
+                                        storage=self._storage(), counters=self._counters))
 
     def _app_for(self, node: Node) -> Any:
         if self._kind == "uvicorn":
