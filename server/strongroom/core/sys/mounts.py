@@ -214,6 +214,12 @@ def mount_paths(core: Core) -> list[Path]:
         if not source or not target:
             raise BadRequestError("both 'from' and 'to' path must be specified as strings")
         migration_id = core.mounts.remount(source, target)
+        moved = normalize_mount_path(source)
+        # As OpenBao's remountCredential: what the method issued at its old path is
+        # revoked, else those tokens outlive the method's later disable (which revokes
+        # its new path only). Done once the move succeeded: a refused move revokes nothing.
+        if moved.startswith("auth/") and core.tokens.revoke_path_prefix(moved):
+            core.tokens_changed()
         return Response(data={"migration_id": migration_id}, legacy_top_level=True,
                         warnings=["Mount move has been queued. Progress will be reported in "
                                   "Strongroom's server log, tagged with the returned "
