@@ -61,3 +61,23 @@ def test_a_refused_move_revokes_nothing(d: DevNode) -> None:
     refused = d.call("POST", "sys/remount", json={"from": "auth/people", "to": "auth/token"})
     assert refused.status_code == 400
     assert d.call("GET", "auth/token/lookup-self", token=token).status_code == 200
+
+
+def test_a_login_while_the_method_is_disabled_leaves_no_token(
+        d: DevNode, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another worker may serve a login between the disable's revocation and the
+    table write (it routes by the table it last read): that token must not outlive the
+    method. Simulated by a login made right before the table changes."""
+    assert d.call("POST", "sys/auth/people", json={"type": "loginpass"}).status_code == 204
+    table = d.node.core.mounts.auth
+    disable = table.disable
+    late: list[str] = []
+
+    def login_then_disable(path: str) -> object:
+        late.append(_login(d, "people"))
+        return disable(path)
+
+    monkeypatch.setattr(table, "disable", login_then_disable)
+    assert d.call("DELETE", "sys/auth/people").status_code == 204
+    (token,) = late
+    assert d.call("GET", "auth/token/lookup-self", token=token).status_code == 403

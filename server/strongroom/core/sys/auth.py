@@ -113,10 +113,14 @@ def auth_method_paths(core: Core) -> list[Path]:
             raise BadRequestError("token credential backend cannot be disabled")
         if core.mounts.auth.get(path) is None:
             return  # Vault: disabling a path with nothing mounted succeeds
-        # As Vault: what the method issued goes first, then the mount and its data.
+        # As Vault: what the method issued goes first, then the mount and its data;
+        # then once more: a worker still routing by the old table may have logged
+        # someone in meanwhile, and nothing would ever revoke that token.
         if core.tokens.revoke_path_prefix("auth/" + path):
             core.tokens_changed()
         core.mounts.auth.disable(path)
+        if core.tokens.revoke_path_prefix("auth/" + path):
+            core.tokens_changed()
 
     def read_tune(req: Request, data: FieldData, m: re.Match[str]) -> Response:
         return read_auth_tune(core, m.group("path"))
