@@ -8,7 +8,7 @@ how long until writes are acknowledged again, and afterwards reads back every
 acknowledged write (lost writes must be zero).
 
 Scenarios, each repeated --runs times (median reported):
-  sigkill        SIGKILL the active node's gunicorn master and workers
+  sigkill        SIGKILL every process of the active node (owner, arbiter, workers)
   sigterm        SIGTERM the active node (graceful: it hands the lock over)
   consul-leader  SIGKILL the Consul leader
 
@@ -126,7 +126,7 @@ def run_scenario(name: str, cluster: Cluster, consul: ConsulCluster, workdir: Pa
         sig = signal.SIGKILL if name == "sigkill" else signal.SIGTERM
         moment = time.monotonic()
         if sig == signal.SIGKILL:
-            for pid in active.worker_pids():
+            for pid in active.node_pids() - {active.proc.pid}:  # arbiter and workers
                 os.kill(pid, sig)
         os.kill(active.proc.pid, sig)
     took = poll(lambda: writer.first_ack_after(moment), 60, "writes to resume") - moment

@@ -321,9 +321,12 @@ class Server:
         return process_tree(self.proc.pid)
 
     def worker_pids(self) -> list[int]:
-        """gunicorn workers: the children of the master (empty for OpenBao)."""
+        """gunicorn workers: the arbiter's children, the owner's grandchildren (empty for
+        OpenBao, a single process)."""
         assert self.proc is not None
-        return [p for p in self.pids() if (st := proc_stat(p)) and st[0] == self.proc.pid]
+        pids = self.pids()
+        return [p for p in pids
+                if (st := proc_stat(p)) and st[0] != self.proc.pid and st[0] in pids]
 
     def log_tail(self, n: int = 40) -> str:
         if self.log_path is None:

@@ -1,20 +1,25 @@
-"""Run a node under gunicorn: the coordinator in the master, the API in the workers.
+"""Run a node: the owner process (keys, HA, background work) and gunicorn under it.
 
-The master owns the node's seal state (node/coordinator.py), serves it on a
-private Unix socket and publishes a generation counter in shared memory; every
-worker builds its Core around a RemoteCoordinator. A re-forked worker syncs on
-its first request, so it comes up in the node's current seal state. Storage
-belongs to the node too: ``inmem`` is a tmpfs directory the master owns (dev mode
-included), so a worker's death loses nothing.
+The process started (systemd's MainPID) owns the node's seal state
+(node/coordinator.py), serves it on a private Unix socket and publishes a
+generation counter in shared memory. Before it starts any thread it forks the
+gunicorn arbiter, which forks the workers and runs nothing else
+(node/supervisor.py); every worker builds its Core around a RemoteCoordinator.
+A re-forked worker syncs on its first request, so it comes up in the node's
+current seal state. Storage belongs to the node too: ``inmem`` is a tmpfs
+directory the owner owns (dev mode included), so a worker's death loses nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import resource
 import secrets
 import shutil
+import signal
+import socket
 import ssl
 import sys
 from collections.abc import Callable
@@ -24,21 +29,22 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
 from strongroom.config import ListenerConfig, ServerConfig
+from strongroom.core.core import Core
 from strongroom.ha.drain import GATE, ActiveGate
-from strongroom.ha.setup import fence_for, ha_factory, ha_storage
+from strongroom.ha.setup import ha_factory, ha_storage
 from strongroom.ha.standby import NODE_SECRET
 from strongroom.http.app import build_asgi_app
 from strongroom.http.protocol import ConnectionLimits
 from strongroom.http.tls_reload import ReloadingContext
-from strongroom.node import forksafe, locks, memlock, runtime
+from strongroom.node import encryptions, locks, memlock, runtime
+from strongroom.node.background import BackgroundWork, owner_background
 from strongroom.node.connections import ConnectionCounts
 from strongroom.node.coordinator import LocalCoordinator
-from strongroom.node.rpc import CoordinatorServer, RemoteCoordinator
-from strongroom.node.shared import SharedCounters
-from strongroom.physical.base import Backend
-from strongroom.physical.cache import CachingBackend, WriteGeneration
-from strongroom.physical.file import FileBackend
-from strongroom.wsgi import Node, build_node, build_physical, local_coordinator
+from strongroom.node.rpc import CoordinatorServer, RemoteCoordinator, listen_unix
+from strongroom.node.shared import ChangeRing, SharedCounters
+from strongroom.node.supervisor import Supervisor, set_parent_death_signal
+from strongroom.physical.chain import StorageChain, build_chain
+from strongroom.wsgi import Node, build_node, local_coordinator
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +127,15 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         self._dev = dev
         self._prepare = prepare
         self._server: CoordinatorServer | None = None
+        self._listening: socket.socket | None = None
+        self._background: BackgroundWork | None = None
+        self._ready: Callable[[], None] = lambda: None
         self._socket_dir = ""
+        self._socket_path = ""
         self._inmem_dir = ""
         self._coordinator: LocalCoordinator | None = None
         self._counters = SharedCounters()
-        self._writes = WriteGeneration()
+        self._changes = ChangeRing()  # the keys every process writes, for the others
         # Room for every worker plus those being re-forked while the dead ones are reaped.
         self._connections = ConnectionCounts(slots=2 * max(1, config.workers) + 8)
         self._kind = worker_kind()
@@ -156,13 +166,10 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
             # Vault by default: gunicorn would trust 127.0.0.1, where the cluster port's
             # relayed requests come from with the client's headers.
             "forwarded_allow_ips": "",
-            "on_starting": self._on_starting,
+            "when_ready": lambda _arbiter: self._ready(),
             "post_fork": self._post_fork,
             "child_exit": self._child_exit,
-            "on_exit": self._on_exit,
         }
-        if cfg.pid_file:
-            settings["pidfile"] = cfg.pid_file
         if tls:
             first = tls[0]
             if len(tls) != len(listeners) or any(
@@ -195,40 +202,56 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
             settings["tls"] = ReloadingContext(lambda: tls_context(listener), files)
         return settings
 
-    def _on_starting(self, _arbiter: Any) -> None:
-        # Before the master starts any thread: a worker forked while one of them
-        # imports a module would hang on that module for good (node/forksafe.py).
-        forksafe.install()
+    # -- the owner, before the fork (one thread): what the arbiter and workers inherit --
+
+    def prepare_node(self) -> None:
+        """Runtime directories, inmem storage, shared memory and the bound coordinator
+        socket, made before the arbiter is forked; no key exists yet."""
         runtime.remove_stale_dirs()
         config = self.config_obj
+        if config.pid_file:
+            with open(config.pid_file, "w", encoding="ascii") as pid_file:
+                pid_file.write(f"{os.getpid()}\n")
         if config.storage.type == "inmem":
             self._inmem_dir = runtime.make_dir("inmem")
-        physical = self._physical()
-        if isinstance(physical, CachingBackend) and isinstance(physical.inner, FileBackend):
-            physical.inner.remove_temp_files()  # left by a crash mid-write; no worker runs yet
-        factory = None
+        storage = self._storage()
+        if storage.recover is not None:
+            storage.recover()  # temp files left by a crash mid-write; no worker runs yet
         if ha_storage(config) is not None:
             # Workers inherit this secret: it marks requests our own cluster port relayed.
             NODE_SECRET["value"] = secrets.token_hex(16)
             GATE["gate"] = ActiveGate(slots=2 * max(1, config.workers) + 8)
-            physical = fence_for(config, physical)
-            factory = ha_factory(config, physical, NODE_SECRET["value"])
-        coordinator = local_coordinator(config, physical, counters=self._counters,
-                                        ha_factory=factory, dev=self._dev)
-        self._coordinator = coordinator
-        if self._prepare is not None:
-            self._prepare(coordinator)
         self._socket_dir = runtime.make_dir("run")
         os.mkdir(os.path.join(self._socket_dir, "locks"), 0o700)
         locks.configure(os.path.join(self._socket_dir, "locks"))
-        self._server = CoordinatorServer(coordinator, os.path.join(self._socket_dir, "coord.sock"))
-        self._server.start()
+        self._socket_path = os.path.join(self._socket_dir, "coord.sock")
+        # Bound and listening now: a worker that connects before the owner's accept
+        # thread runs waits in the backlog instead of finding no socket.
+        self._listening = listen_unix(self._socket_path)
 
-    def _post_fork(self, _arbiter: Any, _worker: Any) -> None:
+    # -- the arbiter (node/supervisor.py forks it) -----------------------------------
+
+    def close_in_arbiter(self) -> None:
+        if self._listening is not None:
+            self._listening.close()  # workers must not inherit the coordinator's socket
+
+    def run_arbiter(self, ready: Callable[[], None]) -> int:
+        """gunicorn, with nothing added to its one thread; ``ready`` once it listens."""
+        self._ready = ready
+        try:
+            Arbiter(self).run()
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else 1
+        except RuntimeError as exc:
+            print(f"\nError: {exc}\n", file=sys.stderr)
+            return 1
+        return 0
+
+    def _post_fork(self, arbiter: Any, _worker: Any) -> None:
+        # A worker whose arbiter died must not serve on: it exits (gracefully).
+        set_parent_death_signal(signal.SIGTERM, arbiter.pid)
         # Memory locks are not inherited across fork; a failure stops the server (boot error).
         memlock.lock_worker(self.config_obj.disable_mlock, self._dev)
-        if self._server is not None:
-            self._server.close_in_child()
 
     def _child_exit(self, _arbiter: Any, worker: Any) -> None:
         self._connections.release(worker.pid)
@@ -236,42 +259,74 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         if gate is not None:
             gate.release(worker.pid)
 
+    # -- the owner, after the fork ------------------------------------------------------
+
+    def start_owner(self, arbiter_pid: int) -> None:
+        """The coordinator (keys), HA, the coordinator socket's accept thread and the
+        background work: threads, which the owner never forks with."""
+        config = self.config_obj
+        storage = self._storage()
+        factory = None
+        if ha_storage(config) is not None:
+            factory = ha_factory(config, storage.fencing, NODE_SECRET["value"])
+        coordinator = local_coordinator(config, storage.top, counters=self._counters,
+                                        ha_factory=factory, dev=self._dev)
+        self._coordinator = coordinator
+        assert self._listening is not None, "prepare_node runs before the fork"
+        # Only the arbiter's children (the workers) may connect.
+        self._server = CoordinatorServer(coordinator, self._socket_path,
+                                         listening=self._listening, workers_parent=arbiter_pid)
+        self._server.start()
+        if self._prepare is not None:
+            self._prepare(coordinator)
+        self._background = owner_background(coordinator, lambda: self._owner_core(coordinator))
+        # The node-wide encryption count: persisted, and the key rotated past Vault's limit.
+        self._background.every("checkpoint-encryptions", encryptions.CHECK_INTERVAL,
+                               coordinator.checkpoint_encryptions)
+        self._background.start()
+
+    def _owner_core(self, coordinator: LocalCoordinator) -> Core:
+        """The Core the owner's background jobs run on (engines loaded, as in a worker).
+        Its own storage stack: it sets its fence's session from the coordinator's
+        snapshots, as a worker's Core does; the HA manager owns the other one."""
+        return build_node(self.config_obj, coordinator=coordinator, storage=self._storage(),
+                          counters=self._counters).core
+
     def release_leadership(self) -> None:
         """First thing on SIGTERM/SIGINT: a standby can take over while we drain."""
         if self._coordinator is not None:
             self._coordinator.shutdown()
 
-    def run(self) -> None:
-        StrongroomArbiter(self).run()
-
-    def _on_exit(self, _arbiter: Any) -> None:
+    def stop_owner(self) -> None:
+        """Last thing: end background work and HA, close the socket, remove directories."""
+        if self._background is not None:
+            self._background.stop()
         if self._coordinator is not None:
             self._coordinator.close()
+        if self._server is not None:
+            self._server.close()
+        elif self._listening is not None:
+            self._listening.close()
         for directory in (self._socket_dir, self._inmem_dir):
             if directory:
                 shutil.rmtree(directory, ignore_errors=True)
+        pid_file = self.config_obj.pid_file
+        if pid_file:
+            with contextlib.suppress(OSError):
+                os.unlink(pid_file)
 
-    def _physical(self) -> Backend:
-        """The node's storage. ``inmem`` lives on a private tmpfs directory owned by the
-        master, not in a worker's heap: a worker's death loses nothing, and every worker
-        sees the same entries (Vault's inmem is one process; ours is several)."""
-        storage = self.config_obj.storage
-        if storage.type == "inmem":
-            return CachingBackend(FileBackend(self._inmem_dir, durable=False), self._writes)
-        physical = build_physical(storage)
-        if storage.type == "file" and ha_storage(self.config_obj) is None:
-            # This node alone writes its file storage: reads can be cached exactly. With an
-            # ha_storage the directory is shared by several nodes (whose writes the counter
-            # never sees), so it is not cached.
-            return CachingBackend(physical, self._writes)
-        return physical
+    def _storage(self) -> StorageChain:
+        """This process's storage chain (physical/chain.py), around the node's change ring.
+        ``inmem`` lives on a private tmpfs directory owned by the node's owner, not in a
+        worker's heap: a worker's death loses nothing, and every worker sees the same
+        entries (Vault's inmem is one process; ours is several)."""
+        return build_chain(self.config_obj, self._changes, inmem_dir=self._inmem_dir or None)
 
     def load(self) -> Any:
-        assert self._server is not None, "on_starting runs before workers load the app"
-        remote = RemoteCoordinator(self._server.socket_path, self._counters)
-        physical = fence_for(self.config_obj, self._physical())
-        return self._app_for(build_node(self.config_obj, coordinator=remote, physical=physical,
-                                        counters=self._counters))
+        assert self._socket_path, "prepare_node runs before workers load the app"
+        remote = RemoteCoordinator(self._socket_path, self._counters)
+        return self._app_for(build_node(self.config_obj, coordinator=remote,
+                                        storage=self._storage(), counters=self._counters))
 
     def _app_for(self, node: Node) -> Any:
         if self._kind == "uvicorn":
@@ -291,18 +346,6 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         return self.config_obj.listeners[0].max_request_size
 
 
-class StrongroomArbiter(Arbiter):  # type: ignore[misc]
-    """gunicorn's arbiter, releasing the HA lock before the graceful shutdown starts."""
-
-    def handle_term(self) -> None:
-        self.app.release_leadership()
-        super().handle_term()
-
-    def handle_int(self) -> None:
-        self.app.release_leadership()
-        super().handle_int()
-
-
 def _raise_open_files_limit() -> None:
     """Every connection is a descriptor: allow as many as the hard limit does (as Go does)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -317,7 +360,7 @@ def serve(
     config: ServerConfig, prepare: Callable[[LocalCoordinator], None] | None = None,
     dev: bool = False,
 ) -> int:
-    """Run gunicorn in the foreground until it is told to stop."""
+    """Run the node in the foreground (owner and gunicorn) until it is told to stop."""
     # Strongroom's own events (key=value, never a secret) go to stderr beside gunicorn's.
     level = {"trace": "DEBUG", "warn": "WARNING"}.get(config.log_level, config.log_level.upper())
     logging.basicConfig(level=level, stream=sys.stderr,
@@ -325,13 +368,19 @@ def serve(
     _raise_open_files_limit()
     try:
         # Before anything that could hold a key exists in this process (disable_mlock).
-        memlock.lock_master(config.disable_mlock, dev)
+        memlock.lock_owner(config.disable_mlock, dev)
     except memlock.MemoryLockError as exc:
         print(f"Error initializing core: {exc}", file=sys.stderr)
         return 1
     try:
-        StrongroomServer(config, prepare, dev=dev).run()
+        server = StrongroomServer(config, prepare, dev=dev)
+        try:
+            server.prepare_node()
+        except BaseException:
+            server.stop_owner()
+            raise
+        return Supervisor(server, float(server.cfg.graceful_timeout)).run()
     except SystemExit as exc:
         return int(exc.code or 0)
-    sys.stdout.flush()
-    return 0
+    finally:
+        sys.stdout.flush()

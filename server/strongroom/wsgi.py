@@ -2,7 +2,7 @@
 
 ``create_app(config)`` builds a complete single-process node (tests, dev
 server). Under gunicorn with several workers, the coordinator lives in the
-master and each worker builds its Core around a RemoteCoordinator (serve.py).
+owner process and each worker builds its Core around a RemoteCoordinator (serve.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import falcon
 
 from strongroom import registry
-from strongroom.config import ServerConfig, StorageConfig, dev_config
+from strongroom.config import ServerConfig, dev_config
 from strongroom.core.bootstrap import make_bootstrapper
 from strongroom.core.core import Core
 from strongroom.http.app import build_falcon_app
@@ -25,25 +25,16 @@ from strongroom.node.coordinator import (
 )
 from strongroom.node.shared import SharedCounters
 from strongroom.physical.base import Backend
-from strongroom.physical.consul import ConsulBackend
-from strongroom.physical.file import FileBackend
-from strongroom.physical.inmem import InmemBackend
+from strongroom.physical.chain import StorageChain, build_chain, build_physical
 
-
-def build_physical(storage: StorageConfig) -> Backend:
-    if storage.type == "inmem":
-        return InmemBackend()
-    if storage.type == "file":
-        return FileBackend(storage.options["path"])
-    if storage.type == "consul":
-        return ConsulBackend(storage.options)
-    raise ValueError(f"storage type {storage.type!r} is not available in this build")
+__all__ = ["Node", "build_node", "build_physical", "create_app", "local_coordinator"]
 
 
 @dataclass
 class Node:
     config: ServerConfig
-    physical: Backend
+    physical: Backend  # the bottom of the chain: what is stored, as stored
+    storage: StorageChain
     coordinator: SealCoordinator
     core: Core
     app: falcon.App[falcon.Request, falcon.Response]
@@ -71,21 +62,25 @@ def build_node(
     config: ServerConfig,
     *,
     coordinator: SealCoordinator | None = None,
+    storage: StorageChain | None = None,
     physical: Backend | None = None,
     clock: Clock = utcnow,
     dev: bool = False,
     counters: SharedCounters | None = None,
 ) -> Node:
-    physical = physical or build_physical(config.storage)
+    """A node's core and app; one process unless ``coordinator`` and ``storage`` (built
+    around the node's shared ring) say otherwise. ``physical`` replaces the configured
+    bottom layer of a chain built here (tests)."""
+    storage = storage or build_chain(config, physical=physical)
     counters = counters or SharedCounters()
-    coordinator = coordinator or local_coordinator(config, physical, clock, dev, counters)
-    core = Core(physical, coordinator, counters, engines=registry.SECRETS_ENGINES,
+    coordinator = coordinator or local_coordinator(config, storage.top, clock, dev, counters)
+    core = Core(storage, coordinator, counters, engines=registry.SECRETS_ENGINES,
                 auth_methods=registry.AUTH_METHODS, audit_devices=registry.AUDIT_DEVICES,
                 clock=clock, default_lease_ttl=config.default_lease_ttl,
                 max_lease_ttl=config.max_lease_ttl)
     max_size = config.listeners[0].max_request_size if config.listeners else 32 << 20
     app = build_falcon_app(core, max_size)
-    return Node(config, physical, coordinator, core, app)
+    return Node(config, storage.physical, storage, coordinator, core, app)
 
 
 def create_app(

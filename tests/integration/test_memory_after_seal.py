@@ -3,10 +3,13 @@
 A real node (file storage, several gunicorn workers) is initialised with known
 shares, unsealed, rotated and used through every worker, then sealed. The test
 rebuilds the root key from the shares and decrypts the keyring from the data
-directory to learn every key, then reads /proc/PID/mem of the master and of
-every worker and looks for each key raw, in hex and in base64 (standard and
-URL-safe, at each of the three alignments base64 can have inside a longer
-string), and in the master the unseal shares and the root token too. The
+directory to learn every key, then reads /proc/PID/mem of the owner (the key
+holder), of the gunicorn arbiter and of every worker and looks for each key raw,
+in hex and in base64 (standard and URL-safe, at each of the three alignments
+base64 can have inside a longer string), and in the owner the unseal shares and
+the root token too. The owner's background work runs every 0.2 s here, so its
+own Core holds the keyring while unsealed and must drop it on seal too. The
+arbiter, which forks the workers, must hold no key even while unsealed. The
 token store's HMAC salt (a barrier entry the test decrypts with that keyring)
 and the batch-token key derived from it are keys too: whoever holds them
 computes token storage keys and forges batch tokens that work after the next
@@ -40,7 +43,8 @@ _MAPS_LINE = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$")
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerProcess]:
+    monkeypatch.setenv("STRONGROOM_MOUNT_PERIODIC_INTERVAL", "0.2")
     with strongroom_server(tmp_path, file_config(workers=WORKERS)) as srv:
         srv.wait_for_workers(WORKERS)
         yield srv
@@ -143,28 +147,33 @@ def test_no_key_in_any_process_memory_after_seal(server: ServerProcess, tmp_path
     for term in ring.terms:
         needles.update({f"term {term.term} key {form}": value
                         for form, value in encodings(bytes(term.key)).items()})
-    # The unseal shares too, in the master, which received them as text (the init
+    # The unseal shares too, in the owner, which received them as text (the init
     # answer, unseal requests); threshold of them rebuild the root key. (A worker's
     # HTTP layer may still hold the text of a request body it parsed: not checked.)
-    master_needles = dict(needles)
-    # And the root token, which the master made at init and has no use for since.
-    master_needles["root token"] = token.encode()
+    owner_needles = dict(needles)
+    # And the root token, which the owner made at init and has no use for since.
+    owner_needles["root token"] = token.encode()
     for i, share in enumerate(shares):
-        master_needles.update({f"share {i} {form}": value
-                               for form, value in encodings(bytes.fromhex(share)).items()})
-    pids = {"master": server.proc.pid, **{f"worker {pid}": pid for pid in workers}}
+        owner_needles.update({f"share {i} {form}": value
+                              for form, value in encodings(bytes.fromhex(share)).items()})
+    arbiter = server.arbiter_pid()
+    assert arbiter is not None
+    pids = {"owner": server.proc.pid, "arbiter": arbiter,
+            **{f"worker {pid}": pid for pid in workers}}
 
     # Sanity check of the scanner: while unsealed, the keys are there to be found.
-    assert any("term 2 key raw" in hit for hit in scan(server.proc.pid, needles)) or any(
-        scan(pid, {"term 2 key raw": bytes(ring.terms[1].key)}) for pid in workers)
+    assert scan(server.proc.pid, {"term 2 key raw": bytes(ring.terms[1].key)})
+    assert all(scan(pid, {"term 2 key raw": bytes(ring.terms[1].key)}) for pid in workers)
     assert all(scan(pid, {"token salt raw": salt}) for pid in workers)
+    # The arbiter forked every worker and never held a key, even unsealed.
+    assert scan(arbiter, owner_needles) == []
 
     assert requests.put(url + "sys/seal", headers=headers, timeout=5).status_code == 204
     # No request reaches the workers after the seal: idle ones must drop their keys too.
     deadline = time.monotonic() + WIPE_BUDGET
     while True:
         leftovers = {who: hits for who, pid in pids.items()
-                     if (hits := scan(pid, master_needles if who == "master" else needles))}
+                     if (hits := scan(pid, owner_needles if who == "owner" else needles))}
         if not leftovers or time.monotonic() > deadline:
             break
         time.sleep(0.5)

@@ -1,7 +1,7 @@
 """disable_mlock = false locks every server process's memory, or the server refuses to start.
 
 Real server processes: with locking allowed (root here has CAP_IPC_LOCK) the
-master and every worker show locked memory (VmLck) in /proc/PID/status; with
+owner (the key holder) and every worker show locked memory (VmLck) in /proc/PID/status; with
 CAP_IPC_LOCK dropped (capsh, or setpriv) and RLIMIT_MEMLOCK lowered (prlimit)
 the server exits at once with a message that names what is missing.
 """
@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from tests.support import requires
-from tests.support.servers import free_port, strongroom_env, strongroom_server
+from tests.support.servers import child_pids, free_port, strongroom_env, strongroom_server
 
 WORKERS = 2
 LOCKED_CONFIG = (
@@ -44,7 +44,7 @@ def has_cap_ipc_lock() -> bool:
 
 
 @pytest.mark.skipif(not has_cap_ipc_lock(), reason="needs CAP_IPC_LOCK to lock memory")
-def test_master_and_every_worker_lock_their_memory(tmp_path: Path) -> None:
+def test_owner_and_every_worker_lock_their_memory(tmp_path: Path) -> None:
     with strongroom_server(tmp_path, LOCKED_CONFIG) as server:
         workers = server.wait_for_workers(WORKERS)
         # A worker locks itself right after the fork, before it serves: once each has
@@ -101,10 +101,10 @@ def test_dev_mode_does_not_lock(tmp_path: Path) -> None:
                 break
         else:
             pytest.fail(f"dev server exited with {proc.wait()}: {b''.join(seen).decode()}")
-        # capsh, sh and prlimit each exec the next: proc.pid is the server's master.
-        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)],
-                                  capture_output=True, text=True, check=False).stdout.split()
-        for pid in (proc.pid, *map(int, children)):
+        # capsh, sh and prlimit each exec the next: proc.pid is the node's owner, its
+        # child the arbiter, whose children are the workers.
+        arbiter = child_pids(proc.pid)
+        for pid in (proc.pid, *arbiter, *(w for a in arbiter for w in child_pids(a))):
             assert locked_kib(pid) == 0
     finally:
         proc.terminate()

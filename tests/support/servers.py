@@ -65,7 +65,7 @@ def wait_until_answering(url: str, proc: subprocess.Popen[bytes], timeout: float
         try:
             requests.get(url + "/v1/sys/health", timeout=1, verify=verify)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not yet (or a busy machine)
             time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
@@ -87,7 +87,7 @@ class ServerProcess:
                 self.proc.wait()
 
     def wait_for_workers(self, count: int, timeout: float = 20) -> set[int]:
-        """Wait until the master has ``count`` live children (workers boot after bind)."""
+        """Wait until the arbiter has ``count`` live children (workers boot after bind)."""
         deadline = time.monotonic() + timeout
         while len(pids := self.worker_pids()) != count:
             if time.monotonic() > deadline:
@@ -95,12 +95,26 @@ class ServerProcess:
             time.sleep(0.05)
         return pids
 
+    def arbiter_pid(self) -> int | None:
+        """The gunicorn arbiter: the one child of the owner (``proc``), if it runs."""
+        children = child_pids(self.proc.pid)
+        return min(children) if children else None
+
     def worker_pids(self) -> set[int]:
-        out = subprocess.run(
-            ["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],
-            capture_output=True, text=True, check=False,
-        ).stdout
-        return {int(p) for p in out.split()}
+        """The workers: the arbiter's children (none while there is no arbiter)."""
+        arbiter = self.arbiter_pid()
+        return child_pids(arbiter) if arbiter is not None else set()
+
+    def node_pids(self) -> set[int]:
+        """Every process of the node: owner, arbiter, workers."""
+        arbiter = self.arbiter_pid()
+        return {self.proc.pid, *([arbiter] if arbiter else []), *self.worker_pids()}
+
+
+def child_pids(pid: int) -> set[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)],
+                         capture_output=True, text=True, check=False).stdout
+    return {int(p) for p in out.split()}
 
 
 def file_config(workers: int = 2) -> str:

@@ -3,9 +3,11 @@
 sealed? -> authenticate -> resolve the mount -> authorize -> audit the request ->
 handle -> register the lease / the login -> wrap -> audit the response.
 
-One Core per worker process. Node-level seal state comes from the coordinator;
-other workers' changes (mounts, policies, token revocations) arrive as bumps of
-shared counters, checked before every request with a few memory reads.
+One Core per worker process. Node-level seal state comes from the coordinator
+(a shared seal generation); storage changes made by any process of the node
+arrive through the write notifier's change feed, key by key: the policy cache,
+the token store and the mount tables drop what changed. Both are checked before
+every request with a few memory reads.
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ from strongroom.core.hooks import (
 )
 from strongroom.core.logical import LogicalBackend, special_match
 from strongroom.core.mount_table import Mounts
-from strongroom.core.mounts import EngineFactory, MountEntry, Router
+from strongroom.core.mounts import (
+    MOUNT_TABLE_KEYS,
+    MOUNT_VIEW_PREFIXES,
+    EngineFactory,
+    MountEntry,
+    Router,
+)
 from strongroom.core.policy_store import PolicyStore
 from strongroom.core.request import Operation, Request, Response
 from strongroom.core.results import register_lease, register_login
@@ -47,6 +55,7 @@ from strongroom.core.wrapping import (
 from strongroom.engines.cubbyhole import CubbyholeBackend
 from strongroom.errors import (
     BadRequestError,
+    FencedError,
     NoRouteError,
     PermissionDeniedError,
     SealedError,
@@ -54,18 +63,17 @@ from strongroom.errors import (
     multierror,
     no_route_message,
 )
-from strongroom.ha.fencing import FencedBackend, FencedError
 from strongroom.ha.standby import forget_forwarders
 from strongroom.node.coordinator import NodeSnapshot, SealCoordinator, utcnow
 from strongroom.node.locks import node_lock
 from strongroom.node.shared import SharedCounters, Slot
-from strongroom.physical.base import Backend
+from strongroom.physical.chain import StorageChain
 
 
 class Core:
     def __init__(
         self,
-        physical: Backend,
+        storage: StorageChain,
         coordinator: SealCoordinator,
         counters: SharedCounters,
         engines: dict[str, EngineFactory] | None = None,
@@ -75,13 +83,13 @@ class Core:
         default_lease_ttl: int = DEFAULT_LEASE_TTL,
         max_lease_ttl: int = DEFAULT_LEASE_TTL,
     ) -> None:
-        self.physical = physical
+        self.storage = storage
         self.coordinator = coordinator
         self.counters = counters
         self.clock = clock
         self.default_lease_ttl = default_lease_ttl
         self.max_lease_ttl = max_lease_ttl
-        self.barrier = AESGCMBarrier(physical, on_unknown_term=self._force_seal_sync)
+        self.barrier = AESGCMBarrier(storage.top, on_unknown_term=self._force_seal_sync)
         self.tokens = TokenStore(StorageView(self.barrier, TOKEN_STORE_PREFIX),
                                  on_revoke=self._token_revoked)
         self.policies = PolicyStore(self.barrier)
@@ -96,7 +104,7 @@ class Core:
         # sys/, auth/token/ and cubbyhole/ are mounts like any other, built by the
         # core's own factories; what can be enabled comes from strongroom.registry.
         self.mounts = Mounts(
-            self.barrier, clock, self.router, lambda: self.changed(Slot.MOUNTS),
+            self.barrier, clock, self.router, self.changed,
             engines=engines if engines is not None else {},
             auth_methods=auth_methods if auth_methods is not None else {},
             audit_devices=audit_devices if audit_devices is not None else {},
@@ -106,6 +114,10 @@ class Core:
             system_ttls=(default_lease_ttl, max_lease_ttl))
         self._sync_lock = threading.Lock()
         self._applied: tuple[int, ...] = ()
+        self._changes = storage.changes()
+        self._tables_changed: set[str] = set()
+        self._remount = False
+        self._subscribe()
         self.snapshot = NodeSnapshot(0, False, True, None)
         # A worker's coordinator reports seals from its watcher thread, before any
         # request here: the token salt is wiped then, with the keyring (issue #9).
@@ -118,13 +130,44 @@ class Core:
 
     # -- cross-worker state -------------------------------------------------------
 
+    def _subscribe(self) -> None:
+        """Route the node's storage changes to what caches them in this process."""
+        changes = self._changes
+        changes.subscribe("sys/policy/", lambda _key: self.policies.invalidate(),
+                          self.policies.invalidate)
+        changes.subscribe(TOKEN_STORE_PREFIX, self.tokens.invalidate, self.tokens.invalidate_all)
+        for key in MOUNT_TABLE_KEYS:
+            changes.subscribe(key, self._table_changed, self._remount_all)
+        for prefix in MOUNT_VIEW_PREFIXES:
+            # A key under a mount's view goes to that mount's backend (invalidate(rel)).
+            changes.subscribe(prefix, self.mounts.invalidate, self._remount_all)
+
+    def _table_changed(self, key: str) -> None:
+        self._tables_changed.add(key)
+
+    def _remount_all(self) -> None:
+        self._remount = True  # once per sync, whatever else changed
+
+    def _apply_mount_changes(self) -> None:
+        """Reload each mount table that changed, once however many writes it took; after
+        a reset (the feed lost track), rebuild every backend: any cache may be stale."""
+        tables = sorted(self._tables_changed)
+        self._tables_changed.clear()
+        if self._remount:
+            self._remount = False
+            self.mounts.unload()
+            self.mounts.load()
+            return
+        for key in tables:
+            self.mounts.invalidate(key)
+
     def sync(self) -> NodeSnapshot:
-        """Apply whatever changed (in any worker) since this worker last looked."""
+        """Apply whatever changed (in any process of the node) since this one last looked."""
         current = self.counters.snapshot()
-        if current != self._applied:
+        if current != self._applied or self._changes.pending:
             with self._sync_lock:
                 # Another thread may have applied it while we waited for the lock.
-                if current != self._applied:
+                if current != self._applied or self._changes.pending:
                     self._apply(current)
         return self.snapshot
 
@@ -132,16 +175,18 @@ class Core:
         before = self._applied or (-1,) * len(current)
         if before[Slot.SEAL] != current[Slot.SEAL]:
             self._apply_seal()
-        elif not self.barrier.sealed:
-            if before[Slot.MOUNTS] != current[Slot.MOUNTS]:
-                self.mounts.reload()
-            if before[Slot.POLICIES] != current[Slot.POLICIES]:
-                self.policies.invalidate()
+        elif self.barrier.sealed:
+            self._changes.skip()  # nothing is cached while sealed; unseal reloads all
+        else:
+            self._changes.dispatch()
+            self._apply_mount_changes()
         # Published only once applied: a thread that sees it can rely on the state.
         self._applied = current
 
     def _apply_seal(self) -> None:
         snap = self.coordinator.snapshot()
+        # Writes carry the active node's lock session; a standby's carry none.
+        session = snap.ha.session if snap.ha.active else None
         if snap.keyring is not None and not snap.ha.active and self._holds(snap.keyring):
             # Same keys, and not (or no longer) the active node: only the HA status moved,
             # and a standby forwards what would need the mount table. A node cut off from
@@ -149,10 +194,13 @@ class Core:
             # cannot reach. (Becoming active does reload: another node may have changed
             # mounts and policies meanwhile.)
             snap.keyring.wipe()
-            if isinstance(self.physical, FencedBackend):
-                self.physical.session = snap.ha.session if snap.ha.active else None
+            self.storage.set_session(session)
             self.snapshot = snap
             return
+        # Everything is reloaded (or dropped) below: earlier changes are moot.
+        self._changes.skip()
+        self._tables_changed.clear()
+        self._remount = False
         if snap.keyring is None:
             self.barrier.seal()
             self.forget_secrets()
@@ -160,11 +208,10 @@ class Core:
         else:
             self.barrier.install(snap.keyring)
             self.policies.invalidate()
+            self.tokens.invalidate_all()
             # A standby never writes: backends are initialized once this node is active.
             self.mounts.load(active=not snap.ha.standby)
-        if isinstance(self.physical, FencedBackend):
-            # Writes carry the active node's lock session; a standby's carry none.
-            self.physical.session = snap.ha.session if snap.ha.active else None
+        self.storage.set_session(session)
         self.snapshot = snap
 
     def _holds(self, keyring: Keyring) -> bool:
@@ -183,13 +230,16 @@ class Core:
         with self._sync_lock:
             self._apply_seal()
 
-    def changed(self, slot: Slot) -> None:
-        """Tell every worker (this one included) that ``slot``'s state moved."""
-        self.counters.bump(slot)
+    def changed(self, _what: object = None) -> None:
+        """Apply this process's own storage change now (the notifier published it).
+
+        Other processes apply it before their next request. The argument is ignored
+        (callers used to name a counter slot).
+        """
         self.sync()
 
     def tokens_changed(self) -> None:
-        self.counters.bump(Slot.TOKENS)
+        """Nothing to do: token writes are published by the write notifier."""
 
     # -- tokens -------------------------------------------------------------------
 

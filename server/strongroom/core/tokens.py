@@ -103,6 +103,15 @@ class TokenStore:
         """Wipe the salt and batch key from memory (seal); they reload when next needed."""
         self._secrets.forget()
 
+    # The write notifier calls these when token entries change (in any process of the
+    # node). Entries are read through storage on every lookup today, so there is
+    # nothing to drop yet; a per-worker token cache (issue 14) drops ``key`` here.
+    def invalidate(self, key: str) -> None:
+        """``key`` (a full storage key under sys/token/) changed."""
+
+    def invalidate_all(self) -> None:
+        """Any token entry may have changed."""
+
     def salted(self, value: str) -> str:
         """HMAC-SHA256 of ``value`` under this store's salt (hex)."""
         return self._secrets.get().salted(value)

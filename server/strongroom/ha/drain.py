@@ -2,13 +2,13 @@
 
 Vault's step-down and shutdown take its state lock, which waits for requests in
 flight: a write is never cut off by its own node's step-down. Here the requests run
-in worker processes and the lock is released by the master, so workers count the
-requests they serve as active in shared memory, and the master closes this gate and
+in worker processes and the lock is released by the owner, so workers count the
+requests they serve as active in shared memory, and the owner closes this gate and
 waits (briefly) for the count to reach zero before it releases the lock. A request
 that arrives while the gate is closed is served as a standby would: forwarded to the
 next active node once it is known.
 
-Created in the master before workers are forked (``GATE``, inherited like
+Created in the owner before it forks the arbiter (``GATE``, inherited like
 ``NODE_SECRET``); only nodes with HA have one.
 """
 
@@ -55,7 +55,7 @@ class ActiveGate:
         self._requests.add(-1)
 
     def close_and_drain(self, timeout: float = DRAIN_WAIT) -> bool:
-        """The master: no new active requests; wait until none is running."""
+        """The owner: no new active requests; wait until none is running."""
         with robust(self._lock):
             self._flag[0] = 1
         deadline = time.monotonic() + timeout
@@ -67,12 +67,12 @@ class ActiveGate:
         return True
 
     def open(self) -> None:
-        """The master, taking up the active role: requests may run as active again."""
+        """The owner, taking up the active role: requests may run as active again."""
         with robust(self._lock):
             self._flag[0] = 0
 
     def release(self, pid: int) -> None:
-        """The master: a worker exited; what it was running is over."""
+        """The arbiter (``child_exit``): a worker exited; what it was running is over."""
         self._requests.release(pid)
 
 

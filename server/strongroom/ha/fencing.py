@@ -4,6 +4,10 @@ Every put and delete from the active node is a Consul transaction that first
 checks the lock is still held by this node's session. A node that was paused
 past its session's life and resumes still believing it is active finds its
 writes refused, and steps down instead of corrupting what the new active wrote.
+
+:class:`FencedBackend` is the :class:`~strongroom.physical.base.Fenced` layer of
+the storage chain (physical/chain.py): each process sets its own ``session``
+(the core from the seal snapshot, the HA manager in the process holding the lock).
 """
 
 from __future__ import annotations

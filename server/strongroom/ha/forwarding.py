@@ -2,7 +2,7 @@
 
 A standby's worker sends the client's request, unchanged, to the active node's
 cluster address, presenting the cluster certificate. On the active node the
-master serves that port and hands each request to its own API listener on
+owner process serves that port and hands each request to its own API listener on
 loopback, marked with a per-node secret so it is never forwarded again.
 """
 
@@ -38,7 +38,7 @@ def split_addr(url: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 8201
 
 
-# A live active node completes TCP and TLS in milliseconds; one whose master is frozen
+# A live active node completes TCP and TLS in milliseconds; one whose owner is frozen
 # or gone does not at all. The answer itself may take a while (storage writes).
 CONNECT_TIMEOUT = 3.0
 ANSWER_TIMEOUT = 30.0
@@ -196,7 +196,7 @@ class _ClusterServer(http.server.ThreadingHTTPServer):
 
 
 class ClusterListener:
-    """The active node's cluster port, run in the master: mTLS in, loopback out."""
+    """The active node's cluster port, run in the node's owner: mTLS in, loopback out."""
 
     def __init__(self, bind: str, local_api: str, local_tls: bool, node_secret: str,
                  is_active: Callable[[], bool]) -> None:

@@ -1,6 +1,6 @@
 """The leadership loop of one unsealed node: contend, serve as active or standby.
 
-Runs as a thread in the coordinator (the gunicorn master). Every state change
+Runs as threads in the node's owner process, beside the coordinator. Every state change
 is published through ``publish`` so workers pick it up on their next request.
 """
 
@@ -19,10 +19,9 @@ from strongroom.barrier.secmem import wipe, wipe_immutable
 from strongroom.ha.cluster_tls import generate_identity, identity_to_json
 from strongroom.ha.consul_lock import ConsulLock
 from strongroom.ha.drain import GATE
-from strongroom.ha.fencing import FencedBackend
 from strongroom.ha.forwarding import ClusterListener
 from strongroom.ha.state import CLUSTER_TLS_PATH, LEADER_PREFIX, HAStatus
-from strongroom.physical.base import Backend
+from strongroom.physical.base import Backend, Fenced
 
 log = logging.getLogger(__name__)
 # How long a standby's blocking query on the lock waits before asking again
@@ -43,7 +42,7 @@ class HAManager:
         self,
         lock: ConsulLock,
         barrier: Backend,
-        fence: FencedBackend | None,
+        fence: Fenced | None,
         api_addr: str,
         cluster_addr: str,
         publish: Callable[[HAStatus], None],

@@ -6,29 +6,20 @@ import uuid
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from strongroom.config import ServerConfig, StorageConfig, parse_duration
+from strongroom.config import ServerConfig, parse_duration
 from strongroom.ha.consul_lock import ConsulLock
-from strongroom.ha.fencing import FencedBackend
 from strongroom.ha.forwarding import ClusterListener
 from strongroom.ha.manager import HAManager
 from strongroom.ha.state import HAStatus
-from strongroom.physical.base import Backend
+from strongroom.physical.base import Backend, Fenced
+from strongroom.physical.chain import LOCK_KEY, ha_storage
 from strongroom.physical.consul import ConsulBackend
 
-LOCK_KEY = "core/lock"
-
-
-def ha_storage(config: ServerConfig) -> StorageConfig | None:
-    """The storage that carries the HA lock, if this node runs highly available."""
-    if config.ha_storage is not None and config.ha_storage.type == "consul":
-        return config.ha_storage
-    if config.storage.type == "consul":
-        return config.storage
-    return None
+__all__ = ["LOCK_KEY", "addresses", "ha_factory", "ha_storage"]
 
 
 def _local_api(config: ServerConfig) -> str:
-    """Where this node's master reaches its own API listener."""
+    """Where this node's owner reaches its own API listener."""
     listener = config.listeners[0]
     host = listener.host if listener.host not in ("0.0.0.0", "::", "") else "127.0.0.1"  # noqa: S104
     return f"{host}:{listener.port}"
@@ -51,15 +42,7 @@ def addresses(config: ServerConfig) -> tuple[str, str]:
     return api, cluster
 
 
-def fence_for(config: ServerConfig, physical: Backend,
-              session: Callable[[], str | None] | None = None) -> Backend:
-    """Fence the data storage when it is Consul (writes conditioned on the lock)."""
-    if config.storage.type != "consul":
-        return physical
-    return FencedBackend(physical, LOCK_KEY, session)  # type: ignore[arg-type]
-
-
-def ha_factory(config: ServerConfig, fence: Backend,
+def ha_factory(config: ServerConfig, fence: Fenced | None,
                node_secret: str) -> Callable[[Backend, Callable[[HAStatus], None]], HAManager]:
     storage = ha_storage(config)
     assert storage is not None
@@ -83,8 +66,7 @@ def ha_factory(config: ServerConfig, fence: Backend,
         )
         cluster = ClusterListener(cluster_addr, _local_api(config), not listener.tls_disable,
                                   node_secret, lambda: manager.status.active)
-        fenced = fence if isinstance(fence, FencedBackend) else None
-        manager = HAManager(lock, barrier, fenced, api_addr, cluster_addr, publish, cluster)
+        manager = HAManager(lock, barrier, fence, api_addr, cluster_addr, publish, cluster)
         manager.lock_wait = max(1, parse_duration(options.get("lock_wait_time", "15s")))
         return manager
 

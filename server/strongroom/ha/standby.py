@@ -18,7 +18,7 @@ from strongroom.ha.state import CLUSTER_TLS_PATH, HAStatus
 
 log = logging.getLogger(__name__)
 NO_FORWARDING_HEADER = "x-vault-no-request-forwarding"
-# Set in the master before workers fork; marks requests relayed by our own cluster port.
+# Set in the owner before it forks the arbiter; marks requests relayed by our own cluster port.
 NODE_SECRET: dict[str, str] = {"value": ""}
 
 

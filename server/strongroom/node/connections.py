@@ -3,7 +3,7 @@
 ``max_connections`` bounds a node, not a worker: the kernel hands connections to
 workers unevenly, so a per-worker share would refuse clients while the node is far
 below its bound. Each worker owns one slot (its PID and its count) and alone writes
-it; any worker sums the slots to decide. The master frees a dead worker's slot
+it; any worker sums the slots to decide. The arbiter frees a dead worker's slot
 (gunicorn's ``child_exit``), so a crash cannot leak connections it once held.
 """
 
@@ -44,7 +44,7 @@ class ConnectionCounts:
         raise RuntimeError("no free connection slot for this worker")
 
     def release(self, pid: int) -> None:
-        """Free the slot of a worker that exited (the master, from ``child_exit``)."""
+        """Free the slot of a worker that exited (the arbiter, from ``child_exit``)."""
         with robust(self._lock):
             for index in range(self._slots):
                 owner, _ = _SLOT.unpack_from(self._page, index * _SLOT.size)

@@ -154,6 +154,10 @@ class LocalCoordinator:
         with self._lock:
             return self.generation(), self._barrier.sealed
 
+    def ha_status(self) -> HAStatus:
+        """This node's HA status (the owner's background work runs only when active)."""
+        return self._ha_status
+
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (from the changing thread) after every seal-state change."""
         self._listeners.append(listener)

@@ -3,7 +3,7 @@
 Read-modify-write sequences on storage (a KV version and its metadata, a
 token's remaining uses) must not interleave across gunicorn workers. Each
 stripe is a threading lock (threads of one process) plus ``flock`` on a file
-in a private directory created by the master (processes). A single-process
+in a private directory created by the node's owner (processes). A single-process
 node needs no directory and uses the threading locks alone.
 """
 
@@ -22,7 +22,7 @@ _state: dict[str, object] = {"dir": None, "pid": None, "fds": {}}
 
 
 def configure(lock_dir: str | None) -> None:
-    """Called in the master before forking: workers inherit the directory name."""
+    """Called in the owner before it forks the arbiter: workers inherit the directory name."""
     _state["dir"] = lock_dir
     _state["pid"] = None
     _state["fds"] = {}

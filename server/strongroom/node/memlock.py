@@ -3,8 +3,10 @@
 Keys live in process memory while unsealed; a page swapped out would put them
 on disk, where a seal cannot wipe them. ``mlockall`` keeps every page of the
 process resident. Linux does not carry memory locks across ``fork()``, so the
-master locks itself at start-up (:func:`lock_master`) and every gunicorn
-worker locks itself again right after it is forked (:func:`lock_worker`).
+node's owner (the key holder) locks itself at start-up (:func:`lock_owner`) and
+every gunicorn worker locks itself again right after it is forked
+(:func:`lock_worker`). The gunicorn arbiter between them never holds a key
+(node/supervisor.py) and is not locked.
 
 ``MCL_ONFAULT`` (Linux 4.4+) is added when the kernel has it: pages are locked
 as they are first touched instead of being faulted in up front, so a worker
@@ -74,8 +76,8 @@ def wanted(disable_mlock: bool, dev: bool) -> bool:
     return not (disable_mlock or dev)
 
 
-def lock_master(disable_mlock: bool, dev: bool = False) -> bool:
-    """Lock the master's memory at start-up, before any key can exist in it.
+def lock_owner(disable_mlock: bool, dev: bool = False) -> bool:
+    """Lock the owner's memory at start-up, before any key can exist in it.
 
     Returns:
         True if memory is now locked, False if locking is not wanted.
@@ -87,7 +89,7 @@ def lock_master(disable_mlock: bool, dev: bool = False) -> bool:
     if not wanted(disable_mlock, dev):
         return False
     _mlockall()
-    log.info("event=memory_locked process=master")
+    log.info("event=memory_locked process=owner")
     return True
 
 
@@ -95,7 +97,7 @@ def lock_worker(disable_mlock: bool, dev: bool = False) -> bool:
     """Lock a freshly forked worker's memory (locks are not inherited across fork).
 
     Raises:
-        MemoryLockError: As :func:`lock_master`; the worker then fails to boot and
+        MemoryLockError: As :func:`lock_owner`; the worker then fails to boot and
             gunicorn stops the server rather than run a worker whose keys may swap.
     """
     if not wanted(disable_mlock, dev):

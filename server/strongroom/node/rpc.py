@@ -1,6 +1,6 @@
 """The coordinator, served to worker processes over a Unix socket.
 
-Only processes of the same user whose parent is the serving (master) process
+Only processes of the same user whose parent is the gunicorn arbiter (the workers)
 may connect: the peer's credentials are checked with SO_PEERCRED. Messages are
 length-prefixed JSON (node/wire.py). Key material crosses this socket only as the
 keyring sent to workers; the root key never leaves the coordinator.
@@ -63,21 +63,35 @@ def _parent_pid(pid: int) -> int:
         return int(stat.read().rsplit(")", 1)[1].split()[1])
 
 
-class CoordinatorServer:
-    """Serves a LocalCoordinator on a Unix socket from a daemon thread."""
+def listen_unix(socket_path: str) -> socket.socket:
+    """A Unix socket bound at ``socket_path`` (owner-only, 0600) and listening."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        sock.bind(socket_path)
+    finally:
+        os.umask(old_umask)
+    sock.listen(64)
+    sock.set_inheritable(False)
+    return sock
 
-    def __init__(self, coordinator: LocalCoordinator, socket_path: str) -> None:
+
+class CoordinatorServer:
+    """Serves a LocalCoordinator on a Unix socket from a daemon thread.
+
+    Only processes of this user whose parent is ``workers_parent`` may talk to it:
+    on a node, the gunicorn arbiter, whose children are the workers (by default this
+    process, for a server whose clients are its own children). ``listening`` is a
+    socket bound earlier (before the owner forked the arbiter, see serve.py).
+    """
+
+    def __init__(self, coordinator: LocalCoordinator, socket_path: str,
+                 listening: socket.socket | None = None,
+                 workers_parent: int | None = None) -> None:
         self._coordinator = coordinator
         self.socket_path = socket_path
-        self._owner_pid = os.getpid()
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o177)
-        try:
-            self._sock.bind(socket_path)
-        finally:
-            os.umask(old_umask)
-        self._sock.listen(64)
-        self._sock.set_inheritable(False)
+        self._workers_parent = workers_parent if workers_parent is not None else os.getpid()
+        self._sock = listening if listening is not None else listen_unix(socket_path)
         # Wakes the workers' watchers (see RemoteCoordinator) on every seal-state change.
         self._changed = threading.Condition()
         coordinator.on_change(self._notify)
@@ -89,8 +103,16 @@ class CoordinatorServer:
     def start(self) -> None:
         threading.Thread(target=self._serve, name="coordinator", daemon=True).start()
 
+    def close(self) -> None:
+        """Stop accepting (the accept thread then returns)."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # never listened, or already closed
+        self._sock.close()
+
     def close_in_child(self) -> None:
-        """Forked workers must not keep the listening socket open."""
+        """A forked child must not keep the listening socket open."""
         self._sock.close()
 
     def _serve(self) -> None:
@@ -105,7 +127,7 @@ class CoordinatorServer:
         raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
         pid, uid, _gid = _PEERCRED.unpack(raw)
         try:
-            return uid == os.getuid() and _parent_pid(pid) == self._owner_pid
+            return uid == os.getuid() and _parent_pid(pid) == self._workers_parent
         except (OSError, ValueError, IndexError):
             return False
 
@@ -178,7 +200,7 @@ class CoordinatorServer:
 
 
 class RemoteCoordinator:
-    """A worker's handle on the master's coordinator; fails closed (sealed) if unreachable.
+    """A worker's handle on the owner's coordinator; fails closed (sealed) if unreachable.
 
     Every keyring it hands out is remembered (weakly) with the generation it was
     current at, and a watcher thread, started with the first one, waits on its own
@@ -325,7 +347,7 @@ class RemoteCoordinator:
                     if state["sealed"]:
                         self._wipe_issued(since)
         except (OSError, ConnectionError, ValueError, KeyError, TypeError):
-            # The coordinator is gone (the master died or is exiting): fail closed.
+            # The coordinator is gone (the owner died or is exiting): fail closed.
             log.warning("event=seal_watcher_lost: keys wiped")
             self._wipe_issued(None)
 

@@ -1,7 +1,7 @@
 """Per-node runtime directories (worker socket, lock files, inmem storage), and their cleanup.
 
-Each directory is named after the master's PID, ``strongroom-<pid>-<kind>-<random>``,
-so a node starting later can tell the directories of a crashed master (its PID is
+Each directory is named after the owner's PID, ``strongroom-<pid>-<kind>-<random>``,
+so a node starting later can tell the directories of a crashed owner (its PID is
 gone) from those of a node that is still running, and remove only the former.
 """
 
@@ -46,7 +46,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def remove_stale_dirs() -> list[str]:
-    """Remove the runtime directories of masters that no longer run (ours only).
+    """Remove the runtime directories of owners that no longer run (ours only).
 
     Returns:
         The directories removed.

@@ -1,4 +1,14 @@
-"""The storage interface every backend satisfies, and the key rules they share."""
+"""The storage interfaces, and the key rules every backend shares.
+
+Protocols (compare OpenBao's ``sdk/physical``): :class:`Backend` (get, put,
+delete, list), :class:`Transactional` (several writes applied atomically),
+:class:`Fenced` (a backend whose writes carry the HA lock's session, set per
+process), :class:`HABackend` (sessions and session-bound locks: what HA is
+built on) and :class:`Lock` (the node's hold on the HA lock, as the HA manager
+uses it). Implementations are checked against them by mypy
+(tests/unit/physical/test_protocols.py). How the layers stack is
+physical/chain.py.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +43,82 @@ class Backend(Protocol):
 Op = tuple[str, str, bytes | None]
 
 
+class Transactional(Backend, Protocol):
+    """A backend that applies several writes atomically: all of them or none."""
+
+    def transaction(self, ops: Sequence[Op]) -> None: ...
+
+
+class Fenced(Transactional, Protocol):
+    """Writes conditioned on ``session`` holding the HA lock (None: not active, unfenced).
+
+    Each process sets its own: the active node's processes carry the lock session,
+    a standby's carry none, and a node that lost the lock has its writes refused
+    (FencedError) instead of overwriting its successor's.
+    """
+
+    session: str | None
+
+
+class HABackend(Protocol):
+    """Sessions and session-bound locks, as Consul provides them."""
+
+    def create_session(self, name: str, ttl_seconds: int, lock_delay_seconds: int = 0,
+                       node_checks: bool = True) -> str: ...
+
+    def renew_session(self, session_id: str) -> bool: ...
+
+    def destroy_session(self, session_id: str) -> None: ...
+
+    def acquire(self, key: str, session_id: str, value: bytes) -> bool: ...
+
+    def release(self, key: str, session_id: str) -> bool: ...
+
+    def read_lock(self, key: str) -> tuple[bytes | None, str | None]: ...
+
+    def watch(self, key: str, index: int, wait_seconds: float
+              ) -> tuple[int, bytes | None, str | None]: ...
+
+
+class LockHolder(Protocol):
+    @property
+    def session(self) -> str | None: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+    @property
+    def index(self) -> int: ...
+
+
+class Lock(Protocol):
+    """The HA lock as the HA manager drives it: liveness, session, lock, holder."""
+
+    node_id: str
+    session_ttl: int
+    check_ttl: int
+
+    def register(self, active: bool) -> None: ...
+
+    def heartbeat(self) -> None: ...
+
+    def deregister(self) -> None: ...
+
+    def create_session(self) -> str: ...
+
+    def session_valid(self, session: str) -> bool: ...
+
+    def renew(self, session: str) -> bool: ...
+
+    def destroy(self, session: str) -> None: ...
+
+    def acquire(self, session: str) -> bool: ...
+
+    def release(self, session: str) -> bool: ...
+
+    def holder(self, index: int | None = None, wait: str | None = None) -> LockHolder: ...
+
+
 def apply_ops(backend: Backend, ops: Sequence[Op]) -> None:
     """Apply ``ops`` atomically where the backend can (Consul, inmem), else in order.
 
@@ -40,7 +126,7 @@ def apply_ops(backend: Backend, ops: Sequence[Op]) -> None:
     storage consistent (new data before the entry that makes it visible).
     """
     transaction = getattr(backend, "transaction", None)
-    if transaction is not None:
+    if transaction is not None:  # a Transactional backend (a protocol: not isinstance-able)
         transaction(ops)
         return
     for verb, key, value in ops:

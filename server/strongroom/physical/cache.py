@@ -1,135 +1,181 @@
 """A read cache over node-private storage (file, inmem), kept exact across processes.
 
-Every process of a node (the master and its workers) writes through its own
-``CachingBackend``, and every write bumps one generation number in shared memory.
-A process drops its whole cache whenever the generation moved for any write but
-its own, so a read never returns a value older than the last completed write,
-whoever made it. Entries are barrier ciphertext, as stored: caching adds no
-plaintext to memory.
+Sits on the write notifier (physical/notify.py): every write made on this node,
+by any process, is a record in the node's change ring, and this cache reads the
+records past its own cursor before every read, dropping exactly the keys they
+name (everything, if the ring lapped it). So a read never returns a value older
+than the last completed write, whoever made it:
 
+* a write completes (``put`` returns) only after its record is in the ring, and
+  every read starts by reading the ring;
+* a read that raced with another process's write of the same key (the record
+  shows up while the value is in flight) is served but not remembered;
+* this process's own writes are remembered as written, unless another process
+  wrote one of the same keys meanwhile (both land on disk in an unknown order):
+  then they are forgotten. Writes of one process are serialised for that.
+
+Entries are barrier ciphertext, as stored: caching adds no plaintext to memory.
 Only for storage that this node alone writes: Consul is shared by other nodes,
-whose writes this counter never sees.
+whose writes the ring never sees.
 """
 
 from __future__ import annotations
 
-import mmap
-import multiprocessing
-import struct
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from strongroom.node.shared import acquire_robustly
-from strongroom.physical.base import Backend, Op, apply_ops
+from strongroom.node.shared import ChangeRing, Op
+from strongroom.physical.base import Op as TxnOp
+from strongroom.physical.notify import WriteNotifier
 
-_COUNTER = struct.Struct("=Q")
 # Bounds per process: small entries (tokens, policies, mount tables, most secrets) are
 # what every request reads; a large value is read rarely and would crowd them out.
 DEFAULT_MAX_BYTES = 32 << 20
 MAX_ENTRY_BYTES = 64 << 10
 
 
-class WriteGeneration:
-    """A 64-bit write counter in anonymous shared memory; create before forking."""
+class _Ticket:
+    """One read (or own write) of a key in flight; spoiled if the key changes meanwhile."""
+
+    __slots__ = ("spoiled",)
 
     def __init__(self) -> None:
-        self._page = mmap.mmap(-1, mmap.PAGESIZE)
-        self._lock = multiprocessing.get_context("fork").Lock()
-
-    @property
-    def value(self) -> int:
-        return int(_COUNTER.unpack_from(self._page, 0)[0])
-
-    def bump(self) -> int:
-        acquire_robustly(self._lock)
-        try:
-            value = _COUNTER.unpack_from(self._page, 0)[0] + 1
-            _COUNTER.pack_into(self._page, 0, value)
-        finally:
-            self._lock.release()
-        return int(value)
+        self.spoiled = False
 
 
 class CachingBackend:
-    """``inner`` with its reads cached, invalidated by any other process's write."""
+    """``inner``'s reads cached; invalidated key by key through the change ring."""
 
-    def __init__(self, inner: Backend, generation: WriteGeneration,
-                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, inner: WriteNotifier, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self._inner = inner
-        self._generation = generation
+        self._ring: ChangeRing = inner.ring
         self._max_bytes = max_bytes
         self._bytes = 0
         self._cache: dict[str, bytes | None] = {}
-        self._seen = generation.value
-        # Serialises this process's writes with their cache updates, so two threads
-        # writing one key cannot leave the older value cached.
+        self._read_head = self._ring.read_head
+        self._position = self._ring.head
+        self._in_flight: dict[str, list[_Ticket]] = {}
+        # Guards the cache, the cursor and the tickets.
         self._lock = threading.Lock()
+        # Serialises this process's writes with their cache updates (see the docstring).
+        self._write_lock = threading.Lock()
 
     @property
-    def inner(self) -> Backend:
+    def inner(self) -> WriteNotifier:
         return self._inner
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
-            current = self._generation.value
-            if current != self._seen:
-                self._clear()
-                self._seen = current
+            if self._read_head()[0] != self._position:
+                self._catch_up()
             if key in self._cache:
                 return self._cache[key]
-        value = self._inner.get(key)
+            ticket = self._open(key)
+        try:
+            value = self._inner.get(key)
+        except BaseException:
+            with self._lock:
+                self._close(key, ticket)
+            raise
         with self._lock:
-            # Kept only if no write (here or elsewhere) happened during the read.
-            if self._generation.value == current == self._seen:
+            self._catch_up()  # a write published meanwhile spoils the ticket
+            self._close(key, ticket)
+            if not ticket.spoiled:
                 self._remember(key, value)
         return value
-
-    def _remember(self, key: str, value: bytes | None) -> None:
-        """Cache ``key``'s value (None: known absent), within the byte budget."""
-        size = len(key) + (len(value) if value is not None else 0)
-        if key in self._cache:
-            old = self._cache.pop(key)
-            self._bytes -= len(key) + (len(old) if old is not None else 0)
-        if value is not None and len(value) > MAX_ENTRY_BYTES:
-            return
-        if self._bytes + size > self._max_bytes:
-            self._clear()
-        self._cache[key] = value
-        self._bytes += size
-
-    def _clear(self) -> None:
-        self._cache.clear()
-        self._bytes = 0
 
     def list(self, prefix: str) -> list[str]:
         return self._inner.list(prefix)
 
     def put(self, key: str, value: bytes) -> None:
-        self._write(lambda: self._inner.put(key, value), [("put", key, value)])
+        self.transaction([("put", key, value)])
 
     def delete(self, key: str) -> None:
-        self._write(lambda: self._inner.delete(key), [("delete", key, None)])
+        self.transaction([("delete", key, None)])
 
-    def transaction(self, ops: Sequence[Op]) -> None:
-        self._write(lambda: apply_ops(self._inner, ops), ops)
-
-    def _write(self, apply: Callable[[], None], ops: Sequence[Op]) -> None:
-        with self._lock:
+    def transaction(self, ops: Sequence[TxnOp]) -> None:
+        keys = [key for _, key, _ in ops]
+        with self._write_lock:
+            with self._lock:
+                self._catch_up()
+                tickets = []
+                for key in keys:
+                    self._forget(key)  # spoils reads in flight here: they may be older
+                    tickets.append(self._open(key))
+            span: tuple[int, int] | None = None
             try:
-                apply()
-            except BaseException:
-                # What landed is unknown: forget everything, and make every process forget.
+                span = self._inner.apply(ops)
+            finally:
+                with self._lock:
+                    self._catch_up(span, tickets)
+                    for key, ticket in zip(keys, tickets, strict=True):
+                        self._close(key, ticket)
+                    if span is not None:
+                        for (verb, key, value), ticket in zip(ops, tickets, strict=True):
+                            if not ticket.spoiled:
+                                self._remember(key, value if verb == "put" else None)
+
+    # -- internals (called with self._lock held) ----------------------------------
+
+    def _catch_up(self, own: tuple[int, int] | None = None,
+                  own_tickets: Sequence[_Ticket] = ()) -> None:
+        """Drop what the ring's new records name (everything, if the ring lapped us).
+
+        ``own`` is the span of the write this thread just made, ``own_tickets`` its
+        tickets: its records spoil every other read of those keys, not its own.
+        """
+        head, records = self._ring.read(self._position)
+        self._position = head
+        if records is None:
+            self._clear()
+            return
+        for position, op, key in records:
+            if op is Op.RESET:
                 self._clear()
-                self._seen = self._generation.bump()
-                raise
-            new = self._generation.bump()
-            own_only = new == self._seen + 1
-            self._seen = new
-            if not own_only:
-                # Another process wrote since our last look, maybe to these very keys and
-                # after us on disk (its rename later, its bump earlier): what storage holds
-                # now is unknown, so nothing is remembered.
-                self._clear()
-                return
-            for verb, key, value in ops:
-                self._remember(key, value if verb == "put" else None)
+            elif own is not None and own[0] <= position < own[1]:
+                self._forget(key, spare=own_tickets)
+            else:
+                self._forget(key)
+
+    def _open(self, key: str) -> _Ticket:
+        ticket = _Ticket()
+        self._in_flight.setdefault(key, []).append(ticket)
+        return ticket
+
+    def _close(self, key: str, ticket: _Ticket) -> None:
+        tickets = self._in_flight[key]
+        tickets.remove(ticket)
+        if not tickets:
+            del self._in_flight[key]
+
+    def _forget(self, key: str, spare: Sequence[_Ticket] = ()) -> None:
+        """Drop ``key``'s entry and spoil the reads of it in flight (but ``spare``)."""
+        self._drop(key)
+        for ticket in self._in_flight.get(key, ()):
+            if ticket not in spare:
+                ticket.spoiled = True
+
+    def _drop(self, key: str) -> None:
+        if key in self._cache:
+            old = self._cache.pop(key)
+            self._bytes -= len(key) + (len(old) if old is not None else 0)
+
+    def _remember(self, key: str, value: bytes | None) -> None:
+        """Cache ``key``'s value (None: known absent), within the byte budget."""
+        self._drop(key)
+        if value is not None and len(value) > MAX_ENTRY_BYTES:
+            return
+        size = len(key) + (len(value) if value is not None else 0)
+        if self._bytes + size > self._max_bytes:
+            self._cache.clear()
+            self._bytes = 0
+        self._cache[key] = value
+        self._bytes += size
+
+    def _clear(self) -> None:
+        """Anything may have changed: forget all, and spoil every read in flight."""
+        self._cache.clear()
+        self._bytes = 0
+        for tickets in self._in_flight.values():
+            for ticket in tickets:
+                ticket.spoiled = True

@@ -129,8 +129,8 @@ def test_sigkill_failover_loses_no_acknowledged_write(cluster: Cluster) -> None:
 def test_fencing_a_paused_active_node(cluster: Cluster) -> None:
     old = cluster.active()
     assert cluster.write(old, "fenced", "before").status_code == 200
-    # Every worker must have applied the node's current state before its master is
-    # frozen: a worker that still had to fetch it would wait on the frozen master.
+    # Every worker must have applied the node's current state before its owner is
+    # frozen: a worker that still had to fetch it would wait on the frozen owner.
     workers = old.wait_for_workers(2)
     seen: set[int] = set()
 
@@ -142,7 +142,7 @@ def test_fencing_a_paused_active_node(cluster: Cluster) -> None:
         return seen == workers
 
     poll(all_workers_synced, 20, "every worker of the active node to answer as active")
-    # Freeze the old node's master (its HA loop and heartbeat), not its workers: they
+    # Freeze the old node's owner (its HA loop and heartbeat), not its workers: they
     # still believe the node is active, which is exactly what fencing must defeat.
     os.kill(old.proc.pid, signal.SIGSTOP)
     try:
@@ -161,6 +161,36 @@ def test_fencing_a_paused_active_node(cluster: Cluster) -> None:
          "the old active node to become a standby of the new one")
     assert cluster.read(old, "fenced") == "new"
     assert cluster.active() is new
+
+
+def test_every_arbiter_runs_one_thread(cluster: Cluster) -> None:
+    """HA, the cluster port and the coordinator run in each node's owner: the gunicorn
+    arbiter that forks the workers has one thread, on the active node and on standbys."""
+    active = cluster.active()
+    assert cluster.write(active, "threads", "x").status_code == 200
+    for node in cluster.nodes:
+        node.wait_for_workers(2)
+        arbiter = node.arbiter_pid()
+        assert arbiter is not None
+        assert len(os.listdir(f"/proc/{arbiter}/task")) == 1, node.url
+        assert len(os.listdir(f"/proc/{node.proc.pid}/task")) > 1
+
+
+def test_arbiter_killed_the_node_exits_and_hands_over(cluster: Cluster) -> None:
+    """The active node's arbiter dies: its owner releases the lock and exits non-zero
+    (systemd would start it again); another node takes over."""
+    active = cluster.active()
+    arbiter = active.arbiter_pid()
+    assert arbiter is not None
+    os.kill(arbiter, signal.SIGKILL)
+    poll(lambda: active.proc.poll() is not None, 15, "the owner to exit")
+    assert active.proc.returncode != 0
+    others = [n for n in cluster.nodes if n is not active]
+    new = poll(lambda: next((n for n in others if health(n) == 200), None), 15,
+               "another node to become active")
+    assert cluster.write(new, "after-arbiter", "v").status_code == 200
+    log = (active.workdir / "server.log").read_text()
+    assert "event=arbiter_exited" in log
 
 
 def passing_tagged(consul: ConsulCluster, tag: str) -> list[str]:

@@ -18,6 +18,7 @@ import pytest
 from falcon import testing
 
 from strongroom.barrier.counter import EncryptionCounter
+from strongroom.config import dev_config
 from strongroom.core.bootstrap import make_bootstrapper
 from strongroom.core.core import Core
 from strongroom.ha.manager import HAManager
@@ -26,6 +27,7 @@ from strongroom.http.app import build_falcon_app
 from strongroom.node import encryptions
 from strongroom.node.coordinator import LocalCoordinator
 from strongroom.physical.base import Backend
+from strongroom.physical.chain import build_chain
 from strongroom.physical.inmem import InmemBackend
 from strongroom.registry import SECRETS_ENGINES
 
@@ -58,7 +60,8 @@ def unsealed(physical: Backend, **kwargs: Any) -> tuple[LocalCoordinator, str]:
 
 def worker(physical: Backend, coordinator: LocalCoordinator) -> Core:
     """A worker's core, sharing the node's change counters with the owner."""
-    core = Core(physical, coordinator, coordinator._counters, engines=SECRETS_ENGINES)
+    storage = build_chain(dev_config(), physical=physical)
+    core = Core(storage, coordinator, coordinator._counters, engines=SECRETS_ENGINES)
     core.sync()
     return core
 
@@ -82,7 +85,7 @@ def key_status(core: Core) -> dict[str, Any]:
     """GET /v1/sys/key-status through this core, as a worker serves it."""
     client = testing.TestClient(build_falcon_app(core, 1 << 20))
     resp = client.simulate_get("/v1/sys/key-status",
-                               headers={"X-Vault-Token": TOKENS[id(core.physical)]})
+                               headers={"X-Vault-Token": TOKENS[id(core.storage.physical)]})
     assert resp.status_code == 200, resp.text
     data: dict[str, Any] = resp.json["data"]
     return data

@@ -21,36 +21,7 @@ from strongroom.config import dev_config
 from strongroom.node.rpc import CoordinatorServer
 from strongroom.physical.inmem import InmemBackend
 from strongroom.wsgi import local_coordinator
-
-# Talks the socket's wire format (4-byte length, JSON) by hand, so the peer needs
-# nothing from strongroom: prints the reply, or REFUSED when the server hangs up.
-CLIENT = r"""
-import json, socket, struct, sys
-
-def ask(path):
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(30)
-    sock.connect(path)
-    body = json.dumps({"op": "seal_status", "args": {}}).encode()
-    try:
-        sock.sendall(struct.pack(">I", len(body)) + body)
-        head = b""
-        while len(head) < 4:
-            chunk = sock.recv(4 - len(head))
-            if not chunk:
-                return "REFUSED"
-            head += chunk
-    except (ConnectionResetError, BrokenPipeError):  # closed before or while we sent
-        return "REFUSED"
-    (size,) = struct.unpack(">I", head)
-    data = b""
-    while len(data) < size:
-        data += sock.recv(size - len(data))
-    return data.decode()
-
-if __name__ == "__main__":
-    print(ask(sys.argv[1]))
-"""
+from tests.support.coordinator_client import CLIENT
 
 # A child of the test that runs CLIENT in a child of its own: a grandchild of the master.
 GRANDCHILD = r"""
@@ -111,3 +82,31 @@ def test_the_master_itself_is_refused(socket_path: str,
     assert callable(ask)
     assert ask(socket_path) == "REFUSED"
     assert refusals(caplog) == 1
+
+
+def test_only_children_of_the_workers_parent_are_answered(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """On a node the workers' parent is the gunicorn arbiter, not the serving process
+    (the owner): a child of the owner that is not a worker is refused, a child of the
+    arbiter is answered."""
+    caplog.set_level(logging.WARNING, logger="strongroom.node.rpc")
+    # Stands for the arbiter: a process of ours that runs CLIENT in a child when told to.
+    arbiter = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys\n"
+         "path = sys.stdin.readline().strip()\n"
+         "sys.exit(subprocess.run([sys.executable, '-c', sys.argv[1], path]).returncode)",
+         CLIENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    with tempfile.TemporaryDirectory(prefix="sr-rpc-") as directory:
+        path = str(Path(directory) / "coord.sock")
+        server = CoordinatorServer(local_coordinator(dev_config(), InmemBackend()), path,
+                                   workers_parent=arbiter.pid)
+        server.start()
+        try:
+            assert run_child(CLIENT, path) == "REFUSED"  # the owner's own child
+            assert refusals(caplog) == 1
+            out, _ = arbiter.communicate(path + "\n", timeout=60)
+            assert '"ok": true' in out, out  # the "arbiter"'s child: a worker
+            assert refusals(caplog) == 1
+        finally:
+            server.close()
+            arbiter.kill() if arbiter.poll() is None else None

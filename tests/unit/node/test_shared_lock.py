@@ -7,8 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from strongroom.node.shared import SharedCounters, Slot
-from strongroom.physical.cache import WriteGeneration
+from strongroom.node.shared import ChangeRing, Op, SharedCounters, Slot
 
 
 def die_holding(lock: object) -> None:
@@ -21,9 +20,9 @@ def die_holding(lock: object) -> None:
 
 
 @pytest.mark.parametrize("make", [
-    lambda: (g := WriteGeneration(), g._lock, g.bump),
+    lambda: (r := ChangeRing(), r._lock, lambda: r.append([(Op.PUT, "k")])[1] // 16),
     lambda: (c := SharedCounters(), c._lock, lambda: c.bump(Slot.SEAL)),
-], ids=["write-generation", "shared-counters"])
+], ids=["change-ring", "shared-counters"])
 def test_a_lock_left_by_a_dead_holder_is_taken_over(
         make: Callable[[], tuple[object, object, Callable[[], int]]]) -> None:
     _, lock, bump = make()

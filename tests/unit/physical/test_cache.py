@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
-from strongroom.physical.cache import MAX_ENTRY_BYTES, CachingBackend, WriteGeneration
+from strongroom.node.shared import ChangeRing, Op
+from strongroom.physical.cache import MAX_ENTRY_BYTES, CachingBackend
 from strongroom.physical.file import FileBackend
+from strongroom.physical.notify import WriteNotifier
 from tests.support.backend_contract import BackendContract
 
 
@@ -24,15 +27,22 @@ class CountingBackend(FileBackend):
         return super().get(key)
 
 
+def cached(inner: FileBackend, ring: ChangeRing | None = None,
+           max_bytes: int | None = None) -> CachingBackend:
+    """What one process of a node builds: the cache over the notifier over storage."""
+    notifier = WriteNotifier(inner, ring or ChangeRing())
+    return CachingBackend(notifier) if max_bytes is None else CachingBackend(notifier, max_bytes)
+
+
 class TestCachingBackendContract(BackendContract):
     @pytest.fixture
     def backend(self, tmp_path: Path) -> CachingBackend:
-        return CachingBackend(FileBackend(tmp_path), WriteGeneration())
+        return cached(FileBackend(tmp_path))
 
 
 def test_repeated_reads_are_served_from_memory(tmp_path: Path) -> None:
     inner = CountingBackend(tmp_path)
-    cache = CachingBackend(inner, WriteGeneration())
+    cache = cached(inner)
     cache.put("a", b"1")
     assert [cache.get("a") for _ in range(5)] == [b"1"] * 5
     assert cache.get("missing") is None and cache.get("missing") is None
@@ -40,14 +50,15 @@ def test_repeated_reads_are_served_from_memory(tmp_path: Path) -> None:
 
 
 def test_a_write_by_another_process_is_seen_at_once(tmp_path: Path) -> None:
-    generation = WriteGeneration()  # shared memory, inherited by the child below
-    parent = CachingBackend(FileBackend(tmp_path), generation)
+    ring = ChangeRing()  # shared memory, inherited by the child below
+    parent = cached(FileBackend(tmp_path), ring)
     parent.put("k", b"old")
+    parent.put("other", b"kept")
     assert parent.get("k") == b"old"
     assert parent.get("absent") is None
     pid = os.fork()
     if pid == 0:  # the child: another worker of the same node
-        child = CachingBackend(FileBackend(tmp_path), generation)
+        child = cached(FileBackend(tmp_path), ring)
         child.put("k", b"new")
         child.put("absent", b"now here")
         os._exit(0)
@@ -57,31 +68,60 @@ def test_a_write_by_another_process_is_seen_at_once(tmp_path: Path) -> None:
     assert parent.get("absent") == b"now here"
 
 
-def test_a_write_elsewhere_between_two_of_ours_drops_the_cache(tmp_path: Path) -> None:
-    generation = WriteGeneration()
-    ours = CachingBackend(FileBackend(tmp_path), generation)
-    theirs = CachingBackend(FileBackend(tmp_path), generation)
+def test_another_process_s_write_drops_only_the_keys_it_wrote(tmp_path: Path) -> None:
+    ring = ChangeRing()
+    inner = CountingBackend(tmp_path)
+    ours = cached(inner, ring)
+    theirs = cached(FileBackend(tmp_path), ring)
+    ours.put("x", b"1")
+    ours.put("y", b"2")
+    theirs.put("x", b"3")
+    assert ours.get("x") == b"3"
+    assert ours.get("y") == b"2"
+    assert inner.reads == 1  # x read again; y still served from memory
+
+
+def test_a_write_elsewhere_between_two_of_ours_drops_what_it_wrote(tmp_path: Path) -> None:
+    ring = ChangeRing()
+    ours = cached(FileBackend(tmp_path), ring)
+    theirs = cached(FileBackend(tmp_path), ring)
     ours.put("x", b"1")
     assert ours.get("x") == b"1"
     theirs.put("x", b"2")
-    ours.put("y", b"3")  # our next write notices a generation that skipped one
+    ours.put("y", b"3")
     assert ours.get("x") == b"2"
 
 
+def test_a_lapped_reader_forgets_everything(tmp_path: Path) -> None:
+    ring = ChangeRing(capacity=256)
+    inner = CountingBackend(tmp_path)
+    ours = cached(inner, ring)
+    theirs = cached(FileBackend(tmp_path), ring)
+    ours.put("kept", b"v")
+    assert ours.get("kept") == b"v"
+    for i in range(20):  # far more than 256 bytes of records, none naming "kept"
+        theirs.put(f"other{i}", b"x")
+    assert ours.get("kept") == b"v"
+    assert inner.reads == 1  # read again: the ring could no longer say it was untouched
+
+
 def test_a_failed_write_forgets_what_it_may_have_changed(tmp_path: Path) -> None:
-    generation = WriteGeneration()
-    cache = CachingBackend(FileBackend(tmp_path), generation)
+    ring = ChangeRing()
+    cache = cached(FileBackend(tmp_path), ring)
+    other = cached(FileBackend(tmp_path), ring)
     cache.put("k", b"v")
-    before = generation.value
+    assert other.get("k") == b"v"
+    before = ring.head
     with pytest.raises(Exception):  # noqa: B017 - any storage failure
-        cache.put("bad/../key", b"x")
-    assert generation.value == before + 1  # other processes forget too
-    assert cache.get("k") == b"v"
+        cache.transaction([("put", "k", b"w"), ("put", "bad/../key", b"x")])
+    assert ring.head > before  # other processes are told, though it failed
+    assert cache.get("k") == b"w"  # the first op landed (file storage is not atomic)
+    assert other.get("k") == b"w"
 
 
 def test_large_values_are_not_cached(tmp_path: Path) -> None:
     inner = CountingBackend(tmp_path)
-    cache = CachingBackend(inner, WriteGeneration())
+    cache = cached(inner)
     cache.put("big", b"x" * (MAX_ENTRY_BYTES + 1))
     cache.get("big")
     cache.get("big")
@@ -90,7 +130,7 @@ def test_large_values_are_not_cached(tmp_path: Path) -> None:
 
 def test_the_byte_budget_bounds_memory(tmp_path: Path) -> None:
     inner = CountingBackend(tmp_path)
-    cache = CachingBackend(inner, WriteGeneration(), max_bytes=10_000)
+    cache = cached(inner, max_bytes=10_000)
     for i in range(100):
         cache.put(f"k{i}", b"v" * 1000)
     assert cache._bytes <= 10_000
@@ -99,17 +139,63 @@ def test_the_byte_budget_bounds_memory(tmp_path: Path) -> None:
 
 
 def test_a_write_that_lost_the_race_on_disk_is_not_remembered(tmp_path: Path) -> None:
-    """B writes first on disk, A overwrites; A bumps first, B second: B must not keep its own
-    (overwritten) value cached."""
-    generation = WriteGeneration()
-    a = CachingBackend(FileBackend(tmp_path), generation)
-    b = CachingBackend(FileBackend(tmp_path), generation)
-    b.get("k")  # both up to date with the generation
+    """B writes first on disk, A overwrites; A publishes first, B second: B must not keep
+    its own (overwritten) value cached."""
+    ring = ChangeRing()
+    a = cached(FileBackend(tmp_path), ring)
+    b = cached(FileBackend(tmp_path), ring)
+    b.get("k")
     a.get("k")
-    b.inner.put("k", b"from-b")  # B's file lands first...
-    a.inner.put("k", b"from-a")  # ...and A's replaces it
-    a._seen = generation.bump()  # A's bump comes first (what a.put does after its write)
-    a._remember("k", b"from-a")
-    b._write(lambda: None, [("put", "k", b"from-b")])  # B's bump comes second
+
+    def lands_first_publishes_last(ops: object) -> tuple[int, int]:
+        b.inner.inner.put("k", b"from-b")  # B's file lands first...
+        a.put("k", b"from-a")  # ...A's replaces it, and A publishes
+        return ring.append([(Op.PUT, "k")])  # B publishes last
+
+    b.inner.apply = lands_first_publishes_last  # type: ignore[method-assign]
+    b.put("k", b"from-b")
     assert b.get("k") == b"from-a"
     assert a.get("k") == b"from-a"
+
+
+def test_a_read_racing_another_process_s_write_is_not_remembered(tmp_path: Path) -> None:
+    """Our read gets the old value while another process's write lands and is published:
+    served (it was current when read), but not kept."""
+    ring = ChangeRing()
+    theirs = cached(FileBackend(tmp_path), ring)
+    theirs.put("k", b"old")
+
+    class Racing(FileBackend):
+        def get(self, key: str) -> bytes | None:
+            value = super().get(key)
+            theirs.put("k", b"new")  # lands and is published after our read
+            return value
+
+    ours = cached(Racing(tmp_path), ring)
+    assert ours.get("k") == b"old"
+    ours.inner._inner = FileBackend(tmp_path)  # no more races
+    assert ours.get("k") == b"new"
+
+
+def test_a_read_in_flight_during_our_own_write_is_not_remembered(tmp_path: Path) -> None:
+    """Thread 1 reads the old value; thread 2 writes and remembers its value; thread 1's
+    late answer must not replace it."""
+    release = threading.Event()
+    reading = threading.Event()
+
+    class Slow(FileBackend):
+        def get(self, key: str) -> bytes | None:
+            value = super().get(key)
+            reading.set()
+            release.wait(5)
+            return value
+
+    cache = cached(Slow(tmp_path))
+    cache.inner.inner.put("k", b"old")  # type: ignore[attr-defined]
+    reader = threading.Thread(target=cache.get, args=("k",))
+    reader.start()
+    reading.wait(5)
+    cache.put("k", b"new")
+    release.set()
+    reader.join(5)
+    assert cache.get("k") == b"new"

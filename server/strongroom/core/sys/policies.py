@@ -10,7 +10,6 @@ from strongroom.core.request import Operation, Request, Response
 from strongroom.core.tokens import TokenEntry
 from strongroom.errors import BadRequestError, NotFoundError, PermissionDeniedError
 from strongroom.framework import Field, FieldData, FieldType, Handler, Path
-from strongroom.node.shared import Slot
 
 if TYPE_CHECKING:
     from strongroom.core.core import Core
@@ -59,11 +58,11 @@ def policy_paths(core: Core) -> list[Path]:
         if not text:
             raise BadRequestError("'policy' parameter not supplied or empty")
         store.put(name, text)
-        core.changed(Slot.POLICIES)
+        core.changed()
 
     def delete(req: Request, data: FieldData, m: re.Match[str]) -> None:
         store.delete(str(data.get("name")))
-        core.changed(Slot.POLICIES)
+        core.changed()
 
     def capabilities_of(entry: TokenEntry | None, data: FieldData) -> Response:
         if entry is None:
