@@ -41,7 +41,7 @@ from strongroom.node.background import BackgroundWork, owner_background
 from strongroom.node.connections import ConnectionCounts
 from strongroom.node.coordinator import LocalCoordinator
 from strongroom.node.rpc import CoordinatorServer, RemoteCoordinator, listen_unix
-from strongroom.node.shared import ChangeRing, SharedCounters
+from strongroom.node.shared import ChangeRing, Op, SharedCounters
 from strongroom.node.supervisor import Supervisor, set_parent_death_signal
 from strongroom.physical.chain import StorageChain, build_chain
 from strongroom.wsgi import Node, build_node, local_coordinator
@@ -254,6 +254,10 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         memlock.lock_worker(self.config_obj.disable_mlock, self._dev)
 
     def _child_exit(self, _arbiter: Any, worker: Any) -> None:
+        # A worker killed between a storage write and its ring record leaves the other
+        # processes unaware of that write (their caches may hold the old value): every
+        # process forgets everything it cached. Worker exits are rare; this is cheap.
+        self._changes.append([(Op.RESET, "")])
         self._connections.release(worker.pid)
         gate = GATE["gate"]
         if gate is not None:
