@@ -124,11 +124,15 @@ def run_scenario(name: str, cluster: Cluster, consul: ConsulCluster, workdir: Pa
         moment = time.monotonic()
     else:
         sig = signal.SIGKILL if name == "sigkill" else signal.SIGTERM
+        others = active.node_pids() - {active.proc.pid}  # arbiter and workers
         moment = time.monotonic()
-        if sig == signal.SIGKILL:
-            for pid in active.node_pids() - {active.proc.pid}:  # arbiter and workers
-                os.kill(pid, sig)
+        # The owner (HA session holder) first: killed after its arbiter, it could see the
+        # arbiter die and hand the lock over in the microseconds before its own SIGKILL,
+        # measuring a graceful handover (0.01 s runs) instead of a crash.
         os.kill(active.proc.pid, sig)
+        if sig == signal.SIGKILL:
+            for pid in others:
+                os.kill(pid, sig)
     took = poll(lambda: writer.first_ack_after(moment), 60, "writes to resume") - moment
     time.sleep(1.0)  # let the writer run on the new active for a moment
     writer.stop.set()

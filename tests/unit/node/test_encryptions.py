@@ -3,9 +3,11 @@ past Vault's limit (node/encryptions.py, barrier/counter.py)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -258,3 +260,85 @@ def test_counter_across_processes_loses_no_increment() -> None:
 def test_attaching_to_something_that_is_not_a_counter_fails() -> None:
     with open("/dev/null", "rb") as null, pytest.raises(ValueError):
         EncryptionCounter(os.dup(null.fileno()))
+
+
+def test_counting_takes_no_syscall_once_attached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every barrier write counts: after its first add (which claims the counter's
+    slot) a counter adds without a lock syscall (before: flock twice per add)."""
+    counter = EncryptionCounter()
+    counter.add()
+
+    def refuse(*_args: object) -> None:
+        raise AssertionError("a syscall on the hot path")
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    monkeypatch.setattr(fcntl, "fcntl", refuse)
+    monkeypatch.setattr(fcntl, "lockf", refuse)
+    for _ in range(100):
+        counter.add(2)
+    monkeypatch.undo()
+    assert counter.total() == 201
+
+
+KILLED = """
+import os, signal, sys
+from strongroom.barrier.counter import EncryptionCounter
+counter = EncryptionCounter(int(sys.argv[1]))
+for _ in range(int(sys.argv[2])):
+    counter.add()
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_process_loses_no_count_and_wedges_nothing() -> None:
+    counter = EncryptionCounter()
+    fd = counter.fileno()
+    for _ in range(3):  # each child dies holding its slot; the next one reuses it
+        child = subprocess.Popen([sys.executable, "-c", KILLED, str(fd), "1000"], pass_fds=[fd])
+        assert child.wait(timeout=60) == -signal.SIGKILL
+    counter.add()
+    assert counter.read() == (0, 3001)
+    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(fd), "1000"], pass_fds=[fd])
+                for _ in range(2)]
+    assert all(child.wait(timeout=60) == 0 for child in children)
+    assert counter.total() == 5001
+    # Dead processes' slots were claimed again: three slots served six processes.
+    assert sum(1 for word in counter._words[8:] if word) <= 3
+
+
+def test_checkpoints_and_resets_racing_adds_lose_none() -> None:
+    """The owner settles and resets while other processes add: slots are never
+    written by the owner, so no increment is lost to a race."""
+    counter = EncryptionCounter()
+    fd = counter.fileno()
+    counter.reset(100)
+    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(fd), str(ADDS)],
+                                 pass_fds=[fd]) for _ in range(2)]
+    stored = 100
+    while any(child.poll() is None for child in children):
+        _, unaccounted = counter.read()  # a checkpoint, as node/encryptions.py does
+        stored += unaccounted
+        counter.settle(stored, unaccounted)
+    assert all(child.wait(timeout=120) == 0 for child in children)
+    assert counter.total() == 100 + 2 * ADDS
+    counter.reset(0)
+    assert counter.read() == (0, 0)
+    counter.add(3)
+    assert counter.total() == 3
+
+
+def test_a_forked_child_counts_in_a_slot_of_its_own() -> None:
+    counter = EncryptionCounter()
+    counter.add()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            for _ in range(ADDS):
+                counter.add()
+        finally:
+            os._exit(0)
+    for _ in range(ADDS):
+        counter.add()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert counter.total() == 2 * ADDS + 1
