@@ -246,7 +246,14 @@ class RemoteCoordinator:
         return result
 
     def _call_keys(self, op: str, **args: Any) -> tuple[Any, bytearray]:
-        for attempt in (1, 2):
+        spec = OPERATIONS.get(op)
+        attempts: tuple[int, ...] = (1, 2)
+        if spec is not None and not spec.idempotent:
+            # Sent once, on a fresh connection (a cached one may have gone stale): the
+            # retry below is for calls that may safely run twice.
+            self._drop_conn()
+            attempts = (2,)
+        for attempt in attempts:
             try:
                 conn = self._conn()
                 _send(conn, {"op": op, "args": args})

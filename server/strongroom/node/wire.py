@@ -150,6 +150,10 @@ class Operation:
     secret_args: tuple[str, ...] = ()
     # The answer holds shares and a root token: their texts are zeroed once sent.
     secret_result: bool = False
+    # Safe to send again when the connection broke before the answer came: the owner may
+    # have run it already. ``initialize`` is not (a second run says "already initialized"
+    # and the caller never sees the shares), nor is ``rotate`` (two new key terms).
+    idempotent: bool = True
 
 
 # The coordinator methods a worker may call, by name: the one place to add one (plus its
@@ -157,10 +161,11 @@ class Operation:
 OPERATIONS: dict[str, Operation] = {
     "seal_status": Operation(),
     "initialize": Operation(args=("shares", "threshold", "root_token_id", "pgp_keys",
-                                  "root_token_pgp_key"), secret_result=True),
+                                  "root_token_pgp_key"), secret_result=True,
+                            idempotent=False),
     "unseal": Operation(args=("key", "reset"), secret_args=("key",)),
     "seal": Operation(),
-    "rotate": Operation(),
+    "rotate": Operation(idempotent=False),
     "step_down": Operation(),
     "ha_lost": Operation(),
 }

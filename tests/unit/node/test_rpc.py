@@ -13,6 +13,7 @@ import json
 import socket
 import struct
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 
 from strongroom import errors
 from strongroom.barrier.barrier import InvalidRootKeyError
+from strongroom.barrier.secmem import wipe
 from strongroom.config import dev_config
 from strongroom.node import wire
 from strongroom.node.coordinator import LocalCoordinator
@@ -239,3 +241,41 @@ def test_the_encryption_count_is_shared_through_the_socket(
     theirs.count_encryptions(5)
     assert coordinator.encryption_counter().total() == before + 5
     assert theirs.encryptions() == before + 5
+
+
+def test_a_call_that_must_not_run_twice_is_sent_once_when_the_answer_is_lost() -> None:
+    """The owner may have initialized (or rotated) before the connection broke: sending
+    it again would answer "already initialized" and the shares would be lost for good."""
+    received: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="sr-rpc-") as directory:
+        path = str(Path(directory) / "coord.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(8)
+
+        def hang_up_after_reading() -> None:
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                with conn:
+                    try:
+                        doc, blob = wire._recv(conn)
+                    except (ConnectionError, OSError):
+                        continue
+                    wipe(blob)
+                    received.append(str(doc["op"]))
+
+        threading.Thread(target=hang_up_after_reading, daemon=True).start()
+        remote = RemoteCoordinator(path, SharedCounters())
+        for op, args in (("initialize", {"shares": 1, "threshold": 1}), ("rotate", {})):
+            received.clear()
+            with pytest.raises(errors.SealedError):
+                remote.call(op, **args)
+            assert received == [op]
+        received.clear()
+        with pytest.raises(errors.SealedError):
+            remote.call("seal_status")
+        assert received == ["seal_status", "seal_status"]  # a read may be sent again
+        listener.close()
