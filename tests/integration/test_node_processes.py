@@ -14,14 +14,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
 from tests.support.coordinator_client import CLIENT
+from tests.support.ha import poll
 from tests.support.servers import (
     ServerProcess,
     file_config,
@@ -31,16 +31,6 @@ from tests.support.servers import (
 
 WORKERS = 2
 ROOT = {"X-Vault-Token": "root"}
-
-
-def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def alive(pid: int) -> bool:
@@ -79,7 +69,7 @@ def every_worker_answers(server: ServerProcess, path: str, token: str) -> set[in
         seen.add(int(resp.headers["X-Strongroom-Worker"]))
         return seen == workers
 
-    wait_for(all_seen, 30, "every worker to answer")
+    poll(all_seen, 30, "every worker to answer")
     return workers
 
 
@@ -102,7 +92,7 @@ def test_the_arbiter_runs_one_thread_and_the_owner_holds_the_node(node: ServerPr
     # A re-forked worker is forked by the same single thread.
     victim = min(node.worker_pids())
     os.kill(victim, signal.SIGKILL)
-    wait_for(lambda: len(node.worker_pids() - {victim}) == WORKERS, 30, "a new worker")
+    poll(lambda: len(node.worker_pids() - {victim}) == WORKERS, 30, "a new worker")
     every_worker_answers(node, "/v1/sys/health", token)
     assert threads(arbiter) == 1
 
@@ -143,8 +133,8 @@ def test_owner_killed_the_node_stops_serving(node: ServerProcess) -> None:
             return True
         return resp.status_code == 503
 
-    wait_for(serves_nothing, 5, "the node to answer 503 or refuse connections")
-    wait_for(lambda: not any(alive(p) for p in pids), 15, "every process of the node to exit")
+    poll(serves_nothing, 5, "the node to answer 503 or refuse connections")
+    poll(lambda: not any(alive(p) for p in pids), 15, "every process of the node to exit")
 
 
 def test_arbiter_killed_the_owner_exits_non_zero(node: ServerProcess) -> None:
@@ -155,9 +145,9 @@ def test_arbiter_killed_the_owner_exits_non_zero(node: ServerProcess) -> None:
     assert arbiter is not None
     workers = node.worker_pids()
     os.kill(arbiter, signal.SIGKILL)
-    wait_for(lambda: node.proc.poll() is not None, 10, "the owner to exit")
+    poll(lambda: node.proc.poll() is not None, 10, "the owner to exit")
     assert node.proc.returncode != 0
-    wait_for(lambda: not any(alive(p) for p in workers), 15, "the workers to exit")
+    poll(lambda: not any(alive(p) for p in workers), 15, "the workers to exit")
     runtime = list(Path(tempfile.gettempdir()).glob(f"strongroom-{node.proc.pid}-*"))
     assert runtime == [], "the owner removes its runtime directories"
 
@@ -172,7 +162,7 @@ def test_sigterm_stops_every_process_gracefully(tmp_path: Path) -> None:
         pids = server.node_pids()
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(20) == 0
-        wait_for(lambda: not any(alive(p) for p in pids), 15, "every process to exit")
+        poll(lambda: not any(alive(p) for p in pids), 15, "every process to exit")
         assert not pid_file.exists()
         assert not list(Path(tempfile.gettempdir()).glob(f"strongroom-{server.proc.pid}-*"))
 
@@ -182,7 +172,7 @@ def test_sighup_re_forks_the_workers_and_the_node_serves_on(node: ServerProcess)
     before = node.wait_for_workers(WORKERS)
     arbiter = node.arbiter_pid()
     node.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: len(node.worker_pids()) == WORKERS and not node.worker_pids() & before,
+    poll(lambda: len(node.worker_pids()) == WORKERS and not node.worker_pids() & before,
              30, "new workers")
     assert node.arbiter_pid() == arbiter and node.proc.poll() is None
     every_worker_answers(node, "/v1/auth/token/lookup-self", token)
@@ -194,7 +184,7 @@ def test_dev_data_survives_a_worker_and_the_arbiter_holds_no_thread(tmp_path: Pa
                              json={"data": {"v": "kept"}}).status_code == 200
         (worker,) = server.wait_for_workers(1)
         os.kill(worker, signal.SIGKILL)
-        wait_for(lambda: server.worker_pids() not in (set(), {worker}), 30, "a new worker")
+        poll(lambda: server.worker_pids() not in (set(), {worker}), 30, "a new worker")
         r = requests.get(server.url + "/v1/secret/data/keep", headers=ROOT, timeout=10)
         assert r.status_code == 200 and r.json()["data"]["data"] == {"v": "kept"}, r.text
         arbiter = server.arbiter_pid()
