@@ -93,19 +93,20 @@ class LimitedH11Protocol(H11Protocol):
         """A protocol class for one listener (uvicorn instantiates the class itself)."""
         return type("ListenerH11Protocol", (cls,), {"limits": limits, "counts": counts})
 
-    def _open_connections(self) -> int:
-        return self.counts.total() if self.counts is not None else len(self.connections)
+    def _admit(self) -> bool:
+        """Take a place under the bound (node-wide when counts are shared)."""
+        if self.counts is not None:
+            return self.counts.admit(self.limits.max_connections)
+        return len(self.connections) < self.limits.max_connections
 
     # -- asyncio.Protocol --------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        if self._open_connections() >= self.limits.max_connections:
+        if not self._admit():
             self._refused = True
             self.transport = transport
             transport.abort()
             return
-        if self.counts is not None:
-            self.counts.add(1)
         super().connection_made(transport)
         ssl_object = transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None

@@ -56,8 +56,19 @@ class ConnectionCounts:
         if self._mine < 0:
             return
         self._count += delta
-        # One writer per slot, an aligned 8-byte store: no lock needed.
+        # One writer per slot, an aligned 8-byte store: readers need no lock.
         struct.pack_into("=q", self._page, self._mine * _SLOT.size + 8, self._count)
+
+    def admit(self, bound: int) -> bool:
+        """Count one more connection of this worker unless the node already holds ``bound``.
+
+        Checked and counted under the lock: two workers that each saw ``bound - 1`` would
+        otherwise both take the last place."""
+        with robust(self._lock):
+            if self.total() >= bound:
+                return False
+            self.add(1)
+            return True
 
     def total(self) -> int:
         """Open connections across the node's live workers."""
