@@ -405,11 +405,12 @@ def test_the_connection_bound_is_the_nodes_not_each_workers(tmp_path: Path) -> N
                 assert r.status_code == 501
             # Three more: the node holds 30. Which one is refused depends on which worker
             # counts its connection first (a worker may accept the 29th, then count it
-            # after the other counted the 31st); exactly one is, wherever it landed.
+            # after the other counted the 31st). A worker that has not yet seen the last
+            # close above may refuse one more: never more than 30 are served.
             held += [socket.create_connection(_host_port(server.url), timeout=5)
                      for _ in range(3)]
             answered = [_answers_health(s) for s in held]
-            assert answered.count(False) == 1, answered
+            assert answered.count(True) in (29, 30), answered
             # A place freed is a place taken again (once the worker has seen the close).
             held.pop(answered.index(False)).close()
             held.pop().close()
