@@ -10,6 +10,7 @@ device with its own salt and options.
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,8 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _issue_time(ts: float) -> str:
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+@functools.lru_cache(maxsize=4096)
+def _issue_time(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _str_list(value: Any) -> tuple[str, ...]:
@@ -125,7 +127,8 @@ class DeviceBroker:
             "remaining_uses": req.client_token_remaining_uses,
             "token_type": entry.type,
             "token_ttl": entry.ttl,
-            "token_issue_time": _issue_time(entry.creation_time) if entry.creation_time else "",
+            "token_issue_time": (_issue_time(int(entry.creation_time))
+                                 if entry.creation_time else ""),
         }
 
     def _request(self, req: Request, mount: MountEntry | None) -> dict[str, Any]:
