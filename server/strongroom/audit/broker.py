@@ -75,13 +75,20 @@ class DeviceBroker:
 
     def log_request(self, req: Request, mount: MountEntry | None,
                     error: str | None = None) -> bool:
+        request = self._request(req, mount)
+        if not _routed_before_audit(req):
+            request["mount_accessor"] = ""
         return self._fan_out(LogInput(
-            kind="request", auth=self._auth(req), request=self._request(req, mount),
+            kind="request", auth=self._auth(req), request=request,
             error=error or "", non_hmac_request_keys=self._keys(mount, "request")))
 
     def log_response(self, req: Request, mount: MountEntry | None, resp: Response | None,
                      error: str | None = None) -> bool:
         request = self._request(req, mount)
+        if resp is not None and error is not None and not _routed_before_audit(req):
+            # A refusal (core/hooks.py audit_refusal: an answer and an error): the
+            # request never reached its mount.
+            request["mount_accessor"] = ""
         response: dict[str, Any] = {k: request[k] for k in
                                     ("mount_point", "mount_type", "mount_accessor")}
         if resp is not None:
@@ -162,6 +169,13 @@ class DeviceBroker:
         if mount is None or not mount.config:
             return ()
         return _str_list(mount.config.get(f"audit_non_hmac_{which}_keys"))
+
+
+def _routed_before_audit(req: Request) -> bool:
+    """Whether Vault names the mount's accessor in the request entry: it is set on the
+    request when the router first handles it, which for a write is the existence check
+    before the request is audited, and for anything else the handling after it."""
+    return req.operation in (Operation.CREATE, Operation.UPDATE)
 
 
 def _response_auth(auth: Auth) -> dict[str, Any]:

@@ -133,6 +133,9 @@ def render(inp: LogInput, cfg: FormatConfig, hasher: Hasher) -> dict[str, Any]:
     entry: dict[str, Any] = {"time": rfc3339_nano(inp.time_ns), "type": inp.kind,
                              "auth": compact(auth), "request": compact(request)}
     if response is not None:
+        # Nested structs are omitempty too (data, a map, is kept as it is).
+        response = {k: compact(v) if k in ("auth", "secret", "wrap_info") and v else v
+                    for k, v in response.items()}
         entry["response"] = compact(response)
     if inp.error:
         entry["error"] = inp.error
