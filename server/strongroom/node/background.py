@@ -32,6 +32,14 @@ log = logging.getLogger(__name__)
 MOUNT_PERIODIC_INTERVAL = 60.0
 # Tests shorten it; an operator has no reason to.
 INTERVAL_ENV = "STRONGROOM_MOUNT_PERIODIC_INTERVAL"
+# Token trees being revoked and requested tidies (core/token_revoke.py, token_tidy.py):
+# looked for this often (one storage list and one read when there is nothing to do);
+# each run works at most TOKEN_WORK_BUDGET seconds, so other jobs are not held up.
+TOKEN_WORK_INTERVAL = 1.0
+TOKEN_WORK_BUDGET = 2.0
+# Tests slow the work down to observe it mid-way (and stop it to crash it there).
+TOKEN_WORK_INTERVAL_ENV = "STRONGROOM_TOKEN_WORK_INTERVAL"  # noqa: S105 - a variable name
+TOKEN_WORK_BUDGET_ENV = "STRONGROOM_TOKEN_WORK_BUDGET"  # noqa: S105 - a variable name
 
 
 @dataclass
@@ -173,4 +181,13 @@ def owner_background(coordinator: LocalCoordinator, build_core: Callable[[], Cor
     work.every("mount-periodic",
                interval if interval is not None else mount_periodic_interval(),
                lambda: owner.core().mounts.periodic())
+    budget = float(os.environ.get(TOKEN_WORK_BUDGET_ENV) or TOKEN_WORK_BUDGET)
+    work.every("token-store", float(os.environ.get(TOKEN_WORK_INTERVAL_ENV)
+                                    or TOKEN_WORK_INTERVAL),
+               lambda: _token_work(owner, budget))
     return work
+
+
+def _token_work(owner: OwnerCore, budget: float) -> None:
+    core = owner.core()
+    core.tokens.background(core.now(), budget)
