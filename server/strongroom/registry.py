@@ -11,11 +11,13 @@ they cannot be enabled or disabled.
 from __future__ import annotations
 
 from strongroom.core.mounts import EngineFactory
+from strongroom.engines.database import database_factory
 from strongroom.engines.kv import kv_factory
 
 # `vault secrets enable -path=x kv` and `sys/mounts/x {"type": "kv"}`.
 SECRETS_ENGINES: dict[str, EngineFactory] = {
     "kv": kv_factory,
+    "database": database_factory,
 }
 
 # `sys/auth/x {"type": ...}`; served at auth/x/ (issue 15 adds approle, userpass, ...).

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from strongroom.core.logical import SpecialPaths
 from strongroom.core.request import Operation, Request, Response
 from strongroom.core.sys.mounts import mount_paths
+from strongroom.core.sys.password_policies import password_policy_paths
 from strongroom.core.sys.policies import policy_paths
 from strongroom.core.sys.ui_mounts import ui_mount_paths
 from strongroom.errors import BadRequestError
@@ -38,6 +39,7 @@ class SystemBackend(PathBackend):
                 *mount_paths(core),
                 *ui_mount_paths(core),
                 *policy_paths(core),
+                *password_policy_paths(core),
                 Path("wrapping/wrap", {Operation.UPDATE: self._wrap}, warn_unknown=False),
                 Path("wrapping/lookup", {Operation.UPDATE: self._wrap_lookup,
                                          Operation.READ: self._wrap_lookup}, _WRAP_TOKEN),
