@@ -73,7 +73,9 @@ def paths(b: DatabaseBackend) -> list[Path]:
         # Close this process's connections to it and connect afresh (Vault's reset).
         name = m.group("name")
         b.replace_plugin(name, None)
-        b.plugin(name)
+        plugin = b.plugin(name)
+        if b.config(name).verify_connection:
+            plugin.verify()
 
     def rotate_root(req: Request, data: FieldData, m: re.Match[str]) -> None:
         _rotate_root(b, m.group("name"))

@@ -96,8 +96,12 @@ class Plugin(ABC):
     @abstractmethod
     def _default_delete(self, conn: Any, username: str) -> None: ...
 
+    def _session_owner(self, conn: Any, username: str) -> Any:
+        """What identifies the user's sessions once the user is dropped."""
+        return username
+
     @abstractmethod
-    def _end_sessions(self, conn: Any, username: str) -> None: ...
+    def _end_sessions(self, conn: Any, owner: Any) -> None: ...
 
     @abstractmethod
     def _driver_errors(self) -> tuple[type[BaseException], ...]: ...
@@ -165,14 +169,17 @@ class Plugin(ABC):
 
     def delete_user(self, username: str, revocation: list[str]) -> None:
         with self._session() as conn:
+            owner = self._session_owner(conn, username)
             if revocation:
                 values = {"name": username, "username": username}
                 self._run(conn, [sql.render(q, values) for q in sql.expand(
                     revocation, whole_blocks=True)], transaction=True)
             else:
                 self._default_delete(conn, username)
-            # A revoked credential stops working now, not at its next login.
-            self._end_sessions(conn, username)
+            # A revoked credential stops working now, not at its next login. Sessions
+            # are ended after the drop, so none can be opened in between.
+            if owner is not None:
+                self._end_sessions(conn, owner)
 
     def set_password(self, username: str, password: str, commands: list[str]) -> None:
         if not username or not password:
@@ -319,9 +326,14 @@ class PostgresPlugin(Plugin):
                 f"could not perform all revocation statements: {_first_line(last)}")
         conn.execute(q("DROP ROLE IF EXISTS {}").format(ident(username)))
 
-    def _end_sessions(self, conn: Any, username: str) -> None:
+    def _session_owner(self, conn: Any, username: str) -> Any:
+        # A dropped role's sessions keep its oid (pg_stat_activity.usesysid), not its name.
+        row = conn.execute("SELECT oid FROM pg_roles WHERE rolname = %s", (username,)).fetchone()
+        return None if row is None else row[0]
+
+    def _end_sessions(self, conn: Any, owner: Any) -> None:
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                     "WHERE usename = %s AND pid <> pg_backend_pid()", (username,))
+                     "WHERE usesysid = %s AND pid <> pg_backend_pid()", (owner,))
 
 
 _DSN = re.compile(r"^(?:(?P<userinfo>.*)@)?(?:(?P<net>[a-z0-9]+)(?:\((?P<addr>[^)]*)\))?)?"
@@ -415,10 +427,10 @@ class MySQLPlugin(Plugin):
         self._run(conn, [sql.render(q, values) for q in sql.expand(
             [self.default_revocation])], transaction=True)
 
-    def _end_sessions(self, conn: Any, username: str) -> None:
+    def _end_sessions(self, conn: Any, owner: Any) -> None:
         with conn.cursor() as cur:
             cur.execute("SELECT id FROM information_schema.processlist WHERE user = %s "
-                        "AND id <> connection_id()", (username,))
+                        "AND id <> connection_id()", (owner,))
             for (pid,) in cur.fetchall():
                 try:
                     cur.execute(f"KILL {int(pid)}")
