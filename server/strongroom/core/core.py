@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+from strongroom.audit.broker import DeviceBroker
 from strongroom.barrier.barrier import AESGCMBarrier
 from strongroom.barrier.keyring import Keyring
 from strongroom.barrier.view import StorageView
@@ -97,8 +98,9 @@ class Core:
         self.policies = PolicyStore(self.barrier)
         self.router = Router()
         self.wrapper = Wrapper(self)
-        # The pipeline's plug points (core/hooks.py): no audit device until one is
-        # enabled; the expiration manager registers every leased secret and token.
+        # The pipeline's plug points (core/hooks.py); the audit broker is installed once
+        # the mount tables exist (its devices are the audit table's mounts); the
+        # expiration manager registers every leased secret and token.
         self.audit: AuditBroker = NoAudit()
         self.expiration = ExpirationManager(self)
         self.leases: LeaseRegistrar | None = self.expiration
@@ -115,6 +117,9 @@ class Core:
                                "token": lambda ctx: self._token_backend,
                                "cubbyhole": CubbyholeBackend.factory, "identity": None},
             system_ttls=(default_lease_ttl, max_lease_ttl))
+        # Every enabled audit device records every request (fail closed: none did, the
+        # request is refused); devices reload with the audit table (audit/broker.py).
+        self.audit = DeviceBroker(self)
         self._sync_lock = threading.Lock()
         self._applied: tuple[int, ...] = ()
         self._changes = storage.changes()
@@ -292,6 +297,10 @@ class Core:
             raise
         self._audit_request(req, mount)
         try:
+            # A use of a limited-use token is spent only once the request is audited:
+            # a request no device recorded did nothing at all (fail closed).
+            if not unauthenticated and req.token_entry is not None:
+                self._consume_use(req.token_entry, req.path)
             resp = self._handle(req, backend, rel, mount)
             self._register_lease(req, resp, backend, mount)
             self._register_login(req, resp, mount, unauthenticated)
@@ -350,7 +359,7 @@ class Core:
                 needs_sudo=special_match(special.sudo, rel), wrap_ttl=req.wrap_ttl or None)
             if not decision.allowed:
                 raise PermissionDeniedError(multierror("permission denied"))
-        self._consume_use(entry, req.path)
+        req.client_token_remaining_uses = max(entry.num_uses, 0)
         return False
 
     def _audit_request(self, req: Request, mount: MountEntry | None) -> None:

@@ -163,6 +163,11 @@ class MountTable:
         view = StorageView(self._barrier, f"{self.kind.view_prefix}{entry.uuid}/")
         return factory(MountContext(view, entry, self._clock, *self._system_ttls))
 
+    def build(self, entry: MountEntry) -> LogicalBackend | None:
+        """A backend for ``entry`` outside the table (sys/audit tests a device with it
+        before the entry is stored); the caller cleans it up."""
+        return self._create(entry)
+
     def reload(self) -> None:
         """Bring the mounted backends in line with the stored table, touching only
         what changed: new entries are created, removed or replaced ones cleaned up."""

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from strongroom.core.logical import SpecialPaths
 from strongroom.core.request import Operation, Request, Response
+from strongroom.core.sys.audit import audit_paths
 from strongroom.core.sys.leases import lease_paths
 from strongroom.core.sys.mounts import mount_paths
 from strongroom.core.sys.policies import policy_paths
@@ -38,6 +39,7 @@ class SystemBackend(PathBackend):
                 *mount_paths(core),
                 *ui_mount_paths(core),
                 *policy_paths(core),
+                *audit_paths(core),
                 Path("wrapping/wrap", {Operation.UPDATE: self._wrap}, warn_unknown=False),
                 Path("wrapping/lookup", {Operation.UPDATE: self._wrap_lookup,
                                          Operation.READ: self._wrap_lookup}, _WRAP_TOKEN),
