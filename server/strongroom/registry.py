@@ -10,6 +10,7 @@ they cannot be enabled or disabled.
 
 from __future__ import annotations
 
+from strongroom.audit import FileDevice, SocketDevice, lenient, syslog_factory
 from strongroom.core.mounts import EngineFactory
 from strongroom.engines.database import database_factory
 from strongroom.engines.kv import kv_factory
@@ -23,5 +24,9 @@ SECRETS_ENGINES: dict[str, EngineFactory] = {
 # `sys/auth/x {"type": ...}`; served at auth/x/ (issue 15 adds approle, userpass, ...).
 AUTH_METHODS: dict[str, EngineFactory] = {}
 
-# `sys/audit/x {"type": ...}` (issue 12 adds file, syslog, socket).
-AUDIT_DEVICES: dict[str, EngineFactory] = {}
+# `sys/audit/x {"type": ...}`: devices the audit broker writes every request to.
+AUDIT_DEVICES: dict[str, EngineFactory] = {
+    "file": lenient(FileDevice),
+    "syslog": syslog_factory(),
+    "socket": lenient(SocketDevice),
+}

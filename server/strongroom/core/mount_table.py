@@ -165,6 +165,11 @@ class MountTable:
         return factory(MountContext(view, entry, self._clock, *self._system_ttls,
                                     generate_password=PasswordPolicies(self._barrier).generate))
 
+    def build(self, entry: MountEntry) -> LogicalBackend | None:
+        """A backend for ``entry`` outside the table (sys/audit tests a device with it
+        before the entry is stored); the caller cleans it up."""
+        return self._create(entry)
+
     def reload(self) -> None:
         """Bring the mounted backends in line with the stored table, touching only
         what changed: new entries are created, removed or replaced ones cleaned up."""

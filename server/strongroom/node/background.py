@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from strongroom.core.core import Core
+from strongroom.core.lease_expiry import ExpiryRunner, expiry_interval
 from strongroom.node.coordinator import LocalCoordinator
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,8 @@ def mount_periodic_interval() -> float:
 
 def owner_background(coordinator: LocalCoordinator, build_core: Callable[[], Core],
                      interval: float | None = None) -> BackgroundWork:
-    """The owner's BackgroundWork with its jobs registered (``mount-periodic``).
+    """The owner's BackgroundWork with its jobs registered (``mount-periodic``, and
+    ``lease-expiry``: the expiration manager's runner, core/lease_expiry.py).
 
     ``build_core`` makes the owner's Core around ``coordinator`` (called once, lazily).
     """
@@ -173,4 +175,10 @@ def owner_background(coordinator: LocalCoordinator, build_core: Callable[[], Cor
     work.every("mount-periodic",
                interval if interval is not None else mount_periodic_interval(),
                lambda: owner.core().mounts.periodic())
+    runner = ExpiryRunner()
+    work.every("lease-expiry", expiry_interval(), lambda: _expire(owner, runner))
     return work
+
+
+def _expire(owner: OwnerCore, runner: ExpiryRunner) -> None:
+    runner.tick(owner.core())
