@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -189,3 +190,43 @@ def test_dev_data_survives_a_worker_and_the_arbiter_holds_no_thread(tmp_path: Pa
         assert r.status_code == 200 and r.json()["data"]["data"] == {"v": "kept"}, r.text
         arbiter = server.arbiter_pid()
         assert arbiter is not None and threads(arbiter) == 1
+
+
+def _pending(pid: int, sig: signal.Signals) -> bool:
+    """Whether ``sig`` waits, undelivered, for process ``pid`` (it is stopped)."""
+    fields = dict(line.split(":", 1) for line in
+                  Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    mask = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
+    return bool(mask & (1 << (sig - 1)))
+
+
+def test_requests_queued_when_the_node_stops_are_answered_not_reset(tmp_path: Path) -> None:
+    """Clients that connected and sent a request just before SIGTERM get their answer.
+
+    The worker is stopped (SIGSTOP) so that the connections wait in the kernel's
+    accept queue, as they do when a busy worker is told to stop. Before: closing the
+    listener reset them, a connection accepted in the tick before the close failed
+    asyncio's Server._attach and was dropped, and one accepted with its request not
+    yet read was closed by uvicorn's shutdown."""
+    with strongroom_server(tmp_path, file_config(workers=1)) as server:
+        (worker,) = server.wait_for_workers(1)
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            host, port = server.url.removeprefix("http://").split(":")
+            clients = [socket.create_connection((host, int(port)), timeout=20)
+                       for _ in range(20)]
+            for client in clients:
+                client.sendall(b"GET /v1/sys/seal-status HTTP/1.1\r\nHost: x\r\n\r\n")
+            server.proc.send_signal(signal.SIGTERM)
+            poll(lambda: _pending(worker, signal.SIGTERM), 20, "the worker to be told to stop")
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        answers = []
+        for client in clients:
+            with client:
+                try:
+                    answers.append(client.recv(65536).split(b"\r\n", 1)[0])
+                except ConnectionResetError:
+                    answers.append(b"reset")
+        assert answers == [b"HTTP/1.1 200 OK"] * 20
+        assert server.proc.wait(20) == 0

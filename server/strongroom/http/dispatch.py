@@ -144,6 +144,7 @@ class Dispatcher:
             token=request_token(req),
             headers=req.headers,
             remote_addr=req.remote_addr,
+            remote_port=req.remote_port,
             wrap_ttl=wrap_ttl(req),
         )
         result = self.core.handle(core_req)

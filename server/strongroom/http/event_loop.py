@@ -30,6 +30,28 @@ class ListenerEventLoop(asyncio.SelectorEventLoop):
         super().__init__()
         self._handshake_timeout = handshake_timeout
         self._context = context
+        self._serving: dict[int, tuple[Any, ...]] = {}
+
+    # -- stopping without dropping what the kernel already accepted --------------
+
+    def _start_serving(self, protocol_factory: Any, sock: Any, sslcontext: Any = None,
+                       server: Any = None, backlog: int = 100, *timeouts: Any) -> None:
+        # Connections are not attached to the asyncio Server: one accepted in the tick
+        # before the server closed failed Server._attach's assertion and was dropped
+        # unanswered. (uvicorn tracks its connections itself.)
+        self._serving[sock.fileno()] = (protocol_factory, sock, sslcontext, backlog, *timeouts)
+        super()._start_serving(  # type: ignore[misc]
+            protocol_factory, sock, sslcontext, None, backlog, *timeouts)
+
+    def _stop_serving(self, sock: Any) -> None:
+        serving = self._serving.pop(sock.fileno(), None)
+        if serving is not None:
+            # Closing a listening socket resets every connection the kernel queued on
+            # it (clients that already sent a request see a reset): take them first.
+            factory, listening, sslcontext, backlog, *timeouts = serving
+            self._accept_connection(  # type: ignore[attr-defined]
+                factory, listening, sslcontext, None, backlog, *timeouts)
+        super()._stop_serving(sock)  # type: ignore[misc]
 
     def _make_ssl_transport(self, rawsock: Any, protocol: Any, sslcontext: Any,
                             *args: Any, **kwargs: Any) -> Any:

@@ -45,6 +45,10 @@ class ConnectionLimits:
     max_connections: int = 4096
 
 
+# How long a connection accepted just before its worker stopped may take to send its
+# first request (it is normally already in the socket buffer).
+_STOP_GRACE = 1.0
+
 _HTTP_VERSIONS = frozenset({"1.0", "1.1"})
 _VERSION_NOT_SUPPORTED = b'{"errors":["unsupported protocol version"]}'
 
@@ -86,6 +90,8 @@ class LimitedH11Protocol(H11Protocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._request_started = 0.0
         self._refused = False
+        self._stopping = False
+        self._received = False
 
     @classmethod
     def with_limits(cls, limits: ConnectionLimits,
@@ -112,6 +118,8 @@ class LimitedH11Protocol(H11Protocol):
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         self.app = _connection_app(self.app, der or None)
         self._start_request()
+        if getattr(self.server_state, "stopping", False):
+            self.shutdown()  # accepted while the worker stops: serve one request, close
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
@@ -125,10 +133,26 @@ class LimitedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        self._received = True
         if self._phase == "idle":
             self._start_request()
         super().data_received(data)
+        if self._stopping and self.cycle is not None:
+            self.cycle.keep_alive = False  # the worker stops: this is the last request
         self._follow_request()
+
+    def shutdown(self) -> None:
+        """The worker stops (uvicorn calls this on every connection it tracks).
+
+        A connection that has not sent its first request yet was most likely accepted
+        with that request on its way: closing it now resets a client that did nothing
+        wrong. It gets a short grace to send it, is served, then closed."""
+        self._stopping = True
+        if self.cycle is None and self._phase == "header" and not self._received:
+            self._cancel_deadline()
+            self._deadline = self.loop.call_later(_STOP_GRACE, self._expire)
+            return
+        super().shutdown()
 
     # -- uvicorn hooks -----------------------------------------------------
 

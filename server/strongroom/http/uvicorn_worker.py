@@ -46,6 +46,9 @@ class PromptServer(Server):
             loop.call_soon_threadsafe(self._stop_listening)
 
     def _stop_listening(self) -> None:
+        # Connections accepted from now on (the loop takes the kernel's queue as it
+        # closes) are served once, then closed (LimitedH11Protocol.connection_made).
+        self.server_state.stopping = True  # type: ignore[attr-defined]
         for server in getattr(self, "servers", []):
             server.close()
 
