@@ -23,6 +23,7 @@ from strongroom.barrier.keyring import Keyring
 from strongroom.barrier.view import StorageView
 from strongroom.config import DEFAULT_LEASE_TTL
 from strongroom.core.bootstrap import TOKEN_STORE_PREFIX
+from strongroom.core.expiration import ExpirationManager
 from strongroom.core.hooks import (
     AuditBroker,
     LeaseRegistrar,
@@ -32,6 +33,7 @@ from strongroom.core.hooks import (
     audit_request,
     audit_response,
 )
+from strongroom.core.lease_store import ID_PREFIX as LEASE_ID_PREFIX
 from strongroom.core.logical import LogicalBackend, special_match
 from strongroom.core.mount_table import Mounts
 from strongroom.core.mounts import (
@@ -97,9 +99,11 @@ class Core:
         self.router = Router()
         self.wrapper = Wrapper(self)
         # The pipeline's plug points (core/hooks.py); the audit broker is installed once
-        # the mount tables exist (its devices are the audit table's mounts).
+        # the mount tables exist (its devices are the audit table's mounts); the
+        # expiration manager registers every leased secret and token.
         self.audit: AuditBroker = NoAudit()
-        self.leases: LeaseRegistrar | None = None
+        self.expiration = ExpirationManager(self)
+        self.leases: LeaseRegistrar | None = self.expiration
         self._system = SystemBackend(self)
         self._token_backend = TokenBackend(self)
         # sys/, auth/token/ and cubbyhole/ are mounts like any other, built by the
@@ -140,6 +144,8 @@ class Core:
         changes.subscribe("sys/policy/", lambda _key: self.policies.invalidate(),
                           self.policies.invalidate)
         changes.subscribe(TOKEN_STORE_PREFIX, self.tokens.invalidate, self.tokens.invalidate_all)
+        # Lease entries: the owner's expiry runner (core/lease_expiry.py) listens.
+        changes.subscribe(LEASE_ID_PREFIX, self.expiration.changed, self.expiration.reset)
         for key in MOUNT_TABLE_KEYS:
             changes.subscribe(key, self._table_changed, self._remount_all)
         for prefix in MOUNT_VIEW_PREFIXES:
@@ -255,6 +261,7 @@ class Core:
         self.tokens_changed()
 
     def _token_revoked(self, entry: TokenEntry) -> None:
+        self.expiration.revoke_by_token(entry)
         self.mounts.destroy_cubbyhole(entry.hash)
         self.wrapper.destroy(entry.hash)
 

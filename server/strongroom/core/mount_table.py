@@ -41,6 +41,7 @@ from strongroom.core.mounts import (
     normalize_mount_path,
     save_table,
 )
+from strongroom.core.sys.password_policies import PasswordPolicies
 from strongroom.errors import BadRequestError
 from strongroom.node.locks import node_lock
 from strongroom.physical.base import Backend
@@ -161,7 +162,8 @@ class MountTable:
         if factory is None:
             return None  # a type this build does not ship: its data stays intact
         view = StorageView(self._barrier, f"{self.kind.view_prefix}{entry.uuid}/")
-        return factory(MountContext(view, entry, self._clock, *self._system_ttls))
+        return factory(MountContext(view, entry, self._clock, *self._system_ttls,
+                                    generate_password=PasswordPolicies(self._barrier).generate))
 
     def build(self, entry: MountEntry) -> LogicalBackend | None:
         """A backend for ``entry`` outside the table (sys/audit tests a device with it

@@ -215,7 +215,7 @@ def _creds_node(config: dict[str, Any] | None = None, **kwargs: int) -> tuple[
 
 def test_a_leased_secret_without_an_expiration_manager_fails_closed_and_is_revoked() -> None:
     d, backend = _creds_node()
-    assert d.node.core.leases is None
+    d.node.core.leases = None  # issue 12 installs the expiration manager; without one:
     resp = d.call("GET", "db/creds/app")
     assert (resp.status_code, resp.json) == (500, INTERNAL)
     assert backend.revoked == ["app-user"]  # no credential outlives the failed request
