@@ -65,12 +65,6 @@ class DeviceBroker:
             raise BadRequestError(f'unknown audit backend "{path}"')
         return device.hash(value)
 
-    def reload(self) -> None:
-        """SIGHUP: every device reopens its file or socket on its next write."""
-        for _entry, device in self.devices():
-            if device is not None:
-                device.reload()
-
     # -- core/hooks.py's AuditBroker ----------------------------------------------------
 
     def log_request(self, req: Request, mount: MountEntry | None,
