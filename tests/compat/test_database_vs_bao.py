@@ -14,7 +14,10 @@ as such, not skipped:
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +26,7 @@ import requests
 
 from tests.support import requires
 from tests.support.postgres import PostgresServer, postgres_server
-from tests.support.servers import bao_dev_server, strongroom_dev_server
+from tests.support.servers import REPO, bao_dev_server, strongroom_dev_server
 
 ROOT = "root"
 CREATE = ("CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' "
@@ -54,14 +57,26 @@ def answers(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory
             ) -> dict[str, dict[str, Any]]:
     requires.bao()
     out = {}
+    ours_cli = [sys.executable, "-m", "strongroom.cli.main"]
     with strongroom_dev_server(tmp_path_factory.mktemp("sr"), root_token=ROOT) as ours:
-        out["strongroom"] = scenario(ours.url, pg, "sr")
+        out["strongroom"] = scenario(ours.url, pg, "sr", ours_cli)
     with bao_dev_server(tmp_path_factory.mktemp("bao"), root_token=ROOT) as theirs:
-        out["openbao"] = scenario(theirs.url, pg, "bao")
+        out["openbao"] = scenario(theirs.url, pg, "bao", [requires.bao()])
     return out
 
 
-def scenario(url: str, pg: PostgresServer, tag: str) -> dict[str, Any]:
+def cli(command: list[str], url: str, *args: str) -> tuple[int, list[str]]:
+    """``<cli> read database/creds/...``: exit status and the table's row names."""
+    env = {**os.environ, "VAULT_ADDR": url, "BAO_ADDR": url, "VAULT_TOKEN": ROOT,
+           "BAO_TOKEN": ROOT, "PYTHONPATH": str(REPO / "server")}
+    run = subprocess.run([*command, *args], capture_output=True, text=True, env=env,
+                         timeout=60, check=False)
+    rows = [line.split()[0] for line in run.stdout.splitlines()[2:] if line.strip()]
+    return run.returncode, rows or [line for line in run.stderr.splitlines()
+                                    if line.startswith("* ")]
+
+
+def scenario(url: str, pg: PostgresServer, tag: str, command: list[str]) -> dict[str, Any]:
     def call(method: str, path: str, body: Any = None) -> Any:
         resp = requests.request(method, f"{url}/v1/{path}", json=body, timeout=30,
                                 headers={"X-Vault-Token": ROOT})
@@ -114,6 +129,8 @@ def scenario(url: str, pg: PostgresServer, tag: str) -> dict[str, Any]:
     call("POST", "database/roles/bad-empty", {"db_name": "pg"})
     seen["creds_empty"] = call("GET", "database/creds/bad-empty")
     seen["role_list"] = call("LIST", "database/roles")
+    seen["cli_read_creds"] = cli(command, url, "read", "database/creds/ro")
+    seen["cli_read_unknown"] = cli(command, url, "read", "database/creds/missing")
     seen["static"] = call("POST", "database/static-roles/st", {
         "db_name": "pg", "username": static_user, "rotation_period": "1h"})
     seen["static_read"] = call("GET", "database/static-roles/st")
@@ -211,7 +228,8 @@ STEPS = [
     "config_no_plugin", "config_no_url", "config_unreachable", "config_wrong_password",
     "config_missing_read", "role", "role_read", "role_no_db", "role_missing_read", "creds",
     "creds_unknown", "creds_not_allowed", "creds_no_config", "creds_bad_sql", "creds_empty",
-    "role_list", "static", "static_read", "static_creds", "static_rotate",
+    "role_list", "cli_read_creds", "cli_read_unknown", "static", "static_read", "static_creds",
+    "static_rotate",
     "static_rotate_missing", "static_missing_user", "static_short", "static_no_user",
     "static_name_taken", "role_name_taken", "static_list", "reset", "reset_missing",
     "rotate_root_missing", "rotate_root_no_username", "pp_write", "pp_read", "pp_list",
