@@ -249,3 +249,6 @@ def test_same_answer_as_openbao(answers: dict[str, dict[str, Any]], step: str) -
 def test_every_step_is_compared(answers: dict[str, dict[str, Any]]) -> None:
     assert set(answers["strongroom"]) == set(STEPS) == set(answers["openbao"])
     assert OPENBAO_500 <= set(STEPS) and set(DRIVER_TEXT) <= set(STEPS)
+    assert answers["strongroom"]["cli_read_creds"] == (0, [
+        "lease_id", "lease_duration", "lease_renewable", "password", "username"])
+    assert answers["strongroom"]["cli_read_unknown"] == (2, ["* unknown role: missing"])
