@@ -297,3 +297,24 @@ def test_syslog_absent_is_a_400() -> None:
     if resp.status_code == 204:
         pytest.skip("this machine has a local syslog socket")
     assert resp.status_code == 400 and resp.json["errors"] == ["Unix syslog delivery error"]
+
+
+def test_jsonx_discard_and_stdout(d: DevNode, tmp_path: Path,
+                                  capfd: pytest.CaptureFixture[str]) -> None:
+    xml = tmp_path / "audit.xml"
+    enable_file(d, xml, "xml", format="jsonx", mode="0640")
+    assert d.call("PUT", "sys/audit/nowhere", json={
+        "type": "file", "options": {"file_path": "DISCARD"}}).status_code == 204
+    assert d.call("PUT", "sys/audit/out", json={
+        "type": "file", "options": {"file_path": "stdout"}}).status_code == 204
+    capfd.readouterr()
+    assert d.call("GET", "sys/mounts").status_code == 200
+    lines = xml.read_text().splitlines()
+    assert all(line.startswith('<?xml version="1.0" encoding="UTF-8"?><json:object')
+               for line in lines)
+    assert '<json:string name="path">sys/mounts</json:string>' in lines[-1]
+    assert oct(xml.stat().st_mode & 0o777) == "0o640"
+    out = capfd.readouterr().out.splitlines()
+    assert [json.loads(line)["type"] for line in out] == ["request", "response"]
+    listed = d.call("GET", "sys/audit").json["data"]
+    assert listed["nowhere/"]["options"] == {"file_path": "DISCARD"}
