@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from strongroom.errors import BadRequestError, multierror
+from strongroom.framework.gotypes import GoParseError, duration_seconds
 
 from . import statements as sql
 from .pool import Pool, PoolClosedError, PoolTimeoutError
@@ -68,6 +69,11 @@ class Plugin(ABC):
                          if s]
         self.url = url
         size = _int(details, "max_open_connections", 4)
+        idle = _int(details, "max_idle_connections", 0)
+        try:
+            lifetime = duration_seconds(details.get("max_connection_lifetime") or 0)
+        except GoParseError as exc:
+            raise DatabaseError(f"invalid max_connection_lifetime: {exc}") from None
         template = str(details.get("username_template") or "") or self.default_template
         try:
             self.template = UsernameTemplate(template)
@@ -77,7 +83,8 @@ class Plugin(ABC):
             self.template.generate()
         except TemplateError as exc:
             raise DatabaseError(f"invalid username template: {exc}") from None
-        self.pool: Pool[Any] = Pool(self._connect, self._alive, self._close, size)
+        self.pool: Pool[Any] = Pool(self._connect, self._alive, self._close, size, idle,
+                                    lifetime)
 
     # -- what each database does its own way -------------------------------------
 
