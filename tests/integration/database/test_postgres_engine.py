@@ -154,8 +154,8 @@ def test_static_role_for_a_missing_user_stores_nothing(d: EngineNode) -> None:
     resp = d.call("POST", "database/static-roles/st-none", json={
         "db_name": "pg", "username": "nosuchuser", "rotation_period": "1h"})
     assert resp.status_code == 400
-    assert resp.json["errors"] == ['error setting credentials: failed to execute query: '
-                                   'role "nosuchuser" does not exist']
+    assert resp.json["errors"] == ['error setting credentials: 1 error occurred:\n\t* failed '
+                                   'to execute query: role "nosuchuser" does not exist\n\n']
     assert d.call("GET", "database/static-roles/st-none").status_code == 404
 
 

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 
 from strongroom.core.logical import SecretType
 from strongroom.core.mounts import MountContext
 from strongroom.errors import BadRequestError
 from strongroom.framework import PathBackend
+from strongroom.node.locks import node_lock
 
 from .plugins import DatabaseError, Plugin, build
 from .store import CONFIG, DatabaseConfig, Store
@@ -105,6 +107,12 @@ class DatabaseBackend(PathBackend):
                 self._plugins[name] = plugin
         if old is not None and old is not plugin:
             old.close()
+
+    def serialized(self, name: str) -> AbstractContextManager[None]:
+        """One change at a time on config ``name`` across the node's processes (Vault's
+        per-plugin mutex): concurrent GRANTs on one table fail in PostgreSQL with
+        "tuple concurrently updated", and Vault's single process never runs two."""
+        return node_lock(f"database:{self.ctx.mount.uuid}:{name}")
 
     # -- lifecycle --------------------------------------------------------------------
 

@@ -145,17 +145,18 @@ def _rotate_root(b: DatabaseBackend, name: str) -> None:
         raise BadRequestError("unable to rotate root credentials: no username in configuration")
     if not str(config.connection_details.get("password") or ""):
         raise BadRequestError("unable to rotate root credentials: no password in configuration")
-    plugin = b.plugin(name)
     password = b.generate_password(config)
-    try:
-        plugin.set_password(username, password, config.root_credentials_rotate_statements)
-    except DatabaseError as exc:
-        raise DatabaseError(f"failed to update user: {exc.message}") from None
-    config.connection_details["password"] = password
-    try:
-        b.store.put_config(name, config)
-    except Exception:
-        # The server already has the new password: say so loudly (no password logged).
-        log.error("event=db_root_rotated_not_stored config=%s", name)
-        raise
-    b.replace_plugin(name, None)  # its connections were opened with the old password
+    with b.serialized(name):
+        plugin = b.plugin(name)
+        try:
+            plugin.set_password(username, password, config.root_credentials_rotate_statements)
+        except DatabaseError as exc:
+            raise DatabaseError(f"failed to update user: {exc.message}") from None
+        config.connection_details["password"] = password
+        try:
+            b.store.put_config(name, config)
+        except Exception:
+            # The server already has the new password: say so (no password logged).
+            log.error("event=db_root_rotated_not_stored config=%s", name)
+            raise
+        b.replace_plugin(name, None)  # its connections were opened with the old password

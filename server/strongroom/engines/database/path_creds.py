@@ -64,8 +64,9 @@ def _creds(b: DatabaseBackend, req: Request, m: re.Match[str]) -> Response:
     entry = req.token_entry
     display = entry.display_name if entry is not None else ""
     username = plugin.generate_username(name, display)
-    plugin.new_user(role.creation_statements, role.rollback_statements, username, password,
-                    b.expiration(ttl))
+    with b.serialized(role.db_name):
+        plugin.new_user(role.creation_statements, role.rollback_statements, username,
+                        password, b.expiration(ttl))
     log.info("event=db_user_created mount=%s role=%s username=%s", b.ctx.mount.path, name,
              username)
     internal: dict[str, Any] = {
@@ -112,7 +113,8 @@ def revoke(b: DatabaseBackend, secret: Secret) -> None:
             raise DatabaseError(f'error during revoke: could not find role with name '
                                 f'"{role_name}" or embedded revocation db name data')
         statements = [str(s) for s in secret.internal.get("revocation_statements") or []]
-    b.plugin(db_name).delete_user(username, statements)
+    with b.serialized(db_name):
+        b.plugin(db_name).delete_user(username, statements)
     log.info("event=db_user_revoked mount=%s role=%s username=%s", b.ctx.mount.path,
              role_name, username)
 
@@ -132,6 +134,7 @@ def renew(b: DatabaseBackend, secret: Secret, increment: int) -> Secret | None:
     if maximum:
         ttl = min(ttl, max(0, int(issued + maximum - b.now().timestamp())))
     if ttl > 0:
-        b.plugin(role.db_name).set_expiration(username, b.expiration(ttl),
-                                             role.renew_statements)
+        with b.serialized(role.db_name):
+            b.plugin(role.db_name).set_expiration(username, b.expiration(ttl),
+                                                 role.renew_statements)
     return replace(secret, ttl=ttl, max_ttl=role.max_ttl)

@@ -56,8 +56,9 @@ def rotate_static(b: DatabaseBackend, name: str, role: StaticRole, store: bool =
         password = b.generate_password(config)
         now = b.now().timestamp()
         try:
-            b.plugin(role.db_name).set_password(role.username, password,
-                                                role.rotation_statements)
+            with b.serialized(role.db_name):
+                b.plugin(role.db_name).set_password(role.username, password,
+                                                    role.rotation_statements)
         except DatabaseError as exc:
             if store:
                 role.retry_at = now + RETRY_SECONDS

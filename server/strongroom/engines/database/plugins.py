@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from strongroom.errors import BadRequestError
+from strongroom.errors import BadRequestError, multierror
 
 from . import statements as sql
 from .pool import Pool, PoolClosedError, PoolTimeoutError
@@ -190,10 +190,15 @@ class Plugin(ABC):
         try:
             with self._session(password) as conn:
                 self._run(conn, queries, transaction=True)
-        except ConnectError:
-            raise
         except DatabaseError as exc:
-            raise DatabaseError(f"failed to execute query: {exc.message}") from None
+            text = exc.message if isinstance(exc, ConnectError) else (
+                f"failed to execute query: {exc.message}")
+            raise DatabaseError(self.update_error(text)) from None
+
+    def update_error(self, text: str) -> str:
+        """How the plugin's UpdateUser words a failure (OpenBao's PostgreSQL plugin
+        collects them in a go-multierror)."""
+        return multierror(text)
 
     def set_expiration(self, username: str, expiration: str, commands: list[str]) -> None:
         commands = commands or ([self.default_expiration_statement]
@@ -346,6 +351,9 @@ class MySQLPlugin(Plugin):
                         '(.RoleName | truncate 10) (random 20) (unix_time) | truncate 32 }}')
     default_password_statement = "ALTER USER '{{username}}'@'%' IDENTIFIED BY '{{password}}';"  # noqa: S105
     verify_error_prefix = "error verifying - ping: "
+
+    def update_error(self, text: str) -> str:
+        return f"failed to change password: {text}"
     default_revocation = ("REVOKE ALL PRIVILEGES, GRANT OPTION FROM '{{name}}'@'%'; "
                           "DROP USER '{{name}}'@'%'")
 
