@@ -238,3 +238,20 @@ def _normalised(seen: dict[str, Any]) -> dict[str, Any]:
             lines.append(" ".join(rest + sorted(opts)))
         return "\n".join(lines)
     return {k: fix(v) for k, v in seen.items()}
+
+
+def test_hvac_audit_calls(servers: dict[str, tuple[str, Path]]) -> None:
+    """hvac's sys audit methods against both servers: the same answers."""
+    hvac = requires.module("hvac", "pip install hvac")
+    seen: dict[str, Any] = {}
+    for kind, (url, logs) in servers.items():
+        client = hvac.Client(url=url, token=ROOT)
+        client.sys.enable_audit_device("file", description="hvac", path="hv",
+                                       options={"file_path": str(logs / "hvac.log")})
+        listed = client.sys.list_enabled_audit_devices()["data"]["hv/"]
+        digest = client.sys.calculate_hash("hv", "hunter2")["data"]["hash"]
+        client.sys.disable_audit_device("hv")
+        seen[kind] = (listed["type"], listed["description"], listed["local"],
+                      digest.startswith("hmac-sha256:"),
+                      sorted(client.sys.list_enabled_audit_devices()["data"]))
+    assert seen["strongroom"] == seen["openbao"] == ("file", "hvac", False, True, [])

@@ -47,13 +47,9 @@ class DeviceBroker:
     # -- the devices ------------------------------------------------------------------
 
     def devices(self) -> list[tuple[MountEntry, AuditDevice | None]]:
-        table = self._core.mounts.audit
-        out: list[tuple[MountEntry, AuditDevice | None]] = []
-        for entry in table.entries():
-            backend = table.backend(entry.path)
-            # A type this build does not ship stays enabled and records nothing.
-            out.append((entry, backend if isinstance(backend, AuditDevice) else None))
-        return out
+        # A type this build does not ship stays enabled and records nothing.
+        return [(entry, backend if isinstance(backend, AuditDevice) else None)
+                for entry, backend in self._core.mounts.audit.mounted()]
 
     def enabled(self) -> bool:
         return bool(self._core.mounts.audit.entries())

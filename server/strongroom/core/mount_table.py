@@ -116,6 +116,10 @@ class MountTable:
     def entries(self) -> list[MountEntry]:
         return [m.entry for m in self._mounted]
 
+    def mounted(self) -> list[tuple[MountEntry, LogicalBackend | None]]:
+        """Each entry with its backend (None: a type this build does not ship)."""
+        return [(m.entry, m.backend) for m in self._mounted]
+
     def get(self, path: str) -> MountEntry | None:
         path = normalize_mount_path(path)
         return next((m.entry for m in self._mounted if m.entry.path == path), None)
