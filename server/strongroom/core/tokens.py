@@ -297,17 +297,20 @@ class TokenStore:
             drain_tree(self._storage, entry.hash, self._delete_hash, math.inf)
             return
         self._tombstones.add(entry.hash, time.time())
-        log.info("event=token_tree_revocation_queued accessor_hash=%s", entry.hash[:12])
+        log.info("event=token_tree_revocation_queued")
 
     def request_tidy(self, now: float) -> bool:
         """Ask the owner for a tidy (token_tidy.py); False if one is already asked for."""
         return request_tidy(self._storage, now)
 
     def background(self, now: float, budget_seconds: float = 2.0) -> bool:
-        """The owner's job: a requested tidy, then trees being revoked; True if done."""
+        """The owner's job: a requested tidy, trees being revoked (True once none is
+        left), and now and then the accessor shards (token_index.py)."""
         if self._storage.get(TIDY_MARKER) is not None:
-            tidy(self._storage, self._read, self.revoke_tree, now)
+            # Taken off first: a tidy that fails is logged and not retried every second
+            # (Vault's runs once too); every step of it is idempotent, so run it again.
             self._storage.delete(TIDY_MARKER)
+            tidy(self._storage, self._read, self.revoke_tree, now)
         done = self.process_revocations(budget_seconds)
         if time.monotonic() >= self._shards_due:
             self._shards_due = time.monotonic() + SHARD_SAVE_SECONDS
