@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from strongroom.audit import FileDevice, SocketDevice, lenient, syslog_factory
 from strongroom.core.mounts import EngineFactory
+from strongroom.engines.database import database_factory
 from strongroom.engines.kv import kv_factory
 
 # `vault secrets enable -path=x kv` and `sys/mounts/x {"type": "kv"}`.
 SECRETS_ENGINES: dict[str, EngineFactory] = {
     "kv": kv_factory,
+    "database": database_factory,
 }
 
 # `sys/auth/x {"type": ...}`; served at auth/x/ (issue 15 adds approle, userpass, ...).

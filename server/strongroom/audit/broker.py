@@ -10,6 +10,7 @@ device with its own salt and options.
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,8 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _issue_time(ts: float) -> str:
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+@functools.lru_cache(maxsize=4096)
+def _issue_time(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _str_list(value: Any) -> tuple[str, ...]:
@@ -45,13 +47,9 @@ class DeviceBroker:
     # -- the devices ------------------------------------------------------------------
 
     def devices(self) -> list[tuple[MountEntry, AuditDevice | None]]:
-        table = self._core.mounts.audit
-        out: list[tuple[MountEntry, AuditDevice | None]] = []
-        for entry in table.entries():
-            backend = table.backend(entry.path)
-            # A type this build does not ship stays enabled and records nothing.
-            out.append((entry, backend if isinstance(backend, AuditDevice) else None))
-        return out
+        # A type this build does not ship stays enabled and records nothing.
+        return [(entry, backend if isinstance(backend, AuditDevice) else None)
+                for entry, backend in self._core.mounts.audit.mounted()]
 
     def enabled(self) -> bool:
         return bool(self._core.mounts.audit.entries())
@@ -63,23 +61,24 @@ class DeviceBroker:
             raise BadRequestError(f'unknown audit backend "{path}"')
         return device.hash(value)
 
-    def reload(self) -> None:
-        """SIGHUP: every device reopens its file or socket on its next write."""
-        for _entry, device in self.devices():
-            if device is not None:
-                device.reload()
-
     # -- core/hooks.py's AuditBroker ----------------------------------------------------
 
     def log_request(self, req: Request, mount: MountEntry | None,
                     error: str | None = None) -> bool:
+        request = self._request(req, mount)
+        if not _routed_before_audit(req):
+            request["mount_accessor"] = ""
         return self._fan_out(LogInput(
-            kind="request", auth=self._auth(req), request=self._request(req, mount),
+            kind="request", auth=self._auth(req), request=request,
             error=error or "", non_hmac_request_keys=self._keys(mount, "request")))
 
     def log_response(self, req: Request, mount: MountEntry | None, resp: Response | None,
                      error: str | None = None) -> bool:
         request = self._request(req, mount)
+        if resp is not None and error is not None and not _routed_before_audit(req):
+            # A refusal (core/hooks.py audit_refusal: an answer and an error): the
+            # request never reached its mount.
+            request["mount_accessor"] = ""
         response: dict[str, Any] = {k: request[k] for k in
                                     ("mount_point", "mount_type", "mount_accessor")}
         if resp is not None:
@@ -125,7 +124,8 @@ class DeviceBroker:
             "remaining_uses": req.client_token_remaining_uses,
             "token_type": entry.type,
             "token_ttl": entry.ttl,
-            "token_issue_time": _issue_time(entry.creation_time) if entry.creation_time else "",
+            "token_issue_time": (_issue_time(int(entry.creation_time))
+                                 if entry.creation_time else ""),
         }
 
     def _request(self, req: Request, mount: MountEntry | None) -> dict[str, Any]:
@@ -159,6 +159,13 @@ class DeviceBroker:
         if mount is None or not mount.config:
             return ()
         return _str_list(mount.config.get(f"audit_non_hmac_{which}_keys"))
+
+
+def _routed_before_audit(req: Request) -> bool:
+    """Whether Vault names the mount's accessor in the request entry: it is set on the
+    request when the router first handles it, which for a write is the existence check
+    before the request is audited, and for anything else the handling after it."""
+    return req.operation in (Operation.CREATE, Operation.UPDATE)
 
 
 def _response_auth(auth: Auth) -> dict[str, Any]:

@@ -64,9 +64,8 @@ def rfc3339_nano(ns: int) -> str:
 
 
 def compact(block: dict[str, Any]) -> dict[str, Any]:
-    """Go's ``omitempty`` on a struct: zero values are left out."""
-    return {k: v for k, v in block.items() if v not in (None, "", 0, False, [], {})
-            or v is True}
+    """Go's ``omitempty`` on a struct: zero values ("", 0, false, nil, empty) are left out."""
+    return {k: v for k, v in block.items() if v}
 
 
 def _hash_auth(auth: dict[str, Any], fn: Hasher, cfg: FormatConfig) -> dict[str, Any]:
@@ -110,8 +109,18 @@ def _hash_response(response: dict[str, Any], fn: Hasher, cfg: FormatConfig,
     return out
 
 
-def render(inp: LogInput, cfg: FormatConfig, fn: Hasher) -> dict[str, Any]:
+def render(inp: LogInput, cfg: FormatConfig, hasher: Hasher) -> dict[str, Any]:
     """The entry one device writes for ``inp``."""
+    # One entry carries the client token (and accessor) several times: HMAC'd once.
+    memo: dict[str, str] = {}
+
+    def hashed(value: str) -> str:
+        out = memo.get(value)
+        if out is None:
+            out = memo[value] = hasher(value)
+        return out
+
+    fn: Hasher = hashed
     auth, request, response = inp.auth, inp.request, inp.response
     if response is not None and inp.list_op and cfg.elide_list_responses and isinstance(
             response.get("data"), dict):
@@ -124,6 +133,9 @@ def render(inp: LogInput, cfg: FormatConfig, fn: Hasher) -> dict[str, Any]:
     entry: dict[str, Any] = {"time": rfc3339_nano(inp.time_ns), "type": inp.kind,
                              "auth": compact(auth), "request": compact(request)}
     if response is not None:
+        # Nested structs are omitempty too (data, a map, is kept as it is).
+        response = {k: compact(v) if k in ("auth", "secret", "wrap_info") and v else v
+                    for k, v in response.items()}
         entry["response"] = compact(response)
     if inp.error:
         entry["error"] = inp.error

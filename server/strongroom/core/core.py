@@ -348,6 +348,7 @@ class Core:
         entry = req.token_entry
         if entry is None:
             raise PermissionDeniedError()
+        req.client_token_remaining_uses = max(entry.num_uses, 0)  # for the audit entry
         if req.operation is Operation.UPDATE and backend.existence(req, rel) is False:
             req.operation = Operation.CREATE
         if req.operation is not Operation.HELP:
@@ -359,7 +360,6 @@ class Core:
                 needs_sudo=special_match(special.sudo, rel), wrap_ttl=req.wrap_ttl or None)
             if not decision.allowed:
                 raise PermissionDeniedError(multierror("permission denied"))
-        req.client_token_remaining_uses = max(entry.num_uses, 0)
         return False
 
     def _audit_request(self, req: Request, mount: MountEntry | None) -> None:

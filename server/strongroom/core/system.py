@@ -10,6 +10,7 @@ from strongroom.core.request import Operation, Request, Response
 from strongroom.core.sys.audit import audit_paths
 from strongroom.core.sys.leases import lease_paths
 from strongroom.core.sys.mounts import mount_paths
+from strongroom.core.sys.password_policies import password_policy_paths
 from strongroom.core.sys.policies import policy_paths
 from strongroom.core.sys.ui_mounts import ui_mount_paths
 from strongroom.errors import BadRequestError
@@ -39,6 +40,7 @@ class SystemBackend(PathBackend):
                 *mount_paths(core),
                 *ui_mount_paths(core),
                 *policy_paths(core),
+                *password_policy_paths(core),
                 *audit_paths(core),
                 Path("wrapping/wrap", {Operation.UPDATE: self._wrap}, warn_unknown=False),
                 Path("wrapping/lookup", {Operation.UPDATE: self._wrap_lookup,

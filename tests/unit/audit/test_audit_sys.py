@@ -168,10 +168,14 @@ def test_refused_requests_are_recorded_with_their_error(d: DevNode, tmp_path: Pa
     log = tmp_path / "audit.log"
     enable_file(d, log)
     assert d.call("GET", "secret/data/app", token="hvs.bogus").status_code == 403
-    refused = entries(log)[-1]
+    refused, answer = entries(log)[-2:]
     assert refused["type"] == "request" and refused["error"] == "permission denied"
     assert refused["request"]["client_token"] != "hvs.bogus"
     assert refused["request"]["client_token"].startswith("hmac-sha256:")
+    # Then its answer, the error (HMAC'd in data, in clear as the entry's error).
+    assert answer["type"] == "response" and answer["error"] == "permission denied"
+    assert answer["request"]["id"] == refused["request"]["id"]
+    assert answer["response"]["data"]["error"].startswith("hmac-sha256:")
 
 
 def test_options_log_raw_prefix_elide(d: DevNode, tmp_path: Path) -> None:
