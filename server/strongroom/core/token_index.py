@@ -14,17 +14,34 @@ An index entry's key is the HMAC of its accessor, so a key always names the same
 accessor: a cached pair can only be wrong by existing when the key is gone, which
 the re-read of changed keys catches. The accessors are not secrets a client can
 authenticate with (Vault lists them to sudo holders); they are still wiped on seal.
+
+Building the mirror (a new worker's first listing) would still read every entry,
+one storage read each. So the pairs are also kept in storage, in 256 shards
+(``accessor-cache/<first two hex digits>``, barrier-encrypted like the index):
+a build reads the shards, lists the index and reads only the entries the shards
+lack, and writes the shards back when many were missing. For the same reason as
+above the shards can be stale but never wrong: the listing decides what exists.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable
 
+from strongroom.errors import StrongroomError
 from strongroom.physical.base import Backend
 
+log = logging.getLogger(__name__)
+
 ACCESSOR_PREFIX = "accessor/"
+CACHE_PREFIX = "accessor-cache/"
+# A build that had to read this many entries the shards lacked writes them back.
+REFRESH_MISSES = 64
+# Change notices kept between listings, at most: past it, the mirror is dropped (the
+# next listing reads everything, which is what re-reading that many keys would cost).
+MAX_PENDING = 4096
 
 
 def parse_index(raw: bytes, read_accessor: Callable[[str], str]) -> tuple[str, str]:
@@ -45,6 +62,7 @@ class AccessorMirror:
         self._read_accessor = read_accessor
         self._pairs: dict[str, str] | None = None  # salted accessor -> accessor
         self._dirty: set[str] = set()
+        self._building = False
         self._epoch = 0
         # Guards _pairs/_dirty/_epoch (held briefly; change notices take it).
         self._lock = threading.Lock()
@@ -54,7 +72,13 @@ class AccessorMirror:
     def changed(self, salted: str) -> None:
         """The index entry ``accessor/<salted>`` was written or deleted somewhere."""
         with self._lock:
+            if self._pairs is None and not self._building:
+                return  # no mirror: the next listing reads the index whole anyway
             self._dirty.add(salted)
+            if len(self._dirty) > max(MAX_PENDING, len(self._pairs or ())):
+                self._pairs = None  # bounded memory for a process that rarely lists
+                self._dirty.clear()
+                self._epoch += 1
 
     def reset(self) -> None:
         """Anything may have changed (ring lapped, seal, new term): rebuild on next use."""
@@ -69,20 +93,56 @@ class AccessorMirror:
             return None
         return parse_index(raw, self._read_accessor)[1] or None
 
+    def _build(self) -> dict[str, str]:
+        shards = self._load_shards()
+        known = {k: v for shard in shards.values() for k, v in shard.items()}
+        pairs: dict[str, str] = {}
+        misses = 0
+        for salted in self._storage.list(ACCESSOR_PREFIX):
+            accessor = known.get(salted)
+            if accessor is None:
+                misses += 1
+                accessor = self._read(salted)
+                if accessor is None:
+                    continue  # deleted since the listing
+            pairs[salted] = accessor
+        if misses >= REFRESH_MISSES or len(known) > 2 * len(pairs) + REFRESH_MISSES:
+            self._save_shards(pairs, shards)
+        return pairs
+
+    def _load_shards(self) -> dict[str, dict[str, str]]:
+        shards: dict[str, dict[str, str]] = {}
+        for name in self._storage.list(CACHE_PREFIX):
+            raw = self._storage.get(CACHE_PREFIX + name)
+            if raw is not None and not name.endswith("/"):
+                shards[name] = json.loads(raw)
+        return shards
+
+    def _save_shards(self, pairs: dict[str, str], old: dict[str, dict[str, str]]) -> None:
+        new: dict[str, dict[str, str]] = {}
+        for salted, accessor in pairs.items():
+            new.setdefault(salted[:2], {})[salted] = accessor
+        try:
+            for name, shard in new.items():
+                if old.get(name) != shard:
+                    self._storage.put(CACHE_PREFIX + name, json.dumps(shard).encode())
+            for name in old.keys() - new.keys():
+                self._storage.delete(CACHE_PREFIX + name)
+        except StrongroomError as exc:
+            # Only a cache: the listing stands; the next build reads more entries.
+            log.warning("event=accessor_cache_write_failed error=%s", type(exc).__name__)
+
     def accessors(self) -> list[str]:
         """Every accessor in clear, in salted order (as Vault lists them)."""
         with self._build_lock:
             with self._lock:
                 pairs, epoch = self._pairs, self._epoch
                 dirty, self._dirty = self._dirty, set()
+                self._building = pairs is None
             if pairs is None:
                 # Notices arriving from here on are kept in _dirty for the next call;
                 # the listing below already sees every write completed before it.
-                pairs = {}
-                for salted in self._storage.list(ACCESSOR_PREFIX):
-                    accessor = self._read(salted)
-                    if accessor is not None:
-                        pairs[salted] = accessor
+                pairs = self._build()
             else:
                 for salted in dirty:
                     accessor = self._read(salted)
@@ -91,6 +151,9 @@ class AccessorMirror:
                     else:
                         pairs[salted] = accessor
             with self._lock:
+                self._building = False
                 if self._epoch == epoch:
                     self._pairs = pairs
+                else:
+                    self._dirty.clear()  # dropped meanwhile: notices are moot
             return [pairs[k] for k in sorted(pairs)]

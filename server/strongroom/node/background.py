@@ -37,7 +37,7 @@ INTERVAL_ENV = "STRONGROOM_MOUNT_PERIODIC_INTERVAL"
 # looked for this often (one storage list and one read when there is nothing to do);
 # each run works at most TOKEN_WORK_BUDGET seconds, so other jobs are not held up.
 TOKEN_WORK_INTERVAL = 1.0
-TOKEN_WORK_BUDGET = 2.0
+TOKEN_WORK_BUDGET = 5.0
 # Tests slow the work down to observe it mid-way (and stop it to crash it there).
 TOKEN_WORK_INTERVAL_ENV = "STRONGROOM_TOKEN_WORK_INTERVAL"  # noqa: S105 - a variable name
 TOKEN_WORK_BUDGET_ENV = "STRONGROOM_TOKEN_WORK_BUDGET"  # noqa: S105 - a variable name

@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
+from strongroom.core.token_index import MAX_PENDING, REFRESH_MISSES, AccessorMirror
 from strongroom.core.token_revoke import INLINE_LIMIT
 from strongroom.core.tokens import TokenEntry, TokenStore
 from strongroom.errors import BadRequestError
+from strongroom.physical.inmem import InmemBackend
 from tests.support.nodes import DevNode, dev_node
 
 CHILDREN = INLINE_LIMIT + 20
@@ -225,3 +227,53 @@ def test_tidy_needs_the_capability(d: DevNode) -> None:
     user = create(d, policies=["default"])
     assert d.call("POST", "auth/token/tidy", token=user["client_token"]).status_code == 403
     assert d.call("GET", "auth/token/tidy").status_code == 405
+
+
+def test_a_new_process_builds_its_mirror_from_the_stored_shards(
+        d: DevNode, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = [create(d, policies=["default"]) for _ in range(REFRESH_MISSES + 10)]
+    view = store(d)._storage
+    reads: list[str] = []
+    real_get = view.get
+
+    def counting(key: str) -> bytes | None:
+        reads.append(key)
+        return real_get(key)
+
+    monkeypatch.setattr(view, "get", counting)
+    everything = listed(d)
+    assert len(everything) == len(made) + 1
+    assert len([k for k in reads if k.startswith("accessor/")]) == len(made) + 1
+    assert keys(d, "accessor-cache/")  # written back: most were missing
+    # As a fresh worker would (or after a seal): the shards answer, no entry is read.
+    store(d).forget()
+    reads.clear()
+    assert listed(d) == everything
+    assert [k for k in reads if k.startswith("accessor/")] == []
+    # Stale shards: the listing decides what exists; only the new entry is read.
+    extra = create(d, policies=["default"])
+    d.call("POST", "auth/token/revoke-accessor", json={"accessor": made[0]["accessor"]})
+    store(d).forget()
+    reads.clear()
+    assert listed(d) == (everything - {made[0]["accessor"]}) | {extra["accessor"]}
+    assert [k for k in reads if k.startswith("accessor/")] == [
+        "accessor/" + store(d).salted(extra["accessor"])]
+
+
+def test_accessor_mirror_memory_is_bounded() -> None:
+    """A process that never lists keeps no notices; one that rarely does drops its
+    mirror rather than pile them up."""
+    backend = InmemBackend()
+    backend.put("accessor/s1", json.dumps({"token_hash": "h1", "accessor": "a1"}).encode())
+    mirror = AccessorMirror(backend, lambda _h: "")
+    for n in range(MAX_PENDING + 10):
+        mirror.changed(f"k{n}")
+    assert mirror._dirty == set() and mirror._pairs is None
+    assert mirror.accessors() == ["a1"] and mirror._pairs == {"s1": "a1"}
+    for n in range(MAX_PENDING):
+        mirror.changed(f"k{n}")
+    assert mirror._pairs is not None and len(mirror._dirty) == MAX_PENDING
+    mirror.changed("one-too-many")
+    assert mirror._pairs is None and mirror._dirty == set()
+    backend.put("accessor/s2", json.dumps({"token_hash": "h2", "accessor": "a2"}).encode())
+    assert mirror.accessors() == ["a1", "a2"]
