@@ -125,6 +125,20 @@ def test_renew_and_revoke_over_http(server: tuple[ServerProcess, str],
     assert resp.status_code == 400
 
 
+def test_an_expired_credential_is_dropped_without_any_request(
+        server: tuple[ServerProcess, str], pg: PostgresServer) -> None:
+    srv, token = server
+    call(srv, token, "POST", "database/roles/short", {
+        "db_name": "pg", "creation_statements": [PG_CREATE], "default_ttl": "2s"})
+    body = call(srv, token, "GET", "database/creds/short")
+    user = body["data"]["username"]
+    assert body["lease_duration"] == 2 and pg.can_login(user, body["data"]["password"])
+    # The owner's expiry runner revokes it: the role is dropped (VALID UNTIL alone
+    # would only refuse logins, 5 s later, and leave the role behind).
+    poll(lambda: pg.query("SELECT count(*) FROM pg_roles WHERE rolname = %s", user)[0][0] == 0,
+         30, "the expired credential's user dropped")
+
+
 def test_the_owner_rotates_static_roles_when_due(server: tuple[ServerProcess, str],
                                                  pg: PostgresServer) -> None:
     srv, token = server

@@ -333,3 +333,54 @@ def test_reset_reconnects(d: EngineNode, pg: PostgresServer) -> None:
 def test_utc_expiration_format(d: EngineNode) -> None:
     d.clock.now = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert d.backend().expiration(60) == "2030-01-02 03:05:10+0000"
+
+
+def test_rotate_root_cut_short_keeps_the_working_password(
+        d: EngineNode, pg: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    pg.query('DROP ROLE IF EXISTS "crash-root"')
+    pg.query("CREATE ROLE \"crash-root\" LOGIN CREATEROLE PASSWORD 'crash-initial'")
+    d.ok("POST", "database/config/crashy", json={
+        "plugin_name": "postgresql-database-plugin", "connection_url": pg.connection_url(),
+        "username": "crash-root", "password": "crash-initial", "allowed_roles": "*"})
+    d.ok("POST", "database/roles/st-crash", json={
+        "db_name": "crashy", "creation_statements": [
+            "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}'"]})
+    store = d.backend().store
+    real_put, calls = store.put_config, []
+
+    def put_then_crash(name: str, config: object) -> None:
+        calls.append(name)
+        if len(calls) == 2:  # after the server changed, before storage did
+            raise OSError("storage gone")
+        real_put(name, config)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "put_config", put_then_crash)
+    assert d.call("POST", "database/rotate-root/crashy").status_code == 500
+    monkeypatch.setattr(store, "put_config", real_put)
+    assert not pg.can_login("crash-root", "crash-initial")  # the server has the new one
+    d.backend().replace_plugin("crashy", None)  # as a restarted process
+    user, password, _ = creds(d, "st-crash")  # recovered: the pending password adopted
+    assert pg.can_login(user, password)
+    config = store.config("crashy")
+    assert config is not None and config.pending_root_password == ""
+    assert config.connection_details["password"] != "crash-initial"
+
+
+def test_a_static_rotation_cut_short_is_redone_at_once(d: EngineNode, pg: PostgresServer) -> None:
+    pg.query('DROP ROLE IF EXISTS "static-cut"')
+    pg.query("CREATE ROLE \"static-cut\" LOGIN PASSWORD 'x'")
+    d.ok("POST", "database/static-roles/st-cut", json={
+        "db_name": "pg", "username": "static-cut", "rotation_period": "24h"})
+    store = d.backend().store
+    role = store.static_role("st-cut")
+    assert role is not None
+    # As a crash would leave it: the server took the pending password, storage did not.
+    pg.query("ALTER ROLE \"static-cut\" PASSWORD 'pending-on-server'")
+    role.pending_password = "pending-on-server"
+    store.put_static_role("st-cut", role)
+    d.backend().periodic()  # not due for 24h, but cut short: redone now
+    now = d.ok("GET", "database/static-creds/st-cut")["data"]["password"]
+    assert pg.can_login("static-cut", now) and not pg.can_login("static-cut",
+                                                                "pending-on-server")
+    stored = store.static_role("st-cut")
+    assert stored is not None and stored.pending_password == ""

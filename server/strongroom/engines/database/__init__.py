@@ -92,7 +92,15 @@ class DatabaseBackend(PathBackend):
             plugin = self._plugins.get(name)
         if plugin is not None:
             return plugin
-        fresh = build(self.config(name).plugin_name, self.config(name).connection_details)
+        config = self.config(name)
+        if config.pending_root_password:
+            from .path_config import recover_root
+
+            with self.serialized(name):
+                config = self.config(name)
+                if config.pending_root_password:
+                    config = recover_root(self, name, config)
+        fresh = build(config.plugin_name, config.connection_details)
         with self._lock:
             plugin = self._plugins.setdefault(name, fresh)
         if plugin is not fresh:

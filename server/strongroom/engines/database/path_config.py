@@ -148,15 +148,39 @@ def _rotate_root(b: DatabaseBackend, name: str) -> None:
     password = b.generate_password(config)
     with b.serialized(name):
         plugin = b.plugin(name)
+        config = b.config(name)  # as recovered by plugin(), if it had to
+        config.pending_root_password = password
+        b.store.put_config(name, config)
         try:
             plugin.set_password(username, password, config.root_credentials_rotate_statements)
         except DatabaseError as exc:
+            config.pending_root_password = ""
+            b.store.put_config(name, config)
             raise DatabaseError(f"failed to update user: {exc.message}") from None
         config.connection_details["password"] = password
-        try:
-            b.store.put_config(name, config)
-        except Exception:
-            # The server already has the new password: say so (no password logged).
-            log.error("event=db_root_rotated_not_stored config=%s", name)
-            raise
+        config.pending_root_password = ""
+        b.store.put_config(name, config)
         b.replace_plugin(name, None)  # its connections were opened with the old password
+
+
+def recover_root(b: DatabaseBackend, name: str, config: DatabaseConfig) -> DatabaseConfig:
+    """A rotate-root cut short between the server and storage: keep whichever of the
+    two passwords the server accepts (the new one first), and forget the other."""
+    trial = dict(config.connection_details, password=config.pending_root_password)
+    try:
+        candidate = build(config.plugin_name, trial)
+    except DatabaseError:
+        candidate = None
+    try:
+        if candidate is not None:
+            candidate.verify()
+            config.connection_details = trial
+            log.warning("event=db_root_rotation_recovered config=%s adopted=new", name)
+    except DatabaseError:
+        log.warning("event=db_root_rotation_recovered config=%s adopted=old", name)
+    finally:
+        if candidate is not None:
+            candidate.close()
+    config.pending_root_password = ""
+    b.store.put_config(name, config)
+    return config

@@ -55,17 +55,21 @@ def rotate_static(b: DatabaseBackend, name: str, role: StaticRole, store: bool =
         config = b.config(role.db_name)
         password = b.generate_password(config)
         now = b.now().timestamp()
+        if store:
+            role.pending_password = password
+            b.store.put_static_role(name, role)
         try:
             with b.serialized(role.db_name):
                 b.plugin(role.db_name).set_password(role.username, password,
                                                     role.rotation_statements)
         except DatabaseError as exc:
             if store:
-                role.retry_at = now + RETRY_SECONDS
+                role.retry_at, role.pending_password = now + RETRY_SECONDS, ""
                 b.store.put_static_role(name, role)
             log.warning("event=db_static_rotation_failed role=%s error=%s", name, exc.message)
             raise DatabaseError(f"error setting credentials: {exc.message}") from None
         role.password, role.last_vault_rotation, role.retry_at = password, now, 0.0
+        role.pending_password = ""
         if store:
             b.store.put_static_role(name, role)
 
@@ -77,7 +81,9 @@ def rotate_due(b: DatabaseBackend) -> None:
         role = b.store.static_role(name)
         if role is None:
             continue
-        due = (role.retry_at if role.retry_at else
+        # A rotation cut short (pending_password left behind) is redone at once: the
+        # root connection sets a new password whichever one the server has now.
+        due = (now if role.pending_password else role.retry_at if role.retry_at else
                role.last_vault_rotation + role.rotation_period)
         if due > now:
             continue

@@ -1,7 +1,9 @@
 """A small, thread-safe connection pool: one per database config in each process.
 
-At most ``size`` connections are open (Vault's max_open_connections, default 4); an
-idle one is checked before reuse (Vault pings) and dropped if the server closed it.
+At most ``size`` connections are open (Vault's max_open_connections, default 4), at
+most ``max_idle`` of them kept idle (max_idle_connections), none older than
+``max_lifetime`` seconds reused (max_connection_lifetime, 0: no limit); an idle one
+is checked before reuse (Vault pings) and dropped if the server closed it.
 ``close()`` closes every idle connection at once and each busy one when it comes
 back, so a removed config or a disabled mount leaves nothing open on the server.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar
@@ -29,9 +32,13 @@ class PoolTimeoutError(Exception):
 
 class Pool(Generic[C]):
     def __init__(self, connect: Callable[[], C], alive: Callable[[C], bool],
-                 close: Callable[[C], None], size: int) -> None:
+                 close: Callable[[C], None], size: int, max_idle: int = 0,
+                 max_lifetime: float = 0.0) -> None:
         self._connect, self._alive, self._close = connect, alive, close
         self._slots = threading.BoundedSemaphore(max(1, size))
+        self._max_idle = min(max_idle, size) if max_idle > 0 else max(1, size)
+        self._max_lifetime = max_lifetime
+        self._born: dict[int, float] = {}
         self._lock = threading.Lock()
         self._idle: list[C] = []
         self._open = 0
@@ -65,12 +72,13 @@ class Pool(Generic[C]):
                 conn = self._idle.pop() if self._idle else None
             if conn is None:
                 break
-            if self._alive(conn):
+            if not self._too_old(conn) and self._alive(conn):
                 return conn
             self._discard(conn)
         fresh = self._connect()
         with self._lock:
             self._open += 1
+            self._born[id(fresh)] = time.monotonic()
             closed = self._closed
         if closed:  # closed while we were connecting
             self._discard(fresh)
@@ -79,14 +87,21 @@ class Pool(Generic[C]):
 
     def _give_back(self, conn: C, healthy: bool) -> None:
         with self._lock:
-            if healthy and not self._closed:
+            if (healthy and not self._closed and len(self._idle) < self._max_idle
+                    and not self._too_old(conn)):
                 self._idle.append(conn)
                 return
         self._discard(conn)
 
+    def _too_old(self, conn: C) -> bool:
+        if self._max_lifetime <= 0:
+            return False
+        return time.monotonic() - self._born.get(id(conn), 0.0) > self._max_lifetime
+
     def _discard(self, conn: C) -> None:
         with self._lock:
             self._open -= 1
+            self._born.pop(id(conn), None)
         try:
             self._close(conn)
         except Exception as exc:  # noqa: BLE001 - closing a dead connection may fail

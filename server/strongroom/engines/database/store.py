@@ -22,6 +22,9 @@ class DatabaseConfig:
     root_credentials_rotate_statements: list[str] = field(default_factory=list)
     password_policy: str = ""
     verify_connection: bool = True
+    # Vault's rotate-root WAL: the new root password, stored before the server is
+    # changed, so a crash between the two cannot lose the only working password.
+    pending_root_password: str = ""
 
 
 @dataclass
@@ -44,6 +47,9 @@ class StaticRole:
     rotation_statements: list[str] = field(default_factory=list)
     credential_type: str = "password"  # noqa: S105 - a credential kind, not a secret
     password: str = ""
+    # Stored before the server is changed (Vault's WAL): a rotation cut short by a
+    # crash is redone at the next periodic run, whichever password the server has.
+    pending_password: str = ""
     last_vault_rotation: float = 0.0  # epoch seconds; 0: never rotated
     # A rotation that failed is retried from this time on (Vault re-queues it 10 s on).
     retry_at: float = 0.0

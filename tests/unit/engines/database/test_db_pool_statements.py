@@ -131,3 +131,26 @@ def test_error_texts_hide_the_passwords() -> None:
     assert plugin.clean("auth s3cr/t and s3cr%2Ft failed") == (
         "auth [password] and [password] failed")
     assert plugin.clean("PASSWORD 'gen-pw-1' BOGUS", "gen-pw-1") == "PASSWORD '[password]' BOGUS"
+
+
+def test_pool_idle_cap_and_lifetime() -> None:
+    made: list[Conn] = []
+
+    def connect() -> Conn:
+        made.append(Conn())
+        return made[-1]
+
+    def close(c: Conn) -> None:
+        c.closed = True
+
+    pool: Pool[Conn] = Pool(connect, lambda c: c.alive, close, size=3, max_idle=1)
+    with pool.connection() as a, pool.connection() as b:
+        pass
+    assert sum(not c.closed for c in (a, b)) == 1  # one kept idle, one closed
+    aged: Pool[Conn] = Pool(connect, lambda c: c.alive, close, size=2, max_lifetime=1e-9)
+    with aged.connection() as first:
+        pass
+    with aged.connection() as second:
+        assert second is not first and first.closed  # too old to reuse
+    with pytest.raises(DatabaseError, match="invalid max_connection_lifetime"):
+        PostgresPlugin({"connection_url": "postgresql://h/d", "max_connection_lifetime": "x"})
