@@ -109,6 +109,7 @@ def http_scenario(url: str, logs: Path) -> dict[str, Any]:
     seen["list"] = (listed[0], {k: {**v, "options": sorted(v["options"])}
                                 for k, v in listed[1].items()})
     seen["read_one"] = observe(call(url, "GET", "sys/audit/file"))[0]
+    seen["list_verb"] = observe(call(url, "LIST", "sys/audit"))
     seen["hash_empty"] = observe(call(url, "POST", "sys/audit-hash/file", {}))
     seen["hash_unknown"] = observe(call(url, "POST", "sys/audit-hash/nope", {"input": "x"}))
     hashed = observe(call(url, "POST", "sys/audit-hash/file", {"input": "hunter2"}))

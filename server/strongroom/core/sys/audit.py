@@ -19,7 +19,7 @@ from strongroom.audit.broker import DeviceBroker
 from strongroom.audit.device import AuditDevice
 from strongroom.core.mounts import MountEntry, normalize_mount_path
 from strongroom.core.request import Operation, Request, Response
-from strongroom.errors import BadRequestError
+from strongroom.errors import BadRequestError, NoRouteError
 from strongroom.framework import Field, FieldData, FieldType, Path
 
 if TYPE_CHECKING:
@@ -118,8 +118,12 @@ def audit_paths(core: Core) -> list[Path]:
             raise BadRequestError(f'unknown audit backend "{path}"')
         return Response(data={"hash": broker.hash(path, value)})
 
+    def no_list(req: Request, data: FieldData, m: re.Match[str]) -> None:
+        # Vault lists devices with GET only; LIST finds no path (a 404, as OpenBao).
+        raise NoRouteError("unsupported path")
+
     return [
-        Path("audit/?", {Operation.READ: list_devices}),
+        Path("audit/?", {Operation.READ: list_devices, Operation.LIST: no_list}),
         Path("audit-hash/(?P<path>.+)", {Operation.UPDATE: audit_hash}, HASH_FIELDS),
         Path("audit/(?P<path>.+)", {Operation.UPDATE: enable, Operation.DELETE: disable},
              AUDIT_FIELDS),
