@@ -6,6 +6,11 @@ A TCP peer that went away is only noticed by the kernel after a send; so before 
 write the device checks whether the peer has closed its side (the socket reads as
 EOF) and reconnects first: a collector that is gone makes the write fail, and the
 request with it (fail closed), instead of the line vanishing into a dead buffer.
+
+A collector that cannot be reached is not dialled again for RECONNECT_PAUSE: a worker
+serves its requests on one event loop, and a connect that hangs until write_timeout
+for every request would stall all of them. Meanwhile this device records nothing
+(the request is refused unless another device records it).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import contextlib
 import select
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from strongroom.audit.device import AuditDevice
@@ -23,6 +29,7 @@ from strongroom.framework.gotypes import GoParseError, parse_duration_ns
 if TYPE_CHECKING:
     from strongroom.core.mounts import MountContext
 
+RECONNECT_PAUSE = 0.5  # seconds after a failed connect
 _TYPES = {"tcp": (socket.AF_INET, socket.SOCK_STREAM),
           "tcp4": (socket.AF_INET, socket.SOCK_STREAM),
           "tcp6": (socket.AF_INET6, socket.SOCK_STREAM),
@@ -48,6 +55,7 @@ class SocketDevice(AuditDevice):
         self.write_timeout = max(timeout_ns / 1e9, 0.001)
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
+        self._paused_until = 0.0  # time.monotonic() before which no connect is tried
 
     def _target(self) -> tuple[int, int, str | tuple[str, int]]:
         kind = _TYPES.get(self.socket_type)
@@ -66,6 +74,17 @@ class SocketDevice(AuditDevice):
             if self._sock.type != socket.SOCK_STREAM or not _peer_closed(self._sock):
                 return self._sock
             self._close_locked()
+        if time.monotonic() < self._paused_until:
+            raise OSError(f"dial {self.socket_type} {self.address}: not retried yet after "
+                          "a failed connect")
+        try:
+            self._sock = self._dial()
+        except OSError:
+            self._paused_until = time.monotonic() + RECONNECT_PAUSE
+            raise
+        return self._sock
+
+    def _dial(self) -> socket.socket:
         family, type_, target = self._target()
         address: Any = target
         if isinstance(target, tuple):
@@ -79,18 +98,19 @@ class SocketDevice(AuditDevice):
         except OSError:
             sock.close()
             raise
-        self._sock = sock
         return sock
 
     def write(self, line: bytes) -> None:
         with self._lock:
             for attempt in (0, 1):
+                sock = self._connect()  # a failed connect is not retried at once
                 try:
-                    self._connect().sendall(line)
+                    sock.sendall(line)
                     return
                 except OSError:
                     # A broken or timed-out stream may hold part of the line: it is
-                    # dropped with the connection; the retry sends the line whole.
+                    # dropped with the connection; the retry sends the line whole on
+                    # a new one, as Vault does.
                     self._close_locked()
                     if attempt:
                         raise

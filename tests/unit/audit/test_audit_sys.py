@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -216,7 +217,11 @@ def test_fail_closed_socket_peer_gone(d: DevNode) -> None:
         again.listen(16)
         back = Collector(again)
         try:
-            read = d.call("GET", "secret/data/k")
+            # Served again once the device dials anew (it waits RECONNECT_PAUSE after
+            # a failed connect).
+            deadline = time.monotonic() + 10
+            while (read := d.call("GET", "secret/data/k")).status_code != 200:
+                assert time.monotonic() < deadline, read.text
             assert read.status_code == 200
             assert read.json["data"]["data"] == {"v": "1"}  # the refused write did nothing
             assert read.json["data"]["metadata"]["version"] == 1
