@@ -106,7 +106,13 @@ class ExpiryRunner:
             if self._due.get(lease_id) != due:
                 continue  # rescheduled or dropped since
             del self._due[lease_id]
-            self._schedule(lease_id, manager.expire(lease_id, current))
+            try:
+                next_due = manager.expire(lease_id, current)
+            except Exception as exc:  # noqa: BLE001 - storage trouble: keep it scheduled
+                log.error("event=lease_expiry_failed lease_id=%s error=%s", lease_id,
+                          type(exc).__name__)
+                next_due = current + manager.retry_base
+            self._schedule(lease_id, next_due)
             done += 1
         return done
 
