@@ -33,6 +33,7 @@ from strongroom.barrier.view import StorageView
 from strongroom.core.bootstrap import TOKEN_STORE_PREFIX
 from strongroom.core.expiration import ExpirationManager, token_lease
 from strongroom.core.lease_store import TOKENS_MIGRATED_KEY
+from strongroom.core.token_entry import TokenEntry
 from strongroom.node.locks import node_lock
 
 if TYPE_CHECKING:
@@ -151,11 +152,15 @@ class ExpiryRunner:
         if store.get_flag(TOKENS_MIGRATED_KEY):
             return
         view = StorageView(core.barrier, TOKEN_STORE_PREFIX)
-        now = core.now()
         made = 0
         for token_hash in view.list("id/"):
-            token = core.tokens.lookup_hash(token_hash, now)
-            if token is None or token.type == "batch" or not token.path:
+            # Read as stored, not looked up: a lookup would revoke an expired token on
+            # sight, outside the runner (no expiry logged); its lease expires it now.
+            raw = view.get("id/" + token_hash)
+            if raw is None:
+                continue
+            token = TokenEntry.from_json(raw, token_hash)
+            if token.type == "batch" or not token.path:
                 continue
             lease = token_lease(token)
             with node_lock("lease|" + lease.lease_id):

@@ -428,3 +428,20 @@ def test_a_failed_renewal_leaves_the_lease_as_it_was(d: DevNode, ledger: Ledger,
     assert (after["expire_time"], after["last_renewal"]) == (
         other_before["expire_time"], other_before["last_renewal"])
     assert lookup(d, body["lease_id"]).json["data"]["expire_time"] == before["expire_time"]
+
+
+def test_an_expired_token_found_by_the_first_restore_is_expired_by_the_runner(
+        d: DevNode, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The owner's first tick may come after a token expired (a busy node): the token
+    migration must not revoke it on sight (unlogged, outside the runner)."""
+    from datetime import timedelta
+
+    d.call("POST", "auth/token/create", json={"ttl": "2s"})
+    [key] = [k for k in d.call("LIST", "sys/leases/lookup/auth/token/create/").json["data"][
+        "keys"] if k != d.node.core.tokens.salted(d.root_token)]
+    core = d.node.core
+    clock = core.clock
+    monkeypatch.setattr(core, "clock", lambda: clock() + timedelta(seconds=60))
+    caplog.set_level(logging.INFO, logger="strongroom.core.expiration")
+    ExpiryRunner().tick(core)
+    assert f"event=lease_revoked lease_id=auth/token/create/{key} reason=expired" in caplog.text
