@@ -102,9 +102,18 @@ def test_revoked_tree_owned_data_goes_with_it(d: DevNode) -> None:
     assert status(d, child) == 403
     child_hash = store(d).salted(child)
     assert [k for k in _all_keys(d.node.core.barrier, "logical/") if child_hash in k]
+    hashes = {store(d).salted(k["client_token"]) for k in kids}
+    assert hashes <= token_leases(d)  # every token is a lease (the expiration manager)
     store(d).background(d.node.core.now(), budget_seconds=60)
-    # on_revoke ran for every token of the tree: the child's cubbyhole is gone.
+    # on_revoke ran for every token of the tree: the child's cubbyhole is gone, and so
+    # is every token's lease.
     assert [k for k in _all_keys(d.node.core.barrier, "logical/") if child_hash in k] == []
+    assert not hashes & token_leases(d)
+
+
+def token_leases(d: DevNode) -> set[str]:
+    resp = d.call("LIST", "sys/leases/lookup/auth/token/create/")
+    return set(resp.json["data"]["keys"]) if resp.status_code == 200 else set()
 
 
 def _all_keys(backend: Any, prefix: str) -> list[str]:
@@ -277,3 +286,26 @@ def test_accessor_mirror_memory_is_bounded() -> None:
     assert mirror._pairs is None and mirror._dirty == set()
     backend.put("accessor/s2", json.dumps({"token_hash": "h2", "accessor": "a2"}).encode())
     assert mirror.accessors() == ["a1", "a2"]
+
+
+def test_the_owner_keeps_the_shards_current(d: DevNode, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    core = d.node.core
+    core.sync()
+    assert store(d).background(core.now()) is True  # the owner's first run: shards built
+    made = [create(d, policies=["default"]) for _ in range(REFRESH_MISSES + 5)]
+    core.sync()  # as OwnerCore.core() does before each job
+    store(d)._shards_due = 0.0  # its next save is due
+    store(d).background(core.now())
+    view = store(d)._storage
+    reads: list[str] = []
+    real_get = view.get
+
+    def counting(key: str) -> bytes | None:
+        reads.append(key)
+        return real_get(key)
+
+    monkeypatch.setattr(view, "get", counting)
+    store(d).forget()  # a fresh worker's view
+    assert {m["accessor"] for m in made} <= listed(d)
+    assert [k for k in reads if k.startswith("accessor/")] == []
