@@ -204,6 +204,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--client-cpu", type=int, default=1)
     p.add_argument("--output", default=str(run.RESULTS_DIR / "tokens.json"))
     args = p.parse_args(argv)
+    args.audit_file = False  # run.make_servers' option: no audit device in this scenario
     if not 0 <= args.children < args.tokens:
         p.error("--children must be below --tokens")
     return args

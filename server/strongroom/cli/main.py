@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "strongroom.cli.token",
     "strongroom.cli.secrets",
     "strongroom.cli.audit",
+    "strongroom.cli.lease",
 )
 
 #: Listed under "Common commands" in the top-level help, when registered.

@@ -19,8 +19,10 @@ Building the mirror (a new worker's first listing) would still read every entry,
 one storage read each. So the pairs are also kept in storage, in 256 shards
 (``accessor-cache/<first two hex digits>``, barrier-encrypted like the index):
 a build reads the shards, lists the index and reads only the entries the shards
-lack, and writes the shards back when many were missing. For the same reason as
-above the shards can be stale but never wrong: the listing decides what exists.
+lack, and writes the shards back when many were missing; the node's owner keeps
+them current (``save_shards``, every ``SHARD_SAVE_SECONDS`` from its token job).
+For the same reason as above the shards can be stale but never wrong: the listing
+decides what exists.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ ACCESSOR_PREFIX = "accessor/"
 CACHE_PREFIX = "accessor-cache/"
 # A build that had to read this many entries the shards lacked writes them back.
 REFRESH_MISSES = 64
+SHARD_SAVE_SECONDS = 30.0
 # Change notices kept between listings, at most: past it, the mirror is dropped (the
 # next listing reads everything, which is what re-reading that many keys would cost).
 MAX_PENDING = 4096
@@ -64,6 +67,9 @@ class AccessorMirror:
         self._dirty: set[str] = set()
         self._building = False
         self._epoch = 0
+        # Shards this mirror holds newer pairs for than storage, and how many keys.
+        self._unsaved: set[str] = set()
+        self._unsaved_keys = 0
         # Guards _pairs/_dirty/_epoch (held briefly; change notices take it).
         self._lock = threading.Lock()
         # One listing at a time does the reads (listing is rare; two would double them).
@@ -97,15 +103,18 @@ class AccessorMirror:
         shards = self._load_shards()
         known = {k: v for shard in shards.values() for k, v in shard.items()}
         pairs: dict[str, str] = {}
+        missed_shards: set[str] = set()
         misses = 0
         for salted in self._storage.list(ACCESSOR_PREFIX):
             accessor = known.get(salted)
             if accessor is None:
                 misses += 1
+                missed_shards.add(salted[:2])
                 accessor = self._read(salted)
                 if accessor is None:
                     continue  # deleted since the listing
             pairs[salted] = accessor
+        self._unsaved, self._unsaved_keys = missed_shards, misses
         if misses >= REFRESH_MISSES or len(known) > 2 * len(pairs) + REFRESH_MISSES:
             self._save_shards(pairs, shards)
         return pairs
@@ -128,6 +137,7 @@ class AccessorMirror:
                     self._storage.put(CACHE_PREFIX + name, json.dumps(shard).encode())
             for name in old.keys() - new.keys():
                 self._storage.delete(CACHE_PREFIX + name)
+            self._unsaved, self._unsaved_keys = set(), 0
         except StrongroomError as exc:
             # Only a cache: the listing stands; the next build reads more entries.
             log.warning("event=accessor_cache_write_failed error=%s", type(exc).__name__)
@@ -144,6 +154,8 @@ class AccessorMirror:
                 # the listing below already sees every write completed before it.
                 pairs = self._build()
             else:
+                self._unsaved.update(salted[:2] for salted in dirty)
+                self._unsaved_keys += len(dirty)
                 for salted in dirty:
                     accessor = self._read(salted)
                     if accessor is None:
@@ -157,3 +169,26 @@ class AccessorMirror:
                 else:
                     self._dirty.clear()  # dropped meanwhile: notices are moot
             return [pairs[k] for k in sorted(pairs)]
+
+    def save_shards(self) -> None:
+        """Bring the stored shards up to date with the index (the owner, now and then),
+        so that a worker's first listing finds nearly everything in them."""
+        self.accessors()  # built, or updated with what changed
+        with self._build_lock:
+            pairs = self._pairs
+            if pairs is None or self._unsaved_keys < REFRESH_MISSES:
+                return
+            names, self._unsaved, self._unsaved_keys = self._unsaved, set(), 0
+            shards: dict[str, dict[str, str]] = {name: {} for name in names}
+            for salted, accessor in pairs.items():
+                shard = shards.get(salted[:2])
+                if shard is not None:
+                    shard[salted] = accessor
+            try:
+                for name, shard in shards.items():
+                    if shard:
+                        self._storage.put(CACHE_PREFIX + name, json.dumps(shard).encode())
+                    else:
+                        self._storage.delete(CACHE_PREFIX + name)
+            except StrongroomError as exc:
+                log.warning("event=accessor_cache_write_failed error=%s", type(exc).__name__)

@@ -3,8 +3,10 @@
 Vault's handleTidy: the request only starts the work (202, or a warning when a tidy
 is already under way) and the server log tells how it went. Here the request writes
 a marker (``work/tidy``) that the node's owner picks up on the active node
-(``TokenStore.background``, a job of node/background.py), so a crash or failover
-mid-way runs it again (every step is idempotent) and no worker thread is held.
+(``TokenStore.background``, a job of node/background.py): no worker thread is
+held, and a request made before a failover is carried out by the next active node.
+A tidy cut short (a crash mid-way) is not resumed, as in Vault: ask again (every
+step is idempotent). "Already in progress" means asked for and not yet started.
 
 What it removes, as Vault's tidy does:
 * tokens whose TTL ran out (revoked with their trees and leases: ``on_revoke``);

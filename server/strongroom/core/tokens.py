@@ -25,7 +25,12 @@ from datetime import datetime
 
 from strongroom.core.token_batch import is_batch_token
 from strongroom.core.token_entry import TokenEntry as TokenEntry  # re-exported: its home
-from strongroom.core.token_index import ACCESSOR_PREFIX, AccessorMirror, parse_index
+from strongroom.core.token_index import (
+    ACCESSOR_PREFIX,
+    SHARD_SAVE_SECONDS,
+    AccessorMirror,
+    parse_index,
+)
 from strongroom.core.token_revoke import (
     INLINE_LIMIT,
     TOMBSTONE_PREFIX,
@@ -73,6 +78,7 @@ class TokenStore:
         self._prefix: str = getattr(storage, "prefix", "")
         self._tombstones = Tombstones(storage)
         self._mirror = AccessorMirror(storage, self._accessor_of)
+        self._shards_due = 0.0  # the owner's next save of the accessor shards
 
     def forget(self) -> None:
         """Wipe the salt and batch key from memory (seal); they reload when next needed."""
@@ -291,18 +297,25 @@ class TokenStore:
             drain_tree(self._storage, entry.hash, self._delete_hash, math.inf)
             return
         self._tombstones.add(entry.hash, time.time())
-        log.info("event=token_tree_revocation_queued accessor_hash=%s", entry.hash[:12])
+        log.info("event=token_tree_revocation_queued")
 
     def request_tidy(self, now: float) -> bool:
         """Ask the owner for a tidy (token_tidy.py); False if one is already asked for."""
         return request_tidy(self._storage, now)
 
     def background(self, now: float, budget_seconds: float = 2.0) -> bool:
-        """The owner's job: a requested tidy, then trees being revoked; True if done."""
+        """The owner's job: a requested tidy, trees being revoked (True once none is
+        left), and now and then the accessor shards (token_index.py)."""
         if self._storage.get(TIDY_MARKER) is not None:
-            tidy(self._storage, self._read, self.revoke_tree, now)
+            # Taken off first: a tidy that fails is logged and not retried every second
+            # (Vault's runs once too); every step of it is idempotent, so run it again.
             self._storage.delete(TIDY_MARKER)
-        return self.process_revocations(budget_seconds)
+            tidy(self._storage, self._read, self.revoke_tree, now)
+        done = self.process_revocations(budget_seconds)
+        if time.monotonic() >= self._shards_due:
+            self._shards_due = time.monotonic() + SHARD_SAVE_SECONDS
+            self._mirror.save_shards()
+        return done
 
     def process_revocations(self, budget_seconds: float = 2.0) -> bool:
         """Delete tombstoned trees for up to ``budget_seconds``; True once none is left.

@@ -351,3 +351,35 @@ def test_tidy_revokes_leases_whose_token_is_gone(d: DevNode, ledger: Ledger) -> 
     runner.tick(core, now=later(d, 1))
     assert ledger.revoked == [body["data"]["username"]]
     assert d.call("PUT", "sys/leases/tidy").status_code == 202
+
+
+def test_disabling_a_mount_revokes_its_leases_first(d: DevNode, ledger: Ledger) -> None:
+    body = creds(d)
+    other = d.call("POST", "sys/mounts/db2", json={"type": "leasetest"})
+    assert other.status_code == 204
+    kept = d.call("GET", "db2/creds/app").json
+    assert d.call("DELETE", "sys/mounts/db").status_code == 204
+    assert ledger.revoked == [body["data"]["username"]]
+    assert lookup(d, body["lease_id"]).status_code == 400
+    assert lookup(d, kept["lease_id"]).status_code == 200
+
+
+def test_an_unmount_whose_leases_cannot_be_revoked_is_refused(d: DevNode,
+                                                             ledger: Ledger) -> None:
+    body = creds(d)
+    ledger.failures = 1
+    resp = d.call("DELETE", "sys/mounts/db")
+    assert resp.status_code == 400
+    assert resp.json["errors"] == [f'failed to revoke "{body["lease_id"]}" (1 / 1): failed to '
+                                   "revoke entry: the test database is unreachable"]
+    assert d.call("GET", "sys/mounts/db").status_code == 200  # still mounted
+    assert d.call("DELETE", "sys/mounts/db").status_code == 204  # the retry goes through
+    assert ledger.revoked == [body["data"]["username"]]
+
+
+def test_moving_a_mount_revokes_the_leases_of_its_old_path(d: DevNode, ledger: Ledger) -> None:
+    body = creds(d)
+    resp = d.call("POST", "sys/remount", json={"from": "db", "to": "db-moved"})
+    assert resp.status_code == 200, resp.text
+    assert ledger.revoked == [body["data"]["username"]]
+    assert lookup(d, body["lease_id"]).status_code == 400

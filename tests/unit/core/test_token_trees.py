@@ -277,3 +277,26 @@ def test_accessor_mirror_memory_is_bounded() -> None:
     assert mirror._pairs is None and mirror._dirty == set()
     backend.put("accessor/s2", json.dumps({"token_hash": "h2", "accessor": "a2"}).encode())
     assert mirror.accessors() == ["a1", "a2"]
+
+
+def test_the_owner_keeps_the_shards_current(d: DevNode, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    core = d.node.core
+    core.sync()
+    assert store(d).background(core.now()) is True  # the owner's first run: shards built
+    made = [create(d, policies=["default"]) for _ in range(REFRESH_MISSES + 5)]
+    core.sync()  # as OwnerCore.core() does before each job
+    store(d)._shards_due = 0.0  # its next save is due
+    store(d).background(core.now())
+    view = store(d)._storage
+    reads: list[str] = []
+    real_get = view.get
+
+    def counting(key: str) -> bytes | None:
+        reads.append(key)
+        return real_get(key)
+
+    monkeypatch.setattr(view, "get", counting)
+    store(d).forget()  # a fresh worker's view
+    assert {m["accessor"] for m in made} <= listed(d)
+    assert [k for k in reads if k.startswith("accessor/")] == []

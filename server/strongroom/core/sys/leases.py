@@ -35,7 +35,7 @@ _REVOKE = {"lease_id": Field(FieldType.STRING, ""), "url_lease_id": Field(FieldT
 _PREFIX = {"prefix": Field(FieldType.STRING, ""), "sync": Field(FieldType.BOOL, True)}
 _MISSING_ID = "lease_id must be specified"
 TIDY_STARTED = ("Tidy operation successfully started. Any information from the operation "
-                "will be printed to the server's logs.")
+                "will be printed to Strongroom's server logs.")
 
 
 def lease_lookup_data(entry: LeaseEntry, lease_id: str, now: float,

@@ -185,6 +185,10 @@ def mount_paths(core: Core) -> list[Path]:
         path = normalize_mount_path(m.group("path"))
         if path.startswith(RESERVED_PREFIXES):
             raise BadRequestError(f'cannot unmount "{path}"')
+        if core.mounts.secrets.get(path) is not None:
+            # As Vault's unmount: every lease the mount issued is revoked first (through
+            # its backend, still mounted); a revocation failing stops the unmount.
+            core.expiration.revoke_prefix(path, sync=True)
         core.mounts.secrets.disable(path)
 
     # `bao auth tune` sends sys/mounts/auth/<path>/tune: auth/ names the auth table.
@@ -213,13 +217,17 @@ def mount_paths(core: Core) -> list[Path]:
         source, target = data.get("from"), data.get("to")
         if not source or not target:
             raise BadRequestError("both 'from' and 'to' path must be specified as strings")
-        migration_id = core.mounts.remount(source, target)
         moved = normalize_mount_path(source)
+        if not moved.startswith("auth/") and core.mounts.secrets.get(moved) is not None:
+            # As OpenBao's remountSecretsEngine: the leases of the old path are revoked
+            # first, while their backend still answers there.
+            core.expiration.revoke_prefix(moved, sync=True)
+        migration_id = core.mounts.remount(source, target)
         # As OpenBao's remountCredential: what the method issued at its old path is
         # revoked, else those tokens outlive the method's later disable (which revokes
         # its new path only). Done once the move succeeded: a refused move revokes nothing.
-        if moved.startswith("auth/") and core.tokens.revoke_path_prefix(moved):
-            core.tokens_changed()
+        if moved.startswith("auth/"):
+            core.expiration.revoke_prefix(moved, sync=True)
         return Response(data={"migration_id": migration_id}, legacy_top_level=True,
                         warnings=["Mount move has been queued. Progress will be reported in "
                                   "Strongroom's server log, tagged with the returned "
