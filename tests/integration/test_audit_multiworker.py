@@ -7,6 +7,7 @@ line is lost between the two files."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.audit import entries, fill, tiny_tmpfs
+from tests.support.audit import entries, fill, tcp_collector, tiny_tmpfs
 from tests.support.servers import ServerProcess, file_config, strongroom_server
 
 WORKERS = 3
@@ -79,7 +80,15 @@ def test_every_worker_writes_every_line_whole(node: tuple[ServerProcess, str],
     log = tmp_path / "audit.log"
     assert call(srv, token, "PUT", "sys/audit/file", {
         "type": "file", "options": {"file_path": str(log)}}).status_code == 204
-    ids, pids = burst(srv, token, 600, "a")
+    with tcp_collector() as (collector, address):
+        assert call(srv, token, "PUT", "sys/audit/sock", {
+            "type": "socket", "options": {"address": address}}).status_code == 204
+        ids, pids = burst(srv, token, 600, "a")
+        # Every worker has its own connection; the collector got every line too.
+        streamed = [json.loads(line) for line in collector.wait_for(1200)]
+    streamed_ids = by_id(streamed)
+    for rid in ids:
+        assert streamed_ids[(rid, "request")] == 1 and streamed_ids[(rid, "response")] == 1
     assert pids == srv.worker_pids()  # every worker served (and wrote) some of them
     lines = entries(log)  # every line parses: none interleaved, none cut
     seen = by_id(lines)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 SYSLOG_PATHS = ("/dev/log", "/var/run/syslog", "/var/run/log")
 LOG_INFO = 6
+WRITE_TIMEOUT = 2.0  # seconds, the socket device's default
 FACILITIES = {
     "KERN": 0, "USER": 1, "MAIL": 2, "DAEMON": 3, "AUTH": 4, "SYSLOG": 5, "LPR": 6,
     "NEWS": 7, "UUCP": 8, "CRON": 9, "AUTHPRIV": 10, "FTP": 11,
@@ -49,6 +50,7 @@ class SyslogDevice(AuditDevice):
         for path in self._paths:
             for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
                 sock = socket.socket(socket.AF_UNIX, kind | socket.SOCK_CLOEXEC)
+                sock.settimeout(WRITE_TIMEOUT)  # a stalled syslogd fails the write
                 try:
                     sock.connect(path)
                 except OSError as exc:

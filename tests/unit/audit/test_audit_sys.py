@@ -297,3 +297,55 @@ def test_syslog_absent_is_a_400() -> None:
     if resp.status_code == 204:
         pytest.skip("this machine has a local syslog socket")
     assert resp.status_code == 400 and resp.json["errors"] == ["Unix syslog delivery error"]
+
+
+def test_jsonx_discard_and_stdout(d: DevNode, tmp_path: Path,
+                                  capfd: pytest.CaptureFixture[str]) -> None:
+    xml = tmp_path / "audit.xml"
+    enable_file(d, xml, "xml", format="jsonx", mode="0640")
+    assert d.call("PUT", "sys/audit/nowhere", json={
+        "type": "file", "options": {"file_path": "DISCARD"}}).status_code == 204
+    assert d.call("PUT", "sys/audit/out", json={
+        "type": "file", "options": {"file_path": "stdout"}}).status_code == 204
+    capfd.readouterr()
+    assert d.call("GET", "sys/mounts").status_code == 200
+    lines = xml.read_text().splitlines()
+    assert all(line.startswith('<?xml version="1.0" encoding="UTF-8"?><json:object')
+               for line in lines)
+    assert '<json:string name="path">sys/mounts</json:string>' in lines[-1]
+    assert oct(xml.stat().st_mode & 0o777) == "0o640"
+    out = capfd.readouterr().out.splitlines()
+    assert [json.loads(line)["type"] for line in out] == ["request", "response"]
+    listed = d.call("GET", "sys/audit").json["data"]
+    assert listed["nowhere/"]["options"] == {"file_path": "DISCARD"}
+
+
+def test_mount_tune_keeps_named_keys_in_clear(d: DevNode, tmp_path: Path) -> None:
+    """``audit_non_hmac_request_keys``/``..._response_keys`` (a mount's tune): values
+    under those keys are logged in clear, everything else stays HMAC'd."""
+    log = tmp_path / "audit.log"
+    enable_file(d, log)
+    assert d.call("POST", "sys/mounts/secret/tune", json={
+        "audit_non_hmac_request_keys": ["username"],
+        "audit_non_hmac_response_keys": ["username", "version"]}).status_code == 204
+    tuned = d.call("GET", "sys/mounts/secret/tune").json["data"]
+    assert tuned["audit_non_hmac_request_keys"] == ["username"]
+    assert tuned["audit_non_hmac_response_keys"] == ["username", "version"]
+    config = d.call("GET", "sys/mounts").json["data"]["secret/"]["config"]
+    assert config["audit_non_hmac_request_keys"] == ["username"]
+    d.call("PUT", "secret/data/app", json={"data": {"username": "alice", "password": "pw1"}})
+    read = d.call("GET", "secret/data/app")
+    assert read.status_code == 200
+    lines = entries(log)
+    write = next(e for e in lines if e["type"] == "request"
+                 and e["request"].get("path") == "secret/data/app")
+    assert write["request"]["data"]["data"]["username"] == "alice"
+    assert write["request"]["data"]["data"]["password"].startswith("hmac-sha256:")
+    answer = lines[-1]
+    assert answer["response"]["data"]["data"]["username"] == "alice"
+    assert answer["response"]["data"]["data"]["password"].startswith("hmac-sha256:")
+    # Cleared again: an empty list.
+    assert d.call("POST", "sys/mounts/secret/tune", json={
+        "audit_non_hmac_request_keys": []}).status_code == 204
+    assert "audit_non_hmac_request_keys" not in d.call(
+        "GET", "sys/mounts/secret/tune").json["data"]

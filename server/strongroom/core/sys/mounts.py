@@ -36,7 +36,12 @@ TUNE_FIELDS = {
     "options": Field(FieldType.MAP),
     "listing_visibility": Field(FieldType.STRING),
     "token_type": Field(FieldType.STRING),
+    "audit_non_hmac_request_keys": Field(FieldType.LIST),
+    "audit_non_hmac_response_keys": Field(FieldType.LIST),
 }
+# Keys of request/response data the audit log keeps in clear for this mount (issue 12:
+# audit/broker.py reads them from the mount's config).
+AUDIT_KEY_FIELDS = ("audit_non_hmac_request_keys", "audit_non_hmac_response_keys")
 # `vault secrets enable kv-v2` sends this type; Vault stores it as kv version 2.
 _TYPE_ALIASES = {"kv-v2": ("kv", {"version": "2"}), "generic": ("kv", {})}
 
@@ -80,6 +85,9 @@ def mount_view(entry: MountEntry, core: Core) -> dict[str, Any]:
         config["passthrough_request_headers"] = _PASSTHROUGH[entry.type]
     if cfg.get("listing_visibility"):
         config["listing_visibility"] = cfg["listing_visibility"]
+    for key in AUDIT_KEY_FIELDS:
+        if cfg.get(key):
+            config[key] = list(cfg[key])
     view: dict[str, Any] = {
         "accessor": entry.accessor,
         "config": config,
@@ -113,6 +121,13 @@ def tune_changes(entry: MountEntry, data: FieldData) -> dict[str, Any]:
             f"backend default lease TTL of {config['default_lease_ttl']}")
     if data.has("listing_visibility"):
         config["listing_visibility"] = listing_visibility(data.get("listing_visibility"))
+    for key in AUDIT_KEY_FIELDS:
+        if data.has(key):
+            keys = [str(k) for k in data.get(key) or []]
+            if keys:
+                config[key] = keys  # as given, [""] included (OpenBao shows it so)
+            else:
+                config.pop(key, None)
     changes: dict[str, Any] = {"config": config}
     if data.has("description"):
         changes["description"] = data.get("description")
@@ -139,6 +154,9 @@ def tune_view(entry: MountEntry, core: Core) -> dict[str, Any]:
         body["options"] = entry.options
     if cfg.get("listing_visibility"):
         body["listing_visibility"] = cfg["listing_visibility"]
+    for key in AUDIT_KEY_FIELDS:
+        if cfg.get(key):
+            body[key] = list(cfg[key])
     return body
 
 
@@ -169,6 +187,11 @@ def mount_paths(core: Core) -> list[Path]:
                                          if config.get(k) is not None}  # null: absent
         if listing_visibility(config.get("listing_visibility", "")):
             parsed_config["listing_visibility"] = config["listing_visibility"]
+        for key in AUDIT_KEY_FIELDS:
+            keys = config.get(key)
+            if keys:
+                parsed_config[key] = [str(k) for k in (
+                    keys if isinstance(keys, list) else str(keys).split(","))]
         options = {str(k): str(v) for k, v in (data.get("options") or {}).items()}
         path = normalize_mount_path(m.group("path"))
         if path.startswith(RESERVED_PREFIXES):
