@@ -183,7 +183,12 @@ class ExpirationManager:
             mount, kind = self._route(entry)
             if kind.renew is None:
                 raise BadRequestError("lease is not renewable")
-            renewed = kind.renew(self._secret(entry), increment)
+            try:
+                renewed = kind.renew(self._secret(entry), increment)
+            except BadRequestError:
+                raise  # the backend's own answer (Vault passes an error response on)
+            except Exception as exc:  # noqa: BLE001 - Vault: 400, the lease unchanged
+                raise BadRequestError(f"failed to renew entry: {_error_text(exc)}") from None
             if renewed is None:
                 raise BadRequestError("lease is not renewable")
             default, maximum = mount_ttls(core, mount)

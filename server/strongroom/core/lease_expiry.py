@@ -33,6 +33,7 @@ from strongroom.barrier.view import StorageView
 from strongroom.core.bootstrap import TOKEN_STORE_PREFIX
 from strongroom.core.expiration import ExpirationManager, token_lease
 from strongroom.core.lease_store import TOKENS_MIGRATED_KEY
+from strongroom.core.token_entry import TokenEntry
 from strongroom.node.locks import node_lock
 
 if TYPE_CHECKING:
@@ -106,7 +107,13 @@ class ExpiryRunner:
             if self._due.get(lease_id) != due:
                 continue  # rescheduled or dropped since
             del self._due[lease_id]
-            self._schedule(lease_id, manager.expire(lease_id, current))
+            try:
+                next_due = manager.expire(lease_id, current)
+            except Exception as exc:  # noqa: BLE001 - storage trouble: keep it scheduled
+                log.error("event=lease_expiry_failed lease_id=%s error=%s", lease_id,
+                          type(exc).__name__)
+                next_due = current + manager.retry_base
+            self._schedule(lease_id, next_due)
             done += 1
         return done
 
@@ -145,11 +152,15 @@ class ExpiryRunner:
         if store.get_flag(TOKENS_MIGRATED_KEY):
             return
         view = StorageView(core.barrier, TOKEN_STORE_PREFIX)
-        now = core.now()
         made = 0
         for token_hash in view.list("id/"):
-            token = core.tokens.lookup_hash(token_hash, now)
-            if token is None or token.type == "batch" or not token.path:
+            # Read as stored, not looked up: a lookup would revoke an expired token on
+            # sight, outside the runner (no expiry logged); its lease expires it now.
+            raw = view.get("id/" + token_hash)
+            if raw is None:
+                continue
+            token = TokenEntry.from_json(raw, token_hash)
+            if token.type == "batch" or not token.path:
                 continue
             lease = token_lease(token)
             with node_lock("lease|" + lease.lease_id):

@@ -19,6 +19,7 @@ from strongroom.errors import (
     NotFoundError,
     PermissionDeniedError,
     StrongroomError,
+    UnsupportedOperationError,
     multierror,
 )
 from strongroom.framework import Field, FieldData, FieldType, Path, PathBackend
@@ -87,6 +88,10 @@ class TokenBackend(PathBackend):
         except NoRouteError:
             # Vault's framework answer, not the router's: the mount exists, the path not.
             raise NotFoundError(multierror("unsupported path")) from None
+        except UnsupportedOperationError as exc:
+            if exc.message != "unsupported operation":
+                raise
+            raise UnsupportedOperationError(multierror(exc.message)) from None  # as Vault
 
     # -- create -----------------------------------------------------------------
 

@@ -384,3 +384,11 @@ def test_a_static_rotation_cut_short_is_redone_at_once(d: EngineNode, pg: Postgr
                                                                 "pending-on-server")
     stored = store.static_role("st-cut")
     assert stored is not None and stored.pending_password == ""
+
+
+def test_no_pool_is_opened_once_the_mount_is_cleaned_up(d: EngineNode, pg: PostgresServer) -> None:
+    backend = d.backend()
+    backend.cleanup()
+    with pytest.raises(Exception, match="being removed"):
+        backend.plugin("pg")
+    assert engine_sessions(pg) == 0

@@ -383,3 +383,65 @@ def test_moving_a_mount_revokes_the_leases_of_its_old_path(d: DevNode, ledger: L
     assert resp.status_code == 200, resp.text
     assert ledger.revoked == [body["data"]["username"]]
     assert lookup(d, body["lease_id"]).status_code == 400
+
+
+def test_a_lease_whose_expiry_hits_an_error_stays_scheduled(d: DevNode, ledger: Ledger,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    body = creds(d, ttl="30s")
+    manager = d.node.core.expiration
+    runner = ExpiryRunner()
+    runner.tick(d.node.core)
+
+    def broken(lease_id: str, now: float | None = None) -> float:
+        raise OSError("storage unreachable")
+
+    monkeypatch.setattr(manager, "expire", broken)
+    runner.tick(d.node.core, now=later(d, 31))
+    assert body["lease_id"] in runner.scheduled()  # not dropped from the schedule
+    monkeypatch.undo()
+    runner.tick(d.node.core, now=later(d, 31 + manager.retry_base))
+    assert ledger.revoked == [body["data"]["username"]]
+
+
+def test_a_failed_renewal_leaves_the_lease_as_it_was(d: DevNode, ledger: Ledger,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from strongroom.errors import StrongroomError
+    from tests.support.leased_engine import LeasedEngine
+
+    body = creds(d, ttl="60s")
+    before = lookup(d, body["lease_id"]).json["data"]
+
+    def failing(self: LeasedEngine, secret: Any, increment: int) -> Any:
+        raise StrongroomError("the test database is unreachable")
+
+    monkeypatch.setattr(LeasedEngine, "_renew", failing)
+    # The engine's SecretType holds the bound method made at mount time: remount it.
+    assert d.call("POST", "sys/mounts/db2", json={"type": "leasetest"}).status_code == 204
+    other = d.call("GET", "db2/creds/app").json
+    other_before = lookup(d, other["lease_id"]).json["data"]
+    resp = d.call("PUT", "sys/leases/renew", json={"lease_id": other["lease_id"],
+                                                   "increment": "1h"})
+    assert (resp.status_code, resp.json) == (
+        400, {"errors": ["failed to renew entry: the test database is unreachable"]})
+    after = lookup(d, other["lease_id"]).json["data"]
+    assert (after["expire_time"], after["last_renewal"]) == (
+        other_before["expire_time"], other_before["last_renewal"])
+    assert lookup(d, body["lease_id"]).json["data"]["expire_time"] == before["expire_time"]
+
+
+def test_an_expired_token_found_by_the_first_restore_is_expired_by_the_runner(
+        d: DevNode, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The owner's first tick may come after a token expired (a busy node): the token
+    migration must not revoke it on sight (unlogged, outside the runner)."""
+    from datetime import timedelta
+
+    d.call("POST", "auth/token/create", json={"ttl": "2s"})
+    [key] = [k for k in d.call("LIST", "sys/leases/lookup/auth/token/create/").json["data"][
+        "keys"] if k != d.node.core.tokens.salted(d.root_token)]
+    core = d.node.core
+    clock = core.clock
+    monkeypatch.setattr(core, "clock", lambda: clock() + timedelta(seconds=60))
+    caplog.set_level(logging.INFO, logger="strongroom.core.expiration")
+    ExpiryRunner().tick(core)
+    assert f"event=lease_revoked lease_id=auth/token/create/{key} reason=expired" in caplog.text

@@ -102,9 +102,18 @@ def test_revoked_tree_owned_data_goes_with_it(d: DevNode) -> None:
     assert status(d, child) == 403
     child_hash = store(d).salted(child)
     assert [k for k in _all_keys(d.node.core.barrier, "logical/") if child_hash in k]
+    hashes = {store(d).salted(k["client_token"]) for k in kids}
+    assert hashes <= token_leases(d)  # every token is a lease (the expiration manager)
     store(d).background(d.node.core.now(), budget_seconds=60)
-    # on_revoke ran for every token of the tree: the child's cubbyhole is gone.
+    # on_revoke ran for every token of the tree: the child's cubbyhole is gone, and so
+    # is every token's lease.
     assert [k for k in _all_keys(d.node.core.barrier, "logical/") if child_hash in k] == []
+    assert not hashes & token_leases(d)
+
+
+def token_leases(d: DevNode) -> set[str]:
+    resp = d.call("LIST", "sys/leases/lookup/auth/token/create/")
+    return set(resp.json["data"]["keys"]) if resp.status_code == 200 else set()
 
 
 def _all_keys(backend: Any, prefix: str) -> list[str]:

@@ -44,6 +44,7 @@ class DatabaseBackend(PathBackend):
         self.store = Store(ctx.storage)
         self._plugins: dict[str, Plugin] = {}
         self._lock = threading.Lock()
+        self._closed = False  # cleaned up: no new pool may be opened
         paths = [*path_config.paths(self), *path_roles.paths(self),
                  *path_creds.paths(self), *path_rotate.paths(self)]
         creds = SecretType(SECRET_CREDS, revoke=lambda s: path_creds.revoke(self, s),
@@ -102,9 +103,13 @@ class DatabaseBackend(PathBackend):
                     config = recover_root(self, name, config)
         fresh = build(config.plugin_name, config.connection_details)
         with self._lock:
-            plugin = self._plugins.setdefault(name, fresh)
-        if plugin is not fresh:
+            closed = self._closed
+            plugin = fresh if closed else self._plugins.setdefault(name, fresh)
+        if closed or plugin is not fresh:
             fresh.close()
+        if closed:
+            # A request still running as the mount goes must not leave a pool behind.
+            raise DatabaseError("the database mount is being removed")
         return plugin
 
     def replace_plugin(self, name: str, plugin: Plugin | None) -> None:
@@ -135,6 +140,7 @@ class DatabaseBackend(PathBackend):
 
     def cleanup(self) -> None:
         with self._lock:
+            self._closed = True
             plugins, self._plugins = list(self._plugins.values()), {}
         for plugin in plugins:
             plugin.close()
