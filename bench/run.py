@@ -812,6 +812,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="py-spy --native: include C/Rust frames (more overhead)")
     p.add_argument("--nonblocking", action="store_true",
                    help="py-spy --nonblocking (less overhead, less accurate)")
+    p.add_argument("--audit-file", action="store_true",
+                   help="enable one file audit device (same options) on each server before "
+                   "seeding, as `audit enable file file_path=...`: every measured request is "
+                   "audited; the logs go to a temp dir and are removed afterwards")
     p.add_argument("--output", default=str(RESULTS_DIR / "latest.json"))
     args = p.parse_args(argv)
     if args.repeat < 1 or args.duration < 1:
@@ -850,6 +854,38 @@ def snapshot_source(rev: str, into: Path) -> str:
     return commit.stdout.strip()
 
 
+# OpenBao 2.7 refuses `sys/audit` unless its config allows it (a -dev server merges
+# -config files into its own settings).
+BAO_AUDIT_CONFIG = "unsafe_allow_api_audit_creation = true\n"
+
+
+def enable_audit_file(server: Server, directory: Path) -> Path:
+    """The file audit device, enabled through the API as an operator would."""
+    log = directory / f"{server.name}-audit.log"
+    r = requests.put(server.url + "/v1/sys/audit/file", timeout=10,
+                     headers={"X-Vault-Token": ROOT_TOKEN},
+                     json={"type": "file", "options": {"file_path": str(log)}})
+    if r.status_code != 204:
+        raise BenchError(f"enabling the file audit device failed:\n{describe_exchange(r)}")
+    return log
+
+
+def audit_log_summary(log: Path) -> dict[str, Any]:
+    """Lines and bytes written, and whether every line parses (none torn)."""
+    lines = 0
+    size = 0
+    unparsed = 0
+    with open(log, "rb") as f:
+        for line in f:
+            lines += 1
+            size += len(line)
+            try:
+                json.loads(line)
+            except ValueError:
+                unparsed += 1
+    return {"lines": lines, "bytes": size, "unparsed_lines": unparsed}
+
+
 def make_servers(args: argparse.Namespace, server_src: Path) -> dict[str, Server]:
     base_env = {k: v for k, v in os.environ.items()
                 if not k.startswith(("VAULT_", "BAO_"))}
@@ -863,8 +899,11 @@ def make_servers(args: argparse.Namespace, server_src: Path) -> dict[str, Server
             raise BenchError(f"--strongroom-env takes KEY=VALUE, got {item!r}")
         sr_env[key] = value
     python = sys.executable
+    bao_argv = shlex.split(args.bao_cmd)
+    if args.audit_file:
+        bao_argv.append(f"-config={args.audit_dir / 'bao-audit.hcl'}")
     return {
-        "openbao": Server("openbao", shlex.split(args.bao_cmd), base_env, args.server_cpu),
+        "openbao": Server("openbao", bao_argv, base_env, args.server_cpu),
         "strongroom": Server(
             "strongroom",
             [a.replace("{python}", python) for a in shlex.split(args.strongroom_cmd)],
@@ -891,6 +930,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.nice != 0:
         NICE[:] = ["nice", "-n", str(args.nice)]
 
+    audit_dir = tempfile.TemporaryDirectory(prefix="bench-audit-")
+    args.audit_dir = Path(audit_dir.name)
+    (args.audit_dir / "bao-audit.hcl").write_text(BAO_AUDIT_CONFIG)
     snapshot_dir = tempfile.TemporaryDirectory(prefix="bench-strongroom-src-")
     if args.strongroom_rev:
         commit = snapshot_source(args.strongroom_rev, Path(snapshot_dir.name))
@@ -911,6 +953,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_all(args, servers, source, ncpu)
     finally:
         snapshot_dir.cleanup()
+        audit_dir.cleanup()
 
 
 def run_all(args: argparse.Namespace, servers: dict[str, Server], source: str, ncpu: int
@@ -931,6 +974,8 @@ def run_all(args: argparse.Namespace, servers: dict[str, Server], source: str, n
             server_info[name] = srv.info
             print(f"[{name}] ready at {srv.url}; pids {list(srv.info['pids'])}, "
                   f"{srv.info['threads']} threads, CPUs {srv.info['allowed_cpus']}", flush=True)
+            if args.audit_file:
+                srv.info["audit_log"] = str(enable_audit_file(srv, args.audit_dir))
             sd = seed(srv, args.write_keys)
             for wl in args.workloads:
                 bad = precheck(srv, wl, sd)
@@ -960,6 +1005,12 @@ def run_all(args: argparse.Namespace, servers: dict[str, Server], source: str, n
             srv.info["allowed_cpus_after_run"] = sorted({c for v in after.values() for c in v})
         finally:
             srv.stop()
+            if srv.info.get("audit_log"):
+                log = Path(srv.info["audit_log"])
+                if log.exists():
+                    srv.info["audit_summary"] = audit_log_summary(log)
+                    print(f"[{name}] audit log: {srv.info['audit_summary']}", flush=True)
+                    log.unlink()
 
     rows = []
     for wl in args.workloads:
@@ -1007,6 +1058,8 @@ def run_all(args: argparse.Namespace, servers: dict[str, Server], source: str, n
                 "server_cpu": args.server_cpu,
                 "client_cpu": args.client_cpu,
                 "transport": "plain HTTP over loopback (no TLS)",
+                "audit": ("one file audit device (default options) on each server"
+                          if args.audit_file else "none"),
             },
             "servers": server_info,
             "prechecks_failed": prechecks,

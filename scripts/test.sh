@@ -4,8 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests use (openssl for test certificates, ps for worker pids).
-apt_packages=(openssl procps gnupg)
+# System packages the tests use (openssl for test certificates, ps for worker pids,
+# real PostgreSQL and MariaDB servers for the database engine: the tests start their
+# own in temporary directories on free ports, so a service the package starts does
+# not matter).
+apt_packages=(openssl procps gnupg postgresql mariadb-server)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

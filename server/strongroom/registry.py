@@ -10,16 +10,23 @@ they cannot be enabled or disabled.
 
 from __future__ import annotations
 
+from strongroom.audit import FileDevice, SocketDevice, lenient, syslog_factory
 from strongroom.core.mounts import EngineFactory
+from strongroom.engines.database import database_factory
 from strongroom.engines.kv import kv_factory
 
 # `vault secrets enable -path=x kv` and `sys/mounts/x {"type": "kv"}`.
 SECRETS_ENGINES: dict[str, EngineFactory] = {
     "kv": kv_factory,
+    "database": database_factory,
 }
 
 # `sys/auth/x {"type": ...}`; served at auth/x/ (issue 15 adds approle, userpass, ...).
 AUTH_METHODS: dict[str, EngineFactory] = {}
 
-# `sys/audit/x {"type": ...}` (issue 12 adds file, syslog, socket).
-AUDIT_DEVICES: dict[str, EngineFactory] = {}
+# `sys/audit/x {"type": ...}`: devices the audit broker writes every request to.
+AUDIT_DEVICES: dict[str, EngineFactory] = {
+    "file": lenient(FileDevice),
+    "syslog": syslog_factory(),
+    "socket": lenient(SocketDevice),
+}

@@ -54,7 +54,7 @@ pytestmark = pytest.mark.timeout(240)
 
 PLAYBOOKS = REPO / "playbooks"
 RUNBOOKS = ("unseal.yml", "seal.yml", "step-down.yml", "rotate.yml", "rolling-upgrade.yml",
-            "renew-token.yml")
+            "renew-token.yml", "revoke-prefix.yml")
 OPERATOR_POLICY = (REPO / "roles" / "strongroom_init" / "files" / "strongroom-operator.hcl")
 TOKEN_SHAPE = re.compile(r"hvs\.[A-Za-z0-9]{20,}")
 # Test-only: a token with what the tests need to look at the cluster after the root token
@@ -65,6 +65,8 @@ path "sys/policies/acl/*" { capabilities = ["read"] }
 path "auth/token/accessors" { capabilities = ["list", "sudo"] }
 path "auth/token/lookup-accessor" { capabilities = ["update"] }
 path "auth/token/renew-self" { capabilities = ["update"] }
+path "auth/token/roles/breakglass" { capabilities = ["create", "update"] }
+path "auth/token/create/breakglass" { capabilities = ["update"] }
 """
 CUSTODY_EXTRA = {"strongroom_init_extra_policies": {"test-auditor": AUDITOR_POLICY},
                  "strongroom_init_extra_tokens": {"test-auditor": {"policies": ["test-auditor"],
@@ -283,6 +285,9 @@ def test_init_makes_the_operator_token_with_exactly_the_runbooks_policy(
         "sys/step-down": ["update", "sudo"],
         "sys/rotate": ["update", "sudo"],
         "sys/key-status": ["read"],
+        "sys/leases/revoke-prefix/*": ["update", "sudo"],
+        "sys/leases/revoke-force/*": ["update", "sudo"],
+        "sys/leases/lookup/*": ["list", "sudo"],
         "auth/token/renew-self": ["update"],
     }
 
@@ -382,6 +387,62 @@ def test_renew_token_runbook_renews_the_operator_token(single: Site,
     assert (f"Operator token renewed through sr1: valid for {768 * 3600} s from now "
             "(policies strongroom-operator)") in " ".join(run.output.split())
     single.assert_no_secret_in_output()
+
+
+def test_revoke_prefix_revokes_every_lease_under_it_and_nothing_else(
+        single: Site, initialized: InitRuns) -> None:
+    """Break-glass: five tokens issued through one role are revoked; their issuer, the
+    operator token and a lease outside the prefix are not."""
+    auditor = single.auditor_token()
+    role = single.api("POST", "sr1", "auth/token/roles/breakglass", auditor,
+                      json={"token_period": "1h"})
+    assert role.status_code == 204, role.text
+    made = []
+    for _ in range(5):
+        reply = single.api("POST", "sr1", "auth/token/create/breakglass", auditor, json={})
+        assert reply.status_code == 200, reply.text
+        made.append(reply.json()["auth"]["client_token"])
+        assert single.api("PUT", "sr1", "auth/token/renew-self", made[-1],
+                          json={}).status_code == 200
+    run = single.play(PLAYBOOKS / "revoke-prefix.yml",
+                      {"strongroom_revoke_prefix": "auth/token/create/breakglass/"})
+    assert_ok(run)
+    assert ("Revoked every lease under auth/token/create/breakglass through sr1 (5 entries "
+            "listed under it before, none after)") in " ".join(run.output.split())
+    for token in made:  # (the tokens' policy allows renew-self: 200 while they live)
+        assert single.api("PUT", "sr1", "auth/token/renew-self", token, json={}).status_code == 403
+    assert single.api("PUT", "sr1", "auth/token/renew-self", auditor, json={}).status_code == 200
+    assert single.api("PUT", "sr1", "auth/token/renew-self", json={}).status_code == 200
+    # Run again: nothing left to revoke is not an error.
+    again = single.play(PLAYBOOKS / "revoke-prefix.yml",
+                        {"strongroom_revoke_prefix": "auth/token/create/breakglass"})
+    assert_ok(again)
+    assert "(0 entries listed under it before, none after)" in " ".join(again.output.split())
+    single.assert_no_secret_in_output()
+    for token in made:
+        assert token not in run.output
+
+
+def test_revoke_prefix_refuses_an_empty_or_odd_prefix(single: Site,
+                                                      initialized: InitRuns) -> None:
+    auditor = single.auditor_token()
+    single.api("POST", "sr1", "auth/token/roles/breakglass", auditor, json={})
+    child = single.api("POST", "sr1", "auth/token/create/breakglass", auditor, json={})
+    assert child.status_code == 200, child.text
+    token = child.json()["auth"]["client_token"]
+    assert single.api("PUT", "sr1", "auth/token/renew-self", token, json={}).status_code == 200
+    cases: list[dict[str, Any]] = [{}, {"strongroom_revoke_prefix": ""},
+                                   {"strongroom_revoke_prefix": "/"},
+                                   {"strongroom_revoke_prefix": " "},
+                                   {"strongroom_revoke_prefix": "auth/../sys"}]
+    procs = [start_playbook(PLAYBOOKS / "revoke-prefix.yml", single.inventory, single.env,
+                            extra) for extra in cases]
+    for extra, proc in zip(cases, procs, strict=True):
+        output, _ = proc.communicate(timeout=120)
+        assert proc.returncode != 0, (extra, output)
+        assert "Say which leases to revoke" in output, (extra, output)
+        assert "Load the operator token" not in output  # refused before any call
+    assert single.api("PUT", "sr1", "auth/token/renew-self", token, json={}).status_code == 200
 
 
 def test_runbooks_fail_with_a_token_lacking_the_operator_policy(single: Site,

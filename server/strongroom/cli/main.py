@@ -33,6 +33,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "strongroom.cli.policy",
     "strongroom.cli.token",
     "strongroom.cli.secrets",
+    "strongroom.cli.audit",
+    "strongroom.cli.lease",
 )
 
 #: Listed under "Common commands" in the top-level help, when registered.

@@ -17,11 +17,13 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+from strongroom.audit.broker import DeviceBroker
 from strongroom.barrier.barrier import AESGCMBarrier
 from strongroom.barrier.keyring import Keyring
 from strongroom.barrier.view import StorageView
 from strongroom.config import DEFAULT_LEASE_TTL
 from strongroom.core.bootstrap import TOKEN_STORE_PREFIX
+from strongroom.core.expiration import ExpirationManager
 from strongroom.core.hooks import (
     AuditBroker,
     LeaseRegistrar,
@@ -31,6 +33,7 @@ from strongroom.core.hooks import (
     audit_request,
     audit_response,
 )
+from strongroom.core.lease_store import ID_PREFIX as LEASE_ID_PREFIX
 from strongroom.core.logical import LogicalBackend, special_match
 from strongroom.core.mount_table import Mounts
 from strongroom.core.mounts import (
@@ -95,10 +98,12 @@ class Core:
         self.policies = PolicyStore(self.barrier)
         self.router = Router()
         self.wrapper = Wrapper(self)
-        # The pipeline's plug points (core/hooks.py): no audit device, no expiration
-        # manager until issue 12 installs them.
+        # The pipeline's plug points (core/hooks.py); the audit broker is installed once
+        # the mount tables exist (its devices are the audit table's mounts); the
+        # expiration manager registers every leased secret and token.
         self.audit: AuditBroker = NoAudit()
-        self.leases: LeaseRegistrar | None = None
+        self.expiration = ExpirationManager(self)
+        self.leases: LeaseRegistrar | None = self.expiration
         self._system = SystemBackend(self)
         self._token_backend = TokenBackend(self)
         # sys/, auth/token/ and cubbyhole/ are mounts like any other, built by the
@@ -112,6 +117,9 @@ class Core:
                                "token": lambda ctx: self._token_backend,
                                "cubbyhole": CubbyholeBackend.factory, "identity": None},
             system_ttls=(default_lease_ttl, max_lease_ttl))
+        # Every enabled audit device records every request (fail closed: none did, the
+        # request is refused); devices reload with the audit table (audit/broker.py).
+        self.audit = DeviceBroker(self)
         self._sync_lock = threading.Lock()
         self._applied: tuple[int, ...] = ()
         self._changes = storage.changes()
@@ -136,6 +144,8 @@ class Core:
         changes.subscribe("sys/policy/", lambda _key: self.policies.invalidate(),
                           self.policies.invalidate)
         changes.subscribe(TOKEN_STORE_PREFIX, self.tokens.invalidate, self.tokens.invalidate_all)
+        # Lease entries: the owner's expiry runner (core/lease_expiry.py) listens.
+        changes.subscribe(LEASE_ID_PREFIX, self.expiration.changed, self.expiration.reset)
         for key in MOUNT_TABLE_KEYS:
             changes.subscribe(key, self._table_changed, self._remount_all)
         for prefix in MOUNT_VIEW_PREFIXES:
@@ -251,6 +261,7 @@ class Core:
         self.tokens_changed()
 
     def _token_revoked(self, entry: TokenEntry) -> None:
+        self.expiration.revoke_by_token(entry)
         self.mounts.destroy_cubbyhole(entry.hash)
         self.wrapper.destroy(entry.hash)
 
@@ -286,6 +297,10 @@ class Core:
             raise
         self._audit_request(req, mount)
         try:
+            # A use of a limited-use token is spent only once the request is audited:
+            # a request no device recorded did nothing at all (fail closed).
+            if not unauthenticated and req.token_entry is not None:
+                self._consume_use(req.token_entry, req.path)
             resp = self._handle(req, backend, rel, mount)
             self._register_lease(req, resp, backend, mount)
             self._register_login(req, resp, mount, unauthenticated)
@@ -333,6 +348,7 @@ class Core:
         entry = req.token_entry
         if entry is None:
             raise PermissionDeniedError()
+        req.client_token_remaining_uses = max(entry.num_uses, 0)  # for the audit entry
         if req.operation is Operation.UPDATE and backend.existence(req, rel) is False:
             req.operation = Operation.CREATE
         if req.operation is not Operation.HELP:
@@ -344,7 +360,6 @@ class Core:
                 needs_sudo=special_match(special.sudo, rel), wrap_ttl=req.wrap_ttl or None)
             if not decision.allowed:
                 raise PermissionDeniedError(multierror("permission denied"))
-        self._consume_use(entry, req.path)
         return False
 
     def _audit_request(self, req: Request, mount: MountEntry | None) -> None:

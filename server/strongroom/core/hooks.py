@@ -93,10 +93,18 @@ def audit_request(audit: AuditBroker, req: Request, mount: MountEntry | None) ->
 
 def audit_refusal(audit: AuditBroker, req: Request, mount: MountEntry | None,
                   exc: StrongroomError) -> None:
-    """A request refused before it was handled is recorded with its error; the refusal
-    stands whether or not a device recorded it (as Vault)."""
-    if audit.enabled() and not audit.log_request(req, mount, error=exc.message):
+    """A request refused before it was handled is recorded with its error, then its
+    answer (the error, as Vault records it); the refusal stands whether or not a device
+    recorded them."""
+    if not audit.enabled():
+        return
+    if not audit.log_request(req, mount, error=exc.message):
         log.error("event=audit_request_failed path=%s", req.path)
+    from strongroom.core.request import Response  # noqa: PLC0415 - the core imports us
+
+    answer = Response(data={"error": exc.message} if exc.message else None)
+    if not audit.log_response(req, mount, answer, error=exc.message):
+        log.error("event=audit_response_failed path=%s", req.path)
 
 
 def audit_response(audit: AuditBroker, req: Request, mount: MountEntry | None,

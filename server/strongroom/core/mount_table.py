@@ -41,6 +41,7 @@ from strongroom.core.mounts import (
     normalize_mount_path,
     save_table,
 )
+from strongroom.core.sys.password_policies import PasswordPolicies
 from strongroom.errors import BadRequestError
 from strongroom.node.locks import node_lock
 from strongroom.physical.base import Backend
@@ -115,6 +116,10 @@ class MountTable:
     def entries(self) -> list[MountEntry]:
         return [m.entry for m in self._mounted]
 
+    def mounted(self) -> list[tuple[MountEntry, LogicalBackend | None]]:
+        """Each entry with its backend (None: a type this build does not ship)."""
+        return [(m.entry, m.backend) for m in self._mounted]
+
     def get(self, path: str) -> MountEntry | None:
         path = normalize_mount_path(path)
         return next((m.entry for m in self._mounted if m.entry.path == path), None)
@@ -161,7 +166,13 @@ class MountTable:
         if factory is None:
             return None  # a type this build does not ship: its data stays intact
         view = StorageView(self._barrier, f"{self.kind.view_prefix}{entry.uuid}/")
-        return factory(MountContext(view, entry, self._clock, *self._system_ttls))
+        return factory(MountContext(view, entry, self._clock, *self._system_ttls,
+                                    generate_password=PasswordPolicies(self._barrier).generate))
+
+    def build(self, entry: MountEntry) -> LogicalBackend | None:
+        """A backend for ``entry`` outside the table (sys/audit tests a device with it
+        before the entry is stored); the caller cleans it up."""
+        return self._create(entry)
 
     def reload(self) -> None:
         """Bring the mounted backends in line with the stored table, touching only

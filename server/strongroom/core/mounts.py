@@ -90,6 +90,9 @@ class MountContext:
     clock: Callable[[], datetime]
     system_default_lease_ttl: int = DEFAULT_LEASE_TTL
     system_max_lease_ttl: int = DEFAULT_LEASE_TTL
+    # Vault's SystemView.GeneratePasswordFromPolicy: a password from the named
+    # sys/policies/password policy ("" = Vault's default generator).
+    generate_password: Callable[[str], str] | None = None
 
     @property
     def default_lease_ttl(self) -> int:

@@ -32,10 +32,14 @@ class Request:
     token: str | None = field(default=None, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict)
     remote_addr: str = ""
+    remote_port: int = 0
     request_id: str = ""
     wrap_ttl: int = 0
     # Set by the core once the token is authenticated; engines read, never write.
     token_entry: TokenEntry | None = field(default=None, repr=False)
+    # A limited-use token's uses before this request spends one (the audit entry's
+    # remaining_uses, as Vault's ClientTokenRemainingUses).
+    client_token_remaining_uses: int = 0
     mount_path: str = ""
 
 

@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING
 
 from strongroom.core.logical import SpecialPaths
 from strongroom.core.request import Operation, Request, Response
+from strongroom.core.sys.audit import audit_paths
+from strongroom.core.sys.leases import lease_paths
 from strongroom.core.sys.mounts import mount_paths
+from strongroom.core.sys.password_policies import password_policy_paths
 from strongroom.core.sys.policies import policy_paths
 from strongroom.core.sys.ui_mounts import ui_mount_paths
 from strongroom.errors import BadRequestError
@@ -33,11 +36,12 @@ class SystemBackend(PathBackend):
                 Path("rotate", {Operation.UPDATE: self._rotate}),
                 Path("seal", {Operation.UPDATE: self._seal}),
                 Path("step-down", {Operation.UPDATE: self._step_down}),
-                Path("(?:leases/)?revoke-prefix/(?P<prefix>.+)",
-                     {Operation.UPDATE: self._revoke_prefix}),
+                *lease_paths(core),
                 *mount_paths(core),
                 *ui_mount_paths(core),
                 *policy_paths(core),
+                *password_policy_paths(core),
+                *audit_paths(core),
                 Path("wrapping/wrap", {Operation.UPDATE: self._wrap}, warn_unknown=False),
                 Path("wrapping/lookup", {Operation.UPDATE: self._wrap_lookup,
                                          Operation.READ: self._wrap_lookup}, _WRAP_TOKEN),
@@ -67,13 +71,6 @@ class SystemBackend(PathBackend):
     def _seal(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
         self._core.coordinator.seal()
         self._core.sync()
-
-    def _revoke_prefix(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
-        """Break-glass: revoke everything issued under a path prefix (tokens so far)."""
-        prefix = m.group("prefix")
-        if prefix.startswith("auth/token/"):
-            self._core.tokens.revoke_path_prefix(prefix)
-            self._core.tokens_changed()
 
     def _step_down(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
         self._core.coordinator.step_down()

@@ -10,6 +10,7 @@ from strongroom.core.request import Operation, Request, Response
 from strongroom.core.token_create import issue
 from strongroom.core.token_format import auth_of, token_lookup_data
 from strongroom.core.token_roles import TokenRoles
+from strongroom.core.token_tidy import TIDY_RUNNING, TIDY_STARTED
 from strongroom.core.token_ttl import calculate_ttl
 from strongroom.core.tokens import TokenEntry
 from strongroom.errors import (
@@ -18,6 +19,7 @@ from strongroom.errors import (
     NotFoundError,
     PermissionDeniedError,
     StrongroomError,
+    UnsupportedOperationError,
     multierror,
 )
 from strongroom.framework import Field, FieldData, FieldType, Path, PathBackend
@@ -72,6 +74,7 @@ class TokenBackend(PathBackend):
                 Path("revoke-accessor", {Operation.UPDATE: self._revoke_accessor}, _ACCESSOR),
                 Path("revoke-orphan", {Operation.UPDATE: self._revoke_orphan}, _TOKEN),
                 Path("accessors/?", {Operation.LIST: self._list_accessors}),
+                Path("tidy", {Operation.UPDATE: self._tidy}),
                 *self._roles.paths(),
             ],
             # Vault's PathsSpecial.Root for the token store. Vault has no variants taking
@@ -85,6 +88,10 @@ class TokenBackend(PathBackend):
         except NoRouteError:
             # Vault's framework answer, not the router's: the mount exists, the path not.
             raise NotFoundError(multierror("unsupported path")) from None
+        except UnsupportedOperationError as exc:
+            if exc.message != "unsupported operation":
+                raise
+            raise UnsupportedOperationError(multierror(exc.message)) from None  # as Vault
 
     # -- create -----------------------------------------------------------------
 
@@ -148,6 +155,12 @@ class TokenBackend(PathBackend):
         if not keys:
             raise NotFoundError("")
         return Response(data={"keys": keys})
+
+    def _tidy(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
+        # As Vault: the work runs in the background (the owner's, token_tidy.py).
+        if not self._core.tokens.request_tidy(self._core.now()):
+            return Response(warnings=[TIDY_RUNNING])
+        return Response(status=202, warnings=[TIDY_STARTED])
 
     # -- renew ----------------------------------------------------------------
 

@@ -2,9 +2,11 @@
 
 Lookups hash the presented token and fetch the entry stored under that hash,
 so no stored secret is ever compared byte-by-byte with client input. Children
-are indexed under their parent's hash so revoking a token revokes its tree.
-Expiry is enforced on every lookup: an expired token (or one whose ancestor
-expired) is revoked on sight. Batch tokens are not stored at all (token_batch).
+are indexed under their parent's hash so revoking a token revokes its tree; a
+large tree is revoked in the background, every token of it refused from the
+moment the call returns (token_revoke.py). Expiry is enforced on every lookup:
+an expired token (or one whose ancestor expired) is revoked on sight. Batch
+tokens are not stored at all (token_batch).
 The salt and the batch key derived from it are held by token_salt.py, which
 wipes them when the core calls :meth:`TokenStore.forget` (on seal).
 """
@@ -12,18 +14,38 @@ wipes them when the core calls :meth:`TokenStore.forget` (on seal).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import secrets
 import string
+import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime
 
 from strongroom.core.token_batch import is_batch_token
+from strongroom.core.token_entry import TokenEntry as TokenEntry  # re-exported: its home
+from strongroom.core.token_index import (
+    ACCESSOR_PREFIX,
+    SHARD_SAVE_SECONDS,
+    AccessorMirror,
+    parse_index,
+)
+from strongroom.core.token_revoke import (
+    INLINE_LIMIT,
+    TOMBSTONE_PREFIX,
+    Tombstones,
+    drain_pending,
+    drain_tree,
+    subtree_size,
+)
 from strongroom.core.token_salt import SaltHolder
+from strongroom.core.token_tidy import TIDY_MARKER, request_tidy, tidy
 from strongroom.errors import BadRequestError
 from strongroom.node.locks import node_lock
 from strongroom.physical.base import Backend, Op, apply_ops
+
+log = logging.getLogger(__name__)
 
 _ALPHABET = string.ascii_letters + string.digits
 SERVICE_TOKEN_PREFIX = "hvs."  # noqa: S105 - a public prefix, not a secret
@@ -40,52 +62,6 @@ def generate_accessor() -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(24))
 
 
-@dataclass
-class TokenEntry:
-    """What the store keeps about a token (its id is not among it)."""
-
-    accessor: str
-    policies: list[str]
-    path: str
-    creation_time: float
-    display_name: str = "token"
-    meta: dict[str, str] | None = None
-    num_uses: int = 0
-    ttl: int = 0  # the TTL last granted (at creation or renewal)
-    creation_ttl: int = 0
-    explicit_max_ttl: int = 0  # as requested at creation (a role's cap applies on top)
-    period: int = 0  # as requested at creation (a role's period applies on renewal)
-    expire_at: float = 0.0  # 0: never
-    parent_hash: str = ""
-    renewable: bool = False
-    type: str = "service"
-    role: str = ""
-    entity_id: str = ""
-    creation_num_uses: int = 0  # Vault's lease keeps the creation-time count
-    # Earliest expiry among the expiring ancestors when last checked (0: none). Past it,
-    # the ancestry is walked again: a token dies with its parent, as in Vault.
-    parent_deadline: float = 0.0
-    last_renewal: float = 0.0  # 0: never renewed
-    hash: str = field(default="", repr=False)  # filled on load; not a secret, not stored
-
-    @property
-    def orphan(self) -> bool:
-        return not self.parent_hash
-
-    def to_json(self) -> bytes:
-        doc = asdict(self)
-        doc.pop("hash")
-        return json.dumps(doc).encode()
-
-    @classmethod
-    def from_json(cls, raw: bytes, token_hash: str) -> TokenEntry:
-        return cls(**json.loads(raw), hash=token_hash)
-
-    def remaining_ttl(self, now: float) -> int:
-        """Seconds left, against ``now`` rounded to the second as Vault's lease ttl()."""
-        return max(0, int(self.expire_at - math.floor(now + 0.5))) if self.expire_at else 0
-
-
 class TokenStore:
     """CRUD over token entries in a storage view (the barrier, so encrypted at rest)."""
 
@@ -98,19 +74,33 @@ class TokenStore:
         self._secrets = SaltHolder(storage)
         # Destroys what a token owns (its cubbyhole, its leases) when it goes.
         self.on_revoke = on_revoke
+        # Keys reach invalidate() in full; this view's prefix turns them relative.
+        self._prefix: str = getattr(storage, "prefix", "")
+        self._tombstones = Tombstones(storage)
+        self._mirror = AccessorMirror(storage, self._accessor_of)
+        self._shards_due = 0.0  # the owner's next save of the accessor shards
 
     def forget(self) -> None:
         """Wipe the salt and batch key from memory (seal); they reload when next needed."""
         self._secrets.forget()
+        self._mirror.reset()
+        self._tombstones.changed()
 
     # The write notifier calls these when token entries change (in any process of the
-    # node). Entries are read through storage on every lookup today, so there is
-    # nothing to drop yet; a per-worker token cache (issue 14) drops ``key`` here.
+    # node), before this process serves its next request. Entries are read through
+    # storage on every lookup today; the accessor mirror and the tombstones are cached.
     def invalidate(self, key: str) -> None:
         """``key`` (a full storage key under sys/token/) changed."""
+        rel = key[len(self._prefix):] if key.startswith(self._prefix) else key
+        if rel.startswith(ACCESSOR_PREFIX):
+            self._mirror.changed(rel[len(ACCESSOR_PREFIX):])
+        elif rel.startswith(TOMBSTONE_PREFIX):
+            self._tombstones.changed()
 
     def invalidate_all(self) -> None:
         """Any token entry may have changed."""
+        self._mirror.reset()
+        self._tombstones.changed()
 
     def salted(self, value: str) -> str:
         """HMAC-SHA256 of ``value`` under this store's salt (hex)."""
@@ -134,6 +124,7 @@ class TokenStore:
             raise BadRequestError("cannot create a token with a duplicate ID")
         entry.hash = token_hash
         entry.creation_num_uses = entry.num_uses
+        entry.ancestors = self._ancestry_of_child(entry.parent_hash)
         index = {"token_hash": token_hash, "accessor": entry.accessor}
         # One transaction where storage has them; else in this order, so that a crash
         # leaves at worst an index entry pointing at nothing, never a token without one.
@@ -144,7 +135,23 @@ class TokenStore:
                     json.dumps(index).encode()))
         ops.append(("put", "id/" + token_hash, entry.to_json()))
         apply_ops(self._storage, ops)
+        if entry.parent_hash and self._storage.get("id/" + entry.parent_hash) is None:
+            # The parent was revoked while this request was in flight, and its tree's
+            # deletion may have listed its children before ours was written: undo.
+            self._delete_hash(token_hash, entry.parent_hash)
+            raise BadRequestError(_NO_PARENT)
         return token
+
+    def _ancestry_of_child(self, parent_hash: str) -> list[str]:
+        if not parent_hash:
+            return []
+        parent = self._read(parent_hash)
+        if parent is None or self._tombstones.covers(parent_hash, parent.ancestors or []):
+            raise BadRequestError(_NO_PARENT)
+        if parent.ancestors is None and not self._fill_ancestors(parent, persist=True):
+            raise BadRequestError(_NO_PARENT)
+        assert parent.ancestors is not None
+        return [parent_hash, *parent.ancestors]
 
     def lookup(self, token: str, now: float) -> TokenEntry | None:
         """The live entry for ``token``, or None (unknown, malformed or expired)."""
@@ -168,6 +175,11 @@ class TokenStore:
         entry = self._read(token_hash)
         if entry is None or entry.num_uses < 0:
             return None  # unknown, or its last use is being served; revocation follows
+        if entry.ancestors is None and not self._fill_ancestors(entry, persist):
+            return None  # an ancestor is gone: so is this token (tidy removes it)
+        assert entry.ancestors is not None
+        if self._tombstones.covers(token_hash, entry.ancestors):
+            return None  # its tree is being revoked (in the background)
         if entry.expire_at and entry.expire_at <= now:
             self.revoke_tree(entry)
             return None
@@ -197,6 +209,28 @@ class TokenStore:
                 deadline = min(deadline or parent.expire_at, parent.expire_at)
             parent_hash = parent.parent_hash
         return deadline
+
+    def _fill_ancestors(self, entry: TokenEntry, persist: bool) -> bool:
+        """Compute the ancestry of a token made before it was stored; False if broken."""
+        ancestors: list[str] = []
+        parent_hash = entry.parent_hash
+        while parent_hash and parent_hash not in ancestors and parent_hash != entry.hash:
+            parent = self._read(parent_hash)
+            if parent is None:
+                return False
+            ancestors.append(parent_hash)
+            if parent.ancestors is not None:
+                ancestors += parent.ancestors
+                break
+            parent_hash = parent.parent_hash
+        entry.ancestors = ancestors
+        if persist and entry.parent_hash:
+            with node_lock("token|" + entry.hash):
+                current = self._read(entry.hash)
+                if current is not None and current.ancestors is None:
+                    current.ancestors = ancestors
+                    self.save(current)
+        return True
 
     def _refresh_deadline(self, entry: TokenEntry, now: float) -> None:
         """Persist a re-checked ancestry deadline without losing a concurrent use count."""
@@ -228,15 +262,12 @@ class TokenStore:
         return self._index_at(self.salted(accessor))
 
     def _index_at(self, salted_accessor: str) -> tuple[str, str] | None:
-        raw = self._storage.get("accessor/" + salted_accessor)
-        if raw is None:
-            return None
-        if raw.startswith(b"{"):
-            doc = json.loads(raw)
-            return str(doc["token_hash"]), str(doc["accessor"])
-        # Entries written before the index named its accessor hold the hash alone.
-        entry = self._read(raw.decode())
-        return raw.decode(), entry.accessor if entry is not None else ""
+        raw = self._storage.get(ACCESSOR_PREFIX + salted_accessor)
+        return parse_index(raw, self._accessor_of) if raw is not None else None
+
+    def _accessor_of(self, token_hash: str) -> str:
+        entry = self._read(token_hash)
+        return entry.accessor if entry is not None else ""
 
     def accessor_exists(self, accessor: str) -> bool:
         return self._accessor_index(accessor) is not None
@@ -246,24 +277,53 @@ class TokenStore:
         return self.lookup_hash(index[0], now) if index is not None else None
 
     def accessors(self) -> list[str]:
-        """Every accessor in clear (in salted order, as Vault lists them)."""
-        found = (self._index_at(key) for key in self._storage.list("accessor/"))
-        return [index[1] for index in found if index is not None and index[1]]
+        """Every accessor in clear (in salted order, as Vault lists them).
+
+        From this process's mirror of the index: only what changed since the last
+        listing is read (token_index.py).
+        """
+        return self._mirror.accessors()
 
     # -- revocation ---------------------------------------------------------------
 
     def revoke_tree(self, entry: TokenEntry) -> None:
-        """Revoke ``entry`` and every descendant (depth-first, children first)."""
-        stack = [entry.hash]
-        order: list[str] = []
-        while stack:
-            current = stack.pop()
-            order.append(current)
-            stack.extend(self._storage.list(f"parent/{current}/"))
-        for token_hash in reversed(order):
-            found = self._read(token_hash)
-            if found is not None:
-                self._delete(found)
+        """Revoke ``entry`` and every descendant (children first).
+
+        A small tree is deleted now; a larger one is tombstoned (every token of it is
+        refused from now on, in every process) and deleted in the background by
+        :meth:`process_revocations`.
+        """
+        if subtree_size(self._storage, entry.hash, INLINE_LIMIT) <= INLINE_LIMIT:
+            drain_tree(self._storage, entry.hash, self._delete_hash, math.inf)
+            return
+        self._tombstones.add(entry.hash, time.time())
+        log.info("event=token_tree_revocation_queued")
+
+    def request_tidy(self, now: float) -> bool:
+        """Ask the owner for a tidy (token_tidy.py); False if one is already asked for."""
+        return request_tidy(self._storage, now)
+
+    def background(self, now: float, budget_seconds: float = 2.0) -> bool:
+        """The owner's job: a requested tidy, trees being revoked (True once none is
+        left), and now and then the accessor shards (token_index.py)."""
+        if self._storage.get(TIDY_MARKER) is not None:
+            # Taken off first: a tidy that fails is logged and not retried every second
+            # (Vault's runs once too); every step of it is idempotent, so run it again.
+            self._storage.delete(TIDY_MARKER)
+            tidy(self._storage, self._read, self.revoke_tree, now)
+        done = self.process_revocations(budget_seconds)
+        if time.monotonic() >= self._shards_due:
+            self._shards_due = time.monotonic() + SHARD_SAVE_SECONDS
+            self._mirror.save_shards()
+        return done
+
+    def process_revocations(self, budget_seconds: float = 2.0) -> bool:
+        """Delete tombstoned trees for up to ``budget_seconds``; True once none is left.
+
+        The owner's background job (node/background.py) calls this on the active node.
+        """
+        return drain_pending(self._storage, self._tombstones, self._delete_hash,
+                             time.monotonic() + budget_seconds)
 
     def revoke_path_prefix(self, prefix: str) -> int:
         """Revoke every token (and its tree) whose creation path lies under ``prefix``.
@@ -284,18 +344,33 @@ class TokenStore:
         for child_hash in (c for c in children if not c.endswith("/")):
             child = self._read(child_hash)
             if child is not None:
-                child.parent_hash, child.parent_deadline = "", 0.0
+                child.parent_hash, child.parent_deadline, child.ancestors = "", 0.0, []
                 self.save(child)
             self._storage.delete(f"parent/{entry.hash}/{child_hash}")
         self._delete(entry)
 
-    def _delete(self, entry: TokenEntry) -> None:
+    def _delete(self, entry: TokenEntry, parent_hash: str = "") -> None:
         if self.on_revoke is not None:
             self.on_revoke(entry)
-        self._storage.delete("accessor/" + self.salted(entry.accessor))
-        if entry.parent_hash:
-            self._storage.delete(f"parent/{entry.parent_hash}/{entry.hash}")
-        self._storage.delete("id/" + entry.hash)
+        # The entry first: a crash part-way leaves index entries naming nothing (tidy
+        # removes them), never a live token that its tree's deletion cannot reach.
+        ops: list[Op] = [("delete", "id/" + entry.hash, None),
+                         ("delete", ACCESSOR_PREFIX + self.salted(entry.accessor), None)]
+        for parent in dict.fromkeys(p for p in (entry.parent_hash, parent_hash) if p):
+            ops.append(("delete", f"parent/{parent}/{entry.hash}", None))
+        apply_ops(self._storage, ops)
+
+    def _delete_hash(self, token_hash: str, parent_hash: str) -> None:
+        """Delete one token by hash, and its index entry under ``parent_hash``, even if
+        its entry is gone already (a deletion interrupted part-way)."""
+        entry = self._read(token_hash)
+        if entry is not None:
+            self._delete(entry, parent_hash)
+        elif parent_hash:
+            self._storage.delete(f"parent/{parent_hash}/{token_hash}")
+
+
+_NO_PARENT = "parent token lookup failed: no parent found"
 
 
 def root_token_entry(now: datetime) -> TokenEntry:

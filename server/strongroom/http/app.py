@@ -39,6 +39,7 @@ def _http_request(req: falcon.Request, body: bytes) -> HttpRequest:
         headers={k.lower(): v for k, v in req.headers.items()},
         body=body,
         remote_addr=req.remote_addr or "",
+        remote_port=int(req.env.get("REMOTE_PORT") or 0),
     )
 
 

@@ -83,7 +83,8 @@ class StrongroomAsgi:
         client = scope.get("client")
         request = HttpRequest(method=scope["method"], path=path, params=params,
                               headers=headers, body=body,
-                              remote_addr=client[0] if client else "")
+                              remote_addr=client[0] if client else "",
+                              remote_port=int(client[1]) if client else 0)
         if self._executor is None:
             # Local storage (inmem, file): the core is fast and bounded; running it on
             # the loop thread saves a thread hand-off per request.

@@ -144,6 +144,7 @@ class Dispatcher:
             token=request_token(req),
             headers=req.headers,
             remote_addr=req.remote_addr,
+            remote_port=req.remote_port,
             wrap_ttl=wrap_ttl(req),
         )
         result = self.core.handle(core_req)
@@ -152,8 +153,9 @@ class Dispatcher:
             return HttpResult(result.status, raw_body)
         if result.data is None and result.auth is None and result.wrap_info is None and not (
             result.warnings
-        ) and result.status == 200:
-            return HttpResult(204)
+        ) and result.status in (200, 202):
+            # Nothing to say: 204, or an accepted request's bare 202 (Vault's lazy revoke).
+            return HttpResult(204 if result.status == 200 else result.status)
         # A wrapped response belongs to whoever unwraps it: Vault gives it no request id.
         body = envelope(result, "" if result.wrap_info else core_req.request_id)
         return self._enveloped(result, body)

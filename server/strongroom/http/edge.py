@@ -78,6 +78,7 @@ class HttpRequest:
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     body: bytes = b""
     remote_addr: str = ""
+    remote_port: int = 0  # for the audit log (Vault's remote_port)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from strongroom.core.core import Core
+from strongroom.core.lease_expiry import ExpiryRunner, expiry_interval
 from strongroom.node.coordinator import LocalCoordinator
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,14 @@ log = logging.getLogger(__name__)
 MOUNT_PERIODIC_INTERVAL = 60.0
 # Tests shorten it; an operator has no reason to.
 INTERVAL_ENV = "STRONGROOM_MOUNT_PERIODIC_INTERVAL"
+# Token trees being revoked and requested tidies (core/token_revoke.py, token_tidy.py):
+# looked for this often (one storage list and one read when there is nothing to do);
+# each run works at most TOKEN_WORK_BUDGET seconds, so other jobs are not held up.
+TOKEN_WORK_INTERVAL = 1.0
+TOKEN_WORK_BUDGET = 5.0
+# Tests slow the work down to observe it mid-way (and stop it to crash it there).
+TOKEN_WORK_INTERVAL_ENV = "STRONGROOM_TOKEN_WORK_INTERVAL"  # noqa: S105 - a variable name
+TOKEN_WORK_BUDGET_ENV = "STRONGROOM_TOKEN_WORK_BUDGET"  # noqa: S105 - a variable name
 
 
 @dataclass
@@ -163,7 +172,9 @@ def mount_periodic_interval() -> float:
 
 def owner_background(coordinator: LocalCoordinator, build_core: Callable[[], Core],
                      interval: float | None = None) -> BackgroundWork:
-    """The owner's BackgroundWork with its jobs registered (``mount-periodic``).
+    """The owner's BackgroundWork with its jobs registered (``mount-periodic``, and
+    ``lease-expiry``: the expiration manager's runner, core/lease_expiry.py; and
+    ``token-store``: token trees being revoked and requested tidies).
 
     ``build_core`` makes the owner's Core around ``coordinator`` (called once, lazily).
     """
@@ -173,4 +184,19 @@ def owner_background(coordinator: LocalCoordinator, build_core: Callable[[], Cor
     work.every("mount-periodic",
                interval if interval is not None else mount_periodic_interval(),
                lambda: owner.core().mounts.periodic())
+    runner = ExpiryRunner()
+    work.every("lease-expiry", expiry_interval(), lambda: _expire(owner, runner))
+    budget = float(os.environ.get(TOKEN_WORK_BUDGET_ENV) or TOKEN_WORK_BUDGET)
+    work.every("token-store", float(os.environ.get(TOKEN_WORK_INTERVAL_ENV)
+                                    or TOKEN_WORK_INTERVAL),
+               lambda: _token_work(owner, budget))
     return work
+
+
+def _expire(owner: OwnerCore, runner: ExpiryRunner) -> None:
+    runner.tick(owner.core())
+
+
+def _token_work(owner: OwnerCore, budget: float) -> None:
+    core = owner.core()
+    core.tokens.background(core.now(), budget)

@@ -18,6 +18,10 @@ from contextlib import contextmanager
 
 STRIPES = 256
 _thread_locks = [threading.Lock() for _ in range(STRIPES)]
+# Stripes this thread holds: a nested node_lock on a stripe already held (two names
+# hashing alike, e.g. a lease's and the database engine's inside its revoke) must not
+# wait on itself.
+_held = threading.local()
 _state: dict[str, object] = {"dir": None, "pid": None, "fds": {}}
 
 
@@ -49,13 +53,25 @@ def _fd(stripe: int) -> int | None:
 def node_lock(name: str) -> Iterator[None]:
     """Hold the stripe for ``name`` against every thread and process of this node."""
     stripe = hashlib.sha256(name.encode()).digest()[0] % STRIPES
+    held: set[int] = _held.__dict__.setdefault("stripes", set())
+    if stripe in held:
+        yield  # this thread holds it already (and the flock with it)
+        return
     with _thread_locks[stripe]:
-        fd = _fd(stripe)
-        if fd is None:
-            yield
-            return
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        held.add(stripe)
         try:
-            yield
+            yield from _flocked(stripe)
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            held.discard(stripe)
+
+
+def _flocked(stripe: int) -> Iterator[None]:
+    fd = _fd(stripe)
+    if fd is None:
+        yield
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)

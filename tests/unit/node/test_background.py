@@ -126,7 +126,7 @@ def test_the_owner_registers_mount_periodic_and_runs_it_only_unsealed(
                           counters=counters).core
 
     work = owner_background(coordinator, build, interval=0.02)
-    assert work.names() == ["mount-periodic"]
+    assert work.names() == ["mount-periodic", "lease-expiry", "token-store"]
     ran: list[int] = []
     work.every("probe", 0.02, lambda: ran.append(1))
     work.start()

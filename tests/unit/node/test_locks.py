@@ -154,3 +154,41 @@ def test_lock_files_are_private(tmp_path: Path) -> None:
         assert lock_file.stat().st_mode & 0o777 == 0o600
     finally:
         locks.configure(None)
+
+
+def same_stripe_names() -> tuple[str, str]:
+    first = "lease|a"
+    for i in range(100_000):
+        other = f"db|{i}"
+        if stripe(other) == stripe(first):
+            return first, other
+    raise AssertionError("no collision found")
+
+
+def test_a_thread_holding_a_stripe_can_take_another_name_of_it(tmp_path: Path) -> None:
+    """A lease's lock held while its backend revokes, which takes its own node lock:
+    two names may share a stripe, and the thread must not wait on itself."""
+    first, other = same_stripe_names()
+    locks.configure(str(tmp_path))
+    try:
+        done = threading.Event()
+
+        def nested() -> None:
+            with locks.node_lock(first), locks.node_lock(other), locks.node_lock(first):
+                pass
+            done.set()
+
+        worker = threading.Thread(target=nested, daemon=True)
+        worker.start()
+        assert done.wait(5), "nested node_lock on one stripe deadlocked"
+        # And the stripe is released afterwards (another thread gets it).
+        got = threading.Event()
+
+        def take() -> None:
+            with locks.node_lock(first):
+                got.set()
+
+        threading.Thread(target=take, daemon=True).start()
+        assert got.wait(5)
+    finally:
+        locks.configure(None)

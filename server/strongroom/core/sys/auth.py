@@ -116,11 +116,10 @@ def auth_method_paths(core: Core) -> list[Path]:
         # As Vault: what the method issued goes first, then the mount and its data;
         # then once more: a worker still routing by the old table may have logged
         # someone in meanwhile, and nothing would ever revoke that token.
-        if core.tokens.revoke_path_prefix("auth/" + path):
-            core.tokens_changed()
+        # (Tokens are leases under their creation path: only what matches is read.)
+        core.expiration.revoke_prefix("auth/" + path, sync=True)
         core.mounts.auth.disable(path)
-        if core.tokens.revoke_path_prefix("auth/" + path):
-            core.tokens_changed()
+        core.expiration.revoke_prefix("auth/" + path, sync=True)
 
     def read_tune(req: Request, data: FieldData, m: re.Match[str]) -> Response:
         return read_auth_tune(core, m.group("path"))

@@ -36,7 +36,12 @@ TUNE_FIELDS = {
     "options": Field(FieldType.MAP),
     "listing_visibility": Field(FieldType.STRING),
     "token_type": Field(FieldType.STRING),
+    "audit_non_hmac_request_keys": Field(FieldType.LIST),
+    "audit_non_hmac_response_keys": Field(FieldType.LIST),
 }
+# Keys of request/response data the audit log keeps in clear for this mount (issue 12:
+# audit/broker.py reads them from the mount's config).
+AUDIT_KEY_FIELDS = ("audit_non_hmac_request_keys", "audit_non_hmac_response_keys")
 # `vault secrets enable kv-v2` sends this type; Vault stores it as kv version 2.
 _TYPE_ALIASES = {"kv-v2": ("kv", {"version": "2"}), "generic": ("kv", {})}
 
@@ -80,6 +85,9 @@ def mount_view(entry: MountEntry, core: Core) -> dict[str, Any]:
         config["passthrough_request_headers"] = _PASSTHROUGH[entry.type]
     if cfg.get("listing_visibility"):
         config["listing_visibility"] = cfg["listing_visibility"]
+    for key in AUDIT_KEY_FIELDS:
+        if cfg.get(key):
+            config[key] = list(cfg[key])
     view: dict[str, Any] = {
         "accessor": entry.accessor,
         "config": config,
@@ -113,6 +121,13 @@ def tune_changes(entry: MountEntry, data: FieldData) -> dict[str, Any]:
             f"backend default lease TTL of {config['default_lease_ttl']}")
     if data.has("listing_visibility"):
         config["listing_visibility"] = listing_visibility(data.get("listing_visibility"))
+    for key in AUDIT_KEY_FIELDS:
+        if data.has(key):
+            keys = [str(k) for k in data.get(key) or []]
+            if keys:
+                config[key] = keys  # as given, [""] included (OpenBao shows it so)
+            else:
+                config.pop(key, None)
     changes: dict[str, Any] = {"config": config}
     if data.has("description"):
         changes["description"] = data.get("description")
@@ -139,6 +154,9 @@ def tune_view(entry: MountEntry, core: Core) -> dict[str, Any]:
         body["options"] = entry.options
     if cfg.get("listing_visibility"):
         body["listing_visibility"] = cfg["listing_visibility"]
+    for key in AUDIT_KEY_FIELDS:
+        if cfg.get(key):
+            body[key] = list(cfg[key])
     return body
 
 
@@ -169,6 +187,11 @@ def mount_paths(core: Core) -> list[Path]:
                                          if config.get(k) is not None}  # null: absent
         if listing_visibility(config.get("listing_visibility", "")):
             parsed_config["listing_visibility"] = config["listing_visibility"]
+        for key in AUDIT_KEY_FIELDS:
+            keys = config.get(key)
+            if keys:
+                parsed_config[key] = [str(k) for k in (
+                    keys if isinstance(keys, list) else str(keys).split(","))]
         options = {str(k): str(v) for k, v in (data.get("options") or {}).items()}
         path = normalize_mount_path(m.group("path"))
         if path.startswith(RESERVED_PREFIXES):
@@ -185,6 +208,10 @@ def mount_paths(core: Core) -> list[Path]:
         path = normalize_mount_path(m.group("path"))
         if path.startswith(RESERVED_PREFIXES):
             raise BadRequestError(f'cannot unmount "{path}"')
+        if core.mounts.secrets.get(path) is not None:
+            # As Vault's unmount: every lease the mount issued is revoked first (through
+            # its backend, still mounted); a revocation failing stops the unmount.
+            core.expiration.revoke_prefix(path, sync=True)
         core.mounts.secrets.disable(path)
 
     # `bao auth tune` sends sys/mounts/auth/<path>/tune: auth/ names the auth table.
@@ -213,13 +240,17 @@ def mount_paths(core: Core) -> list[Path]:
         source, target = data.get("from"), data.get("to")
         if not source or not target:
             raise BadRequestError("both 'from' and 'to' path must be specified as strings")
-        migration_id = core.mounts.remount(source, target)
         moved = normalize_mount_path(source)
+        if not moved.startswith("auth/") and core.mounts.secrets.get(moved) is not None:
+            # As OpenBao's remountSecretsEngine: the leases of the old path are revoked
+            # first, while their backend still answers there.
+            core.expiration.revoke_prefix(moved, sync=True)
+        migration_id = core.mounts.remount(source, target)
         # As OpenBao's remountCredential: what the method issued at its old path is
         # revoked, else those tokens outlive the method's later disable (which revokes
         # its new path only). Done once the move succeeded: a refused move revokes nothing.
-        if moved.startswith("auth/") and core.tokens.revoke_path_prefix(moved):
-            core.tokens_changed()
+        if moved.startswith("auth/"):
+            core.expiration.revoke_prefix(moved, sync=True)
         return Response(data={"migration_id": migration_id}, legacy_top_level=True,
                         warnings=["Mount move has been queued. Progress will be reported in "
                                   "Strongroom's server log, tagged with the returned "
