@@ -10,11 +10,12 @@ middleware): a driver's message may quote the failing SQL, which holds it.
 from __future__ import annotations
 
 import logging
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from strongroom.errors import BadRequestError, multierror
 from strongroom.framework.gotypes import GoParseError, duration_seconds
@@ -62,8 +63,8 @@ class Plugin(ABC):
             if "{{username}}" in value or "{{password}}" in value:
                 raise DatabaseError(
                     "username and/or password cannot contain the template variables")
-        self._secrets = [s for s in (self.password, quote(self.password, safe=""))
-                         if s]
+        self._secrets = [s for s in (self.password, quote(self.password, safe=""),
+                                     *_embedded_passwords(url)) if s]
         self.url = url
         size = _int(details, "max_open_connections", 4)
         idle = _int(details, "max_idle_connections", 0)
@@ -221,6 +222,30 @@ class Plugin(ABC):
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text
+
+
+_KEYWORD_PASSWORD = re.compile(r"\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def _embedded_passwords(url: str) -> list[str]:
+    """A password written into the connection URL itself (URI userinfo, libpq's
+    ``password=``, Go's MySQL DSN ``user:password@``), raw and decoded: a driver may
+    quote it in an error (libpq: 'invalid percent-encoded token: "<password>"')."""
+    found: list[str] = []
+    rest = url.split("://", 1)[1] if "://" in url else url
+    slash = rest.find("/")
+    at = rest.rfind("@", 0, slash if slash >= 0 else len(rest))
+    if at >= 0:
+        _user, sep, password = rest[:at].partition(":")
+        if sep and password and "{{password}}" not in password:
+            found += [password, unquote(password)]
+    for m in _KEYWORD_PASSWORD.finditer(url):
+        value = m.group(1)
+        if value.startswith("'"):
+            value = value[1:-1]
+        if value and "{{password}}" not in value:
+            found.append(value)
+    return [f for f in found if len(f) >= 3]
 
 
 def _url_password(url: str) -> str | None:
