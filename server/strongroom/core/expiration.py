@@ -122,7 +122,7 @@ class ExpirationManager:
         try:
             with _lock(lease.lease_id):
                 self.store.put(lease)
-        except StrongroomError as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure: the token must not outlive it
             log.error("event=lease_registration_failed kind=token path=%s error=%s",
                       entry.path, type(exc).__name__)
             # A token nobody would expire must not be handed out.

@@ -63,9 +63,10 @@ def register_lease(core: Core, registrar: LeaseRegistrar | None, req: Request,
             # Fail closed: a credential nobody would ever revoke must not be handed out.
             raise StrongroomError("no expiration manager to register the lease with")
         secret.lease_id = registrar.register(req, mount, secret)
-    except StrongroomError as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure: the secret must not outlive it
+        text = exc.message if isinstance(exc, StrongroomError) else type(exc).__name__
         log.error("event=lease_registration_failed path=%s type=%s error=%s", req.path,
-                  secret.type, exc.message)
+                  secret.type, text)
         _revoke_unregistered(backend, secret, req.path)
         raise LeaseRegistrationError() from None
 
