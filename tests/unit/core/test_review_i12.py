@@ -65,3 +65,58 @@ def test_a_token_whose_lease_fails_to_register_with_any_error_is_revoked(
     monkeypatch.undo()
     after = d.call("LIST", "auth/token/accessors").json["data"]["keys"]
     assert sorted(after) == sorted(before), "a token with no lease is still live"
+
+
+@pytest.mark.parametrize("op", ["revoke", "renew"])
+def test_a_lease_id_in_the_body_cannot_redirect_a_url_scoped_grant(op: str) -> None:
+    """The ACL decides on the URL (sys/leases/revoke/<lease id>); the handler took the
+    body's lease_id first, so a token allowed to revoke (renew) only its own role's
+    leases by URL revoked (renewed) any lease by naming it in the body. A body id that
+    differs from the URL's is refused."""
+    from tests.support.leased_engine import leased_engine
+    from tests.support.nodes import dev_node
+
+    with leased_engine() as ledger:
+        d = dev_node()
+        assert d.call("POST", "sys/mounts/db", json={"type": "leasetest"}).status_code == 204
+        policy = f'path "sys/leases/{op}/db/creds/mine/*" {{ capabilities = ["update"] }}'
+        assert d.call("PUT", "sys/policies/acl/mine",
+                      json={"policy": policy}).status_code == 204
+        token = d.call("POST", "auth/token/create",
+                       json={"policies": ["mine"]}).json["auth"]["client_token"]
+        mine = d.call("GET", "db/creds/mine", params={"ttl": "1h"}).json
+        theirs = d.call("GET", "db/creds/admin", params={"ttl": "1h"}).json
+        # Directly: denied.
+        direct = d.call("PUT", f"sys/leases/{op}/" + theirs["lease_id"], token=token)
+        assert direct.status_code == 403
+        # Through the body of an allowed URL: refused too.
+        resp = d.call("PUT", f"sys/leases/{op}/" + mine["lease_id"], token=token,
+                      json={"lease_id": theirs["lease_id"]})
+        assert resp.status_code == 400, resp.text
+        assert theirs["data"]["username"] not in ledger.revoked
+        assert theirs["data"]["username"] not in ledger.renewed
+        # The URL alone, and the same id in both, still work.
+        ok = d.call("PUT", f"sys/leases/{op}/" + mine["lease_id"], token=token,
+                    json={"lease_id": mine["lease_id"]})
+        assert ok.status_code in (200, 204), ok.text
+
+
+def test_a_prefix_in_the_body_cannot_widen_a_url_scoped_revoke_prefix() -> None:
+    """Pinned (held before the review): the URL's prefix wins over a body ``prefix``."""
+    from tests.support.leased_engine import leased_engine
+    from tests.support.nodes import dev_node
+
+    with leased_engine() as ledger:
+        d = dev_node()
+        assert d.call("POST", "sys/mounts/db", json={"type": "leasetest"}).status_code == 204
+        policy = ('path "sys/leases/revoke-prefix/db/creds/mine*" '
+                  '{ capabilities = ["update", "sudo"] }')
+        assert d.call("PUT", "sys/policies/acl/mine",
+                      json={"policy": policy}).status_code == 204
+        token = d.call("POST", "auth/token/create",
+                       json={"policies": ["mine"]}).json["auth"]["client_token"]
+        theirs = d.call("GET", "db/creds/admin").json
+        resp = d.call("PUT", "sys/leases/revoke-prefix/db/creds/mine", token=token,
+                      json={"prefix": "db/"})
+        assert resp.status_code == 204, resp.text
+        assert theirs["data"]["username"] not in ledger.revoked

@@ -88,13 +88,13 @@ def lease_paths(core: Core) -> list[Path]:
         return Response(data={"keys": keys})
 
     def renew(req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        lease_id = str(data.get("lease_id") or data.get("url_lease_id") or "")
+        lease_id = _lease_id(data)
         if not lease_id:
             raise BadRequestError(_MISSING_ID)
         return manager.renew(lease_id, int(data.get("increment") or 0))
 
     def revoke(req: Request, data: FieldData, m: re.Match[str]) -> Response | None:
-        lease_id = str(data.get("lease_id") or data.get("url_lease_id") or "")
+        lease_id = _lease_id(data)
         if not lease_id:
             raise BadRequestError(_MISSING_ID)
         if data.get("sync"):
@@ -128,6 +128,20 @@ def lease_paths(core: Core) -> list[Path]:
              {"prefix": Field(FieldType.STRING, "")}),
         Path("leases/tidy", {update: tidy}),
     ]
+
+
+def _lease_id(data: FieldData) -> str:
+    """The lease named by the URL (``renew/<id>``, ``revoke/<id>``) or the body.
+
+    The ACL decided on the URL: a body ``lease_id`` naming another lease must not
+    redirect a grant scoped by path (Vault takes the body's first; a request that names
+    two different leases is refused here instead)."""
+    body = str(data.get("lease_id") or "")
+    url = str(data.get("url_lease_id") or "")
+    if url and body and body != url:
+        raise BadRequestError("lease_id in the request body does not match the lease id "
+                              "in the URL")
+    return url or body
 
 
 def _tidy(manager: ExpirationManager) -> None:
