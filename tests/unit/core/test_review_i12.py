@@ -120,3 +120,30 @@ def test_a_prefix_in_the_body_cannot_widen_a_url_scoped_revoke_prefix() -> None:
                       json={"prefix": "db/"})
         assert resp.status_code == 204, resp.text
         assert theirs["data"]["username"] not in ledger.revoked
+
+
+@pytest.mark.parametrize(("plugin", "url", "shown"), [
+    ("mysql-database-plugin", "root:S3cretRootPw@tcp(127.0.0.1:1)/",
+     "root:xxxxx@tcp(127.0.0.1:1)/"),
+    ("postgresql-database-plugin", "host=127.0.0.1 port=1 user=root password=S3cretRootPw",
+     "host=127.0.0.1 port=1 user=root password=xxxxx"),
+    ("postgresql-database-plugin", "postgresql://root:S3cretRootPw@127.0.0.1:1/db",
+     "postgresql://root:xxxxx@127.0.0.1:1/db"),
+])
+def test_database_config_read_never_shows_a_password_in_connection_url(
+        plugin: str, url: str, shown: str) -> None:
+    """Only a URI's userinfo password was masked on READ database/config/<name>; Go's
+    MySQL DSN (``user:password@tcp(...)/``, the form the mysql plugin takes) and libpq's
+    keyword form showed the root password to anyone who may read the config."""
+    from tests.support.nodes import dev_node
+
+    d = dev_node()
+    assert d.call("POST", "sys/mounts/database", json={"type": "database"}).status_code == 204
+    resp = d.call("PUT", "database/config/db", json={
+        "plugin_name": plugin, "connection_url": url, "verify_connection": False,
+        "allowed_roles": ["*"]})
+    assert resp.status_code in (200, 204), resp.text
+    read = d.call("GET", "database/config/db")
+    assert read.status_code == 200, read.text
+    assert "S3cretRootPw" not in read.text
+    assert read.json["data"]["connection_details"]["connection_url"] == shown

@@ -13,7 +13,8 @@ from strongroom.framework import Field, FieldData, FieldType, Path
 from strongroom.framework.fields import coerce
 
 from . import statements as sql
-from .plugins import DatabaseError, build, redact_url, url_has_password
+from .plugin_base import redact_connection_url
+from .plugins import DatabaseError, build, url_has_password
 from .store import CONFIG, DatabaseConfig
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def paths(b: DatabaseBackend) -> list[Path]:
             return Response(status=404, raw=True, data={"errors": []})
         details = {k: v for k, v in config.connection_details.items() if k not in _HIDDEN}
         if isinstance(details.get("connection_url"), str):
-            details["connection_url"] = redact_url(details["connection_url"])
+            details["connection_url"] = redact_connection_url(details["connection_url"])
         return Response(data={
             "plugin_name": config.plugin_name,
             "plugin_version": config.plugin_version,

@@ -271,5 +271,24 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def redact_connection_url(url: str) -> str:
+    """``connection_url`` as READ shows it: Go's url.Redacted() for a URI (as Vault);
+    a password in libpq's keyword form or in Go's MySQL DSN (``user:password@...``),
+    which Go's url.Parse does not see, is masked too."""
+    redacted = redact_url(url)
+    if redacted != url:
+        return redacted
+    out = _KEYWORD_PASSWORD.sub(
+        lambda m: m.group(0) if "{{password}}" in m.group(1)
+        else m.group(0)[:m.start(1) - m.start(0)] + "xxxxx", url)
+    if "://" not in out:
+        slash = out.find("/")
+        at = out.rfind("@", 0, slash if slash >= 0 else len(out))
+        user, sep, password = out[:at].partition(":") if at >= 0 else ("", "", "")
+        if sep and password and "{{password}}" not in password:
+            out = f"{user}:xxxxx{out[at:]}"
+    return out
+
+
 def url_has_password(url: str) -> bool:
     return _url_password(url) is not None
