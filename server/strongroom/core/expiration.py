@@ -111,6 +111,11 @@ class ExpirationManager:
             token_hash=index or "", issue_time=now, expire_time=expire)
         with _lock(lease_id):
             self.store.create(entry, index or "")
+        if index and self._core.tokens.lookup_hash(index, self._core.now()) is None:
+            # The token is gone: this was its last use (revoked when the handler
+            # returned), or another request revoked it meanwhile and listed its leases
+            # before this one was written. The secret goes with it, as Vault's.
+            self.revoke_lazy(lease_id)
         return lease_id
 
     def register_auth(self, req: Request, mount: MountEntry | None, entry: TokenEntry,

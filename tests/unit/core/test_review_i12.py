@@ -147,3 +147,29 @@ def test_database_config_read_never_shows_a_password_in_connection_url(
     assert read.status_code == 200, read.text
     assert "S3cretRootPw" not in read.text
     assert read.json["data"]["connection_details"]["connection_url"] == shown
+
+
+def test_a_secret_obtained_by_a_token_revoked_in_flight_does_not_outlive_it() -> None:
+    """A token's last use (num_uses) is revoked when the handler returns, before the
+    lease stage registers the secret under it; a token revoked by another request while
+    this one was in flight likewise: its revocation had listed its leases before this
+    lease was written. The lease was then indexed under a dead token and the database
+    user lived to its full TTL (Vault revokes a secret with the token that obtained
+    it). Now the lease is revoked (lazily, as Vault's RevokeByToken) at registration."""
+    from tests.support.leased_engine import leased_engine
+    from tests.support.nodes import dev_node
+
+    with leased_engine():
+        d = dev_node()
+        assert d.call("POST", "sys/mounts/db", json={"type": "leasetest"}).status_code == 204
+        policy = 'path "db/creds/*" { capabilities = ["read"] }'
+        assert d.call("PUT", "sys/policies/acl/creds",
+                      json={"policy": policy}).status_code == 204
+        token = d.call("POST", "auth/token/create", json={
+            "policies": ["creds"], "num_uses": 1}).json["auth"]["client_token"]
+        resp = d.call("GET", "db/creds/app", token=token, params={"ttl": "1h"})
+        assert resp.status_code == 200, resp.text
+        assert d.call("GET", "auth/token/lookup-self", token=token).status_code == 403
+        entry = d.node.core.expiration.store.get(resp.json["lease_id"])
+        assert entry is not None
+        assert entry.expire_time <= d.node.core.now(), "outlives the token that obtained it"
