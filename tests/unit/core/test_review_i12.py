@@ -173,3 +173,26 @@ def test_a_secret_obtained_by_a_token_revoked_in_flight_does_not_outlive_it() ->
         entry = d.node.core.expiration.store.get(resp.json["lease_id"])
         assert entry is not None
         assert entry.expire_time <= d.node.core.now(), "outlives the token that obtained it"
+
+
+def test_a_generated_username_fits_the_databases_byte_limit() -> None:
+    """``truncate`` cut characters, Go's cuts bytes: a role name of multibyte
+    characters (the route's ``\\w`` is Unicode in Python, ASCII in Go) made the default
+    PostgreSQL username longer than 63 bytes. PostgreSQL truncates such an identifier
+    with only a NOTICE, so CREATE ROLE made a shorter name than the lease kept: the
+    revocation's DROP ROLE named a role that does not exist (the default revocation
+    skips it silently) and the credential stayed live after its lease was revoked."""
+    from strongroom.engines.database.plugins import build as build_plugin
+
+    pg = build_plugin("postgresql-database-plugin",
+                      {"connection_url": "postgresql://u:p@127.0.0.1:1/db"})
+    my = build_plugin("mysql-database-plugin", {"connection_url": "u:p@tcp(127.0.0.1:1)/"})
+    try:
+        name = pg.generate_username("数据库读写角色用", "token-abcdefgh")
+        assert len(name.encode()) <= 63, (name, len(name.encode()))
+        name = my.generate_username("数据库读写角色用户", "token-abcdefgh")
+        assert len(name.encode()) <= 32 * 4  # MySQL counts characters (32)
+        assert len(name) <= 32
+    finally:
+        pg.close()
+        my.close()

@@ -44,18 +44,27 @@ def _random(length: int) -> str:
 
 
 def _truncate(max_len: int, text: str) -> str:
+    """Go's ``str[:maxLen]``: a length in bytes (a database's identifier limit is in
+    bytes: PostgreSQL silently shortens a longer name, so a user would be created
+    under another name than the one its lease revokes). A character cut in two is
+    dropped whole."""
     if max_len <= 0:
         raise TemplateError(f"max length must be > 0 but was {max_len}")
-    return text[:max_len]
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) <= max_len:
+        return text
+    return raw[:max_len].decode("utf-8", "ignore")
 
 
 def _truncate_sha256(max_len: int, text: str) -> str:
     if max_len <= 8:
         raise TemplateError(f"max length must be > 8 but was {max_len}")
-    if len(text) <= max_len:
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) <= max_len:
         return text
-    cut = max_len - 8
-    return text[:cut] + hashlib.sha256(text[cut:].encode()).hexdigest()[:8]
+    cut = max_len - 8  # bytes, as Go's
+    return (raw[:cut].decode("utf-8", "ignore")
+            + hashlib.sha256(raw[cut:]).hexdigest()[:8])
 
 
 def _decode_base64(text: str) -> str:
