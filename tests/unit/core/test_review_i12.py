@@ -196,3 +196,18 @@ def test_a_generated_username_fits_the_databases_byte_limit() -> None:
     finally:
         pg.close()
         my.close()
+
+
+def test_a_username_postgresql_would_shorten_is_refused() -> None:
+    """Any template (not only truncate's old count) making a name over PostgreSQL's 63
+    bytes is refused before CREATE ROLE, instead of a user its revocation misses."""
+    from strongroom.engines.database.plugins import build as build_plugin
+
+    pg = build_plugin("postgresql-database-plugin", {
+        "connection_url": "postgresql://u:p@127.0.0.1:1/db",
+        "username_template": "{{ .RoleName }}-{{ random 70 }}"})
+    try:
+        with pytest.raises(DatabaseError, match="longer than 63 bytes"):
+            pg.generate_username("app", "token")
+    finally:
+        pg.close()

@@ -146,11 +146,20 @@ class Plugin(ABC):
         with self._session() as conn:
             self._run(conn, ["SELECT 1"], transaction=False)
 
+    max_username_bytes = 0  # the server's identifier limit, if it shortens silently
+
     def generate_username(self, role_name: str, display_name: str) -> str:
         try:
-            return self.template.generate(role_name=role_name, display_name=display_name)
+            name = self.template.generate(role_name=role_name, display_name=display_name)
         except TemplateError as exc:
             raise DatabaseError(str(exc)) from None
+        if self.max_username_bytes and len(name.encode()) > self.max_username_bytes:
+            # The server would create a shorter name than the lease keeps: its
+            # revocation would drop nothing and the credential would stay live.
+            raise DatabaseError(f"generated username is longer than "
+                                f"{self.max_username_bytes} bytes; use truncate in "
+                                "username_template")
+        return name
 
     def new_user(self, creation: list[str], rollback: list[str], username: str,
                  password: str, expiration: str) -> None:

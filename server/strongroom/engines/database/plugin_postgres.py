@@ -17,6 +17,7 @@ class PostgresPlugin(Plugin):
                         '(.RoleName | truncate 8) (random 20) (unix_time) | truncate 63 }}')
     default_password_statement = "ALTER ROLE \"{{username}}\" WITH PASSWORD '{{password}}';"  # noqa: S105
     default_expiration_statement = "ALTER ROLE \"{{name}}\" VALID UNTIL '{{expiration}}';"
+    max_username_bytes = 63  # NAMEDATALEN - 1: longer identifiers are cut with a NOTICE
 
     def __init__(self, details: Mapping[str, Any]) -> None:
         super().__init__(details)
