@@ -18,6 +18,13 @@ from contextlib import contextmanager
 
 STRIPES = 256
 _thread_locks = [threading.Lock() for _ in range(STRIPES)]
+# Locks are nested in one order of kinds: a token, a token's lease (auth/...), a
+# secret's lease, a database role, a database config (e.g. the expiry runner holds a
+# token's lease while its tree's secret leases are marked; a lease's revocation holds
+# the database config's lock). Each kind hashes onto stripes of its own: two names of
+# different kinds sharing a stripe would reverse that order and deadlock.
+_KINDS = ("token|", "lease|auth/", "lease|", "database-static:", "database:")
+_PER_KIND = STRIPES // (len(_KINDS) + 1)
 # Stripes this thread holds: a nested node_lock on a stripe already held (two names
 # hashing alike, e.g. a lease's and the database engine's inside its revoke) must not
 # wait on itself.
@@ -52,7 +59,7 @@ def _fd(stripe: int) -> int | None:
 @contextmanager
 def node_lock(name: str) -> Iterator[None]:
     """Hold the stripe for ``name`` against every thread and process of this node."""
-    stripe = hashlib.sha256(name.encode()).digest()[0] % STRIPES
+    stripe = _stripe(name)
     held: set[int] = _held.__dict__.setdefault("stripes", set())
     if stripe in held:
         yield  # this thread holds it already (and the flock with it)
@@ -63,6 +70,13 @@ def node_lock(name: str) -> Iterator[None]:
             yield from _flocked(stripe)
         finally:
             held.discard(stripe)
+
+
+def _stripe(name: str) -> int:
+    kind = next((i for i, prefix in enumerate(_KINDS) if name.startswith(prefix)),
+                len(_KINDS))
+    digest = hashlib.sha256(name.encode()).digest()
+    return kind * _PER_KIND + int.from_bytes(digest[:4], "big") % _PER_KIND
 
 
 def _flocked(stripe: int) -> Iterator[None]:

@@ -211,3 +211,63 @@ def test_a_username_postgresql_would_shorten_is_refused() -> None:
             pg.generate_username("app", "token")
     finally:
         pg.close()
+
+
+_DEADLOCK_DEMO = r'''
+import itertools, threading, time
+from strongroom.node import locks
+
+def stripe(name):
+    with locks.node_lock(name):
+        return sorted(locks._held.stripes)[0]
+
+# A token's lease (held while its tree is revoked) and a database config (held while a
+# secret lease is revoked) on one stripe; two secret leases on another.
+db = "database:mount-uuid:pg"
+token_lease = next((f"lease|auth/token/create/{i}" for i in range(20000)
+                    if stripe(f"lease|auth/token/create/{i}") == stripe(db)), None)
+if token_lease is None:
+    print("ok")  # no name of another kind shares the database lock's stripe
+    raise SystemExit(0)
+s1 = stripe("lease|db/creds/app/0")
+other = next(f"lease|db/creds/app/{i}" for i in itertools.count(1)
+             if stripe(f"lease|db/creds/app/{i}") == s1)
+barrier = threading.Barrier(2)
+
+def runner():  # expire(token lease) -> revoke_by_token -> revoke_lazy(secret lease)
+    with locks.node_lock(token_lease):
+        barrier.wait()
+        time.sleep(0.2)
+        with locks.node_lock("lease|db/creds/app/0"):
+            pass
+
+def worker():  # revoke(secret lease) -> the database engine's serialized(config)
+    with locks.node_lock(other):
+        barrier.wait()
+        time.sleep(0.2)
+        with locks.node_lock(db):
+            pass
+
+threads = [threading.Thread(target=f, daemon=True) for f in (runner, worker)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join(5)
+print("deadlock" if any(t.is_alive() for t in threads) else "ok")
+'''
+
+
+def test_nested_node_locks_of_different_kinds_cannot_deadlock_through_a_shared_stripe() -> None:
+    """node_lock hashes every name onto one pool of 256 stripes; locks are nested in a
+    fixed order of kinds (token -> a token's lease -> a secret's lease -> database), but
+    two names of different kinds sharing a stripe reverse that order: the expiry runner
+    holding a token's lease and wanting a secret's lease, a worker holding another
+    secret's lease (same stripe) and wanting the database config's lock (same stripe as
+    the token's lease) wait on each other for ever (flock across processes: the node's
+    workers hang on those stripes). Each kind now has stripes of its own."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _DEADLOCK_DEMO], capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert out.stdout.strip() == "ok", out.stdout + out.stderr
