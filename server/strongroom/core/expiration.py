@@ -239,8 +239,14 @@ class ExpirationManager:
             entry = self.load(lease_id)
             if entry is None or entry.irrevocable:
                 return
-            entry.expire_time, entry.next_attempt = self._core.now(), 0.0
-            self.store.put(entry)
+            if not entry.is_auth:
+                entry.expire_time, entry.next_attempt = self._core.now(), 0.0
+                self.store.put(entry)
+                return
+        # A token's lease: the runner goes by the token's own expiry (kept current on
+        # renewal) and would find it live. The token is revoked now instead; a large
+        # tree is tombstoned (refused at once) and deleted in the background anyway.
+        self.revoke(lease_id)
 
     def revoke_prefix(self, prefix: str, force: bool = False, sync: bool = True) -> int:
         """Revoke every lease whose id lies under ``prefix`` (a folder), or the lease

@@ -271,3 +271,27 @@ def test_nested_node_locks_of_different_kinds_cannot_deadlock_through_a_shared_s
     out = subprocess.run([sys.executable, "-c", _DEADLOCK_DEMO], capture_output=True,
                          text=True, timeout=60, check=False)
     assert out.stdout.strip() == "ok", out.stdout + out.stderr
+
+
+def test_an_async_revoke_prefix_of_token_leases_revokes_the_tokens() -> None:
+    """revoke-prefix (or revoke) with sync=false marks the lease expired now and leaves
+    it to the expiry runner; for a token's lease the runner took the token's own
+    (future) expiry back instead of revoking it: 202, and the tokens lived on (Vault's
+    LazyRevoke revokes them)."""
+    from strongroom.core.lease_expiry import ExpiryRunner
+    from tests.support.nodes import dev_node
+
+    d = dev_node()
+    assert d.call("POST", "auth/token/roles/r", json={}).status_code == 204
+    made = d.call("POST", "auth/token/create/r", json={"ttl": "1h"}).json["auth"]["client_token"]
+    other = d.call("POST", "auth/token/create/r", json={"ttl": "1h"}).json["auth"]
+    runner = ExpiryRunner()
+    runner.tick(d.node.core)
+    resp = d.call("PUT", "sys/leases/revoke-prefix/auth/token/create/r", json={"sync": False})
+    assert resp.status_code == 202
+    d.node.core.sync()
+    runner.tick(d.node.core, now=d.node.core.now() + 1)
+    assert d.call("GET", "auth/token/lookup-self", token=made).status_code == 403
+    assert d.call("GET", "auth/token/lookup-self",
+                  token=other["client_token"]).status_code == 403
+    assert d.call("GET", "auth/token/lookup-self").status_code == 200  # root: not under it
