@@ -35,6 +35,7 @@ import tarfile
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -838,6 +839,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.profile_target = (wl, int(c))
     return args
 
+
+
+def run_each_server(args: argparse.Namespace, scenario: Callable[[Server, argparse.Namespace],
+                    dict[str, Any]], prefix: str) -> tuple[str, dict[str, dict[str, Any]]]:
+    """Start each server of ``--servers`` in turn (from the work tree or
+    ``--strongroom-rev``), run ``scenario`` on it, stop it: (source, results by server)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        if args.strongroom_rev:
+            source = "git " + snapshot_source(args.strongroom_rev, Path(tmp))
+            server_src = Path(tmp) / "server"
+        else:
+            source = f"work tree at {git_rev()}"
+            server_src = REPO_ROOT / "server"
+        servers = make_servers(args, server_src)
+        results: dict[str, dict[str, Any]] = {}
+        for name in args.servers.split(","):
+            srv = servers[name]
+            try:
+                srv.start()
+                results[name] = scenario(srv, args)
+            finally:
+                srv.stop()
+    return source, results
+
+
+def write_results(args: argparse.Namespace, doc: dict[str, Any]) -> Path:
+    """Save a scenario's results (with the OpenBao version, load and commit) as JSON."""
+    doc.update({"openbao": tool_version([args.bao_cmd.split()[0], "version"]),
+                "loadavg": loadavg(),
+                "git": subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+                                      capture_output=True, text=True, check=False).stdout.strip()})
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    return out
 
 def snapshot_source(rev: str, into: Path) -> str:
     """Extract server/ as of git REV into `into`; returns the full commit id."""

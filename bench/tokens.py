@@ -21,13 +21,10 @@ client runs on CPU 1. Seeding uses ``--seed-threads`` keep-alive connections.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -213,30 +210,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.sched_setaffinity(0, {args.client_cpu})
-    with tempfile.TemporaryDirectory(prefix="bench-tokens-src-") as tmp:
-        if args.strongroom_rev:
-            source = "git " + run.snapshot_source(args.strongroom_rev, Path(tmp))
-            server_src = Path(tmp) / "server"
-        else:
-            source = f"work tree at {run.git_rev()}"
-            server_src = run.REPO_ROOT / "server"
-        servers = run.make_servers(args, server_src)
-        results: dict[str, dict[str, Any]] = {}
-        for name in args.servers.split(","):
-            srv = servers[name]
-            try:
-                srv.start()
-                results[name] = scenario(srv, args)
-            finally:
-                srv.stop()
-    doc = {"strongroom_source": source, "tokens": args.tokens, "children": args.children,
-           "openbao": run.tool_version([args.bao_cmd.split()[0], "version"]),
-           "loadavg": run.loadavg(), "results": results,
-           "git": subprocess.run(["git", "-C", str(run.REPO_ROOT), "rev-parse", "HEAD"],
-                                 capture_output=True, text=True, check=False).stdout.strip()}
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    source, results = run.run_each_server(args, scenario, "bench-tokens-src-")
+    out = run.write_results(args, {"strongroom_source": source, "tokens": args.tokens,
+                                   "children": args.children, "results": results})
     print()
     print(f"{args.tokens:,} tokens, a parent with {args.children:,} children; "
           f"Strongroom from {source}")

@@ -10,7 +10,9 @@ did (fail closed).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -201,3 +203,23 @@ def lenient(cls: Any) -> Any:
         return device
 
     return factory
+
+
+class ConnectedDevice(AuditDevice):
+    """A device that writes through one connection (syslog, socket), held under a lock
+    and dropped on failure so the next write reconnects."""
+
+    def __init__(self, ctx: MountContext) -> None:
+        super().__init__(ctx)
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    def _close_locked(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_locked()

@@ -18,11 +18,10 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from strongroom.audit.device import AuditDevice
+from strongroom.audit.device import ConnectedDevice
 from strongroom.errors import BadRequestError
 from strongroom.framework.gotypes import GoParseError, parse_duration_ns
 
@@ -40,7 +39,7 @@ _TYPES = {"tcp": (socket.AF_INET, socket.SOCK_STREAM),
           "unixgram": (socket.AF_UNIX, socket.SOCK_DGRAM)}
 
 
-class SocketDevice(AuditDevice):
+class SocketDevice(ConnectedDevice):
     def __init__(self, ctx: MountContext) -> None:
         super().__init__(ctx)
         address = self.options.get("address")
@@ -53,8 +52,6 @@ class SocketDevice(AuditDevice):
         except GoParseError as exc:
             raise BadRequestError(str(exc)) from None
         self.write_timeout = max(timeout_ns / 1e9, 0.001)
-        self._sock: socket.socket | None = None
-        self._lock = threading.Lock()
         self._paused_until = 0.0  # time.monotonic() before which no connect is tried
 
     def _target(self) -> tuple[int, int, str | tuple[str, int]]:
@@ -115,15 +112,6 @@ class SocketDevice(AuditDevice):
                     if attempt:
                         raise
 
-    def _close_locked(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.close()
-
-    def close(self) -> None:
-        with self._lock:
-            self._close_locked()
 
 
 def _peer_closed(sock: socket.socket) -> bool:

@@ -6,15 +6,13 @@ and ``tag`` (default "vault"), as Vault. A datagram is delivered whole or not at
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from strongroom.audit.device import AuditDevice, lenient
+from strongroom.audit.device import AuditDevice, ConnectedDevice, lenient
 from strongroom.errors import BadRequestError
 
 if TYPE_CHECKING:
@@ -30,7 +28,7 @@ FACILITIES = {
 }
 
 
-class SyslogDevice(AuditDevice):
+class SyslogDevice(ConnectedDevice):
     def __init__(self, ctx: MountContext, paths: Sequence[str] = SYSLOG_PATHS) -> None:
         super().__init__(ctx)
         facility = self.options.get("facility", "AUTH")
@@ -40,8 +38,6 @@ class SyslogDevice(AuditDevice):
         self.priority = code * 8 + LOG_INFO
         self.tag = self.options.get("tag", "vault")
         self._paths = tuple(paths)
-        self._sock: socket.socket | None = None
-        self._lock = threading.Lock()
 
     def _connect(self) -> socket.socket:
         if self._sock is not None:
@@ -90,15 +86,6 @@ class SyslogDevice(AuditDevice):
                     if attempt:
                         raise
 
-    def _close_locked(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.close()
-
-    def close(self) -> None:
-        with self._lock:
-            self._close_locked()
 
 
 def syslog_factory(paths: Sequence[str] = SYSLOG_PATHS) -> Callable[[MountContext], AuditDevice]:
