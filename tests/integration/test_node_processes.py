@@ -26,6 +26,7 @@ from tests.support.ha import poll
 from tests.support.servers import (
     ServerProcess,
     file_config,
+    process_alive,
     strongroom_dev_server,
     strongroom_server,
 )
@@ -34,13 +35,7 @@ WORKERS = 2
 ROOT = {"X-Vault-Token": "root"}
 
 
-def alive(pid: int) -> bool:
-    """Running (a zombie, dead but not yet reaped by its parent, is not)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+alive = process_alive
 
 
 def threads(pid: int) -> int:

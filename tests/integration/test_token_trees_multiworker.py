@@ -20,7 +20,7 @@ import requests
 
 from strongroom.physical.file import FileBackend
 from tests.support.ha import poll
-from tests.support.servers import ServerProcess, file_config, strongroom_server
+from tests.support.servers import ServerProcess, file_config, process_alive, strongroom_server
 
 WORKERS = 3
 CHILDREN = 300
@@ -104,7 +104,7 @@ def test_revoked_tree_is_refused_everywhere_at_once_and_deleted_across_a_crash(
         pids = server.node_pids()
         os.kill(server.proc.pid, signal.SIGKILL)
         server.proc.wait()
-        poll(lambda: not any(os.path.exists(f"/proc/{p}/status") and _running(p)
+        poll(lambda: not any(os.path.exists(f"/proc/{p}/status") and process_alive(p)
                              for p in pids), 20, "every process of the node to exit")
     left = FileBackend(tmp_path / "data").list(TOKENS + "revoking/")
     assert len(left) == 1, "the tombstone survives the crash"
@@ -123,11 +123,3 @@ def test_revoked_tree_is_refused_everywhere_at_once_and_deleted_across_a_crash(
     assert len(storage.list(TOKENS + "accessor/")) == 1
     assert storage.list(TOKENS + "parent/") == []
     assert storage.list(TOKENS + "revoking/") == []
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
