@@ -304,6 +304,24 @@ def test_username_template_and_password_policy(d: EngineNode, pg: PostgresServer
     assert pg.can_login(user, password)
 
 
+def test_a_password_policy_cannot_inject_sql(d: EngineNode, pg: PostgresServer) -> None:
+    """A policy whose passwords hold a quote would end ``'{{password}}'`` in the
+    creation statement: the SQL after it would run as the root user (review finding)."""
+    d.ok("PUT", "sys/policies/password/quotes", json={"policy": (
+        'length = 8\nrule "charset" {\n  charset = "\'"\n  min-chars = 8\n}\n')})
+    d.ok("POST", "database/config/inj", json={
+        "plugin_name": "postgresql-database-plugin", "connection_url": pg.connection_url(),
+        "username": "postgres", "password": pg.password, "allowed_roles": "*",
+        "password_policy": "quotes"})
+    d.ok("POST", "database/roles/inj", json={"db_name": "inj",
+                                              "creation_statements": [PG_CREATE]})
+    roles = pg.query("SELECT count(*) FROM pg_roles")
+    resp = d.call("GET", "database/creds/inj")
+    assert resp.status_code == 400
+    assert "cannot be placed in SQL statements" in resp.json["errors"][0]
+    assert pg.query("SELECT count(*) FROM pg_roles") == roles
+
+
 def test_disabling_the_mount_closes_every_pool(d: EngineNode, pg: PostgresServer) -> None:
     d.ok("POST", "database/config/pooled", json={
         "plugin_name": "postgresql-database-plugin", "connection_url": pg.connection_url(),

@@ -36,6 +36,9 @@ EXPIRY_GRACE = 5
 NAME = r"(?P<name>\w(?:[\w.-]*\w)?)"  # framework.GenericNameRegex("name")
 
 
+# Characters that end or escape a quoted SQL literal or identifier.
+_UNSAFE_IN_SQL = frozenset("'\"\\")
+
 class DatabaseBackend(PathBackend):
     def __init__(self, ctx: MountContext) -> None:
         from . import path_config, path_creds, path_roles, path_rotate
@@ -73,11 +76,20 @@ class DatabaseBackend(PathBackend):
         if generate is None:
             raise BadRequestError("no password generator")
         try:
-            return generate(config.password_policy)
+            password = generate(config.password_policy)
         except BadRequestError:
             raise
         except Exception as exc:  # noqa: BLE001 - a policy problem is the caller's
             raise BadRequestError(f"failed to generate password: {exc}") from None
+        # ``{{password}}`` goes into SQL as plain text (DDL takes no parameters): a quote
+        # or backslash from a password policy would end the literal, and whoever may
+        # write sys/policies/password could run SQL as the root user. Vault lets it
+        # through; this refuses it.
+        if _UNSAFE_IN_SQL.intersection(password):
+            raise BadRequestError(
+                f"password policy {config.password_policy!r} generated a password with a "
+                "character that cannot be placed in SQL statements (' \" \\)")
+        return password
 
     # -- plugin instances (connection pools) -----------------------------------------
 
