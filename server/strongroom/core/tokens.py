@@ -325,19 +325,6 @@ class TokenStore:
         return drain_pending(self._storage, self._tombstones, self._delete_hash,
                              time.monotonic() + budget_seconds)
 
-    def revoke_path_prefix(self, prefix: str) -> int:
-        """Revoke every token (and its tree) whose creation path lies under ``prefix``.
-
-        Vault's sys/leases/revoke-prefix for token leases: the prefix is taken as a
-        directory (``auth/token/create`` covers ``auth/token/create/<role>``).
-        """
-        prefix = prefix if prefix.endswith("/") else prefix + "/"
-        doomed = [e for e in map(self._read, self._storage.list("id/"))
-                  if e is not None and (e.path + "/").startswith(prefix)]
-        for entry in doomed:
-            self.revoke_tree(entry)
-        return len(doomed)
-
     def revoke_orphan(self, entry: TokenEntry) -> None:
         """Revoke only ``entry``; its children become orphans."""
         children = self._storage.list(f"parent/{entry.hash}/")
