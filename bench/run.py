@@ -365,7 +365,8 @@ def random_value(n: int = 32) -> str:
 
 def describe_exchange(r: requests.Response) -> str:
     req = r.request
-    headers = "\n".join(f"  {k}: {v}" for k, v in req.headers.items())
+    headers = "\n".join(f"  {k}: {v.decode() if isinstance(v, bytes) else v}"
+                        for k, v in req.headers.items())
     body = req.body.decode() if isinstance(req.body, bytes) else (req.body or "")
     return (
         f"REQUEST  {req.method} {req.url}\n{headers}\n  body: {body}\n"
