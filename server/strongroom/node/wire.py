@@ -134,7 +134,7 @@ def _recv(sock: socket.socket) -> tuple[dict[str, Any], bytearray]:
 def _wipe_share_texts(result: Any) -> None:
     """Zero the unseal shares' and root token's text in an init answer once it has been sent."""
     if isinstance(result, dict):
-        for field in ("keys", "keys_base64"):
+        for field in ("keys", "keys_base64", "recovery_keys", "recovery_keys_base64"):
             for text in result.get(field) or ():
                 wipe_immutable_str(text)
         wipe_immutable_str(result.get("root_token"))
@@ -161,8 +161,9 @@ class Operation:
 OPERATIONS: dict[str, Operation] = {
     "seal_status": Operation(),
     "initialize": Operation(args=("shares", "threshold", "root_token_id", "pgp_keys",
-                                  "root_token_pgp_key"), secret_result=True,
-                            idempotent=False),
+                                  "root_token_pgp_key", "recovery_shares",
+                                  "recovery_threshold", "recovery_pgp_keys"),
+                            secret_result=True, idempotent=False),
     "unseal": Operation(args=("key", "reset"), secret_args=("key",)),
     "seal": Operation(),
     "rotate": Operation(idempotent=False),
