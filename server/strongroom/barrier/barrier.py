@@ -67,12 +67,17 @@ class AESGCMBarrier:
 
     def persist_keyring(self, root_key: bytearray, keyring: Keyring) -> None:
         """Store the keyring encrypted under the root key."""
+        self._physical.put(KEYRING_PATH, self.keyring_entry(root_key, keyring))
+
+    @staticmethod
+    def keyring_entry(root_key: bytearray, keyring: Keyring) -> bytes:
+        """The stored form of ``keyring`` under ``root_key`` (for a write that must go
+        together with others, e.g. a new root key and its wrapped copy)."""
         plain = keyring.to_json()
         try:
-            blob = seal_value(AESGCM(root_key), _ROOT_TERM, KEYRING_PATH, plain)
+            return seal_value(AESGCM(root_key), _ROOT_TERM, KEYRING_PATH, plain)
         finally:
             wipe(plain)
-        self._physical.put(KEYRING_PATH, blob)
 
     def load_keyring(
         self, root_key: bytes | bytearray, counter: EncryptionCounter | None = None,

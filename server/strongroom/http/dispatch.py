@@ -32,6 +32,7 @@ from strongroom.http.edge import (
     request_token,
     wrap_ttl,
 )
+from strongroom.http.sys_rekey import REKEY_ROUTES
 from strongroom.http.sys_routes import RAW_ROUTES
 from strongroom.jsoncodec import dumps
 
@@ -101,7 +102,7 @@ class Dispatcher:
     def _dispatch(self, req: HttpRequest) -> HttpResult:
         req.path = api_path(req.path)
         raw = RAW_ROUTES.get(req.path.rstrip("/"))
-        if raw is not None:
+        if raw is not None and not self._forwarded_raw(req):
             status, body = raw(req, self.core)
             if body is None or req.method == "HEAD":
                 return HttpResult(status)
@@ -124,6 +125,13 @@ class Dispatcher:
             return self._dispatch_local(req)
         finally:
             gate.exit()
+
+    def _forwarded_raw(self, req: HttpRequest) -> bool:
+        """A rekey on a standby goes to the active node (Vault's handleForwardIfStandby):
+        only the active may change the keys its cluster shares."""
+        if req.path.rstrip("/") not in REKEY_ROUTES:
+            return False
+        return self.core.sync().ha.standby and not self.core.snapshot.sealed
 
     def _after_step_down(self, req: HttpRequest) -> HttpResult:
         """Wait (up to LEADER_WAIT) for this node to have stepped down, then forward."""

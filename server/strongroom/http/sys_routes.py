@@ -17,6 +17,7 @@ from strongroom.errors import BadRequestError, UnsupportedOperationError
 from strongroom.framework.fields import FieldType, coerce
 from strongroom.framework.gotypes import INT64_MAX, INT64_MIN
 from strongroom.http.edge import HttpRequest, parse_body
+from strongroom.http.sys_rekey import REKEY_ROUTES
 
 RawHandler = Callable[[HttpRequest, Core], tuple[int, dict[str, Any] | None]]
 
@@ -188,4 +189,5 @@ RAW_ROUTES: dict[str, RawHandler] = {
     "sys/seal-status": _seal_status,
     "sys/unseal": _unseal,
     "sys/leader": _leader,
+    **REKEY_ROUTES,  # http/sys_rekey.py
 }

@@ -30,6 +30,9 @@ from strongroom.errors import BadRequestError, NotInitializedError, SealedError
 from strongroom.ha.manager import HAManager
 from strongroom.ha.state import HAStatus
 from strongroom.node import encryptions, recovery
+from strongroom.node.key_ops import KeyCoordinator, KeyOperations
+from strongroom.node.rekey import Rekeyer
+from strongroom.node.root_key import NodeKeys
 from strongroom.node.shared import SharedCounters, Slot
 from strongroom.physical.base import Backend, apply_ops
 from strongroom.seal import pgp
@@ -72,7 +75,7 @@ class NodeSnapshot:
     ha: HAStatus = HAStatus()
 
 
-class SealCoordinator(Protocol):
+class SealCoordinator(KeyCoordinator, Protocol):
     def generation(self) -> int: ...
 
     def snapshot(self) -> NodeSnapshot: ...
@@ -107,8 +110,9 @@ def _b64_text(data: bytes | bytearray) -> str:
         wipe(buf)
 
 
-class LocalCoordinator:
-    """In-process seal state machine; thread-safe."""
+class LocalCoordinator(KeyOperations):
+    """In-process seal state machine; thread-safe (rekey and root-key rotation:
+    node/key_ops.py)."""
 
     def __init__(
         self,
@@ -145,6 +149,9 @@ class LocalCoordinator:
         self._ha_publish_lock = threading.Lock()
         self._ha_status = HAStatus(enabled=ha_factory is not None)
         self._listeners: list[Callable[[], None]] = []
+        self._keys = NodeKeys(physical, self._seal, self._barrier, self._encryptions,
+                              lambda: self._root_key, self._set_root_key)
+        self._rekey = Rekeyer(self._keys)
 
     # -- reading ------------------------------------------------------------
 
@@ -445,12 +452,15 @@ class LocalCoordinator:
             wipe(self._root_key)
             self._root_key = None
             self._progress.reset()
+            self._rekey.reset()
             self._changed()
 
     def rotate(self) -> None:
         with self._lock:
             if self._barrier.sealed or self._root_key is None:
                 raise SealedError()
+            # Our root key must still be the stored one (another node may have rekeyed).
+            self._keys.current_keyring().wipe()
             keyring = self._barrier.keyring.rotated(self._clock())
             self._barrier.persist_keyring(self._root_key, keyring)
             self._barrier.install(keyring)
