@@ -9,6 +9,7 @@ holder of the root key; workers receive the keyring and nothing else.
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import logging
 import os
@@ -30,10 +31,12 @@ from strongroom.errors import BadRequestError, NotInitializedError, SealedError
 from strongroom.ha.manager import HAManager
 from strongroom.ha.state import HAStatus
 from strongroom.node import encryptions
+from strongroom.node.generate_root import RootGeneration
 from strongroom.node.shared import SharedCounters, Slot
 from strongroom.physical.base import Backend
 from strongroom.seal import pgp
 from strongroom.seal.base import (
+    RECOVERY_CONFIG_PATH,
     SEAL_CONFIG_PATH,
     SEALED_ROOT_KEY_PATH,
     Protected,
@@ -53,6 +56,8 @@ HAFactory = Callable[[Backend, Callable[[HAStatus], None]], HAManager]
 # Called once at init with the (temporarily unsealed) barrier; creates the root
 # token and the initial mount table, returns the root token id.
 Bootstrapper = Callable[[Backend, str | None], str]
+# Creates a root token in the (unsealed) barrier, as init does; returns its id.
+RootTokenMaker = Callable[[Backend], str]
 
 
 def utcnow() -> datetime:
@@ -94,6 +99,15 @@ class SealCoordinator(Protocol):
 
     def ha_lost(self) -> None: ...
 
+    def generate_root_status(self) -> dict[str, Any]: ...
+
+    def generate_root_start(self, otp: str | None = None,
+                            pgp_key: str | None = None) -> dict[str, Any]: ...
+
+    def generate_root_cancel(self) -> None: ...
+
+    def generate_root_update(self, key: str, nonce: str) -> dict[str, Any]: ...
+
 
 def _b64_text(data: bytes | bytearray) -> str:
     """Base64 text of a share, with no intermediate ``bytes`` copy (b64encode makes one)."""
@@ -120,6 +134,7 @@ class LocalCoordinator:
         seal: Seal | None = None,
         encryption_counter: EncryptionCounter | None = None,
         max_encryptions: int = encryptions.ABSOLUTE_OPERATION_MAXIMUM,
+        root_token_maker: RootTokenMaker | None = None,
     ) -> None:
         self._physical = physical
         self._seal: Seal = seal or ShamirSeal()
@@ -143,6 +158,8 @@ class LocalCoordinator:
         self._ha_publish_lock = threading.Lock()
         self._ha_status = HAStatus(enabled=ha_factory is not None)
         self._listeners: list[Callable[[], None]] = []
+        self._root_gen = RootGeneration()
+        self._root_token_maker = root_token_maker
 
     # -- reading ------------------------------------------------------------
 
@@ -393,6 +410,7 @@ class LocalCoordinator:
             wipe(self._root_key)
             self._root_key = None
             self._progress.reset()
+            self._root_gen.cancel()  # its OTP and shares; Vault's attempt ends with a seal
             self._changed()
 
     def rotate(self) -> None:
@@ -474,3 +492,76 @@ class LocalCoordinator:
         """Open directly with the root key (dev mode, where the single share is the key)."""
         with self._lock:
             self._open_root_key(bytearray(root_key))
+
+    # -- generate-root (the state machine is node/generate_root.py) ------------
+
+    def _root_gen_required(self) -> int:
+        """The threshold of the keys that authorize generate-root (recovery keys on an
+        auto-sealed node); refuses while uninitialized, sealed or standby."""
+        config = self._seal_config()
+        if config is None:
+            raise BadRequestError("server is not yet initialized")
+        if self._barrier.sealed or self._root_key is None:
+            raise SealedError()
+        if self._ha_status.standby:
+            raise BadRequestError("Vault is in standby mode")
+        if self._seal.auto_unseal:
+            return self._recovery_threshold(config)
+        return config.secret_threshold
+
+    def _recovery_threshold(self, config: SealConfig) -> int:
+        raw = self._physical.get(RECOVERY_CONFIG_PATH)
+        recovery = SealConfig.from_json(raw) if raw is not None else config
+        threshold = recovery.recovery_threshold or recovery.secret_threshold
+        if raw is None and not config.recovery_threshold:
+            raise BadRequestError("recovery key configuration not found")
+        return threshold
+
+    def _authenticate_shares(self, parts: list[bytearray]) -> None:
+        """Check that ``parts`` combine to this node's key: the root key (Shamir), the
+        recovery key (auto-seal). The caller wipes ``parts``."""
+        config = self._seal_config()
+        if config is None:
+            raise BadRequestError("server is not yet initialized")
+        if self._seal.auto_unseal:
+            verify = getattr(self, "verify_recovery_shares", None)
+            if verify is None:
+                raise BadRequestError("recovery keys are not supported by this node")
+            verify(parts)
+            return
+        combined = ShamirSeal().recover(parts, None, config)
+        try:
+            if self._root_key is None or not hmac.compare_digest(combined, self._root_key):
+                raise BadRequestError("root key verification failed: unseal failed, invalid key")
+        finally:
+            wipe(combined)
+
+    def _make_root_token(self) -> str:
+        if self._root_token_maker is None:
+            from strongroom.core.bootstrap import make_root_token_maker  # noqa: PLC0415 - cycle
+            self._root_token_maker = make_root_token_maker(self._clock)
+        token = self._root_token_maker(self._barrier)
+        log.info("event=root_token_generated")
+        return token
+
+    def generate_root_status(self) -> dict[str, Any]:
+        """Vault's ``GET sys/generate-root/attempt`` body."""
+        with self._lock:
+            return self._root_gen.status(self._root_gen_required())
+
+    def generate_root_start(self, otp: str | None = None,
+                            pgp_key: str | None = None) -> dict[str, Any]:
+        """Start an attempt (an OTP is generated and returned when neither is given)."""
+        with self._lock:
+            return self._root_gen.start(otp, pgp_key, self._root_gen_required())
+
+    def generate_root_cancel(self) -> None:
+        with self._lock:
+            self._root_gen_required()
+            self._root_gen.cancel()
+
+    def generate_root_update(self, key: str, nonce: str) -> dict[str, Any]:
+        """One share towards the new root token (returned encoded at the threshold)."""
+        with self._lock:
+            return self._root_gen.update(key, nonce, self._root_gen_required(),
+                                         self._authenticate_shares, self._make_root_token)

@@ -389,3 +389,19 @@ class RemoteCoordinator:
 
     def ha_lost(self) -> None:
         self.call("ha_lost")
+
+    def generate_root_status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("generate_root_status")
+        return result
+
+    def generate_root_start(self, otp: str | None = None,
+                            pgp_key: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("generate_root_start", otp=otp, pgp_key=pgp_key)
+        return result
+
+    def generate_root_cancel(self) -> None:
+        self.call("generate_root_cancel")
+
+    def generate_root_update(self, key: str, nonce: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("generate_root_update", key=key, nonce=nonce)
+        return result
