@@ -51,9 +51,9 @@ Authenticator = Callable[[list[bytearray]], None]
 TokenMaker = Callable[[], str]
 
 
-def generate_otp() -> str:
-    """A fresh base62 OTP of the root token's length (Vault's ``base62.Random``)."""
-    return "".join(secrets.choice(_BASE62) for _ in range(OTP_LENGTH))
+def generate_otp(length: int = OTP_LENGTH) -> str:
+    """A fresh base62 OTP, by default of the root token's length (Vault's base62.Random)."""
+    return "".join(secrets.choice(_BASE62) for _ in range(length))
 
 
 def encode_token(token: str, otp: bytearray) -> str:

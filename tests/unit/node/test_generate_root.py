@@ -117,7 +117,8 @@ def test_pgp_key(node: tuple[falcon.testing.TestClient, list[str]]) -> None:
     resp = start(client, pgp_key=public)
     assert resp.status_code == 200
     fingerprint = resp.json["pgp_fingerprint"]
-    assert fingerprint == str(holder.extract_certificate().fingerprint).lower() and resp.json["otp"] == ""
+    assert fingerprint == str(holder.extract_certificate().fingerprint).lower()
+    assert resp.json["otp"] == ""
     nonce = resp.json["nonce"]
     assert update(client, keys[1], nonce).json["pgp_fingerprint"] == fingerprint
     last = update(client, keys[2], nonce).json
