@@ -102,34 +102,44 @@ def _init_int(body: dict[str, Any], name: str) -> int:
     return int(value)
 
 
+def _key_list(body: dict[str, Any], name: str) -> list[str] | None:
+    """``pgp_keys``/``recovery_pgp_keys``: a list of strings, or null (left out)."""
+    keys = body.get(name)
+    if keys is not None and not (
+        isinstance(keys, list) and all(isinstance(k, str) for k in keys)
+    ):
+        raise BadRequestError(f"'{name}' must be a list of base64-encoded public keys")
+    return keys
+
+
 def _init(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     if req.method in ("GET", "HEAD"):
         return 200, {"initialized": core.sync().initialized}
     if req.method not in ("PUT", "POST"):
         raise UnsupportedOperationError("")
     body = parse_body(req.body)
-    if body.get("recovery_pgp_keys"):
-        # Recovery keys exist only with auto-unseal seals; Vault's answer for Shamir.
-        raise BadRequestError("parameters recovery_pgp_keys not applicable to seal type shamir")
     shares = _init_int(body, "secret_shares")
     threshold = _init_int(body, "secret_threshold")
-    pgp_keys = body.get("pgp_keys")
-    if pgp_keys is not None and not (
-        isinstance(pgp_keys, list) and all(isinstance(k, str) for k in pgp_keys)
-    ):
-        raise BadRequestError("'pgp_keys' must be a list of base64-encoded public keys")
+    recovery_shares = _init_int(body, "recovery_shares")
+    recovery_threshold = _init_int(body, "recovery_threshold")
+    pgp_keys = _key_list(body, "pgp_keys")
+    recovery_keys = _key_list(body, "recovery_pgp_keys")
     root_key = body.get("root_token_pgp_key")
     if root_key is not None and not isinstance(root_key, str):
         raise BadRequestError("'root_token_pgp_key' must be a base64-encoded public key")
-    if sum(map(len, pgp_keys or [])) + len(root_key or "") > _MAX_PGP_KEY_BYTES:
+    if (sum(map(len, pgp_keys or [])) + sum(map(len, recovery_keys or []))
+            + len(root_key or "") > _MAX_PGP_KEY_BYTES):
         raise BadRequestError(
             f"the PGP keys exceed {_MAX_PGP_KEY_BYTES // 1024} KiB in total; export them "
             "without third-party signatures (gpg --export-options export-minimal)"
         )
-    # The coordinator checks the keys and encrypts (seal/pgp.py), so with PGP
-    # the plaintext shares never leave it.
+    # The coordinator applies the seal's rules (recovery keys with an auto-seal, see
+    # node/recovery.py), checks the keys and encrypts (seal/pgp.py), so with PGP the
+    # plaintext shares never leave it.
     result = core.coordinator.initialize(
-        shares, threshold, pgp_keys=pgp_keys or None, root_token_pgp_key=root_key or None
+        shares, threshold, pgp_keys=pgp_keys or None, root_token_pgp_key=root_key or None,
+        recovery_shares=recovery_shares, recovery_threshold=recovery_threshold,
+        recovery_pgp_keys=recovery_keys or None,
     )
     core.sync()
     return 200, result

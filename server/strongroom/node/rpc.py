@@ -367,10 +367,14 @@ class RemoteCoordinator:
     def initialize(
         self, shares: int, threshold: int, root_token_id: str | None = None, *,
         pgp_keys: list[str] | None = None, root_token_pgp_key: str | None = None,
+        recovery_shares: int = 0, recovery_threshold: int = 0,
+        recovery_pgp_keys: list[str] | None = None,
     ) -> dict[str, Any]:
         result: dict[str, Any] = self.call(
             "initialize", shares=shares, threshold=threshold, root_token_id=root_token_id,
             pgp_keys=pgp_keys, root_token_pgp_key=root_token_pgp_key,
+            recovery_shares=recovery_shares, recovery_threshold=recovery_threshold,
+            recovery_pgp_keys=recovery_pgp_keys,
         )
         return result
 

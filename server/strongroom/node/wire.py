@@ -135,7 +135,7 @@ def _wipe_share_texts(result: Any) -> None:
     """Zero the secrets' texts in an answer once it has been sent: the shares and root
     token of init, the OTP and encoded root token of generate-root."""
     if isinstance(result, dict):
-        for field in ("keys", "keys_base64"):
+        for field in ("keys", "keys_base64", "recovery_keys", "recovery_keys_base64"):
             for text in result.get(field) or ():
                 wipe_immutable_str(text)
         for field in ("root_token", "otp", "encoded_token", "encoded_root_token"):
@@ -163,8 +163,9 @@ class Operation:
 OPERATIONS: dict[str, Operation] = {
     "seal_status": Operation(),
     "initialize": Operation(args=("shares", "threshold", "root_token_id", "pgp_keys",
-                                  "root_token_pgp_key"), secret_result=True,
-                            idempotent=False),
+                                  "root_token_pgp_key", "recovery_shares",
+                                  "recovery_threshold", "recovery_pgp_keys"),
+                            secret_result=True, idempotent=False),
     "unseal": Operation(args=("key", "reset"), secret_args=("key",)),
     "seal": Operation(),
     "rotate": Operation(idempotent=False),
