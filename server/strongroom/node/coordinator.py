@@ -27,7 +27,12 @@ from strongroom.barrier.barrier import AESGCMBarrier, InvalidRootKeyError
 from strongroom.barrier.counter import EncryptionCounter
 from strongroom.barrier.keyring import KEY_SIZE, Keyring
 from strongroom.barrier.secmem import b64_length, b64encode_at, random_key, wipe
-from strongroom.errors import BadRequestError, NotInitializedError, SealedError
+from strongroom.errors import (
+    BadRequestError,
+    NotInitializedError,
+    SealedError,
+    StrongroomError,
+)
 from strongroom.ha.manager import HAManager
 from strongroom.ha.state import HAStatus
 from strongroom.node import encryptions, recovery
@@ -36,7 +41,6 @@ from strongroom.node.shared import SharedCounters, Slot
 from strongroom.physical.base import Backend, apply_ops
 from strongroom.seal import pgp
 from strongroom.seal.base import (
-    RECOVERY_CONFIG_PATH,
     SEAL_CONFIG_PATH,
     SEALED_ROOT_KEY_PATH,
     Protected,
@@ -562,12 +566,11 @@ class LocalCoordinator:
         return config.secret_threshold
 
     def _recovery_threshold(self, config: SealConfig) -> int:
-        raw = self._physical.get(RECOVERY_CONFIG_PATH)
-        recovery = SealConfig.from_json(raw) if raw is not None else config
-        threshold = recovery.recovery_threshold or recovery.secret_threshold
-        if raw is None and not config.recovery_threshold:
-            raise BadRequestError("recovery key configuration not found")
-        return threshold
+        found = recovery.load_config(self._physical)
+        if found is None or found.secret_shares < 1:
+            # Vault: no recovery key, nothing can authorize it.
+            raise BadRequestError("recovery key not found")
+        return found.secret_threshold
 
     def _authenticate_shares(self, parts: list[bytearray]) -> None:
         """Check that ``parts`` combine to this node's key: the root key (Shamir), the
@@ -576,10 +579,15 @@ class LocalCoordinator:
         if config is None:
             raise BadRequestError("server is not yet initialized")
         if self._seal.auto_unseal:
-            verify = getattr(self, "verify_recovery_shares", None)
-            if verify is None:
-                raise BadRequestError("recovery keys are not supported by this node")
-            verify(parts)
+            threshold = self._recovery_threshold(config)
+            try:
+                combined = recovery.combine_shares(parts, threshold, "recovery key")
+            except StrongroomError as exc:  # Vault: a 400 for generate-root
+                raise BadRequestError(exc.message) from None
+            try:
+                recovery.verify(self._physical, self._seal, combined)
+            finally:
+                wipe(combined)
             return
         combined = ShamirSeal().recover(parts, None, config)
         try:

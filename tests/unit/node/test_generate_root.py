@@ -18,6 +18,8 @@ import pytest
 from pysequoia import Tsk
 
 from strongroom.config import dev_config
+from strongroom.core.bootstrap import make_bootstrapper
+from strongroom.node.coordinator import LocalCoordinator, utcnow
 from strongroom.node.generate_root import (
     OTP_LENGTH,
     RootGeneration,
@@ -25,7 +27,9 @@ from strongroom.node.generate_root import (
     encode_token,
     generate_otp,
 )
+from strongroom.physical.chain import build_chain
 from strongroom.wsgi import build_node
+from tests.support.soft_seal import SoftAutoSeal
 
 ATTEMPT = "/v1/sys/generate-root/attempt"
 UPDATE = "/v1/sys/generate-root/update"
@@ -284,3 +288,49 @@ def test_cancel_wipes_the_otp() -> None:
     assert bytes(held) == otp.encode()
     gen.cancel()
     assert held == bytearray(len(otp))
+
+
+# -- an auto-sealed node: recovery key shares authorize it ---------------------------
+
+
+def auto_node() -> tuple[falcon.testing.TestClient, list[str], list[str]]:
+    """An auto-sealed node (software seal, the PKCS#11 seal's shape), initialized with
+    3 recovery shares (threshold 2): it unseals itself. Returns its recovery shares."""
+    config = dev_config()
+    storage = build_chain(config)
+    coordinator = LocalCoordinator(storage.top, "inmem", make_bootstrapper(utcnow),
+                                   seal=SoftAutoSeal())
+    client = falcon.testing.TestClient(
+        build_node(config, coordinator=coordinator, storage=storage).app)
+    body = client.simulate_put("/v1/sys/init", json={"recovery_shares": 3,
+                                                     "recovery_threshold": 2}).json
+    assert client.simulate_get("/v1/sys/seal-status").json["sealed"] is False
+    return client, body["recovery_keys"], body["recovery_keys_base64"]
+
+
+def test_recovery_shares_authorize_on_an_auto_sealed_node() -> None:
+    client, recovery_keys, recovery_b64 = auto_node()
+    assert client.simulate_get(ATTEMPT).json["required"] == 2
+    resp = start(client).json
+    nonce = resp["nonce"]
+    assert update(client, recovery_keys[0], nonce).json["progress"] == 1
+    last = update(client, recovery_b64[2], nonce).json
+    assert last["complete"] is True
+    works_as_root(client, decode_token(last["encoded_token"], resp["otp"]))
+
+
+def test_unseal_shares_of_another_node_refused_on_an_auto_sealed_node(
+        node: tuple[falcon.testing.TestClient, list[str]]) -> None:
+    _, shamir_keys = node
+    client, recovery_keys, _ = auto_node()
+    nonce = start(client).json["nonce"]
+    update(client, shamir_keys[0], nonce)
+    resp = update(client, shamir_keys[1], nonce)
+    assert resp.status_code == 400
+    assert resp.json["errors"][0].startswith(
+        "root generation aborted: recovery key verification failed")
+    # A good share mixed with a wrong one fails too; then the right two work.
+    update(client, recovery_keys[0], nonce)
+    assert update(client, shamir_keys[2], nonce).status_code == 400
+    update(client, recovery_keys[1], nonce)
+    assert update(client, recovery_keys[2], nonce).json["complete"] is True
