@@ -162,7 +162,8 @@ def _unseal(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     key = body.get("key")
     if key is not None and not isinstance(key, str):
         raise BadRequestError("'key' must be a string")
-    status = core.coordinator.unseal(key or None, reset)
+    migrate = coerce("migrate", FieldType.BOOL, body.get("migrate") or False)
+    status = core.coordinator.unseal(key or None, reset, migrate)
     core.sync()
     return 200, status
 

@@ -378,8 +378,9 @@ class RemoteCoordinator:
         )
         return result
 
-    def unseal(self, key: str | None, reset: bool = False) -> dict[str, Any]:
-        result: dict[str, Any] = self.call("unseal", key=key, reset=reset)
+    def unseal(self, key: str | None, reset: bool = False,
+               migrate: bool = False) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("unseal", key=key, reset=reset, migrate=migrate)
         return result
 
     def seal(self) -> None:

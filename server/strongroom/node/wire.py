@@ -166,7 +166,7 @@ OPERATIONS: dict[str, Operation] = {
                                   "root_token_pgp_key", "recovery_shares",
                                   "recovery_threshold", "recovery_pgp_keys"),
                             secret_result=True, idempotent=False),
-    "unseal": Operation(args=("key", "reset"), secret_args=("key",)),
+    "unseal": Operation(args=("key", "reset", "migrate"), secret_args=("key",)),
     "seal": Operation(),
     "rotate": Operation(idempotent=False),
     "step_down": Operation(),
