@@ -40,7 +40,9 @@ from strongroom.seal.base import (
     Seal,
     SealConfig,
     SealedRootKey,
+    is_auto_seal,
 )
+from strongroom.seal.health import backend_status, complete_wraps
 from strongroom.seal.progress import ShareCollector, decode_share
 from strongroom.seal.shamir_seal import ShamirSeal
 
@@ -78,6 +80,8 @@ class SealCoordinator(Protocol):
     def snapshot(self) -> NodeSnapshot: ...
 
     def seal_status(self) -> dict[str, Any]: ...
+
+    def seal_backend_status(self) -> dict[str, Any]: ...
 
     def initialize(
         self, shares: int, threshold: int, root_token_id: str | None = None, *,
@@ -143,6 +147,8 @@ class LocalCoordinator:
         self._ha_publish_lock = threading.Lock()
         self._ha_status = HAStatus(enabled=ha_factory is not None)
         self._listeners: list[Callable[[], None]] = []
+        # sys/seal sealed this node: the auto-unseal retry job leaves it sealed (Vault).
+        self._operator_sealed = False
 
     # -- reading ------------------------------------------------------------
 
@@ -210,7 +216,14 @@ class LocalCoordinator:
             }
             if not self._barrier.sealed:
                 status["cluster_name"], status["cluster_id"] = self._cluster
+            warnings = self._seal.health().reasons  # a lost HSM partition (issue 13)
+            if warnings:
+                status["warnings"] = list(warnings)
             return status
+
+    def seal_backend_status(self) -> dict[str, Any]:
+        """Vault 1.16's ``sys/seal-backend-status`` body (seal/health.py)."""
+        return backend_status(self._seal)
 
     # -- state changes ------------------------------------------------------
 
@@ -338,6 +351,9 @@ class LocalCoordinator:
             raw = self._physical.get(SEALED_ROOT_KEY_PATH)
             stored = SealedRootKey.from_json(raw) if raw is not None else None
         self._open_root_key(self._seal.recover(parts, stored, config))
+        if stored is not None and self._root_key is not None and is_auto_seal(self._seal):
+            # A partition configured after init gets its wrap now (seal/health.py).
+            complete_wraps(self._seal, self._physical, stored, self._root_key)
 
     def _open_root_key(self, root_key: bytearray) -> None:
         """Open the keyring with ``root_key``, which this coordinator then owns."""
@@ -362,6 +378,7 @@ class LocalCoordinator:
             self._cluster = (doc["name"], doc["id"])
         wipe(self._root_key)
         self._root_key = root_key
+        self._operator_sealed = False
         self._changed()
         if self._ha_factory is not None and self._ha is None:
             owner: list[HAManager] = []
@@ -393,6 +410,7 @@ class LocalCoordinator:
             wipe(self._root_key)
             self._root_key = None
             self._progress.reset()
+            self._operator_sealed = True
             self._changed()
 
     def rotate(self) -> None:
@@ -469,6 +487,23 @@ class LocalCoordinator:
                 return False
             self._open([], config)
             return True
+
+    def retry_auto_unseal(self) -> bool:
+        """The owner's retry job (node/auto_unseal.py): ``auto_unseal`` unless an operator
+        sealed the node (``sys/seal``; a restart unseals it again, as in Vault).
+
+        Raises:
+            StrongroomError: the seal could not open the stored root key.
+        """
+        with self._lock:
+            if self._operator_sealed:
+                return False
+            return self.auto_unseal()
+
+    def check_seal(self) -> None:
+        """Probe the seal's partitions (health, logged on change); auto-seals only."""
+        if is_auto_seal(self._seal):
+            self._seal.check()
 
     def unseal_with_root_key(self, root_key: bytes | bytearray) -> None:
         """Open directly with the root key (dev mode, where the single share is the key)."""
