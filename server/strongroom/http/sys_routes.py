@@ -153,6 +153,13 @@ def _seal_status(
     return 200, core.coordinator.seal_status()
 
 
+def _seal_backend_status(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
+    """Vault 1.16: each seal backend's (HSM partition's) health; unauthenticated."""
+    if req.method not in ("GET", "HEAD"):
+        raise UnsupportedOperationError("")
+    return 200, core.coordinator.seal_backend_status()
+
+
 def _unseal(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     if req.method not in ("PUT", "POST"):
         raise UnsupportedOperationError("")
@@ -235,6 +242,7 @@ RAW_ROUTES: dict[str, RawHandler] = {
     "sys/health": _health,
     "sys/init": _init,
     "sys/seal-status": _seal_status,
+    "sys/seal-backend-status": _seal_backend_status,
     "sys/unseal": _unseal,
     "sys/leader": _leader,
     "sys/generate-root/attempt": _generate_root_attempt,

@@ -53,7 +53,9 @@ from strongroom.seal.base import (
     Seal,
     SealConfig,
     SealedRootKey,
+    is_auto_seal,
 )
+from strongroom.seal.health import backend_status, complete_wraps
 from strongroom.seal.progress import ShareCollector, decode_share
 from strongroom.seal.shamir_seal import ShamirSeal
 
@@ -93,6 +95,8 @@ class SealCoordinator(Protocol):
     def snapshot(self) -> NodeSnapshot: ...
 
     def seal_status(self) -> dict[str, Any]: ...
+
+    def seal_backend_status(self) -> dict[str, Any]: ...
 
     def initialize(
         self, shares: int, threshold: int, root_token_id: str | None = None, *,
@@ -172,6 +176,8 @@ class LocalCoordinator:
         self._ha_publish_lock = threading.Lock()
         self._ha_status = HAStatus(enabled=ha_factory is not None)
         self._listeners: list[Callable[[], None]] = []
+        # sys/seal sealed this node: the auto-unseal retry job leaves it sealed (Vault).
+        self._operator_sealed = False
         self._root_gen = RootGeneration()
         self._root_token_maker = root_token_maker
         # Seal migration (node/seal_migration.py): ``old_seal`` is the configuration's
@@ -261,7 +267,14 @@ class LocalCoordinator:
                 status.update(type=self._seal.type, migration=True)
             if not self._barrier.sealed:
                 status["cluster_name"], status["cluster_id"] = self._cluster
+            warnings = self._seal.health().reasons  # a lost HSM partition (issue 13)
+            if warnings:
+                status["warnings"] = list(warnings)
             return status
+
+    def seal_backend_status(self) -> dict[str, Any]:
+        """Vault 1.16's ``sys/seal-backend-status`` body (seal/health.py)."""
+        return backend_status(self._seal)
 
     # -- state changes ------------------------------------------------------
 
@@ -510,6 +523,9 @@ class LocalCoordinator:
             raw = self._physical.get(SEALED_ROOT_KEY_PATH)
             stored = SealedRootKey.from_json(raw) if raw is not None else None
         self._open_root_key(self._seal.recover(parts, stored, config))
+        if stored is not None and self._root_key is not None and is_auto_seal(self._seal):
+            # A partition configured after init gets its wrap now (seal/health.py).
+            complete_wraps(self._seal, self._physical, stored, self._root_key)
 
     def _open_root_key(self, root_key: bytearray) -> None:
         """Open the keyring with ``root_key``, which this coordinator then owns."""
@@ -534,6 +550,7 @@ class LocalCoordinator:
             self._cluster = (doc["name"], doc["id"])
         wipe(self._root_key)
         self._root_key = root_key
+        self._operator_sealed = False
         self._changed()
         if self._ha_factory is not None and self._ha is None:
             owner: list[HAManager] = []
@@ -570,6 +587,7 @@ class LocalCoordinator:
             wipe(self._migration_key)
             self._migration_key = None
             self._progress.reset()
+            self._operator_sealed = True
             self._root_gen.cancel()  # its OTP and shares; Vault's attempt ends with a seal
             self._changed()
 
@@ -649,6 +667,23 @@ class LocalCoordinator:
                 return False  # storage still describes the old seal: unseal -migrate
             self._open([], config)
             return True
+
+    def retry_auto_unseal(self) -> bool:
+        """The owner's retry job (node/auto_unseal.py): ``auto_unseal`` unless an operator
+        sealed the node (``sys/seal``; a restart unseals it again, as in Vault).
+
+        Raises:
+            StrongroomError: the seal could not open the stored root key.
+        """
+        with self._lock:
+            if self._operator_sealed:
+                return False
+            return self.auto_unseal()
+
+    def check_seal(self) -> None:
+        """Probe the seal's partitions (health, logged on change); auto-seals only."""
+        if is_auto_seal(self._seal):
+            self._seal.check()
 
     def unseal_with_root_key(self, root_key: bytes | bytearray) -> None:
         """Open directly with the root key (dev mode, where the single share is the key)."""

@@ -364,6 +364,10 @@ class RemoteCoordinator:
         result: dict[str, Any] = self.call("seal_status")
         return result
 
+    def seal_backend_status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("seal_backend_status")
+        return result
+
     def initialize(
         self, shares: int, threshold: int, root_token_id: str | None = None, *,
         pgp_keys: list[str] | None = None, root_token_pgp_key: str | None = None,

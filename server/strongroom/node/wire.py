@@ -162,6 +162,7 @@ class Operation:
 # typed forwarder on RemoteCoordinator, for mypy). Nothing else is callable.
 OPERATIONS: dict[str, Operation] = {
     "seal_status": Operation(),
+    "seal_backend_status": Operation(),
     "initialize": Operation(args=("shares", "threshold", "root_token_id", "pgp_keys",
                                   "root_token_pgp_key", "recovery_shares",
                                   "recovery_threshold", "recovery_pgp_keys"),
