@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "strongroom.cli.secrets",
     "strongroom.cli.audit",
     "strongroom.cli.lease",
+    "strongroom.cli.hsm",
 )
 
 #: Listed under "Common commands" in the top-level help, when registered.

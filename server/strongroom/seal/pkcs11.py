@@ -5,7 +5,8 @@ The root key is encrypted (CKM_AES_GCM, a fresh random 12-byte IV each time) onc
 partition, with that partition's own key, and the node stores every result
 (``SealedRootKey``; each ``WrappedRootKey`` names the key by ``<token>/<key label>``).
 Unwrapping tries the partitions in priority order (Vault's Seal HA) and stops at the
-first that opens its wrap; a partition that is missing, locked, refuses the PIN or whose
+first that opens a wrap (its own first, then any made by a key of the same label in
+another token: a copy of its key); a partition that is missing, locked, refuses the PIN or whose
 library does not load is skipped and reported (``health``), so one HSM can fail. A
 partition configured after init has no wrap yet: :meth:`Pkcs11Seal.complete` gives it
 one after the next successful unseal, and never drops an existing one.
@@ -147,6 +148,10 @@ class Pkcs11Seal:
             failures: list[str] = []
             for partition in self._partitions:
                 mine = [w for w in stored.wrapped if w.key_id == partition.seal_key_id]
+                # Then wraps made by another token's key of the same label: a key copied
+                # under wrap (strongroom hsm copy-key) opens them too.
+                mine += [w for w in stored.wrapped if w not in mine
+                         and w.key_id.endswith("/" + partition.key_label)]
                 if not mine:
                     failures.append(f"{partition.name}: no root key stored for "
                                     f"{partition.seal_key_id}")

@@ -163,3 +163,10 @@ def test_scrub_removes_every_pin_variable(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("VAULT_HSM_PIN_X", "3")
     scrub_environment()
     assert "VAULT_HSM_PIN_X" not in os.environ
+
+
+def test_every_configurable_seal_type_is_registered() -> None:
+    from strongroom import registry
+    from strongroom.config import SEAL_OPTIONS
+
+    assert set(registry.SEALS) == set(SEAL_OPTIONS)
