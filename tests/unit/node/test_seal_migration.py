@@ -1,7 +1,7 @@
 """Seal migration Shamir -> auto-seal -> Shamir through the real app, coordinator and storage.
 
 The auto-seal is tests/support/soft_seal.py (software AES keys, the PKCS#11 seal's shape);
-tests/integration/test_seal_migration.py does the same with real SoftHSM tokens and real
+tests/integration/test_seal_migration_node.py does the same with real SoftHSM tokens and real
 server processes. A "restart" is a new coordinator and app over the same storage, with the
 configuration of the step (the old seal given as the disabled one).
 """
