@@ -67,12 +67,12 @@ class AESGCMBarrier:
 
     def persist_keyring(self, root_key: bytearray, keyring: Keyring) -> None:
         """Store the keyring encrypted under the root key."""
-        self._physical.put(KEYRING_PATH, self.keyring_entry(root_key, keyring))
+        self._physical.put(KEYRING_PATH, self.keyring_blob(root_key, keyring))
 
     @staticmethod
-    def keyring_entry(root_key: bytearray, keyring: Keyring) -> bytes:
-        """The stored form of ``keyring`` under ``root_key`` (for a write that must go
-        together with others, e.g. a new root key and its wrapped copy)."""
+    def keyring_blob(root_key: bytearray, keyring: Keyring) -> bytes:
+        """The keyring encrypted under ``root_key``, as stored at ``KEYRING_PATH`` (for a
+        caller writing it in one transaction with other entries: seal migration)."""
         plain = keyring.to_json()
         try:
             return seal_value(AESGCM(root_key), _ROOT_TERM, KEYRING_PATH, plain)

@@ -32,8 +32,7 @@ from strongroom.http.edge import (
     request_token,
     wrap_ttl,
 )
-from strongroom.http.sys_rekey import REKEY_ROUTES
-from strongroom.http.sys_routes import RAW_ROUTES
+from strongroom.http.sys_routes import ACTIVE_ONLY_RAW, RAW_ROUTES
 from strongroom.jsoncodec import dumps
 
 log = logging.getLogger(__name__)
@@ -102,7 +101,13 @@ class Dispatcher:
     def _dispatch(self, req: HttpRequest) -> HttpResult:
         req.path = api_path(req.path)
         raw = RAW_ROUTES.get(req.path.rstrip("/"))
-        if raw is not None and not self._forwarded_raw(req):
+        if raw is not None and req.path.rstrip("/") in ACTIVE_ONLY_RAW:
+            ha = self.core.sync().ha
+            if ha.standby and not self.core.snapshot.sealed:
+                if forwarded_by_cluster(req.headers):
+                    return HttpResult(503, NOT_ACTIVE_BODY, {NOT_RELAYED_HEADER: "1"})
+                return self._from_standby(req, ha)
+        if raw is not None:
             status, body = raw(req, self.core)
             if body is None or req.method == "HEAD":
                 return HttpResult(status)
@@ -125,13 +130,6 @@ class Dispatcher:
             return self._dispatch_local(req)
         finally:
             gate.exit()
-
-    def _forwarded_raw(self, req: HttpRequest) -> bool:
-        """A rekey on a standby goes to the active node (Vault's handleForwardIfStandby):
-        only the active may change the keys its cluster shares."""
-        if req.path.rstrip("/") not in REKEY_ROUTES:
-            return False
-        return self.core.sync().ha.standby and not self.core.snapshot.sealed
 
     def _after_step_down(self, req: HttpRequest) -> HttpResult:
         """Wait (up to LEADER_WAIT) for this node to have stepped down, then forward."""

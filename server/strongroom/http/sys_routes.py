@@ -154,6 +154,13 @@ def _seal_status(
     return 200, core.coordinator.seal_status()
 
 
+def _seal_backend_status(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
+    """Vault 1.16: each seal backend's (HSM partition's) health; unauthenticated."""
+    if req.method not in ("GET", "HEAD"):
+        raise UnsupportedOperationError("")
+    return 200, core.coordinator.seal_backend_status()
+
+
 def _unseal(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     if req.method not in ("PUT", "POST"):
         raise UnsupportedOperationError("")
@@ -163,9 +170,58 @@ def _unseal(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     key = body.get("key")
     if key is not None and not isinstance(key, str):
         raise BadRequestError("'key' must be a string")
-    status = core.coordinator.unseal(key or None, reset)
+    migrate = coerce("migrate", FieldType.BOOL, body.get("migrate") or False)
+    status = core.coordinator.unseal(key or None, reset, migrate)
     core.sync()
     return 200, status
+
+
+def _go_string(body: dict[str, Any], name: str, struct: str) -> str:
+    """A Go string field (null is the field left out); anything else is Vault's 400."""
+    value = body.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        kind = ("bool" if isinstance(value, bool) else "number" if isinstance(value, int | float)
+                else "array" if isinstance(value, list) else "object")
+        raise BadRequestError(f"failed to decode JSON input: json: cannot unmarshal {kind} "
+                              f"into Go struct field {struct}.{name} of type string")
+    return value
+
+
+def _generate_root_attempt(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
+    """Vault's sys/generate-root/attempt: GET status, PUT/POST start, DELETE cancel.
+
+    Unauthenticated, as in Vault (the key shares are the authorization); a standby
+    forwards it to the active node (http/dispatch.py).
+    """
+    coordinator = core.coordinator
+    if req.method in ("GET", "HEAD"):
+        return 200, coordinator.generate_root_status()
+    if req.method == "DELETE":
+        coordinator.generate_root_cancel()
+        return 204, None
+    if req.method not in ("PUT", "POST"):
+        raise UnsupportedOperationError("")
+    body = parse_body(req.body)
+    otp = _go_string(body, "otp", "GenerateRootInitRequest")
+    pgp_key = _go_string(body, "pgp_key", "GenerateRootInitRequest")
+    if len(pgp_key) > _MAX_PGP_KEY_BYTES:
+        raise BadRequestError(f"the PGP key exceeds {_MAX_PGP_KEY_BYTES // 1024} KiB")
+    return 200, coordinator.generate_root_start(otp or None, pgp_key or None)
+
+
+def _generate_root_update(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
+    """Vault's sys/generate-root/update: one key share with the attempt's nonce."""
+    body = parse_body(req.body)
+    key = _go_string(body, "key", "GenerateRootUpdateRequest")
+    # Go decodes field names case-insensitively: the CLI sends "Nonce"/"Key" too.
+    nonce = _go_string(body, "nonce", "GenerateRootUpdateRequest") or _go_string(
+        body, "Nonce", "GenerateRootUpdateRequest")
+    key = key or _go_string(body, "Key", "GenerateRootUpdateRequest")
+    if not key:
+        raise BadRequestError("'key' must be specified in request body as JSON")
+    return 200, core.coordinator.generate_root_update(key, nonce)
 
 
 def _leader(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
@@ -187,7 +243,14 @@ RAW_ROUTES: dict[str, RawHandler] = {
     "sys/health": _health,
     "sys/init": _init,
     "sys/seal-status": _seal_status,
+    "sys/seal-backend-status": _seal_backend_status,
     "sys/unseal": _unseal,
     "sys/leader": _leader,
+    "sys/generate-root/attempt": _generate_root_attempt,
+    "sys/generate-root/update": _generate_root_update,
     **REKEY_ROUTES,  # http/sys_rekey.py
 }
+# Raw routes an active node answers: a standby forwards them (Vault's
+# handleForwardIfStandby); the others describe the node that is asked.
+ACTIVE_ONLY_RAW = frozenset({"sys/generate-root/attempt", "sys/generate-root/update",
+                             *REKEY_ROUTES})  # rekey: only the active changes the keys

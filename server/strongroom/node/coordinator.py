@@ -9,6 +9,7 @@ holder of the root key; workers receive the keyring and nothing else.
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import logging
 import os
@@ -26,13 +27,25 @@ from strongroom.barrier.barrier import AESGCMBarrier, InvalidRootKeyError
 from strongroom.barrier.counter import EncryptionCounter
 from strongroom.barrier.keyring import KEY_SIZE, Keyring
 from strongroom.barrier.secmem import b64_length, b64encode_at, random_key, wipe
-from strongroom.errors import BadRequestError, NotInitializedError, SealedError
+from strongroom.errors import (
+    BadRequestError,
+    NotInitializedError,
+    SealedError,
+    StrongroomError,
+)
 from strongroom.ha.manager import HAManager
 from strongroom.ha.state import HAStatus
 from strongroom.node import encryptions, recovery
+from strongroom.node.generate_root import RootGeneration
 from strongroom.node.key_ops import KeyCoordinator, KeyOperations
 from strongroom.node.rekey import Rekeyer
 from strongroom.node.root_key import NodeKeys
+from strongroom.node.seal_migration import (
+    MIGRATION_PENDING,
+    NO_MIGRATION_SEAL,
+    MigrationError,
+    SealMigration,
+)
 from strongroom.node.shared import SharedCounters, Slot
 from strongroom.physical.base import Backend, apply_ops
 from strongroom.seal import pgp
@@ -43,7 +56,9 @@ from strongroom.seal.base import (
     Seal,
     SealConfig,
     SealedRootKey,
+    is_auto_seal,
 )
+from strongroom.seal.health import backend_status, complete_wraps
 from strongroom.seal.progress import ShareCollector, decode_share
 from strongroom.seal.shamir_seal import ShamirSeal
 
@@ -56,6 +71,8 @@ HAFactory = Callable[[Backend, Callable[[HAStatus], None]], HAManager]
 # Called once at init with the (temporarily unsealed) barrier; creates the root
 # token and the initial mount table, returns the root token id.
 Bootstrapper = Callable[[Backend, str | None], str]
+# Creates a root token in the (unsealed) barrier, as init does; returns its id.
+RootTokenMaker = Callable[[Backend], str]
 
 
 def utcnow() -> datetime:
@@ -82,6 +99,8 @@ class SealCoordinator(KeyCoordinator, Protocol):
 
     def seal_status(self) -> dict[str, Any]: ...
 
+    def seal_backend_status(self) -> dict[str, Any]: ...
+
     def initialize(
         self, shares: int, threshold: int, root_token_id: str | None = None, *,
         pgp_keys: list[str] | None = None, root_token_pgp_key: str | None = None,
@@ -89,7 +108,8 @@ class SealCoordinator(KeyCoordinator, Protocol):
         recovery_pgp_keys: list[str] | None = None,
     ) -> dict[str, Any]: ...
 
-    def unseal(self, key: str | None, reset: bool = False) -> dict[str, Any]: ...
+    def unseal(self, key: str | None, reset: bool = False,
+               migrate: bool = False) -> dict[str, Any]: ...
 
     def seal(self) -> None: ...
 
@@ -98,6 +118,15 @@ class SealCoordinator(KeyCoordinator, Protocol):
     def step_down(self) -> None: ...
 
     def ha_lost(self) -> None: ...
+
+    def generate_root_status(self) -> dict[str, Any]: ...
+
+    def generate_root_start(self, otp: str | None = None,
+                            pgp_key: str | None = None) -> dict[str, Any]: ...
+
+    def generate_root_cancel(self) -> None: ...
+
+    def generate_root_update(self, key: str, nonce: str) -> dict[str, Any]: ...
 
 
 def _b64_text(data: bytes | bytearray) -> str:
@@ -126,6 +155,8 @@ class LocalCoordinator(KeyOperations):
         seal: Seal | None = None,
         encryption_counter: EncryptionCounter | None = None,
         max_encryptions: int = encryptions.ABSOLUTE_OPERATION_MAXIMUM,
+        root_token_maker: RootTokenMaker | None = None,
+        old_seal: Seal | None = None,
     ) -> None:
         self._physical = physical
         self._seal: Seal = seal or ShamirSeal()
@@ -152,6 +183,16 @@ class LocalCoordinator(KeyOperations):
         self._keys = NodeKeys(physical, self._seal, self._barrier, self._encryptions,
                               lambda: self._root_key, self._set_root_key)
         self._rekey = Rekeyer(self._keys)
+        # sys/seal sealed this node: the auto-unseal retry job leaves it sealed (Vault).
+        self._operator_sealed = False
+        self._root_gen = RootGeneration()
+        self._root_token_maker = root_token_maker
+        # Seal migration (node/seal_migration.py): ``old_seal`` is the configuration's
+        # disabled seal; the combined key given with -migrate waits here (wiped on seal)
+        # until this node is active and migrates.
+        self._migration = (SealMigration(self._seal, old_seal) if old_seal is not None
+                           else None)
+        self._migration_key: bytearray | None = None
 
     # -- reading ------------------------------------------------------------
 
@@ -222,9 +263,25 @@ class LocalCoordinator(KeyOperations):
             }
             if self._seal.auto_unseal:
                 status["recovery_seal_type"] = recovery.RECOVERY_TYPE
+            if self._migration is not None and self._migration.pending(config):
+                assert config is not None
+                try:
+                    keys = self._migration.keys_config(self._physical, config)
+                    status["t"], status["n"] = keys.secret_threshold, keys.secret_shares
+                except MigrationError:
+                    pass
+                # Vault: the configured seal's type, and the keys -migrate takes.
+                status.update(type=self._seal.type, migration=True)
             if not self._barrier.sealed:
                 status["cluster_name"], status["cluster_id"] = self._cluster
+            warnings = self._seal.health().reasons  # a lost HSM partition (issue 13)
+            if warnings:
+                status["warnings"] = list(warnings)
             return status
+
+    def seal_backend_status(self) -> dict[str, Any]:
+        """Vault 1.16's ``sys/seal-backend-status`` body (seal/health.py)."""
+        return backend_status(self._seal)
 
     # -- state changes ------------------------------------------------------
 
@@ -362,7 +419,9 @@ class LocalCoordinator(KeyOperations):
             answer["recovery_keys_base64"] = [_b64_text(k) for k in recovery_keys]
         return answer
 
-    def unseal(self, key: str | None, reset: bool = False) -> dict[str, Any]:
+    def unseal(self, key: str | None, reset: bool = False,
+               migrate: bool = False) -> dict[str, Any]:
+        """One share; with ``migrate`` a share of the old seal's keys (seal migration)."""
         with self._lock:
             config = self._seal_config()
             if reset:
@@ -372,22 +431,96 @@ class LocalCoordinator(KeyOperations):
                 raise BadRequestError(
                     "'key' must be specified in request body as JSON, or 'reset' set to true"
                 )
+            if migrate and self._migration is None:
+                raise MigrationError(NO_MIGRATION_SEAL)
+            if not migrate and self._migration is not None and self._migration.pending(config):
+                raise MigrationError(MIGRATION_PENDING)
             if config is None:
                 raise NotInitializedError()
             raw = decode_share(key)
             if not self._barrier.sealed:
                 wipe(raw)
                 return self.seal_status()
+            threshold = (self._migration.keys_config(self._physical, config).secret_threshold
+                         if migrate and self._migration is not None
+                         else config.secret_threshold)
             # A share already given in this round is ignored, as Vault does.
-            parts = self._progress.add(raw, config.secret_threshold)
+            parts = self._progress.add(raw, threshold)
             if parts is None:
                 return self.seal_status()
             try:
-                self._open(parts, config)
+                if migrate:
+                    self._open_migrating(parts, config)
+                else:
+                    self._open(parts, config)
             finally:
                 for part in parts:
                     wipe(part)
             return self.seal_status()
+
+    def _open_migrating(self, parts: list[bytearray], config: SealConfig) -> None:
+        """Open with the old seal's keys; migrate now (no HA) or once active (HA)."""
+        assert self._migration is not None
+        root_key, combined = self._migration.recover(self._physical, self._barrier, parts,
+                                                     config)
+        wipe(self._migration_key)
+        self._migration_key = combined
+        try:
+            self._open_root_key(root_key)
+            if self._ha_factory is None:
+                self._finish_migration()
+        except BaseException:
+            wipe(self._migration_key)
+            self._migration_key = None
+            raise
+
+    def _finish_migration(self) -> None:
+        """Migrate storage to the new seal, on the active node (lock held). A failure
+        seals the node (Vault does the same) and is raised."""
+        config = self._seal_config()
+        if (self._migration is None or self._migration_key is None or self._barrier.sealed
+                or (self._ha_factory is not None and not self._ha_status.active)):
+            return
+        if not self._migration.pending(config):
+            wipe(self._migration_key)
+            self._migration_key = None
+            return
+        assert config is not None
+        log.info("event=seal_migration_started from=%s to=%s", config.type, self._seal.type)
+        try:
+            new_root = self._migration.migrate(self._physical, self._barrier,
+                                               self._migration_key, config)
+        except Exception as exc:
+            log.error("event=seal_migration_failed error=%s", exc)
+            self.seal()
+            raise
+        wipe(self._root_key)
+        self._root_key = new_root
+        wipe(self._migration_key)
+        self._migration_key = None
+        log.info("event=seal_migration_complete seal=%s", self._seal.type)
+        self._changed()
+
+    def _on_active(self) -> None:
+        """Run once this node became active (its own thread: the HA thread must not wait
+        for the coordinator lock, which seal() holds while it stops HA)."""
+        with self._lock:
+            if self._barrier.sealed or self._root_key is None or not self._ha_status.active:
+                return
+            if self._migration_key is not None:
+                try:
+                    self._finish_migration()
+                except Exception:  # noqa: BLE001 - logged and sealed by _finish_migration
+                    return
+                return
+            try:
+                self._barrier.load_keyring(self._root_key).wipe()
+            except InvalidRootKeyError:
+                # Another node migrated the seal (a new root key) while this one was a
+                # standby: writing the keyring under the old key would lose everything.
+                log.error("event=root_key_outdated: the seal was migrated by another node; "
+                          "sealing (restart this node with the new seal configuration)")
+                self.seal()
 
     def _open(self, parts: list[bytearray], config: SealConfig) -> None:
         """Get the root key back through the seal and open the keyring (the caller wipes
@@ -397,6 +530,9 @@ class LocalCoordinator(KeyOperations):
             raw = self._physical.get(SEALED_ROOT_KEY_PATH)
             stored = SealedRootKey.from_json(raw) if raw is not None else None
         self._open_root_key(self._seal.recover(parts, stored, config))
+        if stored is not None and self._root_key is not None and is_auto_seal(self._seal):
+            # A partition configured after init gets its wrap now (seal/health.py).
+            complete_wraps(self._seal, self._physical, stored, self._root_key)
 
     def _open_root_key(self, root_key: bytearray) -> None:
         """Open the keyring with ``root_key``, which this coordinator then owns."""
@@ -421,6 +557,7 @@ class LocalCoordinator(KeyOperations):
             self._cluster = (doc["name"], doc["id"])
         wipe(self._root_key)
         self._root_key = root_key
+        self._operator_sealed = False
         self._changed()
         if self._ha_factory is not None and self._ha is None:
             owner: list[HAManager] = []
@@ -440,8 +577,11 @@ class LocalCoordinator(KeyOperations):
         with self._ha_publish_lock:
             if owner is not self._ha:
                 return
+            became_active = status.active and not self._ha_status.active
             self._ha_status = status
         self._changed()
+        if became_active:
+            threading.Thread(target=self._on_active, name="on-active", daemon=True).start()
 
     def seal(self) -> None:
         with self._lock:
@@ -451,8 +591,12 @@ class LocalCoordinator(KeyOperations):
             self._barrier.seal()  # wipes the keyring and drops its AES-GCM contexts
             wipe(self._root_key)
             self._root_key = None
+            wipe(self._migration_key)
+            self._migration_key = None
             self._progress.reset()
             self._rekey.reset()
+            self._operator_sealed = True
+            self._root_gen.cancel()  # its OTP and shares; Vault's attempt ends with a seal
             self._changed()
 
     def rotate(self) -> None:
@@ -529,10 +673,106 @@ class LocalCoordinator(KeyOperations):
             config = self._seal_config()
             if config is None:
                 return False
+            if self._migration is not None and self._migration.pending(config):
+                return False  # storage still describes the old seal: unseal -migrate
             self._open([], config)
             return True
+
+    def retry_auto_unseal(self) -> bool:
+        """The owner's retry job (node/auto_unseal.py): ``auto_unseal`` unless an operator
+        sealed the node (``sys/seal``; a restart unseals it again, as in Vault).
+
+        Raises:
+            StrongroomError: the seal could not open the stored root key.
+        """
+        with self._lock:
+            if self._operator_sealed:
+                return False
+            return self.auto_unseal()
+
+    def check_seal(self) -> None:
+        """Probe the seal's partitions (health, logged on change); auto-seals only."""
+        if is_auto_seal(self._seal):
+            self._seal.check()
 
     def unseal_with_root_key(self, root_key: bytes | bytearray) -> None:
         """Open directly with the root key (dev mode, where the single share is the key)."""
         with self._lock:
             self._open_root_key(bytearray(root_key))
+
+    # -- generate-root (the state machine is node/generate_root.py) ------------
+
+    def _root_gen_required(self) -> int:
+        """The threshold of the keys that authorize generate-root (recovery keys on an
+        auto-sealed node); refuses while uninitialized, sealed or standby."""
+        config = self._seal_config()
+        if config is None:
+            raise BadRequestError("server is not yet initialized")
+        if self._barrier.sealed or self._root_key is None:
+            raise SealedError()
+        if self._ha_status.standby:
+            raise BadRequestError("Vault is in standby mode")
+        if self._seal.auto_unseal:
+            return self._recovery_threshold(config)
+        return config.secret_threshold
+
+    def _recovery_threshold(self, config: SealConfig) -> int:
+        found = recovery.load_config(self._physical)
+        if found is None or found.secret_shares < 1:
+            # Vault: no recovery key, nothing can authorize it.
+            raise BadRequestError("recovery key not found")
+        return found.secret_threshold
+
+    def _authenticate_shares(self, parts: list[bytearray]) -> None:
+        """Check that ``parts`` combine to this node's key: the root key (Shamir), the
+        recovery key (auto-seal). The caller wipes ``parts``."""
+        config = self._seal_config()
+        if config is None:
+            raise BadRequestError("server is not yet initialized")
+        if self._seal.auto_unseal:
+            threshold = self._recovery_threshold(config)
+            try:
+                combined = recovery.combine_shares(parts, threshold, "recovery key")
+            except StrongroomError as exc:  # Vault: a 400 for generate-root
+                raise BadRequestError(exc.message) from None
+            try:
+                recovery.verify(self._physical, self._seal, combined)
+            finally:
+                wipe(combined)
+            return
+        combined = ShamirSeal().recover(parts, None, config)
+        try:
+            if self._root_key is None or not hmac.compare_digest(combined, self._root_key):
+                raise BadRequestError("root key verification failed: unseal failed, invalid key")
+        finally:
+            wipe(combined)
+
+    def _make_root_token(self) -> str:
+        if self._root_token_maker is None:
+            from strongroom.core.bootstrap import make_root_token_maker  # noqa: PLC0415 - cycle
+            self._root_token_maker = make_root_token_maker(self._clock)
+        token = self._root_token_maker(self._barrier)
+        log.info("event=root_token_generated")
+        return token
+
+    def generate_root_status(self) -> dict[str, Any]:
+        """Vault's ``GET sys/generate-root/attempt`` body."""
+        with self._lock:
+            return self._root_gen.status(self._root_gen_required())
+
+    def generate_root_start(self, otp: str | None = None,
+                            pgp_key: str | None = None) -> dict[str, Any]:
+        """Start an attempt (an OTP is generated and returned when neither is given)."""
+        with self._lock:
+            return self._root_gen.start(otp, pgp_key, self._root_gen_required())
+
+    def generate_root_cancel(self) -> None:
+        with self._lock:
+            self._root_gen_required()
+            self._root_gen.cancel()
+
+    def generate_root_update(self, key: str, nonce: str) -> dict[str, Any]:
+        """One share towards the new root token (returned encoded at the threshold)."""
+        with self._lock:
+            return self._root_gen.update(key, nonce, self._root_gen_required(),
+                                         self._authenticate_shares, self._make_root_token)

@@ -154,7 +154,7 @@ class NodeKeys:
         keyring: Keyring | None = None
         try:
             keyring = self.current_keyring()
-            ops: list[Op] = [("put", KEYRING_PATH, self._barrier.keyring_entry(key, keyring))]
+            ops: list[Op] = [("put", KEYRING_PATH, self._barrier.keyring_blob(key, keyring))]
             if self._seal.auto_unseal:
                 config = self.authorizing_config(False) or SealConfig(self._seal.type, 1, 1)
                 stored = self._seal.protect(key, config).stored

@@ -364,6 +364,10 @@ class RemoteCoordinator:
         result: dict[str, Any] = self.call("seal_status")
         return result
 
+    def seal_backend_status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("seal_backend_status")
+        return result
+
     def initialize(
         self, shares: int, threshold: int, root_token_id: str | None = None, *,
         pgp_keys: list[str] | None = None, root_token_pgp_key: str | None = None,
@@ -378,8 +382,9 @@ class RemoteCoordinator:
         )
         return result
 
-    def unseal(self, key: str | None, reset: bool = False) -> dict[str, Any]:
-        result: dict[str, Any] = self.call("unseal", key=key, reset=reset)
+    def unseal(self, key: str | None, reset: bool = False,
+               migrate: bool = False) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("unseal", key=key, reset=reset, migrate=migrate)
         return result
 
     def seal(self) -> None:
@@ -438,3 +443,19 @@ class RemoteCoordinator:
 
     def rotate_root(self) -> None:
         self.call("rotate_root")
+
+    def generate_root_status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("generate_root_status")
+        return result
+
+    def generate_root_start(self, otp: str | None = None,
+                            pgp_key: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("generate_root_start", otp=otp, pgp_key=pgp_key)
+        return result
+
+    def generate_root_cancel(self) -> None:
+        self.call("generate_root_cancel")
+
+    def generate_root_update(self, key: str, nonce: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("generate_root_update", key=key, nonce=nonce)
+        return result
