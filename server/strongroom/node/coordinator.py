@@ -514,12 +514,15 @@ class LocalCoordinator(KeyOperations):
                     return
                 return
             try:
-                self._barrier.load_keyring(self._root_key).wipe()
-            except InvalidRootKeyError:
-                # Another node migrated the seal (a new root key) while this one was a
-                # standby: writing the keyring under the old key would lose everything.
-                log.error("event=root_key_outdated: the seal was migrated by another node; "
-                          "sealing (restart this node with the new seal configuration)")
+                # Reopens the stored keyring with our root key; an auto-seal hands over
+                # the current one if another node rekeyed or rotated it (node/root_key.py).
+                self._keys.current_keyring().wipe()
+            except StrongroomError:
+                # Another node migrated the seal or rekeyed (a new root key) while this one
+                # was a standby: writing the keyring under the old key would lose everything.
+                log.error("event=root_key_outdated: the root key was changed by another node "
+                          "(seal migration or rekey); sealing (unseal this node again, with "
+                          "the new seal configuration after a migration)")
                 self.seal()
 
     def _open(self, parts: list[bytearray], config: SealConfig) -> None:
