@@ -37,6 +37,9 @@ from strongroom.ha.manager import HAManager
 from strongroom.ha.state import HAStatus
 from strongroom.node import encryptions, recovery
 from strongroom.node.generate_root import RootGeneration
+from strongroom.node.key_ops import KeyCoordinator, KeyOperations
+from strongroom.node.rekey import Rekeyer
+from strongroom.node.root_key import NodeKeys
 from strongroom.node.seal_migration import (
     MIGRATION_PENDING,
     NO_MIGRATION_SEAL,
@@ -96,7 +99,7 @@ class NodeSnapshot:
     ha: HAStatus = HAStatus()
 
 
-class SealCoordinator(Protocol):
+class SealCoordinator(KeyCoordinator, Protocol):
     def generation(self) -> int: ...
 
     def snapshot(self) -> NodeSnapshot: ...
@@ -143,8 +146,9 @@ def _b64_text(data: bytes | bytearray) -> str:
         wipe(buf)
 
 
-class LocalCoordinator:
-    """In-process seal state machine; thread-safe."""
+class LocalCoordinator(KeyOperations):
+    """In-process seal state machine; thread-safe (rekey and root-key rotation:
+    node/key_ops.py)."""
 
     def __init__(
         self,
@@ -183,6 +187,9 @@ class LocalCoordinator:
         self._ha_publish_lock = threading.Lock()
         self._ha_status = HAStatus(enabled=ha_factory is not None)
         self._listeners: list[Callable[[], None]] = []
+        self._keys = NodeKeys(physical, self._seal, self._barrier, self._encryptions,
+                              lambda: self._root_key, self._set_root_key)
+        self._rekey = Rekeyer(self._keys)
         # sys/seal sealed this node: the auto-unseal retry job leaves it sealed (Vault).
         self._operator_sealed = False
         self._root_gen = RootGeneration()
@@ -610,6 +617,7 @@ class LocalCoordinator:
             wipe(self._migration_key)
             self._migration_key = None
             self._progress.reset()
+            self._rekey.reset()
             self._operator_sealed = True
             self._root_gen.cancel()  # its OTP and shares; Vault's attempt ends with a seal
             self._changed()
@@ -618,6 +626,8 @@ class LocalCoordinator:
         with self._lock:
             if self._barrier.sealed or self._root_key is None:
                 raise SealedError()
+            # Our root key must still be the stored one (another node may have rekeyed).
+            self._keys.current_keyring().wipe()
             keyring = self._barrier.keyring.rotated(self._clock())
             self._barrier.persist_keyring(self._root_key, keyring)
             self._barrier.install(keyring)

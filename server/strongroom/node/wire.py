@@ -172,6 +172,21 @@ OPERATIONS: dict[str, Operation] = {
     "rotate": Operation(idempotent=False),
     "step_down": Operation(),
     "ha_lost": Operation(),
+    # Rekey (node/rekey.py): shares arrive as text (zeroed once used) and new ones
+    # leave as text (zeroed once sent); a round must never see a share twice.
+    "rekey_status": Operation(args=("target",)),
+    "rekey_init": Operation(args=("target", "secret_shares", "secret_threshold", "pgp_keys",
+                                  "backup", "require_verification"), idempotent=False),
+    "rekey_cancel": Operation(args=("target",)),
+    "rekey_update": Operation(args=("key", "nonce", "target"), secret_args=("key",),
+                              secret_result=True, idempotent=False),
+    "rekey_verify_status": Operation(args=("target",)),
+    "rekey_verify": Operation(args=("key", "nonce", "target"), secret_args=("key",),
+                              idempotent=False),
+    "rekey_verify_restart": Operation(args=("target",)),
+    "rekey_backup": Operation(args=("target",)),
+    "rekey_backup_delete": Operation(args=("target",)),
+    "rotate_root": Operation(idempotent=False),
     # generate-root (node/generate_root.py): the OTP and the encoded token are secrets.
     "generate_root_status": Operation(),
     "generate_root_start": Operation(args=("otp", "pgp_key"), secret_args=("otp",),
