@@ -138,6 +138,11 @@ def test_threshold_one_hands_out_the_root_key_itself(node: ShamirNode) -> None:
      "string into Go struct field RekeyRequest.secret_shares of type int"),
     ({"backup": "yes"}, 400, "failed to decode JSON input: json: cannot unmarshal string "
      "into Go struct field RekeyRequest.backup of type bool"),
+    ({"pgp_keys": ["x", 1]}, 400, "failed to decode JSON input: json: cannot unmarshal "
+     "number 1 into Go struct field RekeyRequest.pgp_keys of type string"),
+    ({"secret_shares": 3, "secret_threshold": 2, "pgp_keys": ["A" * (200 * 1024)] * 3},
+     400, "the PGP keys exceed 512 KiB in total; export them without third-party "
+     "signatures (gpg --export-options export-minimal)"),
 ])
 def test_bad_init_requests(node: ShamirNode, body: dict[str, Any], status: int,
                            message: str) -> None:
