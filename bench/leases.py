@@ -26,7 +26,6 @@ import os
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,38 +33,22 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # noqa: E402 - bench/run.py: Server, make_servers, snapshot_source
+import seeding  # noqa: E402 - bench/seeding.py: session, create_tokens
 
 NO_MATCH_PREFIX = "auth/token/no-such-prefix"
 ROLE = "bench-breakglass"
 ROLE_PREFIX = f"auth/token/create/{ROLE}"
 
 
-def _session(token: str) -> requests.Session:
-    s = requests.Session()
-    s.headers["X-Vault-Token"] = token
-    s.mount("http://", requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32))
-    return s
-
-
-def _create_many(url: str, path: str, count: int, threads: int) -> list[str]:
-    s = _session(run.ROOT_TOKEN)
-
-    def one(_: int) -> str:
-        r = s.post(f"{url}/v1/{path}", json={"policies": ["default"], "ttl": "4h"},
-                   timeout=60)
-        return str(run.checked(r, path)["auth"]["client_token"])
-
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(one, range(count)))
-
-
 def scenario(srv: run.Server, args: argparse.Namespace) -> dict[str, Any]:
     url = srv.url
-    root = _session(run.ROOT_TOKEN)
+    root = seeding.session(run.ROOT_TOKEN)
     _role(root, url)
     t0 = time.perf_counter()
-    doomed = _create_many(url, ROLE_PREFIX, args.leases, args.seed_threads)
-    _create_many(url, "auth/token/create", args.tokens - args.leases, args.seed_threads)
+    doomed = [a["client_token"] for a in seeding.create_tokens(
+        url, run.ROOT_TOKEN, ROLE_PREFIX, args.leases, args.seed_threads)]
+    seeding.create_tokens(url, run.ROOT_TOKEN, "auth/token/create", args.tokens - args.leases,
+                          args.seed_threads)
     seed_s = time.perf_counter() - t0
     print(f"[{srv.name}] seeded {args.tokens} tokens ({args.leases} under {ROLE_PREFIX}) "
           f"in {seed_s:.1f} s", flush=True)

@@ -27,7 +27,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,30 +34,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # noqa: E402 - bench/run.py: Server, make_servers, snapshot_source
+import seeding  # noqa: E402 - bench/seeding.py: session, create_tokens
 
 NO_MATCH_PREFIX = "auth/token/no-such-prefix"
-
-
-def _session(token: str) -> requests.Session:
-    s = requests.Session()
-    s.headers["X-Vault-Token"] = token
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
-    s.mount("http://", adapter)
-    return s
-
-
-def _create_many(url: str, parent: str, count: int, threads: int) -> list[tuple[str, str]]:
-    """``count`` children of ``parent``: [(token, accessor)]."""
-    s = _session(parent)
-
-    def one(_: int) -> tuple[str, str]:
-        r = s.post(url + "/v1/auth/token/create",
-                   json={"policies": ["default"], "ttl": "4h"}, timeout=60)
-        auth = run.checked(r, "auth/token/create")["auth"]
-        return auth["client_token"], auth["accessor"]
-
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(one, range(count)))
 
 
 def _timed(fn: Callable[[], requests.Response], what: str) -> tuple[float, requests.Response]:
@@ -90,14 +68,16 @@ def _fresh_worker_list(srv: run.Server, lister: Callable[[], requests.Response])
 
 def scenario(srv: run.Server, args: argparse.Namespace) -> dict[str, Any]:
     url = srv.url
-    root = _session(run.ROOT_TOKEN)
+    root = seeding.session(run.ROOT_TOKEN)
     t0 = time.perf_counter()
     # The parent creates its children: it needs auth/token/create (root does).
     parent = run.checked(root.post(url + "/v1/auth/token/create",
                                    json={"policies": ["root"], "ttl": "4h"}, timeout=60),
                          "create parent")["auth"]
-    children = _create_many(url, parent["client_token"], args.children, args.seed_threads)
-    _create_many(url, run.ROOT_TOKEN, args.tokens - args.children - 1, args.seed_threads)
+    children = [(a["client_token"], a["accessor"]) for a in seeding.create_tokens(
+        url, parent["client_token"], "auth/token/create", args.children, args.seed_threads)]
+    seeding.create_tokens(url, run.ROOT_TOKEN, "auth/token/create",
+                          args.tokens - args.children - 1, args.seed_threads)
     seed_s = time.perf_counter() - t0
     print(f"[{srv.name}] seeded {args.tokens} tokens in {seed_s:.1f} s", flush=True)
     out: dict[str, Any] = {"seed_s": round(seed_s, 1)}

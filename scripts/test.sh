@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # System packages the tests use (openssl for test certificates, ps for worker pids,
 # real PostgreSQL and MariaDB servers for the database engine: the tests start their
 # own in temporary directories on free ports, so a service the package starts does
-# not matter).
-apt_packages=(openssl procps gnupg postgresql mariadb-server)
+# not matter; SoftHSM and OpenSC's pkcs11-tool for the pkcs11 seal: each test makes its own
+# tokens under a private SOFTHSM2_CONF).
+apt_packages=(openssl procps gnupg postgresql mariadb-server softhsm2 opensc)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -40,7 +41,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 # (tests/support/requires.py). Everything was installed above, so a missing tool here
 # is a broken set-up: under CI say so now rather than after the whole suite.
 ci=$(printf '%s' "${CI:-}" | tr '[:upper:]' '[:lower:]')
-for tool in bao "${STRONGROOM_CONSUL_BIN:-consul}" gpg openssl; do
+for tool in bao "${STRONGROOM_CONSUL_BIN:-consul}" gpg openssl softhsm2-util pkcs11-tool; do
     if ! command -v "$tool" >/dev/null; then
         case "$ci" in
             1|true|yes|on) echo "scripts/test.sh: CI=true and $tool is not installed" >&2; exit 1 ;;

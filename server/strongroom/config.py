@@ -42,19 +42,25 @@ STORAGE_OPTIONS: Registry = {
         "consistency_mode", "max_parallel", "session_ttl", "lock_wait_time", "service",
         "service_tags", "disable_registration"}), frozenset()),
 }
-# Nothing is required for pkcs11: Vault lets lib, pin, slot, etc. come from VAULT_HSM_* env vars.
+# Nothing is required for pkcs11: Vault lets lib, pin, slot, etc. come from VAULT_HSM_* env vars
+# (seal/pkcs11_config.py resolves them and says what is missing). ``pin_file`` is Strongroom's
+# own: a file holding the PIN. ``shamir`` exists only to be disabled (seal migration).
 SEAL_OPTIONS: Registry = {
     "pkcs11": (frozenset({
-        "lib", "slot", "token_label", "pin", "key_label", "hmac_key_label", "mechanism",
-        "hmac_mechanism", "generate_key", "key_id", "hmac_key_id"}), frozenset()),
+        "lib", "slot", "token_label", "pin", "pin_file", "key_label", "hmac_key_label",
+        "mechanism", "hmac_mechanism", "generate_key", "key_id", "hmac_key_id"}), frozenset()),
+    "shamir": (frozenset(), frozenset()),
 }
-# Vault accepts `disabled` on every seal type (it marks the old seal during seal migration).
-_SEAL_COMMON = frozenset({"disabled"})
+# Vault accepts `disabled` on every seal type (it marks the old seal during seal migration);
+# `name` and `priority` are Vault 1.16's Seal HA fields.
+_SEAL_COMMON = frozenset({"disabled", "name", "priority"})
+_SEAL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 _TOP_KEYS = frozenset({
     "storage", "backend", "ha_storage", "ha_backend", "listener", "seal", "api_addr",
     "cluster_addr", "cluster_name", "disable_mlock", "ui", "log_level", "log_format",
-    "default_lease_ttl", "max_lease_ttl", "disable_cache", "pid_file", "workers", "telemetry"})
+    "default_lease_ttl", "max_lease_ttl", "disable_cache", "pid_file", "workers", "telemetry",
+    "enable_multiseal"})
 _LISTENER_KEYS = frozenset({
     "address", "cluster_address", "tls_disable", "tls_cert_file", "tls_key_file",
     "tls_client_ca_file", "tls_min_version", "tls_max_version", "max_request_size",
@@ -132,6 +138,21 @@ class StorageConfig(_TypedOptions):
 class SealConfig(_TypedOptions):
     """A ``seal`` stanza (absent means Shamir): seal type plus its options as strings."""
 
+    @property
+    def name(self) -> str:
+        """Vault's Seal HA name: the ``name`` option, else the seal type."""
+        return self.options.get("name") or self.type
+
+    @property
+    def priority(self) -> int:
+        """Seal HA priority: 1 is tried first (validated by the parser)."""
+        return int(self.options.get("priority", "1"))
+
+    @property
+    def disabled(self) -> bool:
+        """The old seal of a seal migration (``disabled = "true"``)."""
+        return parse_bool(self.options.get("disabled", "false"))
+
 
 @dataclass(frozen=True)
 class ListenerConfig:
@@ -174,7 +195,11 @@ class ServerConfig:
     storage: StorageConfig
     ha_storage: StorageConfig | None = None
     listeners: tuple[ListenerConfig, ...] = ()
+    # The enabled seal of highest priority, else the disabled one (None: Shamir).
     seal: SealConfig | None = None
+    # Every seal stanza: the enabled ones by priority, then the disabled one (if any).
+    seals: tuple[SealConfig, ...] = ()
+    enable_multiseal: bool = False
     api_addr: str | None = None
     cluster_addr: str | None = None
     cluster_name: str | None = None
@@ -392,6 +417,55 @@ def _typed(raw: Mapping[str, Any], name: str, registry: Registry,
     return typ, FrozenMap(options)
 
 
+def _seals(raw: Mapping[str, Any], multiseal: bool) -> tuple[SealConfig, ...]:
+    """Every ``seal`` stanza, checked with Vault 1.16's Seal HA rules (enabled seals by
+    priority, then the disabled one): several enabled seals need ``enable_multiseal``,
+    names are unique (required when two seals share a type), a priority is a positive
+    integer, unique among the enabled seals, and at most one seal is disabled."""
+    if "seal" not in raw:
+        return ()
+    seals: list[SealConfig] = []
+    for typ, data in _stanzas(raw["seal"], "seal"):
+        one = _typed({"seal": {typ: data}}, "seal", SEAL_OPTIONS, _SEAL_COMMON)
+        assert one is not None
+        seal = SealConfig(*one)
+        path = f"seal.{typ}"
+        if "priority" in seal.options:
+            text = seal.options["priority"]
+            if not text.isdigit() or int(text) < 1:
+                _fail(f"{path}.priority", f"must be a positive integer, got {text!r}")
+        if "name" in seal.options and not _SEAL_NAME_RE.match(seal.name):
+            _fail(f"{path}.name", "must be 1-64 letters, digits, '_', '.' or '-' "
+                  f"(it suffixes environment variable names), got {seal.name!r}")
+        if typ == "shamir" and not seal.disabled:
+            _fail(path, 'a shamir seal stanza is only for seal migration and must have '
+                  'disabled = "true" (no seal stanza at all means Shamir)')
+        seals.append(seal)
+    names = [s.name for s in seals]
+    for name in names:
+        if names.count(name) > 1:
+            _fail("seal", f"two seals are named {name!r}: names must be unique (set name = "
+                  '"..." on each seal when two have the same type)')
+    enabled = [s for s in seals if not s.disabled]
+    disabled = [s for s in seals if s.disabled]
+    if len(disabled) > 1:
+        _fail("seal", "only one seal may be disabled (the seal being migrated from)")
+    if len(enabled) > 1:
+        if not multiseal:
+            _fail("seal", f"{len(enabled)} enabled seals need enable_multiseal = true "
+                  "(Seal HA); otherwise disable all but one")
+        for seal in enabled:
+            if "priority" not in seal.options:
+                _fail(f"seal.{seal.type}", f"seal {seal.name!r}: priority is required when "
+                      "several seals are enabled")
+        priorities = [s.priority for s in enabled]
+        if len(set(priorities)) != len(priorities):
+            _fail("seal", "two enabled seals have the same priority")
+        if any(s.type == "shamir" for s in enabled):
+            _fail("seal", "Shamir cannot be part of a Seal HA configuration")
+    return tuple(sorted(enabled, key=lambda s: s.priority)) + tuple(disabled)
+
+
 def _tls_version(body: _Body, name: str) -> str | None:
     value = body.text(name)
     if value is not None and value.strip().lower() in ("tls10", "tls11"):
@@ -457,7 +531,7 @@ def _build(data: Mapping[str, Any], dev: bool) -> ServerConfig:
     if storage is None:
         _fail("storage", 'is required, e.g. storage "file" { path = "/var/lib/strongroom" }')
     ha = _typed(raw, "ha_storage", STORAGE_OPTIONS)
-    seal = _typed(raw, "seal", SEAL_OPTIONS, _SEAL_COMMON)
+    seals = _seals(raw, top.flag("enable_multiseal"))
 
     stanzas = _stanzas(raw["listener"], "listener") if "listener" in raw else []
     many = len(stanzas) > 1  # index the path only when it's needed to tell listeners apart
@@ -496,7 +570,8 @@ def _build(data: Mapping[str, Any], dev: bool) -> ServerConfig:
 
     return ServerConfig(
         storage=StorageConfig(*storage), ha_storage=StorageConfig(*ha) if ha else None,
-        listeners=listeners, seal=SealConfig(*seal) if seal else None,
+        listeners=listeners, seal=seals[0] if seals else None, seals=seals,
+        enable_multiseal=top.flag("enable_multiseal"),
         api_addr=top.url("api_addr", ("http", "https")),
         cluster_addr=top.url("cluster_addr", ("https",)),  # cluster traffic is always TLS
         cluster_name=top.text("cluster_name"),

@@ -14,6 +14,8 @@ from strongroom.audit import FileDevice, SocketDevice, lenient, syslog_factory
 from strongroom.core.mounts import EngineFactory
 from strongroom.engines.database import database_factory
 from strongroom.engines.kv import kv_factory
+from strongroom.seal.pkcs11 import Pkcs11Seal
+from strongroom.seal.shamir_seal import ShamirSeal
 
 # `vault secrets enable -path=x kv` and `sys/mounts/x {"type": "kv"}`.
 SECRETS_ENGINES: dict[str, EngineFactory] = {
@@ -29,4 +31,12 @@ AUDIT_DEVICES: dict[str, EngineFactory] = {
     "file": lenient(FileDevice),
     "syslog": syslog_factory(),
     "socket": lenient(SocketDevice),
+}
+
+# `seal "<type>"` stanzas: their options are config.py's SEAL_OPTIONS, seal/factory.py builds
+# them (several enabled pkcs11 stanzas make one Seal HA seal); "shamir" only as the
+# disabled seal of a migration (no stanza means Shamir).
+SEALS: dict[str, type] = {
+    "shamir": ShamirSeal,
+    "pkcs11": Pkcs11Seal,
 }

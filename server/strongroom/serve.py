@@ -28,7 +28,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
-from strongroom.config import ListenerConfig, ServerConfig
+from strongroom.config import ConfigError, ListenerConfig, ServerConfig
 from strongroom.core.core import Core
 from strongroom.ha.drain import GATE, ActiveGate
 from strongroom.ha.setup import ha_factory, ha_storage
@@ -37,6 +37,7 @@ from strongroom.http.app import build_asgi_app
 from strongroom.http.protocol import ConnectionLimits
 from strongroom.http.tls_reload import ReloadingContext
 from strongroom.node import encryptions, locks, memlock, runtime
+from strongroom.node.auto_unseal import AutoUnsealer
 from strongroom.node.background import BackgroundWork, owner_background
 from strongroom.node.connections import ConnectionCounts
 from strongroom.node.coordinator import LocalCoordinator
@@ -44,6 +45,8 @@ from strongroom.node.rpc import CoordinatorServer, RemoteCoordinator, listen_uni
 from strongroom.node.shared import ChangeRing, Op, SharedCounters
 from strongroom.node.supervisor import Supervisor, set_parent_death_signal
 from strongroom.physical.chain import StorageChain, build_chain
+from strongroom.seal.base import Seal
+from strongroom.seal.factory import build_seals
 from strongroom.wsgi import Node, build_node, local_coordinator
 
 log = logging.getLogger(__name__)
@@ -122,8 +125,12 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         config: ServerConfig,
         prepare: Callable[[LocalCoordinator], None] | None = None,
         dev: bool = False,
+        seal: Seal | None = None,
     ) -> None:
         self.config_obj = config
+        # Built before the fork (it reads the PIN); PKCS#11 opens only in the owner, later.
+        self._seal = seal
+        self._auto_unsealer: AutoUnsealer | None = None
         self._dev = dev
         self._prepare = prepare
         self._server: CoordinatorServer | None = None
@@ -274,7 +281,7 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         if ha_storage(config) is not None:
             factory = ha_factory(config, storage.fencing, NODE_SECRET["value"])
         coordinator = local_coordinator(config, storage.top, counters=self._counters,
-                                        ha_factory=factory, dev=self._dev)
+                                        ha_factory=factory, dev=self._dev, seal=self._seal)
         self._coordinator = coordinator
         assert self._listening is not None, "prepare_node runs before the fork"
         # Only the arbiter's children (the workers) may connect.
@@ -283,6 +290,10 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         self._server.start()
         if self._prepare is not None:
             self._prepare(coordinator)
+        if self._seal is not None and self._seal.auto_unseal:
+            # Unseals now (no operator), after init, and again while an HSM is away.
+            self._auto_unsealer = AutoUnsealer(coordinator)
+            self._auto_unsealer.start()
         self._background = owner_background(coordinator, lambda: self._owner_core(coordinator))
         # The node-wide encryption count: persisted, and the key rotated past Vault's limit.
         self._background.every("checkpoint-encryptions", encryptions.CHECK_INTERVAL,
@@ -305,6 +316,8 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         """Last thing: end background work and HA, close the socket, remove directories."""
         if self._background is not None:
             self._background.stop()
+        if self._auto_unsealer is not None:
+            self._auto_unsealer.stop()
         if self._coordinator is not None:
             self._coordinator.close()
         if self._server is not None:
@@ -377,7 +390,13 @@ def serve(
         print(f"Error initializing core: {exc}", file=sys.stderr)
         return 1
     try:
-        server = StrongroomServer(config, prepare, dev=dev)
+        # The PIN is read here, and its environment variables removed before any fork.
+        seal, _disabled = build_seals(config, scrub=True)
+    except ConfigError as exc:
+        print(f"Error loading configuration: {exc}", file=sys.stderr)
+        return 1
+    try:
+        server = StrongroomServer(config, prepare, dev=dev, seal=seal)
         try:
             server.prepare_node()
         except BaseException:

@@ -26,6 +26,8 @@ from strongroom.node.coordinator import (
 from strongroom.node.shared import SharedCounters
 from strongroom.physical.base import Backend
 from strongroom.physical.chain import StorageChain, build_chain, build_physical
+from strongroom.seal.base import Seal
+from strongroom.seal.factory import build_seals
 
 __all__ = ["Node", "build_node", "build_physical", "create_app", "local_coordinator"]
 
@@ -47,7 +49,10 @@ def local_coordinator(
     dev: bool = False,
     counters: SharedCounters | None = None,
     ha_factory: HAFactory | None = None,
+    seal: Seal | None = None,
 ) -> LocalCoordinator:
+    """The node's coordinator, with ``seal`` (default: the configured one, built by
+    seal/factory.py; the server builds it before forking, see serve.py)."""
     return LocalCoordinator(
         physical,
         storage_type=config.storage.type,
@@ -55,6 +60,7 @@ def local_coordinator(
         clock=clock,
         counters=counters,
         ha_factory=ha_factory,
+        seal=seal if seal is not None else build_seals(config)[0],
     )
 
 

@@ -25,6 +25,7 @@ from strongroom.cli.flags import HELP_FLAGS, HelpRequested, ParsedFlags, UsageEr
 COMMAND_MODULES: tuple[str, ...] = (
     "strongroom.cli.status",
     "strongroom.cli.operator",
+    "strongroom.cli.operator_generate_root",
     "strongroom.cli.generic",
     "strongroom.cli.login",
     "strongroom.cli.kv",
@@ -35,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "strongroom.cli.secrets",
     "strongroom.cli.audit",
     "strongroom.cli.lease",
+    "strongroom.cli.hsm",
 )
 
 #: Listed under "Common commands" in the top-level help, when registered.

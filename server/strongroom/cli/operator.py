@@ -12,11 +12,19 @@ from strongroom.seal import pgp
 
 
 def _init_flags(fs: FlagSet) -> None:
-    fs.integer("key-shares", "Number of unseal key shares to split the root key into.",
-               default=5, aliases=("n",))
+    fs.integer("key-shares", "Number of unseal key shares to split the root key into "
+               "(5 when not given; not allowed with an auto-seal).",
+               default=0, aliases=("n",))
     fs.integer("key-threshold", "Number of unseal key shares required to reconstruct "
-               "the root key. Must be less than or equal to -key-shares.",
-               default=3, aliases=("t",))
+               "the root key. Must be less than or equal to -key-shares (3 when not "
+               "given; not allowed with an auto-seal).",
+               default=0, aliases=("t",))
+    fs.integer("recovery-shares", "Number of recovery key shares to split the recovery "
+               "key into (auto-seal only).", default=5)
+    fs.integer("recovery-threshold", "Number of recovery key shares required to "
+               "reconstruct the recovery key (auto-seal only).", default=3)
+    fs.strings("recovery-pgp-keys", "Like -pgp-keys, for the recovery key shares "
+               "(auto-seal only).")
     fs.boolean("status", "Print whether the server is initialized and exit: code 0 if "
                "it is, 2 if it is not, 1 on error. Needs no token.")
     fs.strings("pgp-keys", "Comma-separated list of paths to files holding public PGP "
@@ -29,15 +37,16 @@ def _init_flags(fs: FlagSet) -> None:
               "encrypted to this key and base64-encoded.")
 
 
-def init_output(resp: JsonObject, shares: int, threshold: int) -> JsonObject:
+def init_output(resp: JsonObject, shares: int, threshold: int, recovery_shares: int = 0,
+                recovery_threshold: int = 0) -> JsonObject:
     """Reshape a ``sys/init`` answer into what ``vault operator init -format=json`` prints.
 
     The API calls the keys ``keys``/``keys_base64``; the CLI renames them and
     adds the share counts, with ``null`` for absent recovery keys.
     """
     recovery = resp.get("recovery_keys_base64") or None
-    # No -recovery-* flags exist yet and the API does not echo the recovery
-    # threshold, so only the share count can be reported.
+    if not resp.get("keys"):
+        shares = threshold = 1  # the seal stores the one key (vault prints the same)
     return {
         "unseal_keys_b64": resp.get("keys_base64"),
         "unseal_keys_hex": resp.get("keys"),
@@ -45,8 +54,8 @@ def init_output(resp: JsonObject, shares: int, threshold: int) -> JsonObject:
         "unseal_threshold": threshold,
         "recovery_keys_b64": recovery,
         "recovery_keys_hex": resp.get("recovery_keys") or None,
-        "recovery_keys_shares": len(recovery) if recovery else 0,
-        "recovery_keys_threshold": 0,
+        "recovery_keys_shares": recovery_shares,
+        "recovery_keys_threshold": recovery_threshold,
         "root_token": resp.get("root_token", ""),
     }
 
@@ -71,9 +80,12 @@ def init_text(out: JsonObject) -> str:
             "survive, the root key cannot be rebuilt and the data stays sealed forever.",
         ]
     else:
-        lines += ["Success! Vault is initialized.",
-                  "The recovery keys above cannot unseal the server, but some operator",
-                  "tasks require them. Store them as carefully as unseal keys."]
+        lines += ["Success! Vault is initialized"]
+    if out["recovery_keys_b64"]:
+        lines += ["", f"Recovery key initialized with {out['recovery_keys_shares']} key shares "
+                  f"and a key threshold of {out['recovery_keys_threshold']}.",
+                  "The recovery keys above cannot unseal the server, but rekey and",
+                  "generate-root require them. Store them as carefully as unseal keys."]
     return "\n".join(lines)
 
 
@@ -98,14 +110,16 @@ def _pgp_key_files(flag: str, value: str) -> list[str]:
 
 
 def _pgp_init_fields(ctx: Context) -> dict[str, object]:
-    """The ``pgp_keys``/``root_token_pgp_key`` request fields from the flags, if given."""
+    """The ``pgp_keys``/``recovery_pgp_keys``/``root_token_pgp_key`` request fields from
+    the flags, if given."""
     fields: dict[str, object] = {}
-    given = ctx.flags.strings("pgp-keys")
-    if len(given) > 1:
-        raise UsageError(f'invalid value "{given[1]}" for flag -pgp-keys: '
-                         "can only be specified once")
-    if given:
-        fields["pgp_keys"] = _pgp_key_files("pgp-keys", given[0])
+    for flag, field in (("pgp-keys", "pgp_keys"), ("recovery-pgp-keys", "recovery_pgp_keys")):
+        given = ctx.flags.strings(flag)
+        if len(given) > 1:
+            raise UsageError(f'invalid value "{given[1]}" for flag -{flag}: '
+                             "can only be specified once")
+        if given:
+            fields[field] = _pgp_key_files(flag, given[0])
     root_key = ctx.flags.string("root-token-pgp-key")
     if root_key:
         keys = _pgp_key_files("root-token-pgp-key", root_key)
@@ -132,11 +146,25 @@ def run_init(ctx: Context) -> int:
         return 0 if initialized else 2
     shares = ctx.flags.integer("key-shares")
     threshold = ctx.flags.integer("key-threshold")
+    recovery_shares = ctx.flags.integer("recovery-shares")
+    recovery_threshold = ctx.flags.integer("recovery-threshold")
+    client = ctx.client()
     try:
-        resp = ctx.client().init(shares, threshold, **pgp_fields)
+        recovery_seal = bool(client.seal_status().get("recovery_seal"))
+    except ClientError:
+        recovery_seal = False  # sys/init itself then says what is wrong
+    if recovery_seal:
+        pgp_fields.update(recovery_shares=recovery_shares,
+                          recovery_threshold=recovery_threshold)
+    else:
+        # As vault: unseal key defaults for a Shamir seal, recovery flags ignored.
+        shares, threshold = shares or 5, threshold or 3
+        recovery_shares = recovery_threshold = 0
+    try:
+        resp = client.init(shares, threshold, **pgp_fields)
     except ClientError as exc:
         return ctx.fail("Error initializing", exc)
-    out = init_output(resp, shares, threshold)
+    out = init_output(resp, shares, threshold, recovery_shares, recovery_threshold)
     if fmt == "table" and not ctx.flags.string("field"):
         ctx.out(init_text(out))
         return 0
@@ -224,6 +252,12 @@ Usage: strongroom operator init [options]
           -pgp-keys="alice.gpg,bob.gpg,carol.gpg" -root-token-pgp-key=ops.gpg
 
   A holder recovers an unseal key with `echo KEY | base64 -d | gpg -dq`.
+
+  With an auto-seal (seal "pkcs11"), the seal keeps the root key and the
+  server unseals itself; recovery key shares are made instead, which rekey
+  and generate-root require:
+
+      $ strongroom operator init -recovery-shares=5 -recovery-threshold=3
 """
 
 _UNSEAL_HELP = """

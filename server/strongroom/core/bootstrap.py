@@ -47,3 +47,16 @@ def make_bootstrapper(
             tokens.forget()  # the salt it made: the master keeps no copy (issue #9)
 
     return bootstrap
+
+
+def make_root_token_maker(clock: Callable[[], datetime]) -> Callable[[Backend], str]:
+    """Creates a root token as ``sys/init`` does (generate-root's new token)."""
+
+    def make(barrier: Backend) -> str:
+        tokens = TokenStore(StorageView(barrier, TOKEN_STORE_PREFIX))
+        try:
+            return tokens.create(root_token_entry(clock()))
+        finally:
+            tokens.forget()
+
+    return make

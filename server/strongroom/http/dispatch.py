@@ -32,7 +32,7 @@ from strongroom.http.edge import (
     request_token,
     wrap_ttl,
 )
-from strongroom.http.sys_routes import RAW_ROUTES
+from strongroom.http.sys_routes import ACTIVE_ONLY_RAW, RAW_ROUTES
 from strongroom.jsoncodec import dumps
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,12 @@ class Dispatcher:
     def _dispatch(self, req: HttpRequest) -> HttpResult:
         req.path = api_path(req.path)
         raw = RAW_ROUTES.get(req.path.rstrip("/"))
+        if raw is not None and req.path.rstrip("/") in ACTIVE_ONLY_RAW:
+            ha = self.core.sync().ha
+            if ha.standby and not self.core.snapshot.sealed:
+                if forwarded_by_cluster(req.headers):
+                    return HttpResult(503, NOT_ACTIVE_BODY, {NOT_RELAYED_HEADER: "1"})
+                return self._from_standby(req, ha)
         if raw is not None:
             status, body = raw(req, self.core)
             if body is None or req.method == "HEAD":

@@ -102,34 +102,44 @@ def _init_int(body: dict[str, Any], name: str) -> int:
     return int(value)
 
 
+def _key_list(body: dict[str, Any], name: str) -> list[str] | None:
+    """``pgp_keys``/``recovery_pgp_keys``: a list of strings, or null (left out)."""
+    keys = body.get(name)
+    if keys is not None and not (
+        isinstance(keys, list) and all(isinstance(k, str) for k in keys)
+    ):
+        raise BadRequestError(f"'{name}' must be a list of base64-encoded public keys")
+    return keys
+
+
 def _init(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     if req.method in ("GET", "HEAD"):
         return 200, {"initialized": core.sync().initialized}
     if req.method not in ("PUT", "POST"):
         raise UnsupportedOperationError("")
     body = parse_body(req.body)
-    if body.get("recovery_pgp_keys"):
-        # Recovery keys exist only with auto-unseal seals; Vault's answer for Shamir.
-        raise BadRequestError("parameters recovery_pgp_keys not applicable to seal type shamir")
     shares = _init_int(body, "secret_shares")
     threshold = _init_int(body, "secret_threshold")
-    pgp_keys = body.get("pgp_keys")
-    if pgp_keys is not None and not (
-        isinstance(pgp_keys, list) and all(isinstance(k, str) for k in pgp_keys)
-    ):
-        raise BadRequestError("'pgp_keys' must be a list of base64-encoded public keys")
+    recovery_shares = _init_int(body, "recovery_shares")
+    recovery_threshold = _init_int(body, "recovery_threshold")
+    pgp_keys = _key_list(body, "pgp_keys")
+    recovery_keys = _key_list(body, "recovery_pgp_keys")
     root_key = body.get("root_token_pgp_key")
     if root_key is not None and not isinstance(root_key, str):
         raise BadRequestError("'root_token_pgp_key' must be a base64-encoded public key")
-    if sum(map(len, pgp_keys or [])) + len(root_key or "") > _MAX_PGP_KEY_BYTES:
+    if (sum(map(len, pgp_keys or [])) + sum(map(len, recovery_keys or []))
+            + len(root_key or "") > _MAX_PGP_KEY_BYTES):
         raise BadRequestError(
             f"the PGP keys exceed {_MAX_PGP_KEY_BYTES // 1024} KiB in total; export them "
             "without third-party signatures (gpg --export-options export-minimal)"
         )
-    # The coordinator checks the keys and encrypts (seal/pgp.py), so with PGP
-    # the plaintext shares never leave it.
+    # The coordinator applies the seal's rules (recovery keys with an auto-seal, see
+    # node/recovery.py), checks the keys and encrypts (seal/pgp.py), so with PGP the
+    # plaintext shares never leave it.
     result = core.coordinator.initialize(
-        shares, threshold, pgp_keys=pgp_keys or None, root_token_pgp_key=root_key or None
+        shares, threshold, pgp_keys=pgp_keys or None, root_token_pgp_key=root_key or None,
+        recovery_shares=recovery_shares, recovery_threshold=recovery_threshold,
+        recovery_pgp_keys=recovery_keys or None,
     )
     core.sync()
     return 200, result
@@ -141,6 +151,13 @@ def _seal_status(
     if req.method not in ("GET", "HEAD"):
         raise UnsupportedOperationError("")
     return 200, core.coordinator.seal_status()
+
+
+def _seal_backend_status(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
+    """Vault 1.16: each seal backend's (HSM partition's) health; unauthenticated."""
+    if req.method not in ("GET", "HEAD"):
+        raise UnsupportedOperationError("")
+    return 200, core.coordinator.seal_backend_status()
 
 
 def _unseal(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
@@ -155,6 +172,54 @@ def _unseal(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     status = core.coordinator.unseal(key or None, reset)
     core.sync()
     return 200, status
+
+
+def _go_string(body: dict[str, Any], name: str, struct: str) -> str:
+    """A Go string field (null is the field left out); anything else is Vault's 400."""
+    value = body.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        kind = ("bool" if isinstance(value, bool) else "number" if isinstance(value, int | float)
+                else "array" if isinstance(value, list) else "object")
+        raise BadRequestError(f"failed to decode JSON input: json: cannot unmarshal {kind} "
+                              f"into Go struct field {struct}.{name} of type string")
+    return value
+
+
+def _generate_root_attempt(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
+    """Vault's sys/generate-root/attempt: GET status, PUT/POST start, DELETE cancel.
+
+    Unauthenticated, as in Vault (the key shares are the authorization); a standby
+    forwards it to the active node (http/dispatch.py).
+    """
+    coordinator = core.coordinator
+    if req.method in ("GET", "HEAD"):
+        return 200, coordinator.generate_root_status()
+    if req.method == "DELETE":
+        coordinator.generate_root_cancel()
+        return 204, None
+    if req.method not in ("PUT", "POST"):
+        raise UnsupportedOperationError("")
+    body = parse_body(req.body)
+    otp = _go_string(body, "otp", "GenerateRootInitRequest")
+    pgp_key = _go_string(body, "pgp_key", "GenerateRootInitRequest")
+    if len(pgp_key) > _MAX_PGP_KEY_BYTES:
+        raise BadRequestError(f"the PGP key exceeds {_MAX_PGP_KEY_BYTES // 1024} KiB")
+    return 200, coordinator.generate_root_start(otp or None, pgp_key or None)
+
+
+def _generate_root_update(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
+    """Vault's sys/generate-root/update: one key share with the attempt's nonce."""
+    body = parse_body(req.body)
+    key = _go_string(body, "key", "GenerateRootUpdateRequest")
+    # Go decodes field names case-insensitively: the CLI sends "Nonce"/"Key" too.
+    nonce = _go_string(body, "nonce", "GenerateRootUpdateRequest") or _go_string(
+        body, "Nonce", "GenerateRootUpdateRequest")
+    key = key or _go_string(body, "Key", "GenerateRootUpdateRequest")
+    if not key:
+        raise BadRequestError("'key' must be specified in request body as JSON")
+    return 200, core.coordinator.generate_root_update(key, nonce)
 
 
 def _leader(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
@@ -176,6 +241,12 @@ RAW_ROUTES: dict[str, RawHandler] = {
     "sys/health": _health,
     "sys/init": _init,
     "sys/seal-status": _seal_status,
+    "sys/seal-backend-status": _seal_backend_status,
     "sys/unseal": _unseal,
     "sys/leader": _leader,
+    "sys/generate-root/attempt": _generate_root_attempt,
+    "sys/generate-root/update": _generate_root_update,
 }
+# Raw routes an active node answers: a standby forwards them (Vault's
+# handleForwardIfStandby); the others describe the node that is asked.
+ACTIVE_ONLY_RAW = frozenset({"sys/generate-root/attempt", "sys/generate-root/update"})

@@ -9,6 +9,7 @@ holder of the root key; workers receive the keyring and nothing else.
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import logging
 import os
@@ -26,12 +27,18 @@ from strongroom.barrier.barrier import AESGCMBarrier, InvalidRootKeyError
 from strongroom.barrier.counter import EncryptionCounter
 from strongroom.barrier.keyring import KEY_SIZE, Keyring
 from strongroom.barrier.secmem import b64_length, b64encode_at, random_key, wipe
-from strongroom.errors import BadRequestError, NotInitializedError, SealedError
+from strongroom.errors import (
+    BadRequestError,
+    NotInitializedError,
+    SealedError,
+    StrongroomError,
+)
 from strongroom.ha.manager import HAManager
 from strongroom.ha.state import HAStatus
-from strongroom.node import encryptions
+from strongroom.node import encryptions, recovery
+from strongroom.node.generate_root import RootGeneration
 from strongroom.node.shared import SharedCounters, Slot
-from strongroom.physical.base import Backend
+from strongroom.physical.base import Backend, apply_ops
 from strongroom.seal import pgp
 from strongroom.seal.base import (
     SEAL_CONFIG_PATH,
@@ -40,7 +47,9 @@ from strongroom.seal.base import (
     Seal,
     SealConfig,
     SealedRootKey,
+    is_auto_seal,
 )
+from strongroom.seal.health import backend_status, complete_wraps
 from strongroom.seal.progress import ShareCollector, decode_share
 from strongroom.seal.shamir_seal import ShamirSeal
 
@@ -53,6 +62,8 @@ HAFactory = Callable[[Backend, Callable[[HAStatus], None]], HAManager]
 # Called once at init with the (temporarily unsealed) barrier; creates the root
 # token and the initial mount table, returns the root token id.
 Bootstrapper = Callable[[Backend, str | None], str]
+# Creates a root token in the (unsealed) barrier, as init does; returns its id.
+RootTokenMaker = Callable[[Backend], str]
 
 
 def utcnow() -> datetime:
@@ -79,9 +90,13 @@ class SealCoordinator(Protocol):
 
     def seal_status(self) -> dict[str, Any]: ...
 
+    def seal_backend_status(self) -> dict[str, Any]: ...
+
     def initialize(
         self, shares: int, threshold: int, root_token_id: str | None = None, *,
         pgp_keys: list[str] | None = None, root_token_pgp_key: str | None = None,
+        recovery_shares: int = 0, recovery_threshold: int = 0,
+        recovery_pgp_keys: list[str] | None = None,
     ) -> dict[str, Any]: ...
 
     def unseal(self, key: str | None, reset: bool = False) -> dict[str, Any]: ...
@@ -93,6 +108,15 @@ class SealCoordinator(Protocol):
     def step_down(self) -> None: ...
 
     def ha_lost(self) -> None: ...
+
+    def generate_root_status(self) -> dict[str, Any]: ...
+
+    def generate_root_start(self, otp: str | None = None,
+                            pgp_key: str | None = None) -> dict[str, Any]: ...
+
+    def generate_root_cancel(self) -> None: ...
+
+    def generate_root_update(self, key: str, nonce: str) -> dict[str, Any]: ...
 
 
 def _b64_text(data: bytes | bytearray) -> str:
@@ -120,6 +144,7 @@ class LocalCoordinator:
         seal: Seal | None = None,
         encryption_counter: EncryptionCounter | None = None,
         max_encryptions: int = encryptions.ABSOLUTE_OPERATION_MAXIMUM,
+        root_token_maker: RootTokenMaker | None = None,
     ) -> None:
         self._physical = physical
         self._seal: Seal = seal or ShamirSeal()
@@ -143,6 +168,10 @@ class LocalCoordinator:
         self._ha_publish_lock = threading.Lock()
         self._ha_status = HAStatus(enabled=ha_factory is not None)
         self._listeners: list[Callable[[], None]] = []
+        # sys/seal sealed this node: the auto-unseal retry job leaves it sealed (Vault).
+        self._operator_sealed = False
+        self._root_gen = RootGeneration()
+        self._root_token_maker = root_token_maker
 
     # -- reading ------------------------------------------------------------
 
@@ -194,12 +223,15 @@ class LocalCoordinator:
     def seal_status(self) -> dict[str, Any]:
         with self._lock:
             config = self._seal_config()
+            # With an auto-seal Vault reports the recovery configuration's t and n.
+            shown = (recovery.load_config(self._physical)
+                     if config is not None and self._seal.auto_unseal else config)
             status: dict[str, Any] = {
                 "type": config.type if config else self._seal.type,
                 "initialized": config is not None,
                 "sealed": self._barrier.sealed,
-                "t": config.secret_threshold if config else 0,
-                "n": config.secret_shares if config else 0,
+                "t": shown.secret_threshold if shown else 0,
+                "n": shown.secret_shares if shown else 0,
                 "progress": self._progress.progress,
                 "nonce": self._progress.nonce,
                 "version": __version__,
@@ -208,9 +240,18 @@ class LocalCoordinator:
                 "recovery_seal": self._seal.auto_unseal,
                 "storage_type": self._storage_type,
             }
+            if self._seal.auto_unseal:
+                status["recovery_seal_type"] = recovery.RECOVERY_TYPE
             if not self._barrier.sealed:
                 status["cluster_name"], status["cluster_id"] = self._cluster
+            warnings = self._seal.health().reasons  # a lost HSM partition (issue 13)
+            if warnings:
+                status["warnings"] = list(warnings)
             return status
+
+    def seal_backend_status(self) -> dict[str, Any]:
+        """Vault 1.16's ``sys/seal-backend-status`` body (seal/health.py)."""
+        return backend_status(self._seal)
 
     # -- state changes ------------------------------------------------------
 
@@ -222,6 +263,8 @@ class LocalCoordinator:
     def initialize(
         self, shares: int, threshold: int, root_token_id: str | None = None, *,
         pgp_keys: list[str] | None = None, root_token_pgp_key: str | None = None,
+        recovery_shares: int = 0, recovery_threshold: int = 0,
+        recovery_pgp_keys: list[str] | None = None,
     ) -> dict[str, Any]:
         """Initialize storage; the answer is Vault's ``sys/init`` body.
 
@@ -230,7 +273,21 @@ class LocalCoordinator:
         token. Keys are checked before anything is written, and encryption
         happens before the seal config that marks the node initialized, so a
         refused key never leaves an initialized node with unreadable keys.
+
+        With an auto-seal, Vault's rules (node/recovery.py): ``secret_*``/``pgp_keys``
+        are refused, the root key is stored by the seal, ``recovery_*`` make the
+        recovery key, and the node unseals itself once initialized.
         """
+        recovery.check_init_fields(self._seal, recovery.InitRequest(
+            shares, threshold, pgp_keys or (), recovery_shares, recovery_threshold,
+            recovery_pgp_keys or ()))
+        recovery_certs: list[Cert] = []
+        if self._seal.auto_unseal:
+            shares = threshold = 1  # one stored key, as Vault's barrier config says
+            recovery.validate_shares(recovery_shares, recovery_threshold,
+                                     recovery.RECOVERY_PREFIX, at_least_one=False)
+            recovery_certs = recovery.parse_recovery_keys(recovery_pgp_keys or [],
+                                                          recovery_shares)
         config = SealConfig(type=self._seal.type, secret_shares=shares,
                             secret_threshold=threshold)
         self._seal.validate_config(config)
@@ -240,31 +297,53 @@ class LocalCoordinator:
         with self._lock:
             if self._seal_config() is not None:
                 raise BadRequestError("Vault is already initialized")
+            new_recovery = (recovery.generate(recovery_shares, recovery_threshold)
+                            if self._seal.auto_unseal else None)
             root_key = random_key(KEY_SIZE)
             try:
                 protected = self._seal.protect(root_key, config)
             except BaseException:
                 wipe(root_key)
+                if new_recovery is not None:
+                    new_recovery.wipe()
                 raise
             split = protected.shares
             try:
-                return self._initialize(config, root_key, protected, root_token_id,
-                                        share_certs, token_cert)
+                answer = self._initialize(config, root_key, protected, root_token_id,
+                                          share_certs, token_cert, new_recovery,
+                                          recovery_certs)
             finally:
                 for share in split:
                     wipe(share)
+                if new_recovery is not None:
+                    new_recovery.wipe()
+            if self._seal.auto_unseal:
+                # Vault's sys/init unseals an auto-sealed node with its stored key at once;
+                # a failure is logged, never allowed to lose the answer (recovery keys).
+                try:
+                    self._open([], config)
+                except Exception as exc:  # noqa: BLE001 - the keys must reach the caller
+                    log.error("event=auto_unseal_after_init_failed error=%s",
+                              type(exc).__name__)
+            return answer
 
     def _initialize(
         self, config: SealConfig, root_key: bytearray, protected: Protected,
         root_token_id: str | None, share_certs: list[Cert], token_cert: Cert | None,
+        new_recovery: recovery.NewRecoveryKey | None = None,
+        recovery_certs: list[Cert] | None = None,
     ) -> dict[str, Any]:
         """``initialize`` once the root key is protected; wipes ``root_key`` (the caller
-        wipes the shares)."""
+        wipes the shares and the recovery key)."""
         split = protected.shares
         keys: list[bytes] | list[bytearray] = split
+        recovery_keys: list[bytes] | list[bytearray] = (
+            new_recovery.shares if new_recovery is not None else [])
         try:
             if share_certs:
                 keys = pgp.encrypt_shares(split, share_certs)
+            if recovery_certs and recovery_keys:
+                recovery_keys = pgp.encrypt_shares(recovery_keys, recovery_certs)
             keyring = Keyring.generate(self._clock(), self._encryptions)
             self._barrier.persist_keyring(root_key, keyring)
         finally:
@@ -292,16 +371,23 @@ class LocalCoordinator:
                 pgp.encrypt(root_token.encode(), token_cert)).decode()
         if protected.stored is not None:
             self._physical.put(SEALED_ROOT_KEY_PATH, protected.stored.to_json())
+        if new_recovery is not None:
+            apply_ops(self._physical, recovery.store_ops(self._seal, new_recovery.key,
+                                                         new_recovery.config))
         # Written last: its presence is what "initialized" means, so a crash
         # part-way through init leaves a node that can simply be initialized again.
         self._physical.put(SEAL_CONFIG_PATH, config.to_json())
         self._changed()
         # The shares go to the caller: the text forms are unavoidable, the bytes are not.
-        return {
+        answer: dict[str, Any] = {
             "keys": [k.hex() for k in keys],
             "keys_base64": [_b64_text(k) for k in keys],
             "root_token": root_token,
         }
+        if recovery_keys:  # omitted when empty, as Vault's omitempty does
+            answer["recovery_keys"] = [k.hex() for k in recovery_keys]
+            answer["recovery_keys_base64"] = [_b64_text(k) for k in recovery_keys]
+        return answer
 
     def unseal(self, key: str | None, reset: bool = False) -> dict[str, Any]:
         with self._lock:
@@ -338,6 +424,9 @@ class LocalCoordinator:
             raw = self._physical.get(SEALED_ROOT_KEY_PATH)
             stored = SealedRootKey.from_json(raw) if raw is not None else None
         self._open_root_key(self._seal.recover(parts, stored, config))
+        if stored is not None and self._root_key is not None and is_auto_seal(self._seal):
+            # A partition configured after init gets its wrap now (seal/health.py).
+            complete_wraps(self._seal, self._physical, stored, self._root_key)
 
     def _open_root_key(self, root_key: bytearray) -> None:
         """Open the keyring with ``root_key``, which this coordinator then owns."""
@@ -362,6 +451,7 @@ class LocalCoordinator:
             self._cluster = (doc["name"], doc["id"])
         wipe(self._root_key)
         self._root_key = root_key
+        self._operator_sealed = False
         self._changed()
         if self._ha_factory is not None and self._ha is None:
             owner: list[HAManager] = []
@@ -393,6 +483,8 @@ class LocalCoordinator:
             wipe(self._root_key)
             self._root_key = None
             self._progress.reset()
+            self._operator_sealed = True
+            self._root_gen.cancel()  # its OTP and shares; Vault's attempt ends with a seal
             self._changed()
 
     def rotate(self) -> None:
@@ -470,7 +562,101 @@ class LocalCoordinator:
             self._open([], config)
             return True
 
+    def retry_auto_unseal(self) -> bool:
+        """The owner's retry job (node/auto_unseal.py): ``auto_unseal`` unless an operator
+        sealed the node (``sys/seal``; a restart unseals it again, as in Vault).
+
+        Raises:
+            StrongroomError: the seal could not open the stored root key.
+        """
+        with self._lock:
+            if self._operator_sealed:
+                return False
+            return self.auto_unseal()
+
+    def check_seal(self) -> None:
+        """Probe the seal's partitions (health, logged on change); auto-seals only."""
+        if is_auto_seal(self._seal):
+            self._seal.check()
+
     def unseal_with_root_key(self, root_key: bytes | bytearray) -> None:
         """Open directly with the root key (dev mode, where the single share is the key)."""
         with self._lock:
             self._open_root_key(bytearray(root_key))
+
+    # -- generate-root (the state machine is node/generate_root.py) ------------
+
+    def _root_gen_required(self) -> int:
+        """The threshold of the keys that authorize generate-root (recovery keys on an
+        auto-sealed node); refuses while uninitialized, sealed or standby."""
+        config = self._seal_config()
+        if config is None:
+            raise BadRequestError("server is not yet initialized")
+        if self._barrier.sealed or self._root_key is None:
+            raise SealedError()
+        if self._ha_status.standby:
+            raise BadRequestError("Vault is in standby mode")
+        if self._seal.auto_unseal:
+            return self._recovery_threshold(config)
+        return config.secret_threshold
+
+    def _recovery_threshold(self, config: SealConfig) -> int:
+        found = recovery.load_config(self._physical)
+        if found is None or found.secret_shares < 1:
+            # Vault: no recovery key, nothing can authorize it.
+            raise BadRequestError("recovery key not found")
+        return found.secret_threshold
+
+    def _authenticate_shares(self, parts: list[bytearray]) -> None:
+        """Check that ``parts`` combine to this node's key: the root key (Shamir), the
+        recovery key (auto-seal). The caller wipes ``parts``."""
+        config = self._seal_config()
+        if config is None:
+            raise BadRequestError("server is not yet initialized")
+        if self._seal.auto_unseal:
+            threshold = self._recovery_threshold(config)
+            try:
+                combined = recovery.combine_shares(parts, threshold, "recovery key")
+            except StrongroomError as exc:  # Vault: a 400 for generate-root
+                raise BadRequestError(exc.message) from None
+            try:
+                recovery.verify(self._physical, self._seal, combined)
+            finally:
+                wipe(combined)
+            return
+        combined = ShamirSeal().recover(parts, None, config)
+        try:
+            if self._root_key is None or not hmac.compare_digest(combined, self._root_key):
+                raise BadRequestError("root key verification failed: unseal failed, invalid key")
+        finally:
+            wipe(combined)
+
+    def _make_root_token(self) -> str:
+        if self._root_token_maker is None:
+            from strongroom.core.bootstrap import make_root_token_maker  # noqa: PLC0415 - cycle
+            self._root_token_maker = make_root_token_maker(self._clock)
+        token = self._root_token_maker(self._barrier)
+        log.info("event=root_token_generated")
+        return token
+
+    def generate_root_status(self) -> dict[str, Any]:
+        """Vault's ``GET sys/generate-root/attempt`` body."""
+        with self._lock:
+            return self._root_gen.status(self._root_gen_required())
+
+    def generate_root_start(self, otp: str | None = None,
+                            pgp_key: str | None = None) -> dict[str, Any]:
+        """Start an attempt (an OTP is generated and returned when neither is given)."""
+        with self._lock:
+            return self._root_gen.start(otp, pgp_key, self._root_gen_required())
+
+    def generate_root_cancel(self) -> None:
+        with self._lock:
+            self._root_gen_required()
+            self._root_gen.cancel()
+
+    def generate_root_update(self, key: str, nonce: str) -> dict[str, Any]:
+        """One share towards the new root token (returned encoded at the threshold)."""
+        with self._lock:
+            return self._root_gen.update(key, nonce, self._root_gen_required(),
+                                         self._authenticate_shares, self._make_root_token)

@@ -364,13 +364,21 @@ class RemoteCoordinator:
         result: dict[str, Any] = self.call("seal_status")
         return result
 
+    def seal_backend_status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("seal_backend_status")
+        return result
+
     def initialize(
         self, shares: int, threshold: int, root_token_id: str | None = None, *,
         pgp_keys: list[str] | None = None, root_token_pgp_key: str | None = None,
+        recovery_shares: int = 0, recovery_threshold: int = 0,
+        recovery_pgp_keys: list[str] | None = None,
     ) -> dict[str, Any]:
         result: dict[str, Any] = self.call(
             "initialize", shares=shares, threshold=threshold, root_token_id=root_token_id,
             pgp_keys=pgp_keys, root_token_pgp_key=root_token_pgp_key,
+            recovery_shares=recovery_shares, recovery_threshold=recovery_threshold,
+            recovery_pgp_keys=recovery_pgp_keys,
         )
         return result
 
@@ -389,3 +397,19 @@ class RemoteCoordinator:
 
     def ha_lost(self) -> None:
         self.call("ha_lost")
+
+    def generate_root_status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("generate_root_status")
+        return result
+
+    def generate_root_start(self, otp: str | None = None,
+                            pgp_key: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("generate_root_start", otp=otp, pgp_key=pgp_key)
+        return result
+
+    def generate_root_cancel(self) -> None:
+        self.call("generate_root_cancel")
+
+    def generate_root_update(self, key: str, nonce: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("generate_root_update", key=key, nonce=nonce)
+        return result

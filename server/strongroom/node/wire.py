@@ -132,12 +132,14 @@ def _recv(sock: socket.socket) -> tuple[dict[str, Any], bytearray]:
 
 
 def _wipe_share_texts(result: Any) -> None:
-    """Zero the unseal shares' and root token's text in an init answer once it has been sent."""
+    """Zero the secrets' texts in an answer once it has been sent: the shares and root
+    token of init, the OTP and encoded root token of generate-root."""
     if isinstance(result, dict):
-        for field in ("keys", "keys_base64"):
+        for field in ("keys", "keys_base64", "recovery_keys", "recovery_keys_base64"):
             for text in result.get(field) or ():
                 wipe_immutable_str(text)
-        wipe_immutable_str(result.get("root_token"))
+        for field in ("root_token", "otp", "encoded_token", "encoded_root_token"):
+            wipe_immutable_str(result.get(field))
 
 
 @dataclass(frozen=True)
@@ -160,14 +162,23 @@ class Operation:
 # typed forwarder on RemoteCoordinator, for mypy). Nothing else is callable.
 OPERATIONS: dict[str, Operation] = {
     "seal_status": Operation(),
+    "seal_backend_status": Operation(),
     "initialize": Operation(args=("shares", "threshold", "root_token_id", "pgp_keys",
-                                  "root_token_pgp_key"), secret_result=True,
-                            idempotent=False),
+                                  "root_token_pgp_key", "recovery_shares",
+                                  "recovery_threshold", "recovery_pgp_keys"),
+                            secret_result=True, idempotent=False),
     "unseal": Operation(args=("key", "reset"), secret_args=("key",)),
     "seal": Operation(),
     "rotate": Operation(idempotent=False),
     "step_down": Operation(),
     "ha_lost": Operation(),
+    # generate-root (node/generate_root.py): the OTP and the encoded token are secrets.
+    "generate_root_status": Operation(),
+    "generate_root_start": Operation(args=("otp", "pgp_key"), secret_args=("otp",),
+                                     secret_result=True, idempotent=False),
+    "generate_root_cancel": Operation(),
+    "generate_root_update": Operation(args=("key", "nonce"), secret_args=("key",),
+                                      secret_result=True, idempotent=False),
 }
 # Special operations, handled beside the allow-list: keys as raw bytes after the JSON;
 # the encryption count's descriptor (SCM_RIGHTS); a long poll on the seal generation.

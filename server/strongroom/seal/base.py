@@ -22,7 +22,8 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Protocol, TypeGuard
 
 # Plaintext storage entries (read while sealed), at Vault's paths.
 SEAL_CONFIG_PATH = "core/seal-config"
@@ -118,12 +119,23 @@ class Protected:
 
 
 @dataclass(frozen=True)
+class BackendHealth:
+    """One seal backend (an HSM partition), as ``sys/seal-backend-status`` lists it."""
+
+    name: str
+    healthy: bool
+    unhealthy_since: datetime | None = None
+
+
+@dataclass(frozen=True)
 class SealHealth:
-    """The seal's own state, for ``sys/seal-status`` and the log (issue 13 reports a
-    lost HSM partition here while another one still serves)."""
+    """The seal's own state, for ``sys/seal-status`` (``warnings``),
+    ``sys/seal-backend-status`` and the log (a lost HSM partition is reported here while
+    another one still serves). ``reasons`` never hold a secret."""
 
     degraded: bool = False
     reasons: tuple[str, ...] = ()
+    backends: tuple[BackendHealth, ...] = ()
 
 
 class Seal(Protocol):
@@ -154,3 +166,39 @@ class Seal(Protocol):
 
     def health(self) -> SealHealth:
         """Degraded state to report (a missing partition); never a secret."""
+
+
+class AutoSeal(Seal, Protocol):
+    """A seal that opens the root key itself (``auto_unseal`` is True): PKCS#11.
+
+    ``wrap``/``unwrap`` protect any key the same way as the root key (the recovery key,
+    ``sys/rotate/root``'s new root key), once per reachable partition.
+    """
+
+    def wrap(self, plaintext: bytes | bytearray) -> SealedRootKey:
+        """``plaintext`` encrypted by every reachable seal key (at least one).
+
+        Raises:
+            StrongroomError: no seal key could encrypt (the message says why, per key).
+        """
+
+    def unwrap(self, stored: SealedRootKey) -> bytearray:
+        """The plaintext, as a new bytearray the caller wipes.
+
+        Raises:
+            StrongroomError: no seal key could decrypt (the message says why, per key).
+        """
+
+    def complete(self, stored: SealedRootKey, plaintext: bytes | bytearray
+                 ) -> SealedRootKey | None:
+        """``stored`` plus wraps for reachable seal keys that have none (added to the
+        configuration later), or None if nothing is missing; never drops a wrap."""
+
+    def check(self) -> None:
+        """Probe every seal key and record its health (the owner calls it periodically)."""
+
+
+def is_auto_seal(seal: Seal) -> TypeGuard[AutoSeal]:
+    """Whether ``seal`` implements :class:`AutoSeal` (``wrap``/``unwrap`` ...)."""
+    return seal.auto_unseal and all(
+        callable(getattr(seal, name, None)) for name in ("wrap", "unwrap", "complete", "check"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from strongroom.core.logical import Secret
 from strongroom.core.request import Operation, Request, Response
@@ -27,6 +27,24 @@ log = logging.getLogger(__name__)
 def allowed(config: DatabaseConfig, role: str) -> bool:
     """Vault: "*" allows every role, else a glob of ``allowed_roles`` must match."""
     return "*" in config.allowed_roles or glob_any(config.allowed_roles, role)
+
+
+class _Role(Protocol):
+    @property
+    def db_name(self) -> str: ...
+
+
+R = TypeVar("R", bound=_Role)
+
+
+def _usable(b: DatabaseBackend, name: str, role: R | None) -> tuple[R, DatabaseConfig]:
+    """The role and its connection, when the role exists and the connection allows it."""
+    if role is None:
+        raise BadRequestError(f"unknown role: {name}")
+    config = b.config(role.db_name)
+    if not allowed(config, name):
+        raise BadRequestError(f'"{name}" is not an allowed role')
+    return role, config
 
 
 def paths(b: DatabaseBackend) -> list[Path]:
@@ -52,12 +70,7 @@ def _creds(b: DatabaseBackend, req: Request, m: re.Match[str]) -> Response:
     from . import SECRET_CREDS
 
     name = m.group("name")
-    role = b.store.role(name)
-    if role is None:
-        raise BadRequestError(f"unknown role: {name}")
-    config = b.config(role.db_name)
-    if not allowed(config, name):
-        raise BadRequestError(f'"{name}" is not an allowed role')
+    role, config = _usable(b, name, b.store.role(name))
     ttl = _ttl(b, role.default_ttl, role.max_ttl)
     plugin = b.plugin(role.db_name)
     password = b.generate_password(config)
@@ -83,12 +96,7 @@ def _static(b: DatabaseBackend, m: re.Match[str]) -> Response:
     from .path_roles import rfc3339
 
     name = m.group("name")
-    role = b.store.static_role(name)
-    if role is None:
-        raise BadRequestError(f"unknown role: {name}")
-    config = b.config(role.db_name)
-    if not allowed(config, name):
-        raise BadRequestError(f'"{name}" is not an allowed role')
+    role, _ = _usable(b, name, b.store.static_role(name))
     now = b.now().timestamp()
     ttl = max(0, round(role.last_vault_rotation + role.rotation_period - now))
     return Response(data={
