@@ -126,10 +126,12 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         prepare: Callable[[LocalCoordinator], None] | None = None,
         dev: bool = False,
         seal: Seal | None = None,
+        old_seal: Seal | None = None,
     ) -> None:
         self.config_obj = config
         # Built before the fork (it reads the PIN); PKCS#11 opens only in the owner, later.
         self._seal = seal
+        self._old_seal = old_seal  # the disabled seal of a seal migration
         self._auto_unsealer: AutoUnsealer | None = None
         self._dev = dev
         self._prepare = prepare
@@ -281,7 +283,8 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         if ha_storage(config) is not None:
             factory = ha_factory(config, storage.fencing, NODE_SECRET["value"])
         coordinator = local_coordinator(config, storage.top, counters=self._counters,
-                                        ha_factory=factory, dev=self._dev, seal=self._seal)
+                                        ha_factory=factory, dev=self._dev, seal=self._seal,
+                                        old_seal=self._old_seal)
         self._coordinator = coordinator
         assert self._listening is not None, "prepare_node runs before the fork"
         # Only the arbiter's children (the workers) may connect.
@@ -391,12 +394,12 @@ def serve(
         return 1
     try:
         # The PIN is read here, and its environment variables removed before any fork.
-        seal, _disabled = build_seals(config, scrub=True)
+        seal, disabled = build_seals(config, scrub=True)
     except ConfigError as exc:
         print(f"Error loading configuration: {exc}", file=sys.stderr)
         return 1
     try:
-        server = StrongroomServer(config, prepare, dev=dev, seal=seal)
+        server = StrongroomServer(config, prepare, dev=dev, seal=seal, old_seal=disabled)
         try:
             server.prepare_node()
         except BaseException:

@@ -50,9 +50,13 @@ def local_coordinator(
     counters: SharedCounters | None = None,
     ha_factory: HAFactory | None = None,
     seal: Seal | None = None,
+    old_seal: Seal | None = None,
 ) -> LocalCoordinator:
     """The node's coordinator, with ``seal`` (default: the configured one, built by
-    seal/factory.py; the server builds it before forking, see serve.py)."""
+    seal/factory.py; the server builds it before forking, see serve.py) and ``old_seal``,
+    the disabled seal of a seal migration (default: the configured one)."""
+    if seal is None:
+        seal, old_seal = build_seals(config)
     return LocalCoordinator(
         physical,
         storage_type=config.storage.type,
@@ -60,7 +64,8 @@ def local_coordinator(
         clock=clock,
         counters=counters,
         ha_factory=ha_factory,
-        seal=seal if seal is not None else build_seals(config)[0],
+        seal=seal,
+        old_seal=old_seal,
     )
 
 

@@ -67,12 +67,17 @@ class AESGCMBarrier:
 
     def persist_keyring(self, root_key: bytearray, keyring: Keyring) -> None:
         """Store the keyring encrypted under the root key."""
+        self._physical.put(KEYRING_PATH, self.keyring_blob(root_key, keyring))
+
+    @staticmethod
+    def keyring_blob(root_key: bytearray, keyring: Keyring) -> bytes:
+        """The keyring encrypted under ``root_key``, as stored at ``KEYRING_PATH`` (for a
+        caller writing it in one transaction with other entries: seal migration)."""
         plain = keyring.to_json()
         try:
-            blob = seal_value(AESGCM(root_key), _ROOT_TERM, KEYRING_PATH, plain)
+            return seal_value(AESGCM(root_key), _ROOT_TERM, KEYRING_PATH, plain)
         finally:
             wipe(plain)
-        self._physical.put(KEYRING_PATH, blob)
 
     def load_keyring(
         self, root_key: bytes | bytearray, counter: EncryptionCounter | None = None,

@@ -320,9 +320,11 @@ class ApiClient:
                             "secret_threshold": secret_threshold, **extra}
         return self.put("sys/init", body) or {}
 
-    def unseal(self, key: str) -> JsonObject:
-        """Submit one unseal key share; returns the new seal status."""
-        return self.put("sys/unseal", {"key": key}) or {}
+    def unseal(self, key: str, migrate: bool = False) -> JsonObject:
+        """Submit one unseal key share (of the old seal's keys with ``migrate``); returns
+        the new seal status."""
+        body: JsonObject = {"key": key, "migrate": True} if migrate else {"key": key}
+        return self.put("sys/unseal", body) or {}
 
     def unseal_reset(self) -> JsonObject:
         """Discard the unseal shares submitted so far; returns the seal status."""

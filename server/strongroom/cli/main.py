@@ -25,6 +25,7 @@ from strongroom.cli.flags import HELP_FLAGS, HelpRequested, ParsedFlags, UsageEr
 COMMAND_MODULES: tuple[str, ...] = (
     "strongroom.cli.status",
     "strongroom.cli.operator",
+    "strongroom.cli.operator_rekey",
     "strongroom.cli.operator_generate_root",
     "strongroom.cli.generic",
     "strongroom.cli.login",

@@ -196,7 +196,7 @@ def run_unseal(ctx: Context) -> int:
             if not key:
                 ctx.err("Error unsealing: no unseal key was provided")
                 return 1
-            status = client.unseal(key)
+            status = client.unseal(key, migrate=ctx.flags.boolean("migrate"))
     except ClientError as exc:
         prefix = "Error resetting unseal process" if ctx.flags.boolean("reset") else (
             "Error unsealing")
@@ -209,6 +209,10 @@ def run_unseal(ctx: Context) -> int:
 
 def _unseal_flags(fs: FlagSet) -> None:
     fs.boolean("reset", "Discard the unseal key shares submitted so far and start over.")
+    fs.boolean("migrate", "Indicate that this share is provided with the intent that it is "
+               "part of a seal migration process: a share of the old seal's keys (the "
+               "unseal keys when leaving Shamir, the recovery keys when leaving an "
+               "auto-seal).")
 
 
 def run_seal(ctx: Context) -> int:
@@ -269,6 +273,11 @@ Usage: strongroom operator unseal [options] [KEY]
 
       $ strongroom operator unseal
       $ strongroom operator unseal -reset
+
+  During a seal migration (the old seal stanza marked disabled = "true"),
+  give the old seal's key shares with -migrate:
+
+      $ strongroom operator unseal -migrate
 """
 
 _SEAL_HELP = """

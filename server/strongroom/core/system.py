@@ -15,14 +15,16 @@ from strongroom.core.sys.policies import policy_paths
 from strongroom.core.sys.ui_mounts import ui_mount_paths
 from strongroom.errors import BadRequestError
 from strongroom.framework import Field, FieldData, FieldType, Path, PathBackend
+from strongroom.framework.paths import Handler
 
 if TYPE_CHECKING:
     from strongroom.core.core import Core
 
 # Vault's root-protected sys paths: the capability alone is not enough, sudo is needed.
-SUDO_PATHS = ("seal", "step-down", "rotate", "remount", "mounts/remount", "raw", "raw/*", "audit",
-              "audit/*", "auth/*", "leases/revoke-prefix/*", "leases/revoke-force/*",
-              "revoke-prefix/*", "revoke-force/*", "leases/lookup/*", "config/auditing/*")
+SUDO_PATHS = ("seal", "step-down", "rotate", "rotate/root", "remount", "mounts/remount",
+              "raw", "raw/*", "audit", "audit/*", "auth/*", "leases/revoke-prefix/*",
+              "leases/revoke-force/*", "revoke-prefix/*", "revoke-force/*", "leases/lookup/*",
+              "config/auditing/*")
 UNAUTHENTICATED_PATHS = ("wrapping/lookup", "internal/ui/mounts", "internal/ui/mounts/*")
 _WRAP_TOKEN = {"token": Field(FieldType.STRING)}
 
@@ -34,6 +36,14 @@ class SystemBackend(PathBackend):
             [
                 Path("key-status", {Operation.READ: self._key_status}),
                 Path("rotate", {Operation.UPDATE: self._rotate}),
+                Path("rotate/root", {Operation.UPDATE: self._rotate_root}),
+                # PGP-encrypted rekey backups; Vault's paths, and the recovery one also
+                # under sys/rekey-recovery-key/ beside that target's other endpoints.
+                *(Path(path, {Operation.READ: self._backup_reader(target),
+                              Operation.DELETE: self._backup_deleter(target)})
+                  for path, target in (("rekey/backup", "barrier"),
+                                       ("rekey/recovery-key-backup", "recovery"),
+                                       ("rekey-recovery-key/backup", "recovery"))),
                 Path("seal", {Operation.UPDATE: self._seal}),
                 Path("step-down", {Operation.UPDATE: self._step_down}),
                 *lease_paths(core),
@@ -67,6 +77,21 @@ class SystemBackend(PathBackend):
     def _rotate(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
         self._core.coordinator.rotate()
         self._core.sync()
+
+    def _rotate_root(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
+        self._core.coordinator.rotate_root()
+
+    def _backup_reader(self, target: str) -> Handler:
+        def read(req: Request, data: FieldData, m: re.Match[str]) -> Response:
+            return Response(data=self._core.coordinator.rekey_backup(target))
+
+        return read
+
+    def _backup_deleter(self, target: str) -> Handler:
+        def delete(req: Request, data: FieldData, m: re.Match[str]) -> None:
+            self._core.coordinator.rekey_backup_delete(target)
+
+        return delete
 
     def _seal(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
         self._core.coordinator.seal()

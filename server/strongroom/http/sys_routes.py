@@ -17,6 +17,7 @@ from strongroom.errors import BadRequestError, UnsupportedOperationError
 from strongroom.framework.fields import FieldType, coerce
 from strongroom.framework.gotypes import INT64_MAX, INT64_MIN
 from strongroom.http.edge import HttpRequest, parse_body
+from strongroom.http.sys_rekey import REKEY_ROUTES
 
 RawHandler = Callable[[HttpRequest, Core], tuple[int, dict[str, Any] | None]]
 
@@ -169,7 +170,8 @@ def _unseal(req: HttpRequest, core: Core) -> tuple[int, dict[str, Any] | None]:
     key = body.get("key")
     if key is not None and not isinstance(key, str):
         raise BadRequestError("'key' must be a string")
-    status = core.coordinator.unseal(key or None, reset)
+    migrate = coerce("migrate", FieldType.BOOL, body.get("migrate") or False)
+    status = core.coordinator.unseal(key or None, reset, migrate)
     core.sync()
     return 200, status
 
@@ -246,7 +248,9 @@ RAW_ROUTES: dict[str, RawHandler] = {
     "sys/leader": _leader,
     "sys/generate-root/attempt": _generate_root_attempt,
     "sys/generate-root/update": _generate_root_update,
+    **REKEY_ROUTES,  # http/sys_rekey.py
 }
 # Raw routes an active node answers: a standby forwards them (Vault's
 # handleForwardIfStandby); the others describe the node that is asked.
-ACTIVE_ONLY_RAW = frozenset({"sys/generate-root/attempt", "sys/generate-root/update"})
+ACTIVE_ONLY_RAW = frozenset({"sys/generate-root/attempt", "sys/generate-root/update",
+                             *REKEY_ROUTES})  # rekey: only the active changes the keys

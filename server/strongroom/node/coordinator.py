@@ -37,6 +37,15 @@ from strongroom.ha.manager import HAManager
 from strongroom.ha.state import HAStatus
 from strongroom.node import encryptions, recovery
 from strongroom.node.generate_root import RootGeneration
+from strongroom.node.key_ops import KeyCoordinator, KeyOperations
+from strongroom.node.rekey import Rekeyer
+from strongroom.node.root_key import NodeKeys
+from strongroom.node.seal_migration import (
+    MIGRATION_PENDING,
+    NO_MIGRATION_SEAL,
+    MigrationError,
+    SealMigration,
+)
 from strongroom.node.shared import SharedCounters, Slot
 from strongroom.physical.base import Backend, apply_ops
 from strongroom.seal import pgp
@@ -83,7 +92,7 @@ class NodeSnapshot:
     ha: HAStatus = HAStatus()
 
 
-class SealCoordinator(Protocol):
+class SealCoordinator(KeyCoordinator, Protocol):
     def generation(self) -> int: ...
 
     def snapshot(self) -> NodeSnapshot: ...
@@ -99,7 +108,8 @@ class SealCoordinator(Protocol):
         recovery_pgp_keys: list[str] | None = None,
     ) -> dict[str, Any]: ...
 
-    def unseal(self, key: str | None, reset: bool = False) -> dict[str, Any]: ...
+    def unseal(self, key: str | None, reset: bool = False,
+               migrate: bool = False) -> dict[str, Any]: ...
 
     def seal(self) -> None: ...
 
@@ -129,8 +139,9 @@ def _b64_text(data: bytes | bytearray) -> str:
         wipe(buf)
 
 
-class LocalCoordinator:
-    """In-process seal state machine; thread-safe."""
+class LocalCoordinator(KeyOperations):
+    """In-process seal state machine; thread-safe (rekey and root-key rotation:
+    node/key_ops.py)."""
 
     def __init__(
         self,
@@ -145,6 +156,7 @@ class LocalCoordinator:
         encryption_counter: EncryptionCounter | None = None,
         max_encryptions: int = encryptions.ABSOLUTE_OPERATION_MAXIMUM,
         root_token_maker: RootTokenMaker | None = None,
+        old_seal: Seal | None = None,
     ) -> None:
         self._physical = physical
         self._seal: Seal = seal or ShamirSeal()
@@ -168,10 +180,19 @@ class LocalCoordinator:
         self._ha_publish_lock = threading.Lock()
         self._ha_status = HAStatus(enabled=ha_factory is not None)
         self._listeners: list[Callable[[], None]] = []
+        self._keys = NodeKeys(physical, self._seal, self._barrier, self._encryptions,
+                              lambda: self._root_key, self._set_root_key)
+        self._rekey = Rekeyer(self._keys)
         # sys/seal sealed this node: the auto-unseal retry job leaves it sealed (Vault).
         self._operator_sealed = False
         self._root_gen = RootGeneration()
         self._root_token_maker = root_token_maker
+        # Seal migration (node/seal_migration.py): ``old_seal`` is the configuration's
+        # disabled seal; the combined key given with -migrate waits here (wiped on seal)
+        # until this node is active and migrates.
+        self._migration = (SealMigration(self._seal, old_seal) if old_seal is not None
+                           else None)
+        self._migration_key: bytearray | None = None
 
     # -- reading ------------------------------------------------------------
 
@@ -242,6 +263,15 @@ class LocalCoordinator:
             }
             if self._seal.auto_unseal:
                 status["recovery_seal_type"] = recovery.RECOVERY_TYPE
+            if self._migration is not None and self._migration.pending(config):
+                assert config is not None
+                try:
+                    keys = self._migration.keys_config(self._physical, config)
+                    status["t"], status["n"] = keys.secret_threshold, keys.secret_shares
+                except MigrationError:
+                    pass
+                # Vault: the configured seal's type, and the keys -migrate takes.
+                status.update(type=self._seal.type, migration=True)
             if not self._barrier.sealed:
                 status["cluster_name"], status["cluster_id"] = self._cluster
             warnings = self._seal.health().reasons  # a lost HSM partition (issue 13)
@@ -389,7 +419,9 @@ class LocalCoordinator:
             answer["recovery_keys_base64"] = [_b64_text(k) for k in recovery_keys]
         return answer
 
-    def unseal(self, key: str | None, reset: bool = False) -> dict[str, Any]:
+    def unseal(self, key: str | None, reset: bool = False,
+               migrate: bool = False) -> dict[str, Any]:
+        """One share; with ``migrate`` a share of the old seal's keys (seal migration)."""
         with self._lock:
             config = self._seal_config()
             if reset:
@@ -399,22 +431,96 @@ class LocalCoordinator:
                 raise BadRequestError(
                     "'key' must be specified in request body as JSON, or 'reset' set to true"
                 )
+            if migrate and self._migration is None:
+                raise MigrationError(NO_MIGRATION_SEAL)
+            if not migrate and self._migration is not None and self._migration.pending(config):
+                raise MigrationError(MIGRATION_PENDING)
             if config is None:
                 raise NotInitializedError()
             raw = decode_share(key)
             if not self._barrier.sealed:
                 wipe(raw)
                 return self.seal_status()
+            threshold = (self._migration.keys_config(self._physical, config).secret_threshold
+                         if migrate and self._migration is not None
+                         else config.secret_threshold)
             # A share already given in this round is ignored, as Vault does.
-            parts = self._progress.add(raw, config.secret_threshold)
+            parts = self._progress.add(raw, threshold)
             if parts is None:
                 return self.seal_status()
             try:
-                self._open(parts, config)
+                if migrate:
+                    self._open_migrating(parts, config)
+                else:
+                    self._open(parts, config)
             finally:
                 for part in parts:
                     wipe(part)
             return self.seal_status()
+
+    def _open_migrating(self, parts: list[bytearray], config: SealConfig) -> None:
+        """Open with the old seal's keys; migrate now (no HA) or once active (HA)."""
+        assert self._migration is not None
+        root_key, combined = self._migration.recover(self._physical, self._barrier, parts,
+                                                     config)
+        wipe(self._migration_key)
+        self._migration_key = combined
+        try:
+            self._open_root_key(root_key)
+            if self._ha_factory is None:
+                self._finish_migration()
+        except BaseException:
+            wipe(self._migration_key)
+            self._migration_key = None
+            raise
+
+    def _finish_migration(self) -> None:
+        """Migrate storage to the new seal, on the active node (lock held). A failure
+        seals the node (Vault does the same) and is raised."""
+        config = self._seal_config()
+        if (self._migration is None or self._migration_key is None or self._barrier.sealed
+                or (self._ha_factory is not None and not self._ha_status.active)):
+            return
+        if not self._migration.pending(config):
+            wipe(self._migration_key)
+            self._migration_key = None
+            return
+        assert config is not None
+        log.info("event=seal_migration_started from=%s to=%s", config.type, self._seal.type)
+        try:
+            new_root = self._migration.migrate(self._physical, self._barrier,
+                                               self._migration_key, config)
+        except Exception as exc:
+            log.error("event=seal_migration_failed error=%s", exc)
+            self.seal()
+            raise
+        wipe(self._root_key)
+        self._root_key = new_root
+        wipe(self._migration_key)
+        self._migration_key = None
+        log.info("event=seal_migration_complete seal=%s", self._seal.type)
+        self._changed()
+
+    def _on_active(self) -> None:
+        """Run once this node became active (its own thread: the HA thread must not wait
+        for the coordinator lock, which seal() holds while it stops HA)."""
+        with self._lock:
+            if self._barrier.sealed or self._root_key is None or not self._ha_status.active:
+                return
+            if self._migration_key is not None:
+                try:
+                    self._finish_migration()
+                except Exception:  # noqa: BLE001 - logged and sealed by _finish_migration
+                    return
+                return
+            try:
+                self._barrier.load_keyring(self._root_key).wipe()
+            except InvalidRootKeyError:
+                # Another node migrated the seal (a new root key) while this one was a
+                # standby: writing the keyring under the old key would lose everything.
+                log.error("event=root_key_outdated: the seal was migrated by another node; "
+                          "sealing (restart this node with the new seal configuration)")
+                self.seal()
 
     def _open(self, parts: list[bytearray], config: SealConfig) -> None:
         """Get the root key back through the seal and open the keyring (the caller wipes
@@ -471,8 +577,11 @@ class LocalCoordinator:
         with self._ha_publish_lock:
             if owner is not self._ha:
                 return
+            became_active = status.active and not self._ha_status.active
             self._ha_status = status
         self._changed()
+        if became_active:
+            threading.Thread(target=self._on_active, name="on-active", daemon=True).start()
 
     def seal(self) -> None:
         with self._lock:
@@ -482,7 +591,10 @@ class LocalCoordinator:
             self._barrier.seal()  # wipes the keyring and drops its AES-GCM contexts
             wipe(self._root_key)
             self._root_key = None
+            wipe(self._migration_key)
+            self._migration_key = None
             self._progress.reset()
+            self._rekey.reset()
             self._operator_sealed = True
             self._root_gen.cancel()  # its OTP and shares; Vault's attempt ends with a seal
             self._changed()
@@ -491,6 +603,8 @@ class LocalCoordinator:
         with self._lock:
             if self._barrier.sealed or self._root_key is None:
                 raise SealedError()
+            # Our root key must still be the stored one (another node may have rekeyed).
+            self._keys.current_keyring().wipe()
             keyring = self._barrier.keyring.rotated(self._clock())
             self._barrier.persist_keyring(self._root_key, keyring)
             self._barrier.install(keyring)
@@ -559,6 +673,8 @@ class LocalCoordinator:
             config = self._seal_config()
             if config is None:
                 return False
+            if self._migration is not None and self._migration.pending(config):
+                return False  # storage still describes the old seal: unseal -migrate
             self._open([], config)
             return True
 

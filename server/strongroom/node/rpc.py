@@ -382,8 +382,9 @@ class RemoteCoordinator:
         )
         return result
 
-    def unseal(self, key: str | None, reset: bool = False) -> dict[str, Any]:
-        result: dict[str, Any] = self.call("unseal", key=key, reset=reset)
+    def unseal(self, key: str | None, reset: bool = False,
+               migrate: bool = False) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("unseal", key=key, reset=reset, migrate=migrate)
         return result
 
     def seal(self) -> None:
@@ -397,6 +398,51 @@ class RemoteCoordinator:
 
     def ha_lost(self) -> None:
         self.call("ha_lost")
+
+    def rekey_status(self, target: str = "barrier") -> dict[str, Any]:
+        result: dict[str, Any] = self.call("rekey_status", target=target)
+        return result
+
+    def rekey_init(self, target: str = "barrier", secret_shares: int = 0,
+                   secret_threshold: int = 0, pgp_keys: list[str] | None = None,
+                   backup: bool = False, require_verification: bool = False
+                   ) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(
+            "rekey_init", target=target, secret_shares=secret_shares,
+            secret_threshold=secret_threshold, pgp_keys=pgp_keys, backup=backup,
+            require_verification=require_verification)
+        return result
+
+    def rekey_cancel(self, target: str = "barrier") -> None:
+        self.call("rekey_cancel", target=target)
+
+    def rekey_update(self, key: str | None, nonce: str = "",
+                     target: str = "barrier") -> dict[str, Any]:
+        result: dict[str, Any] = self.call("rekey_update", key=key, nonce=nonce, target=target)
+        return result
+
+    def rekey_verify_status(self, target: str = "barrier") -> dict[str, Any]:
+        result: dict[str, Any] = self.call("rekey_verify_status", target=target)
+        return result
+
+    def rekey_verify(self, key: str | None, nonce: str = "",
+                     target: str = "barrier") -> dict[str, Any]:
+        result: dict[str, Any] = self.call("rekey_verify", key=key, nonce=nonce, target=target)
+        return result
+
+    def rekey_verify_restart(self, target: str = "barrier") -> dict[str, Any]:
+        result: dict[str, Any] = self.call("rekey_verify_restart", target=target)
+        return result
+
+    def rekey_backup(self, target: str = "barrier") -> dict[str, Any]:
+        result: dict[str, Any] = self.call("rekey_backup", target=target)
+        return result
+
+    def rekey_backup_delete(self, target: str = "barrier") -> None:
+        self.call("rekey_backup_delete", target=target)
+
+    def rotate_root(self) -> None:
+        self.call("rotate_root")
 
     def generate_root_status(self) -> dict[str, Any]:
         result: dict[str, Any] = self.call("generate_root_status")
