@@ -60,7 +60,7 @@ from strongroom.seal.base import (
 )
 from strongroom.seal.health import backend_status, complete_wraps
 from strongroom.seal.progress import ShareCollector, decode_share
-from strongroom.seal.shamir_seal import ShamirSeal
+from strongroom.seal.shamir_seal import SHAMIR, ShamirSeal
 
 log = logging.getLogger(__name__)
 CLUSTER_INFO_PATH = "core/cluster/info"
@@ -73,6 +73,13 @@ HAFactory = Callable[[Backend, Callable[[HAStatus], None]], HAManager]
 Bootstrapper = Callable[[Backend, str | None], str]
 # Creates a root token in the (unsealed) barrier, as init does; returns its id.
 RootTokenMaker = Callable[[Backend], str]
+
+
+def _mismatch(stored: str, configured: str) -> str:
+    """Vault's refusal of a configured seal that storage does not describe, with no
+    disabled seal to migrate from."""
+    target = "Shamir" if configured == SHAMIR else f'"{configured}"'
+    return f'cannot seal migrate from "{stored}" to {target}, no disabled seal in configuration'
 
 
 def utcnow() -> datetime:
@@ -192,6 +199,7 @@ class LocalCoordinator(KeyOperations):
         # until this node is active and migrates.
         self._migration = (SealMigration(self._seal, old_seal) if old_seal is not None
                            else None)
+        self._migrating: SealMigration | None = None
         self._migration_key: bytearray | None = None
 
     # -- reading ------------------------------------------------------------
@@ -263,10 +271,11 @@ class LocalCoordinator(KeyOperations):
             }
             if self._seal.auto_unseal:
                 status["recovery_seal_type"] = recovery.RECOVERY_TYPE
-            if self._migration is not None and self._migration.pending(config):
+            migration = self._migration_for(config)
+            if migration is not None:
                 assert config is not None
                 try:
-                    keys = self._migration.keys_config(self._physical, config)
+                    keys = migration.keys_config(self._physical, config)
                     status["t"], status["n"] = keys.secret_threshold, keys.secret_shares
                 except MigrationError:
                     pass
@@ -431,9 +440,12 @@ class LocalCoordinator(KeyOperations):
                 raise BadRequestError(
                     "'key' must be specified in request body as JSON, or 'reset' set to true"
                 )
-            if migrate and self._migration is None:
+            migration = self._migration_for(config)
+            if config is not None and migration is None and config.type != self._seal.type:
+                raise MigrationError(_mismatch(config.type, self._seal.type))
+            if migrate and migration is None:
                 raise MigrationError(NO_MIGRATION_SEAL)
-            if not migrate and self._migration is not None and self._migration.pending(config):
+            if not migrate and migration is not None:
                 raise MigrationError(MIGRATION_PENDING)
             if config is None:
                 raise NotInitializedError()
@@ -441,16 +453,15 @@ class LocalCoordinator(KeyOperations):
             if not self._barrier.sealed:
                 wipe(raw)
                 return self.seal_status()
-            threshold = (self._migration.keys_config(self._physical, config).secret_threshold
-                         if migrate and self._migration is not None
-                         else config.secret_threshold)
+            threshold = (migration.keys_config(self._physical, config).secret_threshold
+                         if migration is not None else config.secret_threshold)
             # A share already given in this round is ignored, as Vault does.
             parts = self._progress.add(raw, threshold)
             if parts is None:
                 return self.seal_status()
             try:
-                if migrate:
-                    self._open_migrating(parts, config)
+                if migration is not None:
+                    self._open_migrating(parts, config, migration)
                 else:
                     self._open(parts, config)
             finally:
@@ -458,13 +469,24 @@ class LocalCoordinator(KeyOperations):
                     wipe(part)
             return self.seal_status()
 
-    def _open_migrating(self, parts: list[bytearray], config: SealConfig) -> None:
+    def _migration_for(self, config: SealConfig | None) -> SealMigration | None:
+        """The seal migration storage and configuration call for, if one is pending
+        (Vault's adjustForSealMigration): the configured one (its disabled seal), or from
+        Shamir when an auto-seal is configured over a Shamir node with no disabled seal
+        (Vault's way: just add the new stanza)."""
+        migration = self._migration
+        if (migration is None and config is not None and config.type == SHAMIR
+                and self._seal.auto_unseal):
+            migration = SealMigration(self._seal, ShamirSeal())
+        return migration if migration is not None and migration.pending(config) else None
+
+    def _open_migrating(self, parts: list[bytearray], config: SealConfig,
+                        migration: SealMigration) -> None:
         """Open with the old seal's keys; migrate now (no HA) or once active (HA)."""
-        assert self._migration is not None
-        root_key, combined = self._migration.recover(self._physical, self._barrier, parts,
-                                                     config)
+        root_key, combined = migration.recover(self._physical, self._barrier, parts, config)
         wipe(self._migration_key)
         self._migration_key = combined
+        self._migrating = migration
         try:
             self._open_root_key(root_key)
             if self._ha_factory is None:
@@ -478,18 +500,19 @@ class LocalCoordinator(KeyOperations):
         """Migrate storage to the new seal, on the active node (lock held). A failure
         seals the node (Vault does the same) and is raised."""
         config = self._seal_config()
-        if (self._migration is None or self._migration_key is None or self._barrier.sealed
+        migration = self._migrating
+        if (migration is None or self._migration_key is None or self._barrier.sealed
                 or (self._ha_factory is not None and not self._ha_status.active)):
             return
-        if not self._migration.pending(config):
+        if not migration.pending(config):
             wipe(self._migration_key)
             self._migration_key = None
             return
         assert config is not None
         log.info("event=seal_migration_started from=%s to=%s", config.type, self._seal.type)
         try:
-            new_root = self._migration.migrate(self._physical, self._barrier,
-                                               self._migration_key, config)
+            new_root = migration.migrate(self._physical, self._barrier,
+                                         self._migration_key, config)
         except Exception as exc:
             log.error("event=seal_migration_failed error=%s", exc)
             self.seal()
@@ -673,7 +696,7 @@ class LocalCoordinator(KeyOperations):
             config = self._seal_config()
             if config is None:
                 return False
-            if self._migration is not None and self._migration.pending(config):
+            if self._migration_for(config) is not None:
                 return False  # storage still describes the old seal: unseal -migrate
             self._open([], config)
             return True

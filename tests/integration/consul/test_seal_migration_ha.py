@@ -40,11 +40,6 @@ seal "pkcs11" {{{{
   generate_key = "true"{disabled}
 }}}}
 """
-SHAMIR_DISABLED = """
-seal "shamir" {{
-  disabled = "true"
-}}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +147,7 @@ def test_ha_pair_migrates_both_ways(consul: ConsulCluster, hsm: SoftHsm,
 
         # Shamir -> pkcs11. 1: the standby, with -migrate and the unseal keys.
         standby = 1 - active
-        node = pair.start(standby, pkcs11 + SHAMIR_DISABLED)
+        node = pair.start(standby, pkcs11)  # Vault's way: the new stanza alone
         assert status(node)["migration"] is True
         done = unseal(node, keys[1:], migrate=True)
         assert done["sealed"] is False

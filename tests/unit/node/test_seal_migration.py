@@ -93,13 +93,15 @@ def migrate_with(node: Node, keys: Sequence[str]) -> dict[str, Any]:
     return last.json  # type: ignore[no-any-return]
 
 
-def test_shamir_to_auto_and_back_keeps_every_secret() -> None:
+@pytest.mark.parametrize("shamir_stanza", [True, False], ids=["shamir-disabled", "no-stanza"])
+def test_shamir_to_auto_and_back_keeps_every_secret(shamir_stanza: bool) -> None:
     physical = InmemBackend()
     keys, token = shamir_node_with_secret(physical)
     soft = SoftAutoSeal()
 
-    # Shamir -> auto-seal: the new seal configured, Shamir disabled.
-    node = Node(physical, soft, old=ShamirSeal())
+    # Shamir -> auto-seal: the new seal configured, and Shamir disabled (the contract's
+    # stanza) or not mentioned at all (Vault's way).
+    node = Node(physical, soft, old=ShamirSeal() if shamir_stanza else None)
     status = node.status()
     assert (status["migration"], status["type"], status["t"], status["n"],
             status["recovery_seal"], status["sealed"]) == (True, "pkcs11", 2, 3, True, True)
@@ -211,3 +213,19 @@ def test_a_migration_stopped_before_the_seal_config_resumes(tmp_path: Any,
     assert done["sealed"] is False and done["migration"] is False
     assert stored(physical, SEAL_CONFIG_PATH).type == new.type  # type: ignore[union-attr]
     assert node.read(token) == "kept"
+
+
+def test_a_seal_storage_does_not_describe_needs_a_disabled_seal() -> None:
+    physical = InmemBackend()
+    keys, token = shamir_node_with_secret(physical)
+    migrate_with(Node(physical, SoftAutoSeal(), old=ShamirSeal()), keys)
+    # Shamir configured over a pkcs11 node, the pkcs11 stanza left out: refused, as Vault
+    # refuses to start ("no disabled seal in configuration"); nothing is changed.
+    node = Node(physical, ShamirSeal())
+    assert node.status()["migration"] is False
+    for migrate in (False, True):
+        resp = node.unseal(keys[0], migrate=migrate)
+        assert resp.status_code == 500
+        assert resp.json == {"errors": ['cannot seal migrate from "pkcs11" to Shamir, no '
+                                        "disabled seal in configuration"]}
+    assert stored(physical, SEAL_CONFIG_PATH) == SealConfig("pkcs11", 1, 1)
