@@ -44,6 +44,7 @@ class SoftHsm:
     lib: str
     util: str
     labels: list[str] = field(default_factory=list)
+    dirs: dict[str, str] = field(default_factory=dict)  # label -> token directory name
 
     @property
     def conf(self) -> Path:
@@ -59,19 +60,18 @@ class SoftHsm:
         return {"SOFTHSM2_CONF": str(self.conf)}
 
     def init_token(self, label: str, pin: str = USER_PIN, so_pin: str = SO_PIN) -> None:
+        before = {entry.name for entry in self.tokendir.iterdir()}
         subprocess.run([self.util, "--init-token", "--free", "--label", label,
                         "--pin", pin, "--so-pin", so_pin],
                        env={**os.environ, **self.env}, check=True, capture_output=True)
+        (made,) = {entry.name for entry in self.tokendir.iterdir()} - before
+        self.dirs[label] = made
         self.labels.append(label)
 
     def token_dir(self, label: str) -> Path:
-        """The directory holding ``label``'s objects (SoftHSM names it by a UUID)."""
-        wanted = label.encode()
-        for entry in self.tokendir.iterdir():
-            obj = entry / "token.object"
-            if obj.is_file() and wanted in obj.read_bytes():
-                return entry
-        raise LookupError(f"no token directory for {label!r}")
+        """The directory holding ``label``'s objects (SoftHSM names it by a UUID, seen
+        appearing when the token was made)."""
+        return self.tokendir / self.dirs[label]
 
     def delete_token(self, label: str) -> Path:
         """Move the token away (it is gone for SoftHSM); returns where it went."""

@@ -250,7 +250,11 @@ class Pkcs11Seal:
                 try:
                     return tok.decrypt(key, entry.iv, entry.ciphertext)
                 except tok.PKCS11Error as exc:
-                    last = PartitionError(f"token {partition.token}: {tok.describe(exc)}")
+                    # SoftHSM says CKR_GENERAL_ERROR for a GCM tag that does not match.
+                    last = PartitionError(
+                        f"token {partition.token}: the stored root key ({entry.key_id}) "
+                        f"does not decrypt with key {partition.key_label!r} "
+                        f"({tok.describe(exc)})")
             assert last is not None
             raise last
 

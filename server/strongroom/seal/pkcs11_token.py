@@ -214,5 +214,7 @@ def encrypt(key: Any, plaintext: bytes | bytearray) -> tuple[bytes, bytes]:
 
 
 def decrypt(key: Any, iv: bytes, ciphertext: bytes) -> bytearray:
+    """AES-GCM decryption inside the token, as a bytearray the caller wipes. (The binding
+    returns an immutable ``bytes`` first, which cannot be wiped; it is dropped at once.)"""
     return bytearray(key.decrypt(ciphertext, mechanism=Mechanism.AES_GCM,
                                  mechanism_param=GCMParams(iv)))

@@ -150,8 +150,10 @@ def test_a_tampered_ciphertext_does_not_open(softhsm: SoftHsm) -> None:
     stored = seal.wrap(ROOT)
     flipped = tuple(replace(w, ciphertext=bytes([w.ciphertext[0] ^ 1]) + w.ciphertext[1:])
                     for w in stored.wrapped)
-    with pytest.raises(StrongroomError, match="no seal partition could decrypt"):
+    with pytest.raises(StrongroomError, match="no seal partition could decrypt") as err:
         seal.unwrap(replace(stored, wrapped=flipped))
+    assert ("hsm-a: token tok-a: the stored root key (tok-b/strongroom-root) does not "
+            "decrypt with key 'strongroom-root'") in str(err.value)
     # One good wrap is enough.
     assert seal.unwrap(replace(stored, wrapped=(flipped[0], stored.wrapped[1]))) == ROOT
 
