@@ -78,6 +78,19 @@ class SoftAutoSeal:
             raise BadRequestError("no stored root key")
         return self.unwrap(stored)
 
+    def complete(self, stored: SealedRootKey, plaintext: bytes | bytearray
+                 ) -> SealedRootKey | None:
+        have = {w.key_id.split("/", 1)[0] for w in stored.wrapped}
+        missing = [n for n in self.keys if n not in have and n not in self.down]
+        if not missing:
+            return None
+        extra = [w for w in self.wrap(plaintext).wrapped
+                 if w.key_id.split("/", 1)[0] in missing]
+        return SealedRootKey(stored.seal_type, (*stored.wrapped, *extra))
+
+    def check(self) -> None:
+        pass
+
     def health(self) -> SealHealth:
         lost = tuple(sorted(self.down))
         return SealHealth(degraded=bool(lost),

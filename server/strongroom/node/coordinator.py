@@ -200,6 +200,7 @@ class LocalCoordinator(KeyOperations):
         self._migration = (SealMigration(self._seal, old_seal) if old_seal is not None
                            else None)
         self._migrating: SealMigration | None = None
+        self._migration_logged = False
         self._migration_key: bytearray | None = None
 
     # -- reading ------------------------------------------------------------
@@ -515,7 +516,7 @@ class LocalCoordinator(KeyOperations):
                                          self._migration_key, config)
         except Exception as exc:
             log.error("event=seal_migration_failed error=%s", exc)
-            self.seal()
+            self._seal_on_error()
             raise
         wipe(self._root_key)
         self._root_key = new_root
@@ -537,13 +538,38 @@ class LocalCoordinator(KeyOperations):
                     return
                 return
             try:
-                self._barrier.load_keyring(self._root_key).wipe()
-            except InvalidRootKeyError:
-                # Another node migrated the seal (a new root key) while this one was a
-                # standby: writing the keyring under the old key would lose everything.
-                log.error("event=root_key_outdated: the seal was migrated by another node; "
-                          "sealing (restart this node with the new seal configuration)")
-                self.seal()
+                self._refresh_keyring()
+            except StrongroomError:
+                # Another node migrated the seal or rekeyed (a new root key) while this one
+                # was a standby: writing the keyring under the old key would lose everything.
+                log.error("event=root_key_outdated: the root key was changed by another node "
+                          "(seal migration or rekey); sealing (unseal this node again, with "
+                          "the new seal configuration after a migration)")
+                self._seal_on_error()
+
+    def _seal_on_error(self) -> None:
+        """Seal, but not as an operator would: an auto-seal's retry job may unseal again
+        (with the stored root key, the current one)."""
+        self.seal()
+        self._operator_sealed = False
+
+    def _refresh_keyring(self) -> None:
+        """Serve with the stored keyring: reopened with our root key (an auto-seal hands
+        over the current one if another node rekeyed or rotated it, node/root_key.py),
+        installed if the active node added terms since this node unsealed, so an older
+        keyring is never persisted over it. The caller holds the lock.
+
+        Raises:
+            StrongroomError: the root key was changed elsewhere and cannot be refreshed.
+        """
+        keyring = self._keys.current_keyring()
+        if keyring.same_keys(self._barrier.keyring):
+            keyring.wipe()
+            return
+        self._barrier.install(keyring)
+        encryptions.load(self._barrier, self._encryptions)
+        log.info("event=keyring_reloaded term=%d", keyring.active_term)
+        self._changed()
 
     def _open(self, parts: list[bytearray], config: SealConfig) -> None:
         """Get the root key back through the seal and open the keyring (the caller wipes
@@ -626,8 +652,9 @@ class LocalCoordinator(KeyOperations):
         with self._lock:
             if self._barrier.sealed or self._root_key is None:
                 raise SealedError()
-            # Our root key must still be the stored one (another node may have rekeyed).
-            self._keys.current_keyring().wipe()
+            # Rotate the stored keyring, with the stored root key (another node may have
+            # rotated or rekeyed since this one unsealed).
+            self._refresh_keyring()
             keyring = self._barrier.keyring.rotated(self._clock())
             self._barrier.persist_keyring(self._root_key, keyring)
             self._barrier.install(keyring)
@@ -697,6 +724,10 @@ class LocalCoordinator(KeyOperations):
             if config is None:
                 return False
             if self._migration_for(config) is not None:
+                if not self._migration_logged:  # Vault's warning, once
+                    log.warning("event=seal_migration_pending: entering seal migration mode; "
+                                "the node will not unseal itself (unseal -migrate)")
+                    self._migration_logged = True
                 return False  # storage still describes the old seal: unseal -migrate
             self._open([], config)
             return True

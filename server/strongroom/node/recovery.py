@@ -17,7 +17,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import cast
 
 from pysequoia import Cert
 
@@ -26,7 +26,13 @@ from strongroom.barrier.secmem import random_key, wipe
 from strongroom.errors import BadRequestError, StrongroomError
 from strongroom.physical.base import Backend, Op
 from strongroom.seal import pgp, shamir
-from strongroom.seal.base import RECOVERY_CONFIG_PATH, Seal, SealConfig, SealedRootKey
+from strongroom.seal.base import (
+    RECOVERY_CONFIG_PATH,
+    AutoSeal,
+    Seal,
+    SealConfig,
+    SealedRootKey,
+)
 
 RECOVERY_KEY_PATH = "core/recovery-key"
 # Vault's recovery "seal" is always Shamir over the recovery key.
@@ -34,26 +40,16 @@ RECOVERY_TYPE = "shamir"
 RECOVERY_PREFIX = "invalid recovery configuration: "
 
 
-class WrappingSeal(Protocol):
-    """An auto-seal's encryption of arbitrary key material (the recovery key, a new root
-    key); issue 13's contract for ``seal/base.py``'s auto-seals."""
-
-    def wrap(self, plaintext: bytes | bytearray) -> SealedRootKey:
-        """Encrypt ``plaintext`` with every reachable seal key (one entry each)."""
-
-    def unwrap(self, stored: SealedRootKey) -> bytearray:
-        """Decrypt with any reachable seal key; a new bytearray the caller wipes."""
-
-
-def wrapping(seal: Seal) -> WrappingSeal:
-    """``seal`` as a :class:`WrappingSeal`; fails closed when it cannot wrap.
+def wrapping(seal: Seal) -> AutoSeal:
+    """``seal`` as an auto-seal (seal/base.py), whose ``wrap``/``unwrap`` protect the
+    recovery key; fails closed when it cannot wrap.
 
     Raises:
         StrongroomError: (500) the seal has no ``wrap``/``unwrap``.
     """
     if not (callable(getattr(seal, "wrap", None)) and callable(getattr(seal, "unwrap", None))):
         raise StrongroomError(f"seal type {seal.type} cannot wrap keys")
-    return cast(WrappingSeal, seal)
+    return cast(AutoSeal, seal)
 
 
 @dataclass(frozen=True)

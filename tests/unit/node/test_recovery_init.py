@@ -21,7 +21,7 @@ from strongroom.node import recovery
 from strongroom.node.coordinator import LocalCoordinator, utcnow
 from strongroom.physical.chain import build_chain
 from strongroom.seal import shamir
-from strongroom.seal.base import RECOVERY_CONFIG_PATH, SEAL_CONFIG_PATH, SealedRootKey
+from strongroom.seal.base import RECOVERY_CONFIG_PATH, SEAL_CONFIG_PATH, AutoSeal, SealedRootKey
 from strongroom.wsgi import build_node
 from tests.support.soft_seal import SoftAutoSeal
 
@@ -172,3 +172,8 @@ def test_a_shamir_node_refuses_recovery_fields(body: dict[str, Any]) -> None:
     assert resp.json == {"errors": [f"parameters {named} not applicable to seal type shamir"]}
     status = client.simulate_get("/v1/sys/seal-status").json
     assert status["recovery_seal"] is False and "recovery_seal_type" not in status
+
+
+def test_the_soft_seal_is_an_auto_seal() -> None:
+    seal: AutoSeal = SoftAutoSeal()  # mypy checks the contract here
+    assert seal.auto_unseal is True

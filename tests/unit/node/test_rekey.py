@@ -319,3 +319,75 @@ def test_rotate_root_needs_sudo_and_is_refused_on_shamir(node: ShamirNode) -> No
     resp = node.client.simulate_put("/v1/sys/rotate/root", headers=node.headers)
     assert resp.status_code == 400
     assert "sys/rekey" in resp.json["errors"][0]
+
+
+def test_a_shamir_node_whose_root_key_changed_elsewhere_refuses_to_rewrite_it() -> None:
+    """Two owners on one storage (an HA pair): after a rekey on one, the other must not
+    re-encrypt the keyring under the root key it unsealed with."""
+    from strongroom.core.bootstrap import make_bootstrapper
+    from strongroom.node.coordinator import LocalCoordinator, utcnow
+    from strongroom.physical.inmem import InmemBackend
+
+    physical = InmemBackend()
+    first = LocalCoordinator(physical, "inmem", make_bootstrapper(utcnow))
+    keys = first.initialize(1, 1)["keys"]
+    first.unseal(keys[0])
+    second = LocalCoordinator(physical, "inmem", make_bootstrapper(utcnow))
+    second.unseal(keys[0])
+    nonce = first.rekey_init("barrier", secret_shares=1, secret_threshold=1)["nonce"]
+    (new,) = first.rekey_update(keys[0], nonce)["keys"]
+    with pytest.raises(Exception, match="root key was changed by another node"):
+        second.rotate()
+    with pytest.raises(Exception, match="root key was changed by another node"):
+        second.rekey_update(new, second.rekey_init("barrier", secret_shares=1,
+                                                   secret_threshold=1)["nonce"])
+    first.rotate()  # the node that rekeyed goes on; the new key opens the result
+    third = LocalCoordinator(physical, "inmem", make_bootstrapper(utcnow))
+    assert third.unseal(new)["sealed"] is False
+
+
+def test_a_standby_becoming_active_reloads_the_terms_the_old_active_added() -> None:
+    """HA: sys/rotate on the active adds a term; the standby that takes over serves with
+    it (entries written under it stay readable) and rotates on top of it."""
+    from strongroom.core.bootstrap import make_bootstrapper
+    from strongroom.ha.state import HAStatus
+    from strongroom.node.coordinator import LocalCoordinator, utcnow
+    from strongroom.physical.inmem import InmemBackend
+
+    physical = InmemBackend()
+    first = LocalCoordinator(physical, "inmem", make_bootstrapper(utcnow))
+    keys = first.initialize(1, 1)["keys"]
+    first.unseal(keys[0])
+    second = LocalCoordinator(physical, "inmem", make_bootstrapper(utcnow))
+    second.unseal(keys[0])
+    first.rotate()
+    first._barrier.put("sys/written-under-term-2", b"v")
+    second._ha_status = HAStatus(enabled=True, active=True)  # as the HA manager sets it
+    second._on_active()
+    snap = second.snapshot()
+    assert snap.keyring is not None and snap.keyring.active_term == 2
+    assert second._barrier.get("sys/written-under-term-2") == b"v"
+    second.rotate()
+    third = LocalCoordinator(physical, "inmem", make_bootstrapper(utcnow))
+    third.unseal(keys[0])
+    assert third.snapshot().keyring.active_term == 3  # type: ignore[union-attr]
+
+
+def test_rotate_on_a_node_with_an_older_keyring_keeps_the_newer_terms() -> None:
+    from strongroom.core.bootstrap import make_bootstrapper
+    from strongroom.node.coordinator import LocalCoordinator, utcnow
+    from strongroom.physical.inmem import InmemBackend
+
+    physical = InmemBackend()
+    first = LocalCoordinator(physical, "inmem", make_bootstrapper(utcnow))
+    keys = first.initialize(1, 1)["keys"]
+    first.unseal(keys[0])
+    second = LocalCoordinator(physical, "inmem", make_bootstrapper(utcnow))
+    second.unseal(keys[0])
+    first.rotate()
+    first._barrier.put("sys/written-under-term-2", b"v")
+    second.rotate()  # before the fix: a new term 2 persisted over the first's term 2
+    third = LocalCoordinator(physical, "inmem", make_bootstrapper(utcnow))
+    third.unseal(keys[0])
+    assert third.snapshot().keyring.active_term == 3  # type: ignore[union-attr]
+    assert third._barrier.get("sys/written-under-term-2") == b"v"

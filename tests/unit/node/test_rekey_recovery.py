@@ -167,3 +167,19 @@ def test_a_partition_down_during_rotation_gets_no_wrap(auto: Auto) -> None:
                                     headers=auto.headers).status_code == 204
     stored = json.loads(auto.physical.get(SEALED_ROOT_KEY_PATH) or b"")
     assert [w["key_id"] for w in stored["wrapped"]] == ["soft-a/root"]
+
+
+def test_a_standby_becoming_active_after_a_root_rotation_takes_the_new_key(
+        auto: Auto) -> None:
+    """HA: the active rotated the root key; the standby that takes over must neither
+    seal itself nor write the keyring under its old key."""
+    from strongroom.ha.state import HAStatus
+
+    standby = auto.restart()
+    active = auto.node.coordinator
+    active.rotate_root()
+    standby._ha_status = HAStatus(enabled=True, active=True)  # as the HA manager sets it
+    standby._on_active()
+    assert standby.seal_status()["sealed"] is False
+    standby.rotate()
+    auto.restart()  # the stored root key opens what the new active wrote
