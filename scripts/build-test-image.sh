@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the Molecule test-host image localhost/strongroom-systemd:12 from Debian's
+# Build the Molecule test-host image localhost/strongroom-systemd:13 from Debian's
 # archive (no image registry is reachable here) and the network the scenarios use.
 # Usage (root): scripts/build-test-image.sh      Rebuilds only when this script changed.
 #
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-IMAGE=localhost/strongroom-systemd:12
+IMAGE=localhost/strongroom-systemd:13
 NETWORK=strongroom-molecule
 SUBNET=10.89.61.0/24
 STATE=${STRONGROOM_TEST_HOSTS:-${XDG_CACHE_HOME:-$HOME/.cache}/strongroom-test-hosts}
@@ -41,8 +41,9 @@ if ! podman image exists "$IMAGE" || [[ "$(cat "$STATE/image.stamp" 2>/dev/null)
     rootfs="$STATE/rootfs"
     rm -rf "$rootfs"
     # python3-venv: Strongroom is installed into a virtualenv from the controller's wheelhouse.
+    # softhsm2 + opensc: the pkcs11 seal of scenario hsm (roles/softhsm); the hosts cannot apt-get.
     mmdebstrap --variant=minbase --quiet \
-        --include=python3,python3-venv,systemd,systemd-sysv,dbus,openssh-server,iproute2,iputils-ping,sudo,procps,nftables,ca-certificates,curl \
+        --include=python3,python3-venv,softhsm2,opensc,systemd,systemd-sysv,dbus,openssh-server,iproute2,iputils-ping,sudo,procps,nftables,ca-certificates,curl \
         bookworm "$rootfs" http://deb.debian.org/debian
     install -d -m700 "$rootfs/root/.ssh"
     install -m600 "$STATE/id_ed25519.pub" "$rootfs/root/.ssh/authorized_keys"

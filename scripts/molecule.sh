@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the Molecule scenarios on podman test hosts (root; builds the image on first use).
-# Usage: scripts/molecule.sh [scenario...]      default: default ha
+# Usage: scripts/molecule.sh [scenario...]      default: default ha hsm
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +10,7 @@ export PATH="$PWD/.venv/bin:$PATH"   # molecule calls ansible-playbook by name
 export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
 
 scenarios=("$@")
-((${#scenarios[@]})) || scenarios=(default ha)
+((${#scenarios[@]})) || scenarios=(default ha hsm)
 for scenario in "${scenarios[@]}"; do
     started=$SECONDS
     .venv/bin/molecule test -s "$scenario"

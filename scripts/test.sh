@@ -72,7 +72,7 @@ fi
 # STRONGROOM_MOLECULE_SCENARIOS picks some.
 # (Podman is installed by scripts/build-test-image.sh; if that fails, the run fails.)
 if [[ "${STRONGROOM_SKIP_MOLECULE:-0}" != 1 ]]; then
-    scripts/molecule.sh ${STRONGROOM_MOLECULE_SCENARIOS:-default ha}
+    scripts/molecule.sh ${STRONGROOM_MOLECULE_SCENARIOS:-default ha hsm}
 else
     echo "scripts/test.sh: STRONGROOM_SKIP_MOLECULE=1: Molecule scenarios NOT run" >&2
 fi

@@ -50,7 +50,7 @@ def test_ansible_cfg_checks_ssh_host_keys(tmp_path: Path) -> None:
 
 
 RENDER = """\
-- name: Render the strongroom role's unit and seal stanza
+- name: Render the strongroom role's unit
   hosts: node
   gather_facts: false
   tasks:
@@ -61,12 +61,6 @@ RENDER = """\
         src: {role}/templates/strongroom.service.j2
         dest: "{{{{ out }}}}/strongroom.service"
         mode: "0644"
-    - name: Seal stanza
-      ansible.builtin.template:
-        src: {role}/templates/config.d/50-seal.json.j2
-        dest: "{{{{ out }}}}/50-seal.json"
-        mode: "0644"
-      when: strongroom_seal_config | length > 0
 """
 
 
@@ -84,18 +78,15 @@ def test_unit_without_hooks_keeps_private_devices(tmp_path: Path) -> None:
     assert not [x for x in lines if x.startswith(("EnvironmentFile=", "DeviceAllow=",
                                                   "DevicePolicy="))]
     assert "ReadWritePaths=/var/lib/strongroom" in lines
-    assert not (tmp_path / "out" / "50-seal.json").exists()
 
 
 def test_unit_hooks_for_an_hsm(tmp_path: Path) -> None:
-    """EnvironmentFile (HSM PIN), DeviceAllow and extra ReadWritePaths; a seal stanza file."""
-    seal = {"pkcs11": {"lib": "/usr/lib/softhsm/libsofthsm2.so", "slot": "0",
-                       "key_label": "strongroom"}}
+    """EnvironmentFile, DeviceAllow and extra ReadWritePaths (the seal stanza and its PIN
+    file: tests/ansible/test_seal_deployment.py)."""
     out = render(tmp_path, {
         "strongroom_environment_file": "/etc/strongroom/hsm.env",
         "strongroom_device_allow": ["/dev/bus/usb rw", "char-usb_device rw"],
         "strongroom_extra_read_write_paths": ["/var/lib/softhsm/tokens"],
-        "strongroom_seal_config": seal,
     })
     lines = unit_lines(out)
     assert "EnvironmentFile=/etc/strongroom/hsm.env" in lines
@@ -104,7 +95,6 @@ def test_unit_hooks_for_an_hsm(tmp_path: Path) -> None:
     assert "DeviceAllow=char-usb_device rw" in lines
     assert "PrivateDevices=yes" not in lines
     assert "ReadWritePaths=/var/lib/strongroom /var/lib/softhsm/tokens" in lines
-    assert json.loads((out / "50-seal.json").read_text()) == {"seal": seal}
 
 
 CONFIG = """\

@@ -247,3 +247,31 @@ def test_cli_against_both_and_bao_decodes_ours(tmp_path: Path) -> None:
                                  check=False)
         assert decoded.returncode == 0, decoded.stderr
         assert decoded.stdout == ours["token"] and ours["token"].startswith("hvs.")
+
+
+def test_hvac_drives_it(tmp_path: Path) -> None:
+    """hvac's generate-root calls (its own request shapes) against a 2-worker node."""
+    import hvac  # noqa: PLC0415 - only this test needs it
+
+    with strongroom_server(tmp_path, file_config(workers=2)) as server:
+        keys, _ = _init_unsealed(server.url)
+        client = hvac.Client(url=server.url)
+        assert client.sys.read_root_generation_progress()["started"] is False
+        started = client.sys.start_root_token_generation()
+        assert started["started"] is True and len(started["otp"]) == started["otp_length"]
+        first = client.sys.generate_root(key=keys[0], nonce=started["nonce"])
+        assert first["progress"] == 1 and first["complete"] is False
+        done = client.sys.generate_root(key=keys[1], nonce=started["nonce"])
+        token = decode_token(done["encoded_root_token"], started["otp"])
+        assert hvac.Client(url=server.url, token=token).lookup_token()["data"]["policies"] == [
+            "root"]
+        client.sys.start_root_token_generation(otp=started["otp"])
+        assert client.sys.cancel_root_generation().status_code == 204
+        assert client.sys.read_root_generation_progress()["started"] is False
+        # hvac's unseal with migrate on a node with no migration seal: Vault's 500.
+        try:
+            client.sys.submit_unseal_key(key=keys[0], migrate=True)
+        except hvac.exceptions.InternalServerError as exc:
+            assert "no migration seal found" in str(exc)
+        else:
+            raise AssertionError("unseal -migrate accepted with no migration seal")

@@ -200,6 +200,7 @@ class LocalCoordinator(KeyOperations):
         self._migration = (SealMigration(self._seal, old_seal) if old_seal is not None
                            else None)
         self._migrating: SealMigration | None = None
+        self._migration_logged = False
         self._migration_key: bytearray | None = None
 
     # -- reading ------------------------------------------------------------
@@ -515,7 +516,7 @@ class LocalCoordinator(KeyOperations):
                                          self._migration_key, config)
         except Exception as exc:
             log.error("event=seal_migration_failed error=%s", exc)
-            self.seal()
+            self._seal_on_error()
             raise
         wipe(self._root_key)
         self._root_key = new_root
@@ -544,7 +545,13 @@ class LocalCoordinator(KeyOperations):
                 log.error("event=root_key_outdated: the root key was changed by another node "
                           "(seal migration or rekey); sealing (unseal this node again, with "
                           "the new seal configuration after a migration)")
-                self.seal()
+                self._seal_on_error()
+
+    def _seal_on_error(self) -> None:
+        """Seal, but not as an operator would: an auto-seal's retry job may unseal again
+        (with the stored root key, the current one)."""
+        self.seal()
+        self._operator_sealed = False
 
     def _refresh_keyring(self) -> None:
         """Serve with the stored keyring: reopened with our root key (an auto-seal hands
@@ -717,6 +724,10 @@ class LocalCoordinator(KeyOperations):
             if config is None:
                 return False
             if self._migration_for(config) is not None:
+                if not self._migration_logged:  # Vault's warning, once
+                    log.warning("event=seal_migration_pending: entering seal migration mode; "
+                                "the node will not unseal itself (unseal -migrate)")
+                    self._migration_logged = True
                 return False  # storage still describes the old seal: unseal -migrate
             self._open([], config)
             return True

@@ -14,7 +14,9 @@ PKCS#11 condition, never the PIN.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -132,7 +134,10 @@ def reload(path: str) -> None:
     """Re-initialize the library (see the module's note); a no-op if never loaded."""
     handle = library(path)
     with handle.lock:
-        handle.reload()
+        try:
+            handle.reload()
+        finally:
+            clear_openssl_errors()
 
 
 def _token(lib: Any, cfg: PartitionConfig) -> Any:
@@ -154,26 +159,60 @@ def _token(lib: Any, cfg: PartitionConfig) -> Any:
     raise PartitionError(f"token {cfg.token} not found")
 
 
+def _libssl_handle() -> Any:
+    try:
+        return ctypes.CDLL(ssl._ssl.__file__)  # type: ignore[attr-defined]
+    except (OSError, AttributeError):
+        return None
+
+
+_SSL_LIB = _libssl_handle()
+
+
+def clear_openssl_errors() -> None:
+    """Empty this thread's OpenSSL error queue.
+
+    SoftHSM runs on the process's libcrypto and leaves errors queued (e.g. ``ENGINE:
+    NO_SUCH_ENGINE`` when it looks for the gost engine at C_Initialize). Python's ssl
+    module reads that queue after its own calls: the next TLS request of the same thread
+    (the Consul storage write right after a wrap at init) failed with that stale error.
+    """
+    if _SSL_LIB is not None:
+        try:
+            _SSL_LIB.ERR_clear_error()
+        except AttributeError:
+            pass
+
+
 @contextmanager
 def session(cfg: PartitionConfig, rw: bool = False) -> Iterator[Any]:
     """A logged-in session on the partition's token, for one operation."""
     handle = library(cfg.lib)
     with handle.lock:
-        token = _token(handle.get(), cfg)
         try:
-            opened = token.open(rw=rw, user_pin=cfg.pin)
-        except p11e.PKCS11Error as exc:
-            raise PartitionError(f"cannot log in to token {cfg.token}: {describe(exc)}",
-                                 pin_refused=isinstance(exc, PIN_FAILURES)) from None
-        try:
-            yield opened
-        except p11e.PKCS11Error as exc:
-            raise PartitionError(f"token {cfg.token}: {describe(exc)}") from None
+            with _session(handle, cfg, rw) as opened:
+                yield opened
         finally:
-            try:
-                opened.close()
-            except p11e.PKCS11Error:
-                pass  # the token went away mid-operation; the error above says so
+            clear_openssl_errors()
+
+
+@contextmanager
+def _session(handle: _Library, cfg: PartitionConfig, rw: bool) -> Iterator[Any]:
+    token = _token(handle.get(), cfg)
+    try:
+        opened = token.open(rw=rw, user_pin=cfg.pin)
+    except p11e.PKCS11Error as exc:
+        raise PartitionError(f"cannot log in to token {cfg.token}: {describe(exc)}",
+                             pin_refused=isinstance(exc, PIN_FAILURES)) from None
+    try:
+        yield opened
+    except p11e.PKCS11Error as exc:
+        raise PartitionError(f"token {cfg.token}: {describe(exc)}") from None
+    finally:
+        try:
+            opened.close()
+        except p11e.PKCS11Error:
+            pass  # the token went away mid-operation; the error above says so
 
 
 def find_key(sess: Any, cfg: PartitionConfig) -> Any | None:

@@ -9,7 +9,8 @@ Vault's documented order (docs/concepts/seal#seal-migration), both ways:
    or takes the new unseal keys with Shamir).
 
 A KV secret written before is read after each step; both nodes share one SoftHSM token
-directory (the same HSM key, as every node of a cluster must).
+directory (the same HSM key, as every node of a cluster must). Last, a root token is
+generated through the standby (its requests are forwarded to the active node).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 import requests
 
+from strongroom.node.generate_root import decode_token
 from tests.support.consul import ConsulCluster, consul_cluster
 from tests.support.ha import NODE_CONFIG, health, poll
 from tests.support.servers import ServerProcess, late_bound_port, strongroom_server
@@ -188,3 +190,14 @@ def test_ha_pair_migrates_both_ways(consul: ConsulCluster, hsm: SoftHsm,
         assert unseal(old, keys[1:])["sealed"] is False
         poll(lambda: health(old) == 429, 40, "the old active back as a standby")
         assert read(old, token) == "kept"
+
+        # generate-root through the standby: forwarded to the active node's attempt.
+        start = requests.put(old.url + "/v1/sys/generate-root/attempt", timeout=10).json()
+        on_active = requests.get(pair.node(standby).url + "/v1/sys/generate-root/attempt",
+                                 timeout=10).json()
+        assert on_active["started"] is True and on_active["nonce"] == start["nonce"]
+        for key in keys[:2]:
+            done = requests.put(old.url + "/v1/sys/generate-root/update", timeout=10,
+                                json={"key": key, "nonce": start["nonce"]}).json()
+        assert done["complete"] is True
+        assert read(old, decode_token(done["encoded_token"], start["otp"])) == "kept"

@@ -16,6 +16,7 @@ import pytest
 
 from strongroom.config import dev_config
 from strongroom.core.bootstrap import make_bootstrapper
+from strongroom.ha.state import HAStatus
 from strongroom.node import recovery
 from strongroom.node.coordinator import LocalCoordinator, utcnow
 from strongroom.node.seal_migration import MIGRATION_PENDING, NO_MIGRATION_SEAL
@@ -229,3 +230,27 @@ def test_a_seal_storage_does_not_describe_needs_a_disabled_seal() -> None:
         assert resp.json == {"errors": ['cannot seal migrate from "pkcs11" to Shamir, no '
                                         "disabled seal in configuration"]}
     assert stored(physical, SEAL_CONFIG_PATH) == SealConfig("pkcs11", 1, 1)
+
+
+def test_a_node_whose_root_key_was_migrated_away_seals_when_it_becomes_active() -> None:
+    """HA: the old active node, a standby once another node migrated the seal, still holds
+    the old root key; if it became active again it must not write the keyring under it."""
+    physical = InmemBackend()
+    keys, token = shamir_node_with_secret(physical)
+    old_node = Node(physical, ShamirSeal())
+    old_node.unseal(keys[0])
+    old_node.unseal(keys[1])
+    coordinator = old_node.coordinator
+    active = HAStatus(enabled=True, active=True)
+    coordinator._ha_status = active  # noqa: SLF001 - what its HA manager would publish
+    coordinator._on_active()  # noqa: SLF001 - the root key is current: nothing happens
+    assert old_node.status()["sealed"] is False
+
+    soft = SoftAutoSeal()
+    migrate_with(Node(physical, soft, old=ShamirSeal()), keys)
+    coordinator._on_active()  # noqa: SLF001 - as after a failover back to it
+    assert old_node.status()["sealed"] is True
+    # Storage is still the migrated node's: the auto-seal opens it, nothing was lost.
+    node = Node(physical, soft)
+    assert node.coordinator.auto_unseal() is True
+    assert node.read(token) == "kept"
