@@ -40,7 +40,7 @@ from strongroom.node.key_ops import KeyCoordinator, KeyOperations
 from strongroom.node.migration_ops import MigrationOperations, mismatch
 from strongroom.node.rekey import Rekeyer
 from strongroom.node.root_gen_ops import RootGenCoordinator, RootGenOperations, RootTokenMaker
-from strongroom.node.root_key import NodeKeys
+from strongroom.node.root_key import NodeKeys, open_previous
 from strongroom.node.seal_migration import (
     MIGRATION_PENDING,
     NO_MIGRATION_SEAL,
@@ -507,7 +507,14 @@ class LocalCoordinator(KeyOperations, RootGenOperations, MigrationOperations):
         if self._seal.auto_unseal:
             raw = self._physical.get(SEALED_ROOT_KEY_PATH)
             stored = SealedRootKey.from_json(raw) if raw is not None else None
-        self._open_root_key(self._seal.recover(parts, stored, config))
+        try:
+            self._open_root_key(self._seal.recover(parts, stored, config))
+        except InvalidRootKeyError:
+            # A root-key change interrupted between its writes (node/root_key.py).
+            if not (stored is not None and open_previous(
+                    self._physical, self._seal, config, self._open_root_key)):
+                raise
+            return
         if stored is not None and self._root_key is not None and is_auto_seal(self._seal):
             # A partition configured after init gets its wrap now (seal/health.py).
             complete_wraps(self._seal, self._physical, stored, self._root_key)
