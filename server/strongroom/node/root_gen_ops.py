@@ -8,14 +8,14 @@ shares on an auto-sealed one.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from strongroom.barrier.barrier import AESGCMBarrier
+from strongroom.barrier.barrier import AESGCMBarrier, InvalidRootKeyError
+from strongroom.barrier.keyring import KEY_SIZE
 from strongroom.barrier.secmem import wipe
 from strongroom.errors import BadRequestError, SealedError, StrongroomError
 from strongroom.ha.state import HAStatus
@@ -100,8 +100,15 @@ class RootGenOperations:
             return
         combined = ShamirSeal().recover(parts, None, config)
         try:
-            if self._root_key is None or not hmac.compare_digest(combined, self._root_key):
-                raise BadRequestError("root key verification failed: unseal failed, invalid key")
+            # Against the stored keyring, as Vault checks the stored keys: the key this
+            # node holds may predate a rekey on another node (an HA standby just
+            # promoted), and the shares that rekey revoked must not mint a root token.
+            if self._root_key is None or len(combined) != KEY_SIZE:
+                raise InvalidRootKeyError("unseal failed, invalid key")
+            self._barrier.load_keyring(combined).wipe()
+        except InvalidRootKeyError:
+            raise BadRequestError("root key verification failed: unseal failed, "
+                                  "invalid key") from None
         finally:
             wipe(combined)
 

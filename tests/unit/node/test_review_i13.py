@@ -10,6 +10,7 @@ import pytest
 
 from strongroom.barrier.barrier import KEYRING_PATH
 from strongroom.core.bootstrap import make_bootstrapper
+from strongroom.errors import StrongroomError
 from strongroom.node import recovery
 from strongroom.node.coordinator import LocalCoordinator, utcnow
 from strongroom.physical.file import FileBackend
@@ -111,3 +112,28 @@ def test_a_malformed_recovery_key_fails_with_a_clear_error(tmp_path: Path) -> No
     nonce = owner.rekey_status("recovery")["nonce"]
     with pytest.raises(MalformedSealEntryError, match="core/recovery-key"):
         owner.rekey_update(init["recovery_keys_base64"][0], nonce, "recovery")
+
+
+def test_generate_root_takes_no_shares_a_rekey_on_another_node_replaced() -> None:
+    """Two owners on one storage (an HA pair): after a Shamir rekey on one, the other
+    (e.g. just promoted, before it noticed) must not mint a root token for the old,
+    revoked shares: they are checked against the stored keyring, as Vault checks them
+    against its stored keys, not against the key this node unsealed with."""
+    from strongroom.physical.inmem import InmemBackend
+
+    physical = InmemBackend()
+    first = LocalCoordinator(physical, "inmem", make_bootstrapper(utcnow))
+    (old,) = first.initialize(1, 1)["keys"]
+    first.unseal(old)
+    second = LocalCoordinator(physical, "inmem", make_bootstrapper(utcnow))
+    second.unseal(old)
+    nonce = first.rekey_init("barrier", secret_shares=1, secret_threshold=1)["nonce"]
+    (new,) = first.rekey_update(old, nonce)["keys"]
+    attempt = second.generate_root_start()
+    with pytest.raises(StrongroomError, match="root key verification failed"):
+        second.generate_root_update(old, attempt["nonce"])
+    # The current shares still work, on either node.
+    done = second.generate_root_update(new, attempt["nonce"])
+    assert done["complete"] is True
+    attempt = first.generate_root_start()
+    assert first.generate_root_update(new, attempt["nonce"])["complete"] is True
