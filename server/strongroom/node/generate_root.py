@@ -86,7 +86,7 @@ def decode_token(encoded: str, otp: str) -> str:
         raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except ValueError:
         raise ValueError("error decoding base64'd token") from None
-    key = otp.encode("ascii", "replace")
+    key = otp.encode()
     if len(raw) != len(key):
         raise ValueError("length of byte slices is not equivalent")
     return bytes(a ^ b for a, b in zip(raw, key, strict=True)).decode("ascii", "replace")
@@ -141,7 +141,8 @@ class RootGeneration:
         cert: Cert | None = None
         fingerprint = ""
         if otp:
-            if len(otp) != OTP_LENGTH:
+            # Go's len: bytes, not characters (a non-ASCII OTP is Vault's 400 too).
+            if len(otp.encode()) != OTP_LENGTH:
                 raise BadRequestError("OTP string has incorrect length")
         else:
             cert = pgp.parse_public_key(pgp_key, "pgp_key", "error parsing PGP key: ")
@@ -152,7 +153,7 @@ class RootGeneration:
             self._shares.reset()
             self._attempt = _Attempt(
                 nonce=self._new_nonce(),
-                otp=bytearray(otp.encode("ascii", "replace")) if otp else bytearray(),
+                otp=bytearray(otp.encode()) if otp else bytearray(),
                 pgp_cert=cert, pgp_fingerprint=fingerprint)
         return self.status(required, generated)
 

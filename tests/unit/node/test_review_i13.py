@@ -137,3 +137,16 @@ def test_generate_root_takes_no_shares_a_rekey_on_another_node_replaced() -> Non
     assert done["complete"] is True
     attempt = first.generate_root_start()
     assert first.generate_root_update(new, attempt["nonce"])["complete"] is True
+
+
+@pytest.mark.parametrize("otp", ["é" * 28, "€" * 28, "A" * 27 + "é"])
+def test_a_non_ascii_otp_is_refused_by_its_length_in_bytes(otp: str) -> None:
+    """Vault measures the OTP in bytes (Go's len): 28 characters that are not all ASCII
+    are refused (they were accepted and XOR'ed as '?' bytes)."""
+    from strongroom.physical.inmem import InmemBackend
+
+    owner = LocalCoordinator(InmemBackend(), "inmem", make_bootstrapper(utcnow))
+    (key,) = owner.initialize(1, 1)["keys"]
+    owner.unseal(key)
+    with pytest.raises(StrongroomError, match="OTP string has incorrect length"):
+        owner.generate_root_start(otp=otp)
