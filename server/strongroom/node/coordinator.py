@@ -40,7 +40,7 @@ from strongroom.node.key_ops import KeyCoordinator, KeyOperations
 from strongroom.node.migration_ops import MigrationOperations, mismatch
 from strongroom.node.rekey import Rekeyer
 from strongroom.node.root_gen_ops import RootGenCoordinator, RootGenOperations, RootTokenMaker
-from strongroom.node.root_key import NodeKeys, open_previous
+from strongroom.node.root_key import NodeKeys, complete_all_wraps, open_previous
 from strongroom.node.seal_migration import (
     MIGRATION_PENDING,
     NO_MIGRATION_SEAL,
@@ -684,6 +684,12 @@ class LocalCoordinator(KeyOperations, RootGenOperations, MigrationOperations):
         """Probe the seal's partitions (health, logged on change); auto-seals only."""
         if is_auto_seal(self._seal):
             self._seal.check()
+            with self._lock:
+                # A partition back while unsealed gets the wraps it missed (root_key.py).
+                if (self._root_key is not None and not self._barrier.sealed
+                        and not self._ha_status.standby):
+                    complete_all_wraps(self._physical, self._seal, self._barrier,
+                                       self._root_key)
 
     def unseal_with_root_key(self, root_key: bytes | bytearray) -> None:
         """Open directly with the root key (dev mode, where the single share is the key)."""

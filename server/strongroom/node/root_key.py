@@ -36,10 +36,12 @@ from strongroom.physical.base import Backend, Op, apply_ops
 from strongroom.seal.base import (
     SEAL_CONFIG_PATH,
     SEALED_ROOT_KEY_PATH,
+    AutoSeal,
     Seal,
     SealConfig,
     SealedRootKey,
 )
+from strongroom.seal.health import complete_wraps
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +200,46 @@ class NodeKeys:
                                   "unseal keys: use sys/rekey (strongroom operator rekey)")
         self.replace_root_key(None, None)
         log.info("event=root_key_rotated seal=%s", self._seal.type)
+
+
+def complete_all_wraps(physical: Backend, seal: AutoSeal, barrier: AESGCMBarrier,
+                       root_key: bytearray) -> None:
+    """While unsealed (the owner's periodic seal check): give a partition that came back
+    the wraps it missed while it was down, of the root key and of the recovery key, so
+    Seal HA's redundancy is restored without waiting for a restart. The caller holds the
+    coordinator's lock (no rotation in between) and is the active node (it writes).
+
+    The in-memory root key is used only if it opens the stored keyring (never a stale
+    one's wrap next to the current key's); the recovery key is unwrapped only when its
+    entry lacks a seal key the root key's entry has.
+    """
+    raw = physical.get(SEALED_ROOT_KEY_PATH)
+    if raw is None:
+        return
+    try:
+        barrier.load_keyring(root_key).wipe()
+    except StrongroomError:
+        return
+    stored = SealedRootKey.from_json(raw)
+    complete_wraps(seal, physical, stored, root_key)
+    raw = physical.get(SEALED_ROOT_KEY_PATH)
+    rec_raw = physical.get(recovery.RECOVERY_KEY_PATH)
+    if raw is None or rec_raw is None:
+        return
+    have = {w.key_id for w in SealedRootKey.from_json(raw).wrapped}
+    rec = SealedRootKey.from_json(rec_raw, recovery.RECOVERY_KEY_PATH)
+    if have <= {w.key_id for w in rec.wrapped}:
+        return
+    try:
+        key = seal.unwrap(rec)
+    except StrongroomError as exc:
+        log.warning("event=seal_wraps_not_completed entry=%s error=%s",
+                    recovery.RECOVERY_KEY_PATH, type(exc).__name__)
+        return
+    try:
+        complete_wraps(seal, physical, rec, key, recovery.RECOVERY_KEY_PATH)
+    finally:
+        wipe(key)
 
 
 def open_previous(physical: Backend, seal: Seal, config: SealConfig,

@@ -45,17 +45,22 @@ def backend_status(seal: Seal) -> dict[str, Any]:
 
 
 def complete_wraps(seal: AutoSeal, physical: Backend, stored: SealedRootKey,
-                   root_key: bytearray) -> None:
+                   root_key: bytearray, path: str = SEALED_ROOT_KEY_PATH) -> bool:
     """Store wraps for partitions that have none (configured after init). The stored
     entry is read again first and only ever extended, so a node that reaches fewer
     partitions than another never removes the other's wraps. A failure is logged and
-    left for the next unseal: the node is unsealed either way."""
+    left for the next unseal: the node is unsealed either way. ``path``: the entry
+    (the recovery key's too). True if wraps were added."""
     try:
-        raw = physical.get(SEALED_ROOT_KEY_PATH)
-        current = SealedRootKey.from_json(raw) if raw is not None else stored
+        raw = physical.get(path)
+        current = SealedRootKey.from_json(raw, path) if raw is not None else stored
         completed = seal.complete(current, root_key)
         if completed is not None:
-            physical.put(SEALED_ROOT_KEY_PATH, completed.to_json())
-            log.info("event=seal_wraps_completed wraps=%d", len(completed.wrapped))
+            physical.put(path, completed.to_json())
+            log.info("event=seal_wraps_completed entry=%s wraps=%d", path,
+                     len(completed.wrapped))
+            return True
     except StrongroomError as exc:
-        log.warning("event=seal_wraps_not_completed error=%s", type(exc).__name__)
+        log.warning("event=seal_wraps_not_completed entry=%s error=%s", path,
+                    type(exc).__name__)
+    return False

@@ -150,3 +150,31 @@ def test_a_non_ascii_otp_is_refused_by_its_length_in_bytes(otp: str) -> None:
     owner.unseal(key)
     with pytest.raises(StrongroomError, match="OTP string has incorrect length"):
         owner.generate_root_start(otp=otp)
+
+
+@pytest.mark.parametrize("change", ["rotate_root", "recovery_rekey"])
+def test_a_partition_back_while_unsealed_gets_its_wrap_at_the_next_check(
+        tmp_path: Path, change: str) -> None:
+    """Partition B is down while the root key (or the recovery key) changes, so only A
+    wraps the new key. B comes back while the node stays unsealed: the periodic seal
+    check must give it a wrap, or the redundancy is silently gone (B reported healthy)
+    and losing A later leaves the node sealed (or without its recovery key)."""
+    seal = SoftAutoSeal()
+    owner = _node(FileBackend(tmp_path / "data"), seal)
+    init = owner.initialize(0, 0, recovery_shares=1, recovery_threshold=1)
+    assert owner.auto_unseal() is True
+    seal.down.add("soft-b")
+    if change == "rotate_root":
+        owner.rotate_root()
+    else:
+        nonce = owner.rekey_init("recovery", secret_shares=1, secret_threshold=1)["nonce"]
+        (new_recovery,) = owner.rekey_update(init["recovery_keys_base64"][0], nonce,
+                                             "recovery")["keys_base64"]
+    seal.down.discard("soft-b")
+    owner.check_seal()  # the owner's periodic probe (node/auto_unseal.py)
+    seal.down.add("soft-a")
+    fresh = _node(FileBackend(tmp_path / "data"), seal)
+    assert fresh.auto_unseal() is True
+    if change == "recovery_rekey":
+        attempt = fresh.generate_root_start()
+        assert fresh.generate_root_update(new_recovery, attempt["nonce"])["complete"] is True
