@@ -154,6 +154,12 @@ class SealConfig(_TypedOptions):
         """The old seal of a seal migration (``disabled = "true"``)."""
         return parse_bool(self.options.get("disabled", "false"))
 
+    def __repr__(self) -> str:
+        # An inline ``pin`` must not reach a log or a traceback through a repr of the
+        # configuration (ServerConfig's repr includes its seals).
+        shown = {k: ("<redacted>" if k == "pin" else v) for k, v in self.options.items()}
+        return f"SealConfig(type={self.type!r}, options={shown!r})"
+
 
 @dataclass(frozen=True)
 class ListenerConfig:

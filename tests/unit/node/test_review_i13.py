@@ -178,3 +178,16 @@ def test_a_partition_back_while_unsealed_gets_its_wrap_at_the_next_check(
     if change == "recovery_rekey":
         attempt = fresh.generate_root_start()
         assert fresh.generate_root_update(new_recovery, attempt["nonce"])["complete"] is True
+
+
+def test_an_inline_hsm_pin_is_not_in_the_configuration_repr(tmp_path: Path) -> None:
+    from strongroom.config import load_config
+
+    path = tmp_path / "server.hcl"
+    path.write_text('storage "inmem" {}\nlistener "tcp" {\n  address = "127.0.0.1:1"\n'
+                    '  tls_disable = true\n}\nseal "pkcs11" {\n  lib = "/x.so"\n'
+                    '  token_label = "t"\n  key_label = "k"\n  pin = "SECRET-PIN-4711"\n}\n')
+    config = load_config(path)
+    assert "SECRET-PIN-4711" not in repr(config)
+    assert "SECRET-PIN-4711" not in str(config)
+    assert "token_label" in repr(config)
