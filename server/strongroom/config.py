@@ -65,7 +65,8 @@ _LISTENER_KEYS = frozenset({
     "address", "cluster_address", "tls_disable", "tls_cert_file", "tls_key_file",
     "tls_client_ca_file", "tls_min_version", "tls_max_version", "max_request_size",
     "http_read_header_timeout", "http_read_timeout", "http_write_timeout", "http_idle_timeout",
-    "max_connections"})
+    "max_connections", "disable_unauthed_rekey_endpoints",
+    "disable_unauthed_generate_root_endpoints"})
 _TELEMETRY_IGNORED = frozenset({"prometheus_retention_time", "disable_hostname"})
 _TLS_ORDER = {"tls12": 0, "tls13": 1}
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error")
@@ -176,6 +177,12 @@ class ListenerConfig:
     # Strongroom's own bound on open client connections per node (Vault has none):
     # past it a new connection is closed at once, so no client can exhaust descriptors.
     max_connections: int = 4096
+    # OpenBao's listener switches: true turns the unauthenticated sys/rekey*/init|update|
+    # verify (resp. sys/generate-root/attempt|update) endpoints off on this listener, since
+    # anyone who reaches them can cancel a round in progress. Vault has no switch and
+    # serves them, so false (Vault's behaviour) is the default; OpenBao 2.5+ defaults true.
+    disable_unauthed_rekey_endpoints: bool = False
+    disable_unauthed_generate_root_endpoints: bool = False
 
     @property
     def host(self) -> str:
@@ -507,6 +514,9 @@ def _listener(typ: str, data: Mapping[str, Any], path: str) -> ListenerConfig:
         tls_min_version=min_version, tls_max_version=max_version,
         max_request_size=body.integer("max_request_size", _DEFAULT_MAX_REQUEST_SIZE, 1),
         max_connections=body.integer("max_connections", ListenerConfig.max_connections, 1),
+        disable_unauthed_rekey_endpoints=body.flag("disable_unauthed_rekey_endpoints"),
+        disable_unauthed_generate_root_endpoints=body.flag(
+            "disable_unauthed_generate_root_endpoints"),
         **{name: _keyed(body.key(name), parse_duration, data.get(name, default))
            for name, default in _LISTENER_TIMEOUTS.items()},
     )

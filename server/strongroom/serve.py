@@ -35,6 +35,7 @@ from strongroom.ha.setup import ha_factory, ha_storage
 from strongroom.ha.standby import NODE_SECRET
 from strongroom.http.app import build_asgi_app
 from strongroom.http.protocol import ConnectionLimits
+from strongroom.http.sys_routes import switched_off
 from strongroom.http.tls_reload import ReloadingContext
 from strongroom.node import encryptions, locks, memlock, runtime
 from strongroom.node.auto_unseal import AutoUnsealer
@@ -350,7 +351,8 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
 
     def _app_for(self, node: Node) -> Any:
         if self._kind == "uvicorn":
-            return build_asgi_app(node.core, self._max_request_size(), self._core_threads())
+            return build_asgi_app(node.core, self._max_request_size(), self._core_threads(),
+                                  switched_off(self.config_obj.listeners[0]))
         return node.app
 
     def _core_threads(self) -> int:

@@ -16,6 +16,7 @@ from strongroom.config import ServerConfig, dev_config
 from strongroom.core.bootstrap import make_bootstrapper
 from strongroom.core.core import Core
 from strongroom.http.app import build_falcon_app
+from strongroom.http.sys_routes import switched_off
 from strongroom.node.coordinator import (
     Clock,
     HAFactory,
@@ -89,8 +90,9 @@ def build_node(
                 auth_methods=registry.AUTH_METHODS, audit_devices=registry.AUDIT_DEVICES,
                 clock=clock, default_lease_ttl=config.default_lease_ttl,
                 max_lease_ttl=config.max_lease_ttl)
-    max_size = config.listeners[0].max_request_size if config.listeners else 32 << 20
-    app = build_falcon_app(core, max_size)
+    listener = config.listeners[0] if config.listeners else None
+    max_size = listener.max_request_size if listener is not None else 32 << 20
+    app = build_falcon_app(core, max_size, switched_off(listener))
     return Node(config, storage.physical, storage, coordinator, core, app)
 
 

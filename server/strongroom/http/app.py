@@ -100,19 +100,21 @@ def _falcon_error(req: Any, resp: Any, exc: falcon.HTTPError, params: Any) -> No
 
 
 def build_falcon_app(
-    core: Core, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
+    core: Core, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
+    switched_off: frozenset[str] = frozenset(),
 ) -> falcon.App[falcon.Request, falcon.Response]:
     app = falcon.App(media_type=JSON)
     app.req_options.auto_parse_qs_csv = False
     # Later sinks take precedence: anything outside /v1/ is a JSON 404.
     app.add_sink(_not_found_wsgi, prefix="/")
-    app.add_sink(WsgiSink(Dispatcher(core), max_request_size), prefix="/v1/")
+    app.add_sink(WsgiSink(Dispatcher(core, switched_off), max_request_size), prefix="/v1/")
     app.add_error_handler(falcon.HTTPError, _falcon_error)
     return app
 
 
 def build_asgi_app(core: Core, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
-                   threads: int = 0) -> StrongroomAsgi:
+                   threads: int = 0, switched_off: frozenset[str] = frozenset()
+                   ) -> StrongroomAsgi:
     """The ASGI app (http/asgi.py); with ``threads`` the core runs in a pool of that many."""
     executor = ThreadPoolExecutor(threads, thread_name_prefix="core") if threads else None
-    return StrongroomAsgi(Dispatcher(core), max_request_size, executor)
+    return StrongroomAsgi(Dispatcher(core, switched_off), max_request_size, executor)

@@ -13,7 +13,7 @@ from typing import Any
 from strongroom.core.core import Core
 from strongroom.core.request import Request, Response
 from strongroom.core.token_format import render_auth
-from strongroom.errors import StrongroomError
+from strongroom.errors import SealedError, StrongroomError, UnsupportedOperationError
 from strongroom.ha.drain import GATE
 from strongroom.ha.forwarding import (
     NOT_ACTIVE_BODY,
@@ -84,9 +84,11 @@ WORKER_HEADER = os.environ.get("STRONGROOM_DEBUG_WORKER_HEADER") == "1"
 
 
 class Dispatcher:
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, switched_off: frozenset[str] = frozenset()) -> None:
         self.core = core
         self.standby = StandbyRouter(core.barrier)
+        # Raw routes the listener turned off (http/sys_routes.py::switched_off).
+        self.switched_off = switched_off
 
     def dispatch(self, req: HttpRequest) -> HttpResult:
         try:
@@ -101,6 +103,14 @@ class Dispatcher:
     def _dispatch(self, req: HttpRequest) -> HttpResult:
         req.path = api_path(req.path)
         raw = RAW_ROUTES.get(req.path.rstrip("/"))
+        if raw is not None and req.path.rstrip("/") in self.switched_off:
+            # What OpenBao answers for a switched-off route: the logical path has no such
+            # operation, or (recovery rekey) no such path; a sealed node says so first.
+            if self.core.sync().sealed:
+                raise SealedError()
+            if req.path.startswith("sys/rekey-recovery-key/"):
+                return error_result(404, ["unsupported path"])
+            raise UnsupportedOperationError("unsupported operation")
         if raw is not None and req.path.rstrip("/") in ACTIVE_ONLY_RAW:
             ha = self.core.sync().ha
             if ha.standby and not self.core.snapshot.sealed:

@@ -20,6 +20,7 @@ from strongroom.framework.gotypes import INT64_MAX, INT64_MIN
 from strongroom.http.edge import HttpRequest, parse_body
 
 RawHandler = Callable[[HttpRequest, Core], tuple[int, dict[str, Any] | None]]
+MAX_PGP_KEY_BYTES = 512 * 1024
 
 
 def _kind(value: object) -> str:
@@ -77,11 +78,18 @@ def rekey_init(target: str) -> RawHandler:
         if req.method in ("PUT", "POST"):
             body = parse_body(req.body)
             struct = "RekeyRequest"
+            pgp_keys = _go_field(body, "pgp_keys", "[]string", struct)
+            if sum(map(len, pgp_keys or [])) > MAX_PGP_KEY_BYTES:
+                # As sys/init: kept well inside the coordinator's message limit (rpc.py).
+                raise BadRequestError(
+                    f"the PGP keys exceed {MAX_PGP_KEY_BYTES // 1024} KiB in total; export "
+                    "them without third-party signatures (gpg --export-options "
+                    "export-minimal)")
             status = coordinator.rekey_init(
                 target,
                 secret_shares=_go_field(body, "secret_shares", "int", struct),
                 secret_threshold=_go_field(body, "secret_threshold", "int", struct),
-                pgp_keys=_go_field(body, "pgp_keys", "[]string", struct),
+                pgp_keys=pgp_keys,
                 backup=_go_field(body, "backup", "bool", struct),
                 require_verification=_go_field(body, "require_verification", "bool", struct),
             )

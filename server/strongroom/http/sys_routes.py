@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from strongroom import __version__
+from strongroom.config import ListenerConfig
 from strongroom.core.core import Core
 from strongroom.errors import BadRequestError, UnsupportedOperationError
 from strongroom.framework.fields import FieldType, coerce
@@ -250,7 +251,23 @@ RAW_ROUTES: dict[str, RawHandler] = {
     "sys/generate-root/update": _generate_root_update,
     **REKEY_ROUTES,  # http/sys_rekey.py
 }
+GENERATE_ROOT_ROUTES = frozenset({"sys/generate-root/attempt", "sys/generate-root/update"})
+
+
+def switched_off(listener: ListenerConfig | None) -> frozenset[str]:
+    """The unauthenticated key routes a listener turns off (OpenBao's
+    ``disable_unauthed_rekey_endpoints``/``disable_unauthed_generate_root_endpoints``)."""
+    if listener is None:
+        return frozenset()
+    off: set[str] = set()
+    if listener.disable_unauthed_rekey_endpoints:
+        off.update(REKEY_ROUTES)
+    if listener.disable_unauthed_generate_root_endpoints:
+        off.update(GENERATE_ROOT_ROUTES)
+    return frozenset(off)
+
+
 # Raw routes an active node answers: a standby forwards them (Vault's
-# handleForwardIfStandby); the others describe the node that is asked.
-ACTIVE_ONLY_RAW = frozenset({"sys/generate-root/attempt", "sys/generate-root/update",
-                             *REKEY_ROUTES})  # rekey: only the active changes the keys
+# handleForwardIfStandby; only the active changes the keys); the others describe the
+# node that is asked.
+ACTIVE_ONLY_RAW = frozenset({*GENERATE_ROOT_ROUTES, *REKEY_ROUTES})

@@ -88,7 +88,10 @@ class AutoUnsealer:
                 self._last_error = exc.message
             return
         except Exception as exc:  # noqa: BLE001 - the thread must survive anything
-            log.error("event=auto_unseal_failed error=%s", type(exc).__name__)
+            # Once per change too: an unexpected error repeats at every retry.
+            if type(exc).__name__ != self._last_error:
+                log.error("event=auto_unseal_failed error=%s", type(exc).__name__)
+                self._last_error = type(exc).__name__
             return
         if unsealed and self._last_error:
             log.info("event=auto_unseal_recovered")

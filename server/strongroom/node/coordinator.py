@@ -9,7 +9,6 @@ holder of the root key; workers receive the keyring and nothing else.
 from __future__ import annotations
 
 import base64
-import hmac
 import json
 import logging
 import os
@@ -38,8 +37,10 @@ from strongroom.ha.state import HAStatus
 from strongroom.node import encryptions, recovery
 from strongroom.node.generate_root import RootGeneration
 from strongroom.node.key_ops import KeyCoordinator, KeyOperations
+from strongroom.node.migration_ops import MigrationOperations, mismatch
 from strongroom.node.rekey import Rekeyer
-from strongroom.node.root_key import NodeKeys
+from strongroom.node.root_gen_ops import RootGenCoordinator, RootGenOperations, RootTokenMaker
+from strongroom.node.root_key import NodeKeys, open_previous
 from strongroom.node.seal_migration import (
     MIGRATION_PENDING,
     NO_MIGRATION_SEAL,
@@ -60,7 +61,7 @@ from strongroom.seal.base import (
 )
 from strongroom.seal.health import backend_status, complete_wraps
 from strongroom.seal.progress import ShareCollector, decode_share
-from strongroom.seal.shamir_seal import SHAMIR, ShamirSeal
+from strongroom.seal.shamir_seal import ShamirSeal
 
 log = logging.getLogger(__name__)
 CLUSTER_INFO_PATH = "core/cluster/info"
@@ -71,15 +72,6 @@ HAFactory = Callable[[Backend, Callable[[HAStatus], None]], HAManager]
 # Called once at init with the (temporarily unsealed) barrier; creates the root
 # token and the initial mount table, returns the root token id.
 Bootstrapper = Callable[[Backend, str | None], str]
-# Creates a root token in the (unsealed) barrier, as init does; returns its id.
-RootTokenMaker = Callable[[Backend], str]
-
-
-def _mismatch(stored: str, configured: str) -> str:
-    """Vault's refusal of a configured seal that storage does not describe, with no
-    disabled seal to migrate from."""
-    target = "Shamir" if configured == SHAMIR else f'"{configured}"'
-    return f'cannot seal migrate from "{stored}" to {target}, no disabled seal in configuration'
 
 
 def utcnow() -> datetime:
@@ -99,7 +91,7 @@ class NodeSnapshot:
     ha: HAStatus = HAStatus()
 
 
-class SealCoordinator(KeyCoordinator, Protocol):
+class SealCoordinator(KeyCoordinator, RootGenCoordinator, Protocol):
     def generation(self) -> int: ...
 
     def snapshot(self) -> NodeSnapshot: ...
@@ -126,15 +118,6 @@ class SealCoordinator(KeyCoordinator, Protocol):
 
     def ha_lost(self) -> None: ...
 
-    def generate_root_status(self) -> dict[str, Any]: ...
-
-    def generate_root_start(self, otp: str | None = None,
-                            pgp_key: str | None = None) -> dict[str, Any]: ...
-
-    def generate_root_cancel(self) -> None: ...
-
-    def generate_root_update(self, key: str, nonce: str) -> dict[str, Any]: ...
-
 
 def _b64_text(data: bytes | bytearray) -> str:
     """Base64 text of a share, with no intermediate ``bytes`` copy (b64encode makes one)."""
@@ -146,9 +129,10 @@ def _b64_text(data: bytes | bytearray) -> str:
         wipe(buf)
 
 
-class LocalCoordinator(KeyOperations):
+class LocalCoordinator(KeyOperations, RootGenOperations, MigrationOperations):
     """In-process seal state machine; thread-safe (rekey and root-key rotation:
-    node/key_ops.py)."""
+    node/key_ops.py; generate-root: node/root_gen_ops.py; seal migration:
+    node/migration_ops.py)."""
 
     def __init__(
         self,
@@ -443,7 +427,7 @@ class LocalCoordinator(KeyOperations):
                 )
             migration = self._migration_for(config)
             if config is not None and migration is None and config.type != self._seal.type:
-                raise MigrationError(_mismatch(config.type, self._seal.type))
+                raise MigrationError(mismatch(config.type, self._seal.type))
             if migrate and migration is None:
                 raise MigrationError(NO_MIGRATION_SEAL)
             if not migrate and migration is not None:
@@ -469,61 +453,6 @@ class LocalCoordinator(KeyOperations):
                 for part in parts:
                     wipe(part)
             return self.seal_status()
-
-    def _migration_for(self, config: SealConfig | None) -> SealMigration | None:
-        """The seal migration storage and configuration call for, if one is pending
-        (Vault's adjustForSealMigration): the configured one (its disabled seal), or from
-        Shamir when an auto-seal is configured over a Shamir node with no disabled seal
-        (Vault's way: just add the new stanza)."""
-        migration = self._migration
-        if (migration is None and config is not None and config.type == SHAMIR
-                and self._seal.auto_unseal):
-            migration = SealMigration(self._seal, ShamirSeal())
-        return migration if migration is not None and migration.pending(config) else None
-
-    def _open_migrating(self, parts: list[bytearray], config: SealConfig,
-                        migration: SealMigration) -> None:
-        """Open with the old seal's keys; migrate now (no HA) or once active (HA)."""
-        root_key, combined = migration.recover(self._physical, self._barrier, parts, config)
-        wipe(self._migration_key)
-        self._migration_key = combined
-        self._migrating = migration
-        try:
-            self._open_root_key(root_key)
-            if self._ha_factory is None:
-                self._finish_migration()
-        except BaseException:
-            wipe(self._migration_key)
-            self._migration_key = None
-            raise
-
-    def _finish_migration(self) -> None:
-        """Migrate storage to the new seal, on the active node (lock held). A failure
-        seals the node (Vault does the same) and is raised."""
-        config = self._seal_config()
-        migration = self._migrating
-        if (migration is None or self._migration_key is None or self._barrier.sealed
-                or (self._ha_factory is not None and not self._ha_status.active)):
-            return
-        if not migration.pending(config):
-            wipe(self._migration_key)
-            self._migration_key = None
-            return
-        assert config is not None
-        log.info("event=seal_migration_started from=%s to=%s", config.type, self._seal.type)
-        try:
-            new_root = migration.migrate(self._physical, self._barrier,
-                                         self._migration_key, config)
-        except Exception as exc:
-            log.error("event=seal_migration_failed error=%s", exc)
-            self._seal_on_error()
-            raise
-        wipe(self._root_key)
-        self._root_key = new_root
-        wipe(self._migration_key)
-        self._migration_key = None
-        log.info("event=seal_migration_complete seal=%s", self._seal.type)
-        self._changed()
 
     def _on_active(self) -> None:
         """Run once this node became active (its own thread: the HA thread must not wait
@@ -578,7 +507,14 @@ class LocalCoordinator(KeyOperations):
         if self._seal.auto_unseal:
             raw = self._physical.get(SEALED_ROOT_KEY_PATH)
             stored = SealedRootKey.from_json(raw) if raw is not None else None
-        self._open_root_key(self._seal.recover(parts, stored, config))
+        try:
+            self._open_root_key(self._seal.recover(parts, stored, config))
+        except InvalidRootKeyError:
+            # A root-key change interrupted between its writes (node/root_key.py).
+            if not (stored is not None and open_previous(
+                    self._physical, self._seal, config, self._open_root_key)):
+                raise
+            return
         if stored is not None and self._root_key is not None and is_auto_seal(self._seal):
             # A partition configured after init gets its wrap now (seal/health.py).
             complete_wraps(self._seal, self._physical, stored, self._root_key)
@@ -753,80 +689,3 @@ class LocalCoordinator(KeyOperations):
         """Open directly with the root key (dev mode, where the single share is the key)."""
         with self._lock:
             self._open_root_key(bytearray(root_key))
-
-    # -- generate-root (the state machine is node/generate_root.py) ------------
-
-    def _root_gen_required(self) -> int:
-        """The threshold of the keys that authorize generate-root (recovery keys on an
-        auto-sealed node); refuses while uninitialized, sealed or standby."""
-        config = self._seal_config()
-        if config is None:
-            raise BadRequestError("server is not yet initialized")
-        if self._barrier.sealed or self._root_key is None:
-            raise SealedError()
-        if self._ha_status.standby:
-            raise BadRequestError("Vault is in standby mode")
-        if self._seal.auto_unseal:
-            return self._recovery_threshold(config)
-        return config.secret_threshold
-
-    def _recovery_threshold(self, config: SealConfig) -> int:
-        found = recovery.load_config(self._physical)
-        if found is None or found.secret_shares < 1:
-            # Vault: no recovery key, nothing can authorize it.
-            raise BadRequestError("recovery key not found")
-        return found.secret_threshold
-
-    def _authenticate_shares(self, parts: list[bytearray]) -> None:
-        """Check that ``parts`` combine to this node's key: the root key (Shamir), the
-        recovery key (auto-seal). The caller wipes ``parts``."""
-        config = self._seal_config()
-        if config is None:
-            raise BadRequestError("server is not yet initialized")
-        if self._seal.auto_unseal:
-            threshold = self._recovery_threshold(config)
-            try:
-                combined = recovery.combine_shares(parts, threshold, "recovery key")
-            except StrongroomError as exc:  # Vault: a 400 for generate-root
-                raise BadRequestError(exc.message) from None
-            try:
-                recovery.verify(self._physical, self._seal, combined)
-            finally:
-                wipe(combined)
-            return
-        combined = ShamirSeal().recover(parts, None, config)
-        try:
-            if self._root_key is None or not hmac.compare_digest(combined, self._root_key):
-                raise BadRequestError("root key verification failed: unseal failed, invalid key")
-        finally:
-            wipe(combined)
-
-    def _make_root_token(self) -> str:
-        if self._root_token_maker is None:
-            from strongroom.core.bootstrap import make_root_token_maker  # noqa: PLC0415 - cycle
-            self._root_token_maker = make_root_token_maker(self._clock)
-        token = self._root_token_maker(self._barrier)
-        log.info("event=root_token_generated")
-        return token
-
-    def generate_root_status(self) -> dict[str, Any]:
-        """Vault's ``GET sys/generate-root/attempt`` body."""
-        with self._lock:
-            return self._root_gen.status(self._root_gen_required())
-
-    def generate_root_start(self, otp: str | None = None,
-                            pgp_key: str | None = None) -> dict[str, Any]:
-        """Start an attempt (an OTP is generated and returned when neither is given)."""
-        with self._lock:
-            return self._root_gen.start(otp, pgp_key, self._root_gen_required())
-
-    def generate_root_cancel(self) -> None:
-        with self._lock:
-            self._root_gen_required()
-            self._root_gen.cancel()
-
-    def generate_root_update(self, key: str, nonce: str) -> dict[str, Any]:
-        """One share towards the new root token (returned encoded at the threshold)."""
-        with self._lock:
-            return self._root_gen.update(key, nonce, self._root_gen_required(),
-                                         self._authenticate_shares, self._make_root_token)

@@ -162,7 +162,7 @@ def verify(physical: Backend, seal: Seal, candidate: bytearray) -> None:
     raw = physical.get(RECOVERY_KEY_PATH)
     if raw is None:
         raise BadRequestError("recovery key verification failed: no recovery key found")
-    stored = wrapping(seal).unwrap(SealedRootKey.from_json(raw))
+    stored = wrapping(seal).unwrap(SealedRootKey.from_json(raw, RECOVERY_KEY_PATH))
     try:
         if not hmac.compare_digest(stored, candidate):
             raise BadRequestError(

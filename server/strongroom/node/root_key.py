@@ -4,7 +4,12 @@ The root key is the KEK of the keyring (barrier/barrier.py): changing it means
 re-persisting the keyring under the new key. With an auto-seal the new key is
 also stored wrapped by the seal; with Shamir, a rekey also stores the new share
 count and threshold. These writes go together in one ``apply_ops`` (atomic on
-Consul and inmem), so a crash never leaves a keyring that no stored key opens.
+Consul and inmem). File storage has no transaction: the entries land one after the
+other, and an owner killed between the new wrapped root key and the keyring it opens
+would leave a keyring no stored key opens (every secret lost). So an auto-seal first
+stores the current root key, wrapped, at :data:`PREVIOUS_SEALED_ROOT_KEY_PATH`; an
+unseal whose stored root key does not open the keyring falls back to it
+(:func:`open_previous`), and a completed change removes it.
 
 Before any change the stored keyring is reopened with the key this node holds:
 another node of an HA cluster may have rekeyed (or rotated) since this one
@@ -41,6 +46,9 @@ log = logging.getLogger(__name__)
 # Outside the barrier, as Vault keeps them: PGP-encrypted shares are no secret.
 BARRIER_BACKUP_PATH = "core/unseal-keys-backup"
 RECOVERY_BACKUP_PATH = "core/recovery-keys-backup"
+# Strongroom's own entry (Vault has none): the root key a change is replacing, wrapped by
+# the seal, while the change is under way (see the module's note).
+PREVIOUS_SEALED_ROOT_KEY_PATH = "core/hsm/barrier-unseal-keys-previous"
 _WRONG_KEY = ("failed to read root key: invalid key: failed to decrypt keys from storage: "
               "cipher: message authentication failed")
 
@@ -155,6 +163,13 @@ class NodeKeys:
         try:
             keyring = self.current_keyring()
             ops: list[Op] = [("put", KEYRING_PATH, self._barrier.keyring_blob(key, keyring))]
+            held = self._root_key()
+            if self._seal.auto_unseal and held is not None:
+                # Written (and durable) before anything changes: see the module's note.
+                config = self.authorizing_config(False) or SealConfig(self._seal.type, 1, 1)
+                previous = self._seal.protect(held, config).stored
+                if previous is not None:
+                    self._physical.put(PREVIOUS_SEALED_ROOT_KEY_PATH, previous.to_json())
             if self._seal.auto_unseal:
                 config = self.authorizing_config(False) or SealConfig(self._seal.type, 1, 1)
                 stored = self._seal.protect(key, config).stored
@@ -171,6 +186,8 @@ class NodeKeys:
             if keyring is not None:
                 keyring.wipe()
         self._set_root_key(key)
+        if self._seal.auto_unseal:
+            self._physical.delete(PREVIOUS_SEALED_ROOT_KEY_PATH)
 
     def rotate_root(self) -> None:
         """``sys/rotate/root``: a new root key; the keyring and its terms stay."""
@@ -181,6 +198,27 @@ class NodeKeys:
                                   "unseal keys: use sys/rekey (strongroom operator rekey)")
         self.replace_root_key(None, None)
         log.info("event=root_key_rotated seal=%s", self._seal.type)
+
+
+def open_previous(physical: Backend, seal: Seal, config: SealConfig,
+                  open_key: Callable[[bytearray], None]) -> bool:
+    """After the stored root key failed to open the keyring: open it with the root key a
+    change was replacing when its owner stopped (file storage, see the module's note),
+    and store that key back as the current one. False if there is none.
+
+    Raises:
+        StrongroomError: that key does not open the keyring either.
+    """
+    raw = physical.get(PREVIOUS_SEALED_ROOT_KEY_PATH)
+    if raw is None:
+        return False
+    previous = SealedRootKey.from_json(raw)
+    open_key(seal.recover([], previous, config))
+    log.warning("event=root_key_change_rolled_back reason=%r",
+                "a root key change stopped before the keyring was written")
+    physical.put(SEALED_ROOT_KEY_PATH, raw)
+    physical.delete(PREVIOUS_SEALED_ROOT_KEY_PATH)
+    return True
 
 
 def _hex_to_b64(text: str) -> str:

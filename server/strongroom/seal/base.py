@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeGuard
 
+from strongroom.errors import StrongroomError
+
 # Plaintext storage entries (read while sealed), at Vault's paths.
 SEAL_CONFIG_PATH = "core/seal-config"
 RECOVERY_CONFIG_PATH = "core/recovery-config"
@@ -99,10 +101,29 @@ class SealedRootKey:
                            "wrapped": [w.to_doc() for w in self.wrapped]}).encode()
 
     @classmethod
-    def from_json(cls, raw: bytes) -> SealedRootKey:
-        doc = json.loads(raw)
-        return cls(seal_type=str(doc["seal_type"]),
-                   wrapped=tuple(WrappedRootKey.from_doc(w) for w in doc["wrapped"]))
+    def from_json(cls, raw: bytes, where: str = SEALED_ROOT_KEY_PATH) -> SealedRootKey:
+        """Parse a stored entry (``where``: its path, for the message).
+
+        Raises:
+            MalformedSealEntryError: not the shape this class writes (a damaged or
+                tampered entry): the node stays sealed and says which entry.
+        """
+        try:
+            doc = json.loads(raw)
+            wrapped = tuple(WrappedRootKey.from_doc(w) for w in doc["wrapped"])
+            if not wrapped:
+                raise ValueError("no wrapped key")
+            return cls(seal_type=str(doc["seal_type"]), wrapped=wrapped)
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            # binascii.Error and JSONDecodeError are ValueErrors. The detail names the
+            # problem, never the content.
+            raise MalformedSealEntryError(
+                f"the stored entry {where} is malformed ({type(exc).__name__}): restore "
+                "it from a backup of the storage") from None
+
+
+class MalformedSealEntryError(StrongroomError):
+    """A stored wrapped key that cannot be parsed (500: the node stays sealed)."""
 
 
 @dataclass

@@ -138,6 +138,11 @@ def test_threshold_one_hands_out_the_root_key_itself(node: ShamirNode) -> None:
      "string into Go struct field RekeyRequest.secret_shares of type int"),
     ({"backup": "yes"}, 400, "failed to decode JSON input: json: cannot unmarshal string "
      "into Go struct field RekeyRequest.backup of type bool"),
+    ({"pgp_keys": ["x", 1]}, 400, "failed to decode JSON input: json: cannot unmarshal "
+     "number 1 into Go struct field RekeyRequest.pgp_keys of type string"),
+    ({"secret_shares": 3, "secret_threshold": 2, "pgp_keys": ["A" * (200 * 1024)] * 3},
+     400, "the PGP keys exceed 512 KiB in total; export them without third-party "
+     "signatures (gpg --export-options export-minimal)"),
 ])
 def test_bad_init_requests(node: ShamirNode, body: dict[str, Any], status: int,
                            message: str) -> None:
@@ -183,7 +188,8 @@ def test_malformed_keys(node: ShamirNode, key: str | None, message: str) -> None
 def test_wrong_shares_change_nothing(node: ShamirNode) -> None:
     nonce = node.start(secret_shares=4, secret_threshold=3)
     node.put("sys/rekey/update", key=node.keys[0], nonce=nonce)
-    wrong = node.put("sys/rekey/update", key="aa" * 33, nonce=nonce)
+    bogus_x = "02" if node.keys[0][-2:] != "02" else "03"  # not keys[0]'s x-coordinate
+    wrong = node.put("sys/rekey/update", key="aa" * 32 + bogus_x, nonce=nonce)
     assert wrong.status_code == 500
     assert wrong.json["errors"][0].startswith("failed to read root key: invalid key")
     # The round stays, its progress is gone (as Vault); the old shares still work.
