@@ -25,7 +25,7 @@ from tests.compat import test_bao_cli
 from tests.compat.test_bao_cli import Cli, compare
 from tests.support import requires
 from tests.support.audit import entries
-from tests.support.servers import REPO, _free_port_pair, running, strongroom_dev_server
+from tests.support.servers import REPO, free_port_pair, running, strongroom_dev_server
 
 ROOT = "root"
 TIMEOUT = 10
@@ -44,7 +44,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tupl
     config = work / "audit.hcl"
     config.write_text("unsafe_allow_api_audit_creation = true\n"
                       "allow_audit_log_prefixing = true\n")
-    port = _free_port_pair()
+    port = free_port_pair()
     args = [bao, "server", "-dev", f"-dev-root-token-id={ROOT}", f"-config={config}",
             f"-dev-listen-address=127.0.0.1:{port}"]
     with strongroom_dev_server(tmp_path_factory.mktemp("sr"), root_token=ROOT) as ours, \

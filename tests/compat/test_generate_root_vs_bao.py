@@ -25,8 +25,8 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,8 @@ from tests.support.servers import (
     REPO,
     ServerProcess,
     bao_binary,
+    bao_server,
     file_config,
-    free_port,
-    running,
     strongroom_server,
 )
 
@@ -48,21 +47,9 @@ UPDATE = "/v1/sys/generate-root/update"
 TIMEOUT = 30
 
 
-@contextmanager
-def bao_with_generate_root(workdir: Path) -> Iterator[ServerProcess]:
+def bao_with_generate_root(workdir: Path) -> AbstractContextManager[ServerProcess]:
     """A real (non-dev) OpenBao on inmem storage with the unauthenticated endpoints on."""
-    bao = bao_binary()
-    port = free_port()
-    config = workdir / "bao.hcl"
-    config.write_text(
-        'storage "inmem" {}\n'
-        f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n'
-        "  disable_unauthed_generate_root_endpoints = false\n}\n"
-        "disable_mlock = true\n"
-    )
-    with running([bao, "server", f"-config={config}"], workdir, "bao.log",
-                 f"http://127.0.0.1:{port}") as server:
-        yield server
+    return bao_server(workdir, "  disable_unauthed_generate_root_endpoints = false\n")
 
 
 Launcher = Callable[[Path], AbstractContextManager[ServerProcess]]

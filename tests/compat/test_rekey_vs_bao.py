@@ -15,8 +15,8 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,8 @@ from tests.support.servers import (
     REPO,
     ServerProcess,
     bao_binary,
+    bao_server,
     file_config,
-    free_port,
-    running,
     strongroom_server,
 )
 
@@ -37,20 +36,9 @@ HEX = re.compile(r"^[0-9a-f]{32,}$")
 B64 = re.compile(r"^[A-Za-z0-9+/]{40,}={0,2}$")
 
 
-@contextmanager
-def bao_rekey_server(workdir: Path) -> Iterator[ServerProcess]:
-    bao = bao_binary()
-    port = free_port()
-    config = workdir / "bao.hcl"
-    config.write_text(
-        'storage "inmem" {}\n'
-        f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n'
-        "  disable_unauthed_rekey_endpoints = false\n}\n"
-        "disable_mlock = true\n"
-    )
-    with running([bao, "server", f"-config={config}"], workdir, "bao.log",
-                 f"http://127.0.0.1:{port}") as server:
-        yield server
+def bao_rekey_server(workdir: Path) -> AbstractContextManager[ServerProcess]:
+    """A real (non-dev) OpenBao on inmem storage with the unauthenticated endpoints on."""
+    return bao_server(workdir, "  disable_unauthed_rekey_endpoints = false\n")
 
 
 LAUNCHERS: dict[str, Callable[[Path], AbstractContextManager[ServerProcess]]] = {

@@ -12,7 +12,6 @@ auto-unseal) must be equal; the seal type is compared as "shamir" or "auto".
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -27,7 +26,7 @@ from tests.support.servers import (
     ServerProcess,
     bao_binary,
     file_config,
-    free_port,
+    free_port_pair,
     running,
     strongroom_server,
 )
@@ -42,24 +41,12 @@ SEEN = ("sealed", "t", "n", "progress", "migration", "recovery_seal", "recovery_
 Launch = Callable[[str], AbstractContextManager[ServerProcess]]
 
 
-def _port_pair() -> int:
-    for _ in range(50):
-        port = free_port()
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 1))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free pair of adjacent ports")
-
-
 def bao_launcher(workdir: Path) -> Launch:
     bao = bao_binary()
     (workdir / "raft").mkdir()
     key = workdir / "static.key"
     key.write_bytes(bytes(range(32)))
-    port = _port_pair()
+    port = free_port_pair()
     base = (f'storage "raft" {{\n  path = "{workdir / "raft"}"\n  node_id = "n1"\n}}\n'
             f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
             f'api_addr = "http://127.0.0.1:{port}"\n'

@@ -10,7 +10,6 @@ requests, same answers on both servers, sealed and unsealed; with the switches o
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,7 @@ import requests
 
 from tests.support.servers import (
     ServerProcess,
-    bao_binary,
-    free_port,
-    running,
+    bao_server,
     strongroom_server,
 )
 
@@ -29,19 +26,6 @@ SWITCHES = ("  disable_unauthed_rekey_endpoints = true\n"
 ROUTES = ("sys/rekey/init", "sys/rekey/update", "sys/rekey/verify",
           "sys/rekey-recovery-key/init", "sys/generate-root/attempt",
           "sys/generate-root/update")
-
-
-@contextmanager
-def _bao(workdir: Path, switches: str) -> Iterator[ServerProcess]:
-    port = free_port()
-    config = workdir / "bao.hcl"
-    config.write_text(
-        'storage "inmem" {}\n'
-        f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n'
-        f"{switches}}}\ndisable_mlock = true\n")
-    with running([bao_binary(), "server", f"-config={config}"], workdir, "bao.log",
-                 f"http://127.0.0.1:{port}") as server:
-        yield server
 
 
 def _strongroom(workdir: Path, switches: str) -> Iterator[ServerProcess]:
@@ -75,7 +59,7 @@ def _answers(url: str) -> list[tuple[str, str, int, object]]:
 
 def test_switched_off_endpoints_answer_as_openbao(tmp_path: Path) -> None:
     records = {}
-    for name, launch in (("bao", _bao), ("strongroom", _strongroom)):
+    for name, launch in (("bao", bao_server), ("strongroom", _strongroom)):
         workdir = tmp_path / name
         workdir.mkdir()
         with launch(workdir, SWITCHES) as server:

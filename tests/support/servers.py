@@ -189,14 +189,16 @@ def strongroom_dev_server(workdir: Path, root_token: str = "root") -> Iterator[S
 
 
 @contextmanager
-def bao_server(workdir: Path) -> Iterator[ServerProcess]:
-    """A real, non-dev OpenBao server on inmem storage (so init/unseal are exercised)."""
+def bao_server(workdir: Path, listener_options: str = "") -> Iterator[ServerProcess]:
+    """A real, non-dev OpenBao server on inmem storage (so init/unseal are exercised);
+    ``listener_options`` are HCL lines added to its listener stanza."""
     bao = bao_binary()
     port = free_port()
     config = workdir / "bao.hcl"
     config.write_text(
         'storage "inmem" {}\n'
-        f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
+        f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n'
+        f"{listener_options}}}\n"
         "disable_mlock = true\n"
     )
     with running([bao, "server", f"-config={config}"], workdir, "bao.log",
@@ -204,7 +206,7 @@ def bao_server(workdir: Path) -> Iterator[ServerProcess]:
         yield server
 
 
-def _free_port_pair() -> int:
+def free_port_pair() -> int:
     """A port whose successor is free too: a dev OpenBao binds its cluster port at +1."""
     for _ in range(50):
         port = free_port()
@@ -221,7 +223,7 @@ def _free_port_pair() -> int:
 def bao_dev_server(workdir: Path, root_token: str = "root") -> Iterator[ServerProcess]:
     """`bao server -dev`: in memory, unsealed, KV v2 at secret/ (the reference for -dev)."""
     bao = bao_binary()
-    port = _free_port_pair()
+    port = free_port_pair()
     args = [bao, "server", "-dev", f"-dev-root-token-id={root_token}",
             f"-dev-listen-address=127.0.0.1:{port}"]
     with running(args, workdir, "bao-dev.log", f"http://127.0.0.1:{port}",

@@ -105,6 +105,16 @@ def b64encode_at(out: bytearray, pos: int, data: bytes | bytearray | memoryview)
     return pos
 
 
+def b64_text(data: bytes | bytearray) -> str:
+    """Base64 text of a share with no intermediate ``bytes`` copy (b64encode makes one)."""
+    buf = bytearray(b64_length(len(data)))
+    b64encode_at(buf, 0, data)
+    try:
+        return buf.decode("ascii")
+    finally:
+        wipe(buf)
+
+
 def b64decode_into(text: bytes | bytearray | memoryview) -> bytearray:
     """Decode standard, padded base64 (as ``b64decode(validate=True)``) into a new bytearray.
 

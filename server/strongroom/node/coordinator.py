@@ -25,7 +25,7 @@ from strongroom import BUILD_DATE, __version__
 from strongroom.barrier.barrier import AESGCMBarrier, InvalidRootKeyError
 from strongroom.barrier.counter import EncryptionCounter
 from strongroom.barrier.keyring import KEY_SIZE, Keyring
-from strongroom.barrier.secmem import b64_length, b64encode_at, random_key, wipe
+from strongroom.barrier.secmem import b64_text, random_key, wipe
 from strongroom.errors import (
     BadRequestError,
     NotInitializedError,
@@ -117,16 +117,6 @@ class SealCoordinator(KeyCoordinator, RootGenCoordinator, Protocol):
     def step_down(self) -> None: ...
 
     def ha_lost(self) -> None: ...
-
-
-def _b64_text(data: bytes | bytearray) -> str:
-    """Base64 text of a share, with no intermediate ``bytes`` copy (b64encode makes one)."""
-    buf = bytearray(b64_length(len(data)))
-    b64encode_at(buf, 0, data)
-    try:
-        return buf.decode("ascii")
-    finally:
-        wipe(buf)
 
 
 class LocalCoordinator(KeyOperations, RootGenOperations, MigrationOperations):
@@ -405,12 +395,12 @@ class LocalCoordinator(KeyOperations, RootGenOperations, MigrationOperations):
         # The shares go to the caller: the text forms are unavoidable, the bytes are not.
         answer: dict[str, Any] = {
             "keys": [k.hex() for k in keys],
-            "keys_base64": [_b64_text(k) for k in keys],
+            "keys_base64": [b64_text(k) for k in keys],
             "root_token": root_token,
         }
         if recovery_keys:  # omitted when empty, as Vault's omitempty does
             answer["recovery_keys"] = [k.hex() for k in recovery_keys]
-            answer["recovery_keys_base64"] = [_b64_text(k) for k in recovery_keys]
+            answer["recovery_keys_base64"] = [b64_text(k) for k in recovery_keys]
         return answer
 
     def unseal(self, key: str | None, reset: bool = False,

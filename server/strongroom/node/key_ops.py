@@ -9,6 +9,7 @@ preconditions (unsealed, not a standby, recovery keys only with an auto-seal).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from strongroom.barrier.barrier import AESGCMBarrier
@@ -101,14 +102,8 @@ class KeyOperations:
 
     def rekey_update(self, key: str | None, nonce: str = "",
                      target: str = "barrier") -> dict[str, Any]:
-        share = decode_key(key)
-        with self._lock:
-            try:
-                recovery_target = self._rekey_ready(target)
-            except BaseException:
-                wipe(share)
-                raise
-            return self._rekey.update(recovery_target, share, nonce)
+        return self._with_share(key, target, lambda recovery_target, share:
+                                self._rekey.update(recovery_target, share, nonce))
 
     def rekey_verify_status(self, target: str = "barrier") -> dict[str, Any]:
         with self._lock:
@@ -116,6 +111,13 @@ class KeyOperations:
 
     def rekey_verify(self, key: str | None, nonce: str = "",
                      target: str = "barrier") -> dict[str, Any]:
+        return self._with_share(key, target, lambda recovery_target, share:
+                                self._rekey.verify(recovery_target, share, nonce))
+
+    def _with_share(self, key: str | None, target: str,
+                    step: Callable[[bool, bytearray], dict[str, Any]]) -> dict[str, Any]:
+        """Run a rekey ``step`` with the decoded share, once the round may go on; the
+        share is wiped here if it never reaches the step (which owns it then)."""
         share = decode_key(key)
         with self._lock:
             try:
@@ -123,7 +125,7 @@ class KeyOperations:
             except BaseException:
                 wipe(share)
                 raise
-            return self._rekey.verify(recovery_target, share, nonce)
+            return step(recovery_target, share)
 
     def rekey_verify_restart(self, target: str = "barrier") -> dict[str, Any]:
         with self._lock:

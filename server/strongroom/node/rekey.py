@@ -34,9 +34,8 @@ from pysequoia import Cert
 
 from strongroom.barrier.keyring import KEY_SIZE
 from strongroom.barrier.secmem import (
-    b64_length,
+    b64_text,
     b64decode_into,
-    b64encode_at,
     hexdecode_into,
     random_key,
     wipe,
@@ -154,18 +153,8 @@ def _add_share(parts: list[bytearray], share: bytearray, what: str) -> None:
     parts.append(share)
 
 
-def _b64_text(data: bytes | bytearray) -> str:
-    """Base64 text of a share with no intermediate ``bytes`` copy (b64encode makes one)."""
-    buf = bytearray(b64_length(len(data)))
-    b64encode_at(buf, 0, data)
-    try:
-        return buf.decode("ascii")
-    finally:
-        wipe(buf)
-
-
 def _keys_text(shares: list[bytes] | list[bytearray]) -> tuple[list[str], list[str]]:
-    return [s.hex() for s in shares], [_b64_text(s) for s in shares]
+    return [s.hex() for s in shares], [b64_text(s) for s in shares]
 
 
 class Rekeyer:
