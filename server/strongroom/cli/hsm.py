@@ -11,6 +11,7 @@ key exists, is missing, a token cannot be used), 1 on a usage error; one line ea
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from strongroom.cli.command import Command, Context, Group
 from strongroom.cli.flags import FlagSet, UsageError
@@ -83,13 +84,9 @@ def _refused(ctx: Context, exc: Exception) -> int:
 def run_generate(ctx: Context) -> int:
     ctx.expect_args(0, 0)
     partition = _partition(ctx)
-    try:
-        pkcs11_admin.generate(partition)
-    except pkcs11_admin.Refused as exc:
-        return _refused(ctx, exc)
-    ctx.out(f"Success! Generated AES-256 key {partition.key_label!r} in token "
-            f"{partition.token}")
-    return 0
+    return _admin(ctx, lambda: pkcs11_admin.generate(partition),
+                  f"Success! Generated AES-256 key {partition.key_label!r} in token "
+                  f"{partition.token}")
 
 
 def run_copy(ctx: Context) -> int:
@@ -98,24 +95,27 @@ def run_copy(ctx: Context) -> int:
     if not (ctx.flags.string("to-token-label") or ctx.flags.string("to-slot")):
         raise UsageError("-to-token-label or -to-slot is required")
     dest = _partition(ctx, "to-", pin_from=source)
-    try:
-        pkcs11_admin.copy(source, dest, lock=ctx.flags.boolean("lock"))
-    except pkcs11_admin.Refused as exc:
-        return _refused(ctx, exc)
-    ctx.out(f"Success! Copied key {source.key_label!r} from token {source.token} to token "
-            f"{dest.token} under wrap")
-    return 0
+    lock = ctx.flags.boolean("lock")
+    return _admin(ctx, lambda: pkcs11_admin.copy(source, dest, lock=lock),
+                  f"Success! Copied key {source.key_label!r} from token {source.token} to "
+                  f"token {dest.token} under wrap")
 
 
 def run_lock(ctx: Context) -> int:
     ctx.expect_args(0, 0)
     partition = _partition(ctx)
+    return _admin(ctx, lambda: pkcs11_admin.lock(partition),
+                  f"Success! Key {partition.key_label!r} in token {partition.token} is no "
+                  "longer extractable")
+
+
+def _admin(ctx: Context, action: Callable[[], None], success: str) -> int:
+    """Run one key operation: its success line, or the refusal's (exit 2)."""
     try:
-        pkcs11_admin.lock(partition)
+        action()
     except pkcs11_admin.Refused as exc:
         return _refused(ctx, exc)
-    ctx.out(f"Success! Key {partition.key_label!r} in token {partition.token} is no "
-            "longer extractable")
+    ctx.out(success)
     return 0
 
 
