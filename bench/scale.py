@@ -196,7 +196,7 @@ def openbao(workdir: Path) -> Any:
                  f"http://127.0.0.1:{port}", data, {**os.environ, "HOME": str(workdir)})
 
 
-def strongroom(workdir: Path, workers: int) -> Any:
+def strongroom(workdir: Path, workers: int, source: Path) -> Any:
     port = free_port()
     data = workdir / "sr-data"
     config = workdir / "strongroom.hcl"
@@ -204,7 +204,7 @@ def strongroom(workdir: Path, workers: int) -> Any:
         f'storage "file" {{\n  path = "{data}"\n}}\n'
         f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
         f"disable_mlock = true\nworkers = {workers}\n")
-    env = {**os.environ, "PYTHONPATH": str(REPO / "server")}
+    env = {**os.environ, "PYTHONPATH": str(source), "PYTHONDONTWRITEBYTECODE": "1"}
     argv = [sys.executable, "-m", "strongroom.cli.main", "server", f"-config={config}"]
     return start("strongroom", argv, workdir, f"http://127.0.0.1:{port}", data, env)
 
@@ -338,6 +338,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=200, help="reads per round (writes: half)")
     p.add_argument("--walk-max", type=int, default=10000, help="page through folders up to this")
     p.add_argument("--seed-threads", type=int, default=16)
+    p.add_argument("--strongroom-src", default=str(REPO / "server"),
+                   help="the server/ directory to run (e.g. an older checkout, to compare)")
     p.add_argument("--no-pin", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--output", default=str(REPO / "bench" / "results" / "scale.json"))
@@ -351,12 +353,14 @@ def main(argv: list[str] | None = None) -> int:
     every_cpu = os.sched_getaffinity(0)
     rng = random.Random(14)
     workdir = Path(tempfile.mkdtemp(prefix="strongroom-scale-"))
-    results: dict[str, Any] = {"levels": [], "argv": sys.argv[1:], "pinned": pin}
+    results: dict[str, Any] = {"levels": [], "argv": sys.argv[1:], "pinned": pin,
+                               "strongroom_src": args.strongroom_src}
     print(f"work directory {workdir}; load average {loadavg()}", flush=True)
     try:
         with ExitStack() as stack:
             servers: list[Server] = [stack.enter_context(openbao(workdir)),
-                                     stack.enter_context(strongroom(workdir, args.workers))]
+                                     stack.enter_context(strongroom(workdir, args.workers,
+                                                                    Path(args.strongroom_src)))]
             settle(servers[0])
             base = {srv.name: du_bytes(srv.storage) for srv in servers}
             have = 0
