@@ -68,6 +68,7 @@ class TransitBackend(PathBackend):
     def __init__(self, ctx: MountContext) -> None:
         self.ctx = ctx
         self.keys = KeyStore(ctx.storage, f"transit:{ctx.mount.uuid}")
+        self.auto_rotate_after = 0.0  # time.monotonic() of the next auto-rotation scan
         paths: list[Path] = []
         for name in PATH_MODULES:
             module = _module(name)
