@@ -33,7 +33,7 @@ DEFAULT_HASH = "sha2-256"
 
 def load_policy(b: TransitBackend, name: str) -> Any:
     """The named key from the worker's cache (storage only on a cache miss)."""
-    return b.keystore.get(name)
+    return b.keys.get(name)
 
 
 def pick_algorithm(data: FieldData, match: re.Match[str]) -> str:

@@ -199,8 +199,9 @@ def derive_ed25519(policy: Any, entry: Any, context: bytes) -> ed25519.Ed25519Pr
     if not context:
         raise SignError("error deriving key: " + _DERIVE_MISSING_CONTEXT)
     if getattr(policy, "kdf", 1) != 1:
-        # Go would read the legacy KDF's 32 bytes as a 64-byte key and panic.
-        raise StrongroomError(multierror("error deriving key: unsupported key derivation mode"))
+        # The legacy counter KDF (kdf 0: what an imported derived key gets) yields 32
+        # bytes, which Go then uses as a 64-byte ed25519 private key: OpenBao fails.
+        raise StrongroomError(multierror("ed25519: bad private key length: 32"))
     seed = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                 info=context).derive(bytes(entry.key))
     return ed25519.Ed25519PrivateKey.from_private_bytes(seed)

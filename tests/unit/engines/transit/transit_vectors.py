@@ -114,7 +114,7 @@ class _Backend:
     """What the path modules use of TransitBackend: the per-process key store."""
 
     def __init__(self, policies: dict[str, Any]) -> None:
-        self.keystore = _Store(policies)
+        self.keys = _Store(policies)
 
 
 def router(policies: dict[str, Any]) -> PathBackend:
