@@ -194,10 +194,13 @@ def _rsa_public(entry: Any) -> rsa.RSAPublicKey:
     return public  # type: ignore[no-any-return]
 
 
-def derive_ed25519(policy: Any, entry: Any, context: bytes) -> ed25519.Ed25519PrivateKey:
-    """keysutil's ``GetKey(context, ver, 32)`` for a derived ed25519 key."""
+def derive_ed25519(policy: Any, version: int, context: bytes) -> ed25519.Ed25519PrivateKey:
+    """keysutil's ``GetKey(context, ver, 32)`` for a derived ed25519 key, its errors."""
     if not context:
         raise SignError("error deriving key: " + _DERIVE_MISSING_CONTEXT)
+    entry = policy.keys.get(version)
+    if entry is None:
+        raise SignError("error deriving key: no such key version")
     if getattr(policy, "kdf", 1) != 1:
         # The legacy counter KDF (kdf 0: what an imported derived key gets) yields 32
         # bytes, which Go then uses as a 64-byte ed25519 private key: OpenBao fails.
@@ -274,7 +277,7 @@ def sign(policy: Any, version: int, data: bytes, context: bytes,
             raw = der
     elif key_type == ED25519:
         if policy.derived:
-            key = derive_ed25519(policy, entry, context)
+            key = derive_ed25519(policy, version, context)
             public = key.public_key().public_bytes(
                 serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         else:
@@ -347,7 +350,7 @@ def verify(policy: Any, data: bytes, signature: str, context: bytes,
         return _ecdsa_verify(key_type, _entry_for(policy, version, raw, opts), data, raw, opts)
     if key_type == ED25519:
         if policy.derived:
-            public = derive_ed25519(policy, _entry(policy, version), context).public_key()
+            public = derive_ed25519(policy, version, context).public_key()
         else:
             public = _ed_public(_entry(policy, version))
         if len(raw) != 64:

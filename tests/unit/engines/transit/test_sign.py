@@ -438,3 +438,21 @@ def test_key_objects_are_cached_per_entry() -> None:
 
     gc.collect()
     assert slot not in signing._objects  # gone with its entry
+
+
+def test_derived_key_errors_in_keysutils_order() -> None:
+    pol = policy("ved_derived")
+    signed = call(router({"k": policy("ved_derived")}), "sign/k",
+                  {"input": MSG, "context": "YQ==", "key_version": 1})[1]["signature"]
+    del pol.keys[1]
+    pol.min_decryption_version = 0
+    r = router({"k": pol})
+    # The missing context is reported before the missing version, both "deriving".
+    assert call(r, "verify/k", {"input": MSG, "signature": signed})[1].startswith(
+        "error deriving key: missing 'context'")
+    assert call(r, "verify/k", {"input": MSG, "signature": signed, "context": "YQ=="}) == (
+        400, "error deriving key: no such key version")
+    # An imported derived key has the legacy KDF: OpenBao cannot sign with it (a 500).
+    pol.kdf = 0
+    assert call(r, "sign/k", {"input": MSG, "context": "YQ=="}) == (
+        500, "1 error occurred:\n\t* ed25519: bad private key length: 32\n\n")
