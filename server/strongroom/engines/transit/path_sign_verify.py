@@ -19,6 +19,7 @@ from strongroom.framework import Field, FieldData, FieldType, Path
 
 from . import signing, string_batch
 from .goencoding import Base64Error, b64decode, go_quote
+from .keytypes import TransitInternalError
 from .path_hmac import NAME, URL_ALGORITHM, hmac_verify, load_policy, pick_algorithm
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ def sign_write(b: TransitBackend, data: FieldData, m: re.Match[str]) -> Response
             result: dict[str, Any] = {"signature": signature, "key_version": used}
             if public:
                 result["publickey"] = base64.b64encode(public).decode()
-        except BadRequestError as exc:
+        except (BadRequestError, TransitInternalError) as exc:
             result = {"key_version": 0, "error": exc.message}
         result["reference"] = item.get("reference", "")
         results.append(result)
@@ -179,7 +180,7 @@ def _verify_signatures(b: TransitBackend, data: FieldData, m: re.Match[str],
     for item in items:
         try:
             result: dict[str, Any] = {"valid": _verify_item(policy, item, opts)}
-        except BadRequestError as exc:
+        except (BadRequestError, TransitInternalError) as exc:
             if not batch:
                 raise
             result = {"valid": False, "error": exc.message}

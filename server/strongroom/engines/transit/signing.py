@@ -14,10 +14,12 @@ Follows keysutil's ``SignWithOptions``/``VerifySignatureWithOptions`` and
   0 = auto (largest when signing, detected when verifying), -1 = the hash size.
 * Signatures and HMACs are ``vault:v<N>:<base64>``.
 
-Errors: ``SignError`` (a 400) carries OpenBao's words; in a batch the handler
-puts the text on the item instead. Where OpenBao answers a client's mistake with
-a 500 (a missing derivation context, a digest of the wrong size, a key version
-out of range on sign), this answers 400 with the same words (issue 14, point 5).
+Errors: ``SignError`` (a 400) carries OpenBao's words, ``TransitInternalError`` (a
+500, wrapped in go-multierror's text by TransitBackend) where OpenBao fails for
+want of a usable key; in a batch the handler puts either text on the item. Where
+OpenBao answers a client's mistake with a 500 (a missing derivation context, a
+digest of the wrong size, a key version out of range on sign), this answers 400
+with the same words (issue 14, point 5).
 
 Key objects built from stored numbers (an ECDSA key from ``ec_d``, an ed25519
 key from its seed) are cached per key entry, so a cached policy signs without
@@ -38,9 +40,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from strongroom.errors import BadRequestError, StrongroomError, multierror
+from strongroom.errors import BadRequestError
 
 from .goencoding import Base64Error, atoi, b64decode, b64decode_raw_url
+from .keytypes import TransitInternalError
 
 # keysutil's KeyType numbers (stored in the policy JSON, so they are fixed).
 AES256_GCM96, ECDSA_P256, ED25519, RSA2048, RSA4096, CHACHA20_POLY1305 = 0, 1, 2, 3, 4, 5
@@ -177,9 +180,9 @@ def _ed_public(entry: Any) -> ed25519.Ed25519PublicKey:
         try:
             raw = b64decode(entry.public_key)
         except Base64Error as exc:
-            raise StrongroomError(multierror(str(exc))) from None
+            raise TransitInternalError(str(exc)) from None
         if len(raw) != 32:
-            raise StrongroomError(multierror(f"ed25519: bad public key length: {len(raw)}"))
+            raise TransitInternalError(f"ed25519: bad public key length: {len(raw)}")
         return ed25519.Ed25519PublicKey.from_public_bytes(raw)
 
     return _cached(entry, "ed-public", entry.public_key, build)
@@ -190,7 +193,7 @@ def _rsa_public(entry: Any) -> rsa.RSAPublicKey:
         return entry.rsa_key.public_key()  # type: ignore[no-any-return]
     public = getattr(entry, "rsa_public_key", None)
     if public is None:
-        raise StrongroomError(multierror("no RSA key found"))
+        raise TransitInternalError("no RSA key found")
     return public  # type: ignore[no-any-return]
 
 
@@ -204,7 +207,7 @@ def derive_ed25519(policy: Any, version: int, context: bytes) -> ed25519.Ed25519
     if getattr(policy, "kdf", 1) != 1:
         # The legacy counter KDF (kdf 0: what an imported derived key gets) yields 32
         # bytes, which Go then uses as a 64-byte ed25519 private key: OpenBao fails.
-        raise StrongroomError(multierror("ed25519: bad private key length: 32"))
+        raise TransitInternalError("ed25519: bad private key length: 32")
     seed = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                 info=context).derive(bytes(entry.key))
     return ed25519.Ed25519PrivateKey.from_private_bytes(seed)
@@ -286,8 +289,8 @@ def sign(policy: Any, version: int, data: bytes, context: bytes,
     elif key_type in _RSA:
         raw = _rsa_sign(entry.rsa_key, data, opts)
     else:
-        raise StrongroomError(multierror(
-            f"message signing not supported for key type {type_name(key_type)}"))
+        raise TransitInternalError(
+            f"message signing not supported for key type {type_name(key_type)}")
     return f"{PREFIX}{version}:{_encode(raw, opts.marshaling)}", public
 
 

@@ -16,9 +16,10 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
-from transit_vectors import VECTORS, Entry, Pol, call, policy, public_pem, router, signatures
+from transit_vectors import VECTORS, call, policy, public_pem, router, signatures
 
 from strongroom.engines.transit import signing
+from strongroom.engines.transit.policy import KeyEntry, Policy
 
 MSG = VECTORS["input"]
 KEYS = ["ved25519", "ved_derived", "vp256", "vp384", "vp521", "vrsa2048"]
@@ -368,7 +369,7 @@ def test_batches(r: Any) -> None:
                                       "latest key version"}]
 
 
-def _versioned(min_enc: int = 0, min_dec: int = 1) -> Pol:
+def _versioned(min_enc: int = 0, min_dec: int = 1) -> Policy:
     pol = policy("vp256")
     pol.min_encryption_version, pol.min_decryption_version = min_enc, min_dec
     return pol
@@ -390,10 +391,10 @@ def test_trimmed_version_and_public_only_keys() -> None:
     public_only = policy("vrsa2048")
     entry = public_only.keys[2]
     assert entry.rsa_key is not None
-    public_only.keys[2] = Entry(rsa_public_key=entry.rsa_key.public_key(),
-                                hmac_key=entry.hmac_key)
+    public_only.keys[2] = KeyEntry(rsa_public_key=entry.rsa_key.public_key(),
+                                   hmac_key=entry.hmac_key)
     signed = call(router({"k": policy("vrsa2048")}), "sign/k", {"input": MSG})[1]["signature"]
-    r = router({"t": pol, "pub": public_only})
+    r = router({"t": pol, "pub": public_only}, stored=False)
     assert call(r, "sign/t", {"input": MSG, "key_version": 1}) == (400, "no such key version")
     assert call(r, "sign/pub", {"input": MSG}) == (
         400, "requested version for signing does not contain a private part")
@@ -424,20 +425,22 @@ def test_der_signature_parsing(der: str, why: str | None) -> None:
 
 
 def test_key_objects_are_cached_per_entry() -> None:
-    pol = policy("vp384")
-    r = router({"k": pol})
+    r = router({"k": policy("vp384")})
     call(r, "sign/k", {"input": MSG})
     before = dict(signing._objects)
     for _ in range(3):
         call(r, "sign/k", {"input": MSG})
     assert signing._objects == before
-    slot = (id(pol.keys[2]), "ec-private")
+    cached = r.keys.get("k")
+    assert cached is not None
+    slot = (id(cached.keys[2]), "ec-private")
     assert slot in signing._objects
-    del pol, r
+    del cached
+    r.keys.clear()  # the ring leaves the cache (invalidate): its key objects go too
     import gc
 
     gc.collect()
-    assert slot not in signing._objects  # gone with its entry
+    assert slot not in signing._objects
 
 
 def test_derived_key_errors_in_keysutils_order() -> None:
@@ -446,7 +449,7 @@ def test_derived_key_errors_in_keysutils_order() -> None:
                   {"input": MSG, "context": "YQ==", "key_version": 1})[1]["signature"]
     del pol.keys[1]
     pol.min_decryption_version = 0
-    r = router({"k": pol})
+    r = router({"k": pol}, stored=False)
     # The missing context is reported before the missing version, both "deriving".
     assert call(r, "verify/k", {"input": MSG, "signature": signed})[1].startswith(
         "error deriving key: missing 'context'")
@@ -454,5 +457,39 @@ def test_derived_key_errors_in_keysutils_order() -> None:
         400, "error deriving key: no such key version")
     # An imported derived key has the legacy KDF: OpenBao cannot sign with it (a 500).
     pol.kdf = 0
-    assert call(r, "sign/k", {"input": MSG, "context": "YQ=="}) == (
+    assert call(r, "sign/k", {"input": MSG, "context": "YQ==", "key_version": 2}) == (
         500, "1 error occurred:\n\t* ed25519: bad private key length: 32\n\n")
+
+
+def test_hot_paths_read_no_storage_once_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sign/, verify/ and hmac/ with a cached key: no storage read per request."""
+    from strongroom.physical.inmem import InmemBackend
+
+    storage = InmemBackend()
+    r = router({name: policy(name) for name in ("ved25519", "vp256", "vrsa2048", "vhmac")},
+               storage=storage)
+    requests = [("sign/ved25519", {"input": MSG}), ("sign/vp256", {"input": MSG}),
+                ("sign/vrsa2048", {"input": MSG}), ("hmac/vhmac", {"input": MSG}),
+                ("hmac/vp256", {"input": MSG}), ("hash", {"input": MSG}), ("random", {})]
+    for path, body in requests:  # first use: each ring decoded from storage once
+        assert call(r, path, body)[0] == 200
+    reads: list[str] = []
+    real_get = storage.get
+
+    def counting(key: str) -> bytes | None:
+        reads.append(key)
+        return real_get(key)
+
+    monkeypatch.setattr(storage, "get", counting)
+    for path, body in requests:
+        status, data = call(r, path, body)
+        assert status == 200
+        if path.startswith("sign/"):
+            name = path.split("/")[1]
+            assert call(r, f"verify/{name}", {"input": MSG, "signature": data["signature"]}
+                        ) == (200, {"valid": True})
+    assert reads == []
+    r.invalidate("policy/vp256")  # another process changed it: read again, once
+    call(r, "sign/vp256", {"input": MSG})
+    call(r, "sign/vp256", {"input": MSG})
+    assert [k for k in reads if k.endswith("policy/vp256")] == ["logical/t/policy/vp256"]

@@ -12,54 +12,40 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from strongroom.barrier.view import StorageView
+from strongroom.core.mounts import MountContext, MountEntry
 from strongroom.core.request import Operation, Request
-from strongroom.engines.transit import signing
+from strongroom.engines.transit import TransitBackend, transit_factory
+from strongroom.engines.transit.policy import (
+    KDF_HKDF_SHA256,
+    KDF_HMAC_SHA256_COUNTER,
+    KeyEntry,
+    KeyType,
+    Policy,
+)
 from strongroom.errors import StrongroomError
-from strongroom.framework import PathBackend
+from strongroom.physical.inmem import InmemBackend
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parent / "data" / "openbao_vectors.json").read_text())
-TYPES = {name: num for num, name in signing.TYPE_NAMES.items()}
+CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@dataclass
-class Entry:
-    """The KeyEntry fields signing.py reads (Vault's names)."""
-
-    key: bytes = b""
-    hmac_key: bytes = b""
-    ec_x: int | None = None
-    ec_y: int | None = None
-    ec_d: int | None = None
-    rsa_key: rsa.RSAPrivateKey | None = None
-    rsa_public_key: rsa.RSAPublicKey | None = None
-    public_key: str = ""
-
-
-@dataclass
-class Pol:
-    name: str
-    type: int
-    keys: dict[int, Entry] = field(default_factory=dict)
-    derived: bool = False
-    kdf: int = 1
-    latest_version: int = 0
-    min_encryption_version: int = 0
-    min_decryption_version: int = 1
-
-
-def entry_from_export(key_type: int, signing_key: str | None, hmac_key: str) -> Entry:
-    entry = Entry(hmac_key=base64.b64decode(hmac_key))
-    if key_type == signing.HMAC:
-        entry.key, entry.hmac_key = entry.hmac_key, b""
-    elif key_type == signing.ED25519:
+def entry_from_export(key_type: KeyType, signing_key: str | None, hmac_key: str,
+                      public_key: str = "") -> KeyEntry:
+    """A KeyEntry holding what OpenBao exported (and the public key it published)."""
+    entry = KeyEntry(hmac_key=base64.b64decode(hmac_key), time=CREATED,
+                     creation_time=int(CREATED.timestamp()))
+    if key_type is KeyType.HMAC:
+        entry.key = entry.hmac_key  # Vault: an hmac key's HMACKey is its key
+    elif key_type is KeyType.ED25519:
         assert signing_key is not None
         entry.key = base64.b64decode(signing_key)
         entry.public_key = base64.b64encode(entry.key[32:]).decode()
@@ -70,22 +56,28 @@ def entry_from_export(key_type: int, signing_key: str | None, hmac_key: str) -> 
             numbers = private.private_numbers()
             entry.ec_d = numbers.private_value
             entry.ec_x, entry.ec_y = numbers.public_numbers.x, numbers.public_numbers.y
+            entry.public_key = public_key
         else:
             assert isinstance(private, rsa.RSAPrivateKey)
             entry.rsa_key = private
     return entry
 
 
-def policy(name: str) -> Pol:
+def policy(name: str) -> Policy:
     """The OpenBao key ``name`` of the vectors, rebuilt with every version."""
     spec = VECTORS["keys"][name]
-    key_type = TYPES[spec["type"]]
+    key_type = KeyType.from_name(spec["type"])
+    assert key_type is not None
     read = spec["read"]
-    pol = Pol(name=name, type=key_type, derived=read["derived"],
-              latest_version=read["latest_version"])
+    pol = Policy(name=name, type=key_type, derived=read["derived"],
+                 kdf=KDF_HKDF_SHA256 if read["derived"] else KDF_HMAC_SHA256_COUNTER,
+                 latest_version=read["latest_version"], archive_version=read["latest_version"],
+                 min_decryption_version=1, key_size=read.get("key_size", 0))
     for version, hmac_key in spec["hmac_key"].items():
         signing_key = spec.get("signing_key", {}).get(version)
-        pol.keys[int(version)] = entry_from_export(key_type, signing_key, hmac_key)
+        published = read.get("keys", {}).get(version, {})
+        public = published.get("public_key", "") if isinstance(published, dict) else ""
+        pol.keys[int(version)] = entry_from_export(key_type, signing_key, hmac_key, public)
     return pol
 
 
@@ -110,23 +102,30 @@ class _Store:
         return self.policies.get(name)
 
 
-class _Backend:
-    """What the path modules use of TransitBackend: the per-process key store."""
+def router(policies: dict[str, Policy], stored: bool = True,
+           storage: InmemBackend | None = None) -> TransitBackend:
+    """A real TransitBackend (in-memory storage) holding ``policies``.
 
-    def __init__(self, policies: dict[str, Any]) -> None:
-        self.keys = _Store(policies)
+    ``stored``: written through the keystore and codec, then the cache dropped, so the
+    first request decodes them from storage as a worker would. Otherwise they are
+    served as given (states the keystore refuses to persist: a legacy KDF, an entry
+    without its private part, a version gone without Vault's archive bookkeeping).
+    """
+    view = StorageView(storage or InmemBackend(), "logical/t/")
+    b = transit_factory(MountContext(view, MountEntry(path="transit/", type="transit"),
+                                     lambda: CREATED))
+    if stored:
+        for name, pol in policies.items():
+            pol.name = name
+            with b.keys.locked(name):
+                b.keys.save(pol)
+        b.keys.clear()
+    else:
+        b.keys = _Store(policies)  # type: ignore[assignment]
+    return b
 
 
-def router(policies: dict[str, Any]) -> PathBackend:
-    """asym's path modules routed as TransitBackend routes them."""
-    from strongroom.engines.transit import path_hash, path_hmac, path_random, path_sign_verify
-
-    b: Any = _Backend(policies)
-    return PathBackend([*path_sign_verify.paths(b), *path_hmac.paths(b), *path_hash.paths(b),
-                        *path_random.paths(b)])
-
-
-def call(backend: PathBackend, path: str, body: dict[str, Any] | None = None
+def call(backend: TransitBackend, path: str, body: dict[str, Any] | None = None
          ) -> tuple[int, Any]:
     """(status, data) of a write, or (status, error text) as the HTTP layer maps it."""
     req = Request(Operation.UPDATE, path, data=dict(body or {}))
@@ -138,7 +137,7 @@ def call(backend: PathBackend, path: str, body: dict[str, Any] | None = None
     return 200, resp.data
 
 
-def warnings(backend: PathBackend, path: str, body: dict[str, Any]) -> list[str]:
+def warnings(backend: TransitBackend, path: str, body: dict[str, Any]) -> list[str]:
     resp = backend.handle(Request(Operation.UPDATE, path, data=dict(body)), path)
     assert resp is not None
     return list(resp.warnings)
