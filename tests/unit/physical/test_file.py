@@ -330,3 +330,23 @@ def test_a_corrupt_old_entry_stops_the_import(tmp_path: Path) -> None:
     assert count == (0,)
     path.write_bytes(file_legacy.frame(b"repaired"))
     assert FileBackend(root).get("logical/0b1c/v1/a") == b"repaired"
+
+
+def test_a_forked_child_opens_its_own_connection(backend: FileBackend) -> None:
+    # The node's owner opens storage before forking its workers: a child must never use
+    # the parent's SQLite connection (SQLite forbids it), and the parent keeps working.
+    backend.put("before", b"parent")
+    pid = os.fork()
+    if pid == 0:  # the child: exit status tells the parent what happened
+        ok = False
+        try:
+            inherited = backend._local.conn
+            backend.put("child", b"wrote")
+            ok = backend.get("before") == b"parent" and backend._conn() is not inherited
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert backend.get("child") == b"wrote"
+    backend.put("after", b"parent again")
+    assert backend.list("") == ["after", "before", "child"]
