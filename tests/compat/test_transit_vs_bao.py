@@ -105,7 +105,8 @@ def b64(text: str | bytes) -> str:
 
 # -- keys ----------------------------------------------------------------------------------
 
-KEY_TYPES = ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "ed25519", "ecdsa-p256",
+KEY_TYPES = ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "xchacha20-poly1305",
+             "ed25519", "ecdsa-p256",
              "ecdsa-p384", "ecdsa-p521", "rsa-2048"]
 
 
@@ -193,6 +194,7 @@ def _encrypt(s: Server, name: str, body: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize("key_type", ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305",
+                                      "xchacha20-poly1305",
                                       "rsa-2048"])
 def test_encrypt_decrypt_round_trip(servers: dict[str, Server], key_type: str) -> None:
     name = f"ed-{key_type}"
