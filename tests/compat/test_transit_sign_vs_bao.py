@@ -87,6 +87,14 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
             # Two versions everywhere: key_version and min versions matter.
             for name in KEYS:
                 server.ok("POST", f"transit/keys/{name}/rotate")
+            # Three versions, the first too old to verify, two too old to sign/MAC with.
+            for name in ("mv", "mvh"):
+                server.ok("POST", f"transit/keys/{name}", {"type": "ecdsa-p256"} if name == "mv"
+                          else {"type": "hmac", "key_size": 32})
+                server.ok("POST", f"transit/keys/{name}/rotate")
+                server.ok("POST", f"transit/keys/{name}/rotate")
+                server.ok("POST", f"transit/keys/{name}/config",
+                          {"min_decryption_version": 2, "min_encryption_version": 3})
         yield pair
 
 
@@ -169,7 +177,7 @@ SIGN_OPTIONS: list[dict[str, Any]] = [
 
 
 def _asn1_ecdsa(name: str, body: dict[str, Any]) -> bool:
-    return name in ("p256", "p384", "p521") and body.get("marshaling_algorithm") != "jws"
+    return name in ("p256", "p384", "p521", "mv") and body.get("marshaling_algorithm") != "jws"
 
 
 def sign_scenario(server: Server) -> dict[str, Any]:
@@ -340,6 +348,21 @@ REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("hmac_verify_old", "verify/h", {"input": MSG, "hmac": "vault:v0:AAAA"}),
     ("hmac_verify_junk", "verify/h", {"input": MSG, "hmac": "vault:v1:AAAA"}),
     ("hmac_verify_sig_wins", "verify/h", {"input": MSG, "hmac": "x", "signature": "x"}),
+    ("minver_sign_1", "sign/mv", {"input": MSG, "key_version": 1}),
+    ("minver_sign_2", "sign/mv", {"input": MSG, "key_version": 2}),
+    ("minver_sign_3", "sign/mv", {"input": MSG, "key_version": 3}),
+    ("minver_sign_latest", "sign/mv", {"input": MSG}),
+    ("minver_verify_1", "verify/mv", {"input": MSG, "signature": "vault:v1:AAAA",
+                                      "marshaling_algorithm": "jws"}),
+    ("minver_verify_2", "verify/mv", {"input": MSG, "signature": "vault:v2:AAAA",
+                                      "marshaling_algorithm": "jws"}),
+    ("minver_hmac_2", "hmac/mv", {"input": MSG, "key_version": 2}),
+    ("minver_hmac_3", "hmac/mv", {"input": MSG, "key_version": 3}),
+    ("minver_hmac_type_1", "hmac/mvh", {"input": MSG, "key_version": 1}),
+    ("minver_hmac_type_3", "hmac/mvh", {"input": MSG, "key_version": 3}),
+    ("minver_hmac_verify_1", "verify/mvh", {"input": MSG, "hmac": "vault:v1:AAAA"}),
+    ("minver_hmac_verify_2", "verify/mvh", {"input": MSG, "hmac": "vault:v2:AAAA"}),
+    ("minver_hmac_verify_4", "verify/mvh", {"input": MSG, "hmac": "vault:v4:AAAA"}),
     ("hash_default", "hash", {"input": MSG}),
     ("hash_url", "hash/sha3-512", {"input": MSG, "format": "base64"}),
     ("hash_url_wins", "hash/sha2-384", {"input": MSG, "algorithm": "sha2-224"}),
@@ -386,7 +409,7 @@ OPENBAO_500 = {
     "sign_derived_no_context", "sign_prehashed_rsa_size", "sign_prehashed_pkcs_size",
     "sign_prehashed_ecdsa_empty", "sign_batch_string", "sign_batch_bool",
     "verify_rsa_sigalg", "verify_derived_no_context", "verify_batch_string",
-    "hmac_batch_map", "hmac_batch_item_string",
+    "hmac_batch_map", "hmac_batch_item_string", "minver_sign_1", "minver_sign_2",
 }
 
 
