@@ -379,3 +379,60 @@ def test_least_privilege_policy(servers: dict[str, Server]) -> None:
     assert plaintext == b64("y")
     statuses = [status for status, _ in seen]
     assert statuses == [200, 403, 403, 200, 403, 200, 200, 403, 403]
+
+
+def test_type_specific_errors(servers: dict[str, Server]) -> None:
+    for name, body in (("ts-ed", {"type": "ed25519", "derived": True}),
+                       ("ts-rsa", {"type": "rsa-2048"}),
+                       ("ts-hm", {"type": "hmac", "key_size": 32}),
+                       ("ts-dv", {"derived": True})):
+        both(servers, "POST", f"transit/keys/{name}", body)
+    calls: list[tuple[str, str, Any]] = [
+        ("GET", "transit/keys/ts-ed?context=Y3R4", None),
+        ("GET", "transit/keys/ts-ed?context=%25%25", None),
+        ("POST", "transit/encrypt/ts-ed", {"plaintext": b64("x")}),
+        ("POST", "transit/encrypt/ts-hm", {"plaintext": b64("x")}),
+        ("POST", "transit/encrypt/ts-rsa", {"plaintext": b64("x"), "associated_data": b64("a")}),
+        ("POST", "transit/encrypt/ts-rsa", {"plaintext": b64("x" * 300)}),
+        ("POST", "transit/decrypt/ts-rsa", {"ciphertext": "vault:v1:AAAA"}),
+        ("POST", "transit/decrypt/ts-hm", {"ciphertext": "vault:v1:AAAA"}),
+        ("POST", "transit/datakey/wrapped/ts-dv", None),
+        ("POST", "transit/datakey/wrapped/ts-dv", {"context": "%%"}),
+        ("POST", "transit/datakey/wrapped/ts-rsa", {"associated_data": b64("a")}),
+        ("POST", "transit/datakey/wrapped/ts-rsa", None),
+        ("POST", "transit/datakey/wrapped/ts-ed", None),
+        ("POST", "transit/rewrap/ts-dv", {"ciphertext": "vault:v1:AAAA"}),
+        ("POST", "transit/rewrap/ts-dv", {}),
+        ("POST", "transit/rewrap/ts-none", {"ciphertext": "x"}),
+        ("POST", "transit/keys/ts-dv/rotate", {"external_key_ref": "x"}),
+        ("POST", "transit/keys/ts-dv", {"key_size": 32}),
+        ("POST", "transit/keys/ts-new", {"type": "hmac", "key_size": 8}),
+        ("POST", "transit/keys/ts-new", {"external_key_ref": "a:b"}),
+        ("PUT", "transit/cache-config", {"size": -1}),
+        ("POST", "transit/keys/ts-hm/rotate", None),
+        ("GET", "transit/keys/ts-hm", None),
+        ("POST", "transit/encrypt/ts-dv", {"batch_input": [
+            {"plaintext": b64("x"), "context": b64("c"), "key_version": 0, "reference": 5}]}),
+        ("POST", "transit/encrypt/ts-dv", {"batch_input": {"a": 1}}),
+        ("POST", "transit/encrypt/ts-dv", {"batch_input": "x"}),
+        ("POST", "transit/decrypt/ts-dv", {"batch_input": [{"ciphertext": 5}]}),
+        ("POST", "transit/decrypt/ts-dv", {"batch_input": [
+            {"ciphertext": "vault:v1:AAAA", "context": b64("c"), "associated_data": "%%"}]}),
+    ]
+    for method, path, body in calls:
+        both(servers, method, path, body)
+
+    def datakey_round_trip(s: Server) -> Any:
+        made = s.ok("POST", "transit/datakey/plaintext/ts-dv", {"context": b64("c")})["data"]
+        back = s.ok("POST", "transit/decrypt/ts-dv", {"ciphertext": made["ciphertext"],
+                                                       "context": b64("c")})["data"]
+        return back["plaintext"] == made["plaintext"], len(base64.b64decode(back["plaintext"]))
+    assert same(servers, datakey_round_trip) == (True, 32)
+
+
+def test_disable_upsert(servers: dict[str, Server]) -> None:
+    both(servers, "POST", "transit/config/keys", {"disable_upsert": True})
+    both(servers, "GET", "transit/config/keys")
+    both(servers, "POST", "transit/encrypt/du-new", {"plaintext": b64("x")})
+    both(servers, "POST", "transit/config/keys", {"disable_upsert": False})
+    both(servers, "POST", "transit/encrypt/du-new", {"plaintext": b64("x")})

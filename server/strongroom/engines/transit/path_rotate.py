@@ -57,21 +57,18 @@ def paths(b: TransitBackend) -> list[Path]:
     return [Path(f"keys/{NAME}/rotate", {Operation.UPDATE: rotate}, fields)]
 
 
-_next_check: dict[int, float] = {}
-
-
 def auto_rotate(b: TransitBackend, force: bool = False) -> int:
     """Rotate every key due; returns how many were rotated. ``force`` skips the hourly
     throttle (tests, and a first run)."""
-    key = id(b)
     now_mono = time.monotonic()
-    if not force and now_mono < _next_check.get(key, 0.0):
+    if not force and now_mono < b.auto_rotate_after:
         return 0
-    _next_check[key] = now_mono + CHECK_INTERVAL
+    b.auto_rotate_after = now_mono + CHECK_INTERVAL
     rotated = 0
     for name in b.keys.names():
         try:
-            policy = b.keys.get(name)
+            # From storage: this process (the owner) may hold an older copy.
+            policy = b.keys.read(name)
             if policy is None or not _due(b, policy):
                 continue
 
