@@ -22,6 +22,7 @@ bad input: Strongroom answers 400 with OpenBao's words, unwrapped (OPENBAO_500).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import importlib.util
 import re
@@ -87,6 +88,14 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
             # Two versions everywhere: key_version and min versions matter.
             for name in KEYS:
                 server.ok("POST", f"transit/keys/{name}/rotate")
+            # Three versions, the first too old to verify, two too old to sign/MAC with.
+            for name in ("mv", "mvh"):
+                server.ok("POST", f"transit/keys/{name}", {"type": "ecdsa-p256"} if name == "mv"
+                          else {"type": "hmac", "key_size": 32})
+                server.ok("POST", f"transit/keys/{name}/rotate")
+                server.ok("POST", f"transit/keys/{name}/rotate")
+                server.ok("POST", f"transit/keys/{name}/config",
+                          {"min_decryption_version": 2, "min_encryption_version": 3})
         yield pair
 
 
@@ -169,7 +178,7 @@ SIGN_OPTIONS: list[dict[str, Any]] = [
 
 
 def _asn1_ecdsa(name: str, body: dict[str, Any]) -> bool:
-    return name in ("p256", "p384", "p521") and body.get("marshaling_algorithm") != "jws"
+    return name in ("p256", "p384", "p521", "mv") and body.get("marshaling_algorithm") != "jws"
 
 
 def sign_scenario(server: Server) -> dict[str, Any]:
@@ -340,6 +349,21 @@ REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("hmac_verify_old", "verify/h", {"input": MSG, "hmac": "vault:v0:AAAA"}),
     ("hmac_verify_junk", "verify/h", {"input": MSG, "hmac": "vault:v1:AAAA"}),
     ("hmac_verify_sig_wins", "verify/h", {"input": MSG, "hmac": "x", "signature": "x"}),
+    ("minver_sign_1", "sign/mv", {"input": MSG, "key_version": 1}),
+    ("minver_sign_2", "sign/mv", {"input": MSG, "key_version": 2}),
+    ("minver_sign_3", "sign/mv", {"input": MSG, "key_version": 3}),
+    ("minver_sign_latest", "sign/mv", {"input": MSG}),
+    ("minver_verify_1", "verify/mv", {"input": MSG, "signature": "vault:v1:AAAA",
+                                      "marshaling_algorithm": "jws"}),
+    ("minver_verify_2", "verify/mv", {"input": MSG, "signature": "vault:v2:AAAA",
+                                      "marshaling_algorithm": "jws"}),
+    ("minver_hmac_2", "hmac/mv", {"input": MSG, "key_version": 2}),
+    ("minver_hmac_3", "hmac/mv", {"input": MSG, "key_version": 3}),
+    ("minver_hmac_type_1", "hmac/mvh", {"input": MSG, "key_version": 1}),
+    ("minver_hmac_type_3", "hmac/mvh", {"input": MSG, "key_version": 3}),
+    ("minver_hmac_verify_1", "verify/mvh", {"input": MSG, "hmac": "vault:v1:AAAA"}),
+    ("minver_hmac_verify_2", "verify/mvh", {"input": MSG, "hmac": "vault:v2:AAAA"}),
+    ("minver_hmac_verify_4", "verify/mvh", {"input": MSG, "hmac": "vault:v4:AAAA"}),
     ("hash_default", "hash", {"input": MSG}),
     ("hash_url", "hash/sha3-512", {"input": MSG, "format": "base64"}),
     ("hash_url_wins", "hash/sha2-384", {"input": MSG, "algorithm": "sha2-224"}),
@@ -386,7 +410,7 @@ OPENBAO_500 = {
     "sign_derived_no_context", "sign_prehashed_rsa_size", "sign_prehashed_pkcs_size",
     "sign_prehashed_ecdsa_empty", "sign_batch_string", "sign_batch_bool",
     "verify_rsa_sigalg", "verify_derived_no_context", "verify_batch_string",
-    "hmac_batch_map", "hmac_batch_item_string",
+    "hmac_batch_map", "hmac_batch_item_string", "minver_sign_1", "minver_sign_2",
 }
 
 
@@ -539,7 +563,58 @@ def imported(servers: dict[str, Server]) -> dict[str, Server]:
             server.ok("POST", f"transit/keys/{name}/import", {
                 "type": key_type, "hash_function": "SHA256", **extra,
                 "ciphertext": wrap_for_import(wrapping, materials[name])})
+        for name, (key_type, private) in public_only().items():
+            pem = private.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            server.ok("POST", f"transit/keys/{name}/import",
+                      {"type": key_type, "public_key": pem.decode()})
     return servers
+
+
+@functools.cache
+def public_only() -> dict[str, tuple[str, Any]]:
+    """Keys whose public half only is imported; the test signs with the private half."""
+    return {"pub_ed": ("ed25519", ed25519.Ed25519PrivateKey.generate()),
+            "pub_p384": ("ecdsa-p384", ec.generate_private_key(ec.SECP384R1())),
+            "pub_r2048": ("rsa-2048", rsa.generate_private_key(65537, 2048))}
+
+
+def _sign_here(private: Any, message: bytes) -> str:
+    if isinstance(private, ed25519.Ed25519PrivateKey):
+        raw = private.sign(message)
+    elif isinstance(private, ec.EllipticCurvePrivateKey):
+        raw = private.sign(message, ec.ECDSA(hashes.SHA256()))
+    else:
+        raw = private.sign(message, padding.PSS(padding.MGF1(hashes.SHA256()),
+                                                padding.PSS.MAX_LENGTH), hashes.SHA256())
+    return "vault:v1:" + base64.b64encode(raw).decode()
+
+
+def test_public_only_keys_verify_and_refuse_to_sign(imported: dict[str, Server]) -> None:
+    message = base64.b64decode(MSG)
+
+    def scenario(server: Server) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for name, (_, private) in public_only().items():
+            signature = _sign_here(private, message)
+            seen[f"{name}.verify"] = observe(server.call(
+                "POST", f"transit/verify/{name}", {"input": MSG, "signature": signature}))
+            seen[f"{name}.verify_other"] = observe(server.call(
+                "POST", f"transit/verify/{name}", {"input": "b3RoZXI=", "signature": signature}))
+            seen[f"{name}.sign"] = observe(server.call("POST", f"transit/sign/{name}",
+                                                       {"input": MSG}))
+        return seen
+
+    ours, theirs = run(imported, scenario)
+    for name in public_only():
+        assert ours[f"{name}.verify"] == theirs[f"{name}.verify"] == (
+            200, {"data": {"valid": True}, "warnings": []})
+        assert ours[f"{name}.verify_other"] == theirs[f"{name}.verify_other"] == (
+            200, {"data": {"valid": False}, "warnings": []})
+        # OpenBao: a 500 for this client mistake; Strongroom: 400, the same words.
+        text = "requested version for signing does not contain a private part"
+        assert ours[f"{name}.sign"] == (400, {"errors": [text]})
+        assert theirs[f"{name}.sign"] == (500, {"errors": [_multierror(text)]})
 
 
 def _sign_body(option: dict[str, Any]) -> dict[str, Any]:

@@ -350,7 +350,9 @@ def verify(policy: Any, data: bytes, signature: str, context: bytes,
     except Base64Error:
         raise SignError("invalid base64 signature value") from None
     if key_type in _CURVES:
-        return _ecdsa_verify(key_type, _entry_for(policy, version, raw, opts), data, raw, opts)
+        # keysutil parses an ECDSA signature before it looks the version up.
+        r, s = _ecdsa_numbers(raw, opts)
+        return _ecdsa_verify(key_type, _entry(policy, version), data, r, s)
     if key_type == ED25519:
         if policy.derived:
             public = derive_ed25519(policy, version, context).public_key()
@@ -368,26 +370,20 @@ def verify(policy: Any, data: bytes, signature: str, context: bytes,
     raise SignError(f"message verification not supported for key type {type_name(key_type)}")
 
 
-def _entry_for(policy: Any, version: int, raw: bytes, opts: SigningOptions) -> Any:
-    # keysutil parses an ECDSA signature before it looks the version up.
-    if opts.marshaling == "asn1":
-        parse_der_signature(raw)
-    return _entry(policy, version)
-
-
-def _ecdsa_verify(key_type: int, entry: Any, data: bytes, raw: bytes,
-                  opts: SigningOptions) -> bool:
+def _ecdsa_numbers(raw: bytes, opts: SigningOptions) -> tuple[int, int]:
     if opts.marshaling == "jws":
         half = len(raw) // 2
-        r, s = int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
-    else:
-        r, s = parse_der_signature(raw)
+        return int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
+    return parse_der_signature(raw)
+
+
+def _ecdsa_verify(key_type: int, entry: Any, data: bytes, r: int, s: int) -> bool:
     if r <= 0 or s <= 0 or not data:
         return False
     try:
         _ec_public(key_type, entry).verify(utils.encode_dss_signature(r, s), data,
                                            ec.ECDSA(utils.Prehashed(_Digest(len(data)))))
-    except InvalidSignature:
+    except (InvalidSignature, ValueError):  # ValueError: numbers no DER can carry
         return False
     return True
 
