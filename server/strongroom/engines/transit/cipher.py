@@ -103,7 +103,7 @@ def _aead(policy: Policy, version: int, context: bytes | None, num_bytes: int,
 
 
 def encrypt(policy: Policy, plaintext: bytes, *, context: bytes | None, nonce: bytes | None,
-            version: int, associated_data: bytes | None) -> str:
+            version: int, associated_data: bytes | None, random: bytes | None = None) -> str:
 
     if policy.soft_deleted:
         raise BadRequestError(ERR_SOFT_DELETED)
@@ -137,7 +137,7 @@ def encrypt(policy: Policy, plaintext: bytes, *, context: bytes | None, nonce: b
             aead = _aead(policy, ver, context, enc_bytes, for_encrypt=True)
             size = nonce_size(policy)
             if not nonce:
-                nonce = os.urandom(size)
+                nonce = random[:size] if random and len(random) >= size else os.urandom(size)
             elif len(nonce) != size:
                 raise BadRequestError(f"base64-decoded nonce must be {size} bytes long "
                                       f"but given {len(nonce)} bytes")
