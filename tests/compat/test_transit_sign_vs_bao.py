@@ -669,3 +669,40 @@ def hmac_expected(alg: str) -> str:
              "sha2-512": "sha512", "sha3-256": "sha3_256", "sha3-512": "sha3_512"}
     mac = hmac_lib.new(bytes(range(32)), base64.b64decode(MSG), names[alg]).digest()
     return "vault:v1:" + base64.b64encode(mac).decode()
+
+
+def test_hvac_client_calls_alike(servers: dict[str, Server]) -> None:
+    """hvac's transit helpers work unchanged and see the same answers."""
+    import hvac
+
+    def scenario(server: Server) -> dict[str, Any]:
+        transit = hvac.Client(url=server.url, token=ROOT).secrets.transit
+        seen: dict[str, Any] = {}
+        signed = transit.sign_data("p256", MSG, hash_algorithm="sha2-384",
+                                   marshaling_algorithm="jws")["data"]
+        seen["sign"] = normalize(signed)
+        seen["verify"] = transit.verify_signed_data(
+            "p256", MSG, signature=signed["signature"], hash_algorithm="sha2-384",
+            marshaling_algorithm="jws")["data"]
+        signed = transit.sign_data("r2048", MSG, signature_algorithm="pkcs1v15",
+                                   salt_length="hash")["data"]
+        seen["verify_rsa"] = transit.verify_signed_data(
+            "r2048", MSG, signature=signed["signature"], signature_algorithm="pkcs1v15"
+        )["data"]
+        mac = transit.generate_hmac("h", MSG, algorithm="sha2-512")["data"]
+        seen["hmac"] = normalize(mac)
+        seen["verify_hmac"] = transit.verify_signed_data(
+            "h", MSG, hmac=mac["hmac"], hash_algorithm="sha2-512")["data"]
+        seen["hash"] = transit.hash_data(MSG, algorithm="sha2-384", output_format="base64")[
+            "data"]
+        seen["random"] = normalize(transit.generate_random_bytes(n_bytes=16,
+                                                                 output_format="hex")["data"])
+        try:
+            transit.sign_data("nokey", MSG)
+        except hvac.exceptions.InvalidRequest as exc:
+            seen["missing"] = str(exc).split(", on ")[0]
+        return seen
+
+    ours, theirs = run(servers, scenario)
+    assert ours == theirs
+    assert ours["verify"] == ours["verify_rsa"] == ours["verify_hmac"] == {"valid": True}
