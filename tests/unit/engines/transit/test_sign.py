@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from transit_vectors import VECTORS, call, policy, public_pem, router, signatures
 
-from strongroom.engines.transit import signing
+from strongroom.engines.transit import signing, signing_keys
 from strongroom.engines.transit.policy import KeyEntry, Policy
 
 MSG = VECTORS["input"]
@@ -427,20 +427,20 @@ def test_der_signature_parsing(der: str, why: str | None) -> None:
 def test_key_objects_are_cached_per_entry() -> None:
     r = router({"k": policy("vp384")})
     call(r, "sign/k", {"input": MSG})
-    before = dict(signing._objects)
+    before = dict(signing_keys._objects)
     for _ in range(3):
         call(r, "sign/k", {"input": MSG})
-    assert signing._objects == before
+    assert signing_keys._objects == before
     cached = r.keys.get("k")
     assert cached is not None
     slot = (id(cached.keys[2]), "ec-private")
-    assert slot in signing._objects
+    assert slot in signing_keys._objects
     del cached
     r.keys.clear()  # the ring leaves the cache (invalidate): its key objects go too
     import gc
 
     gc.collect()
-    assert slot not in signing._objects
+    assert slot not in signing_keys._objects
 
 
 def test_derived_key_errors_in_keysutils_order() -> None:
