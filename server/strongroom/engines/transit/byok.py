@@ -47,6 +47,7 @@ _CURVES: dict[str, type[ec.EllipticCurve]] = {
     "ecdsa-p521": ec.SECP521R1,
 }
 _CURVE_NAMES = {"ecdsa-p256": "P-256", "ecdsa-p384": "P-384", "ecdsa-p521": "P-521"}
+_GO_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 _RSA_BYTES = {"rsa-2048": 256, "rsa-3072": 384, "rsa-4096": 512}
 SYMMETRIC = {"aes128-gcm96": 16, "aes256-gcm96": 32, "chacha20-poly1305": 32}
 # Vault's KeyType numbers -> API names (keysutil's KeyType.String()).
@@ -140,7 +141,8 @@ def parse_asymmetric(key_type: str, material: bytes, private: bool) -> ParsedKey
             raise _type_error(key_type, parsed)
         if not isinstance(parsed.curve, _CURVES[key_type]):
             raise BadRequestError(
-                f"invalid curve: expected {_CURVE_NAMES[key_type]}, got {parsed.curve.name}")
+                f"invalid curve: expected {_CURVE_NAMES[key_type]}, "
+                f"got {_GO_CURVES.get(parsed.curve.name, parsed.curve.name)}")
         pub = parsed.public_key() if isinstance(parsed, ec.EllipticCurvePrivateKey) else parsed
         numbers = pub.public_numbers()
         out.ec_x, out.ec_y = numbers.x, numbers.y

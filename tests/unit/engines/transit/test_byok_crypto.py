@@ -80,7 +80,7 @@ def test_parse_private_and_public(key_type: str) -> None:
 
 def test_parse_refuses_mismatches() -> None:
     p384, _ = new_key_material("ecdsa-p384")
-    with pytest.raises(BadRequestError, match="invalid curve: expected P-256, got secp384r1"):
+    with pytest.raises(BadRequestError, match="invalid curve: expected P-256, got P-384"):
         byok.parse_asymmetric("ecdsa-p256", p384, True)
     ed, _ = new_key_material("ed25519")
     with pytest.raises(BadRequestError, match="invalid key type: expected ecdsa-p256"):
