@@ -14,6 +14,7 @@ from strongroom.audit import FileDevice, SocketDevice, lenient, syslog_factory
 from strongroom.core.mounts import EngineFactory
 from strongroom.engines.database import database_factory
 from strongroom.engines.kv import kv_factory
+from strongroom.engines.transit import transit_factory
 from strongroom.seal.pkcs11 import Pkcs11Seal
 from strongroom.seal.shamir_seal import ShamirSeal
 
@@ -21,6 +22,7 @@ from strongroom.seal.shamir_seal import ShamirSeal
 SECRETS_ENGINES: dict[str, EngineFactory] = {
     "kv": kv_factory,
     "database": database_factory,
+    "transit": transit_factory,
 }
 
 # `sys/auth/x {"type": ...}`; served at auth/x/ (issue 15 adds approle, userpass, ...).

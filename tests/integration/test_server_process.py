@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from strongroom.physical.file import FileBackend
+from strongroom.physical.file import DB_NAME
 from tests.support.servers import (
     file_config,
     strongroom_dev_server,
@@ -60,23 +61,17 @@ def test_bad_config_exits_nonzero_naming_the_key(tmp_path: Path, config: str, na
 CONFIG = file_config(workers=2)
 
 
-def corrupt(data_dir: Path, key: str) -> None:
-    """Flip the last byte of the file holding ``key`` (found through the backend's layout)."""
-    backend = FileBackend(data_dir)
-    assert backend.get(key) is not None
-    files = sorted(p for p in data_dir.rglob("*") if p.is_file() and not p.name.startswith("+"))
-    target = next(p for p in files if backend_key_matches(p, data_dir, key))
-    blob = bytearray(target.read_bytes())
-    blob[-1] ^= 0xFF
-    target.write_bytes(bytes(blob))
-
-
-def backend_key_matches(path: Path, root: Path, key: str) -> bool:
-    from urllib.parse import unquote
-
-    parts = [unquote(p) for p in path.relative_to(root).parts]
-    parts[-1] = parts[-1].removeprefix("@")
-    return "/".join(parts) == key
+def corrupt(data_dir: Path, key: str, keep: int | None = None) -> None:
+    """Flip the last byte of ``key``'s stored value (or cut it to ``keep`` bytes), behind
+    the file backend's back: in its SQLite database, checksum left as it was."""
+    with sqlite3.connect(data_dir / DB_NAME) as db:
+        row = db.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
+        assert row is not None, key
+        (value,) = row
+        blob = bytearray(value)
+        blob[-1] ^= 0xFF
+        db.execute("UPDATE entries SET value = ? WHERE key = ?",
+                   (bytes(blob[:keep] if keep is not None else blob), key))
 
 
 def _initialized(tmp_path: Path) -> str:
@@ -95,8 +90,7 @@ def test_corrupt_entries_are_clear_errors_not_crashes(tmp_path: Path) -> None:
         assert resp.status_code == 500
         assert "core/keyring" in resp.json()["errors"][0]
         assert requests.get(srv.url + "/v1/sys/seal-status", timeout=5).json()["sealed"] is True
-    truncated = tmp_path / "data" / "core" / "@keyring"
-    truncated.write_bytes(truncated.read_bytes()[:10])
+    corrupt(tmp_path / "data", "core/keyring", keep=10)
     with strongroom_server(tmp_path, CONFIG) as srv:
         resp = requests.put(srv.url + "/v1/sys/unseal", json={"key": key}, timeout=10)
         assert resp.status_code == 500 and "core/keyring" in resp.json()["errors"][0]

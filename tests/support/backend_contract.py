@@ -5,7 +5,7 @@ Test modules subclass :class:`BackendContract` and provide a ``backend`` fixture
 
 from __future__ import annotations
 
-from strongroom.physical.base import Backend
+from strongroom.physical.base import Backend, list_page, page_of
 
 
 class BackendContract:
@@ -62,3 +62,22 @@ class BackendContract:
 
     def test_list_empty_store(self, backend: Backend) -> None:
         assert backend.list("") == []
+
+    def test_list_page(self, backend: Backend) -> None:
+        # OpenBao's ListPage: the children after `after` (which need not exist), at most
+        # `limit` (<= 0: all), whatever the backend does underneath.
+        keys = ["a", "a-b", "a/x", "a/y/z", "a0", "b/c", "b/d/e", "c", "é", "f/g", "f/h"]
+        for key in keys:
+            backend.put(key, b"v")
+        assert backend.list("") == ["a", "a-b", "a/", "a0", "b/", "c", "f/", "é"]
+        for prefix in ("", "a/", "b/", "missing/", "c/"):
+            full = backend.list(prefix)
+            assert list_page(backend, prefix) == full
+            for after in ("", "a", "a/", "a/x", "a/zzz", "a-b", "b", "b/", "c", "d", "e", "é",
+                          "\x00", "zzz", "x", "y/", "d/"):
+                for limit in (-1, 0, 1, 2, 3, 100):
+                    assert list_page(backend, prefix, after, limit) == page_of(
+                        full, after, limit), (prefix, after, limit)
+        assert list_page(backend, "", "a/", 2) == ["a0", "b/"]
+        assert list_page(backend, "", "a/x", 2) == ["a0", "b/"]  # inside a/: past it
+        assert list_page(backend, "", "é") == []

@@ -23,7 +23,7 @@ from strongroom.barrier.crypto import (
 from strongroom.barrier.keyring import Keyring
 from strongroom.barrier.secmem import wipe
 from strongroom.errors import BadRequestError, CorruptEntryError, SealedError
-from strongroom.physical.base import Backend, Op, apply_ops
+from strongroom.physical.base import Backend, Op, apply_ops, list_page
 
 KEYRING_PATH = "core/keyring"
 _ROOT_TERM = 0  # the keyring entry is sealed with the root key under this pseudo-term
@@ -163,6 +163,10 @@ class AESGCMBarrier:
     def delete(self, key: str) -> None:
         self.keyring  # noqa: B018 - raises SealedError when sealed
         self._physical.delete(key)
+
+    def list_page(self, prefix: str, after: str = "", limit: int = 0) -> list[str]:
+        self.keyring  # noqa: B018 - raises SealedError when sealed
+        return list_page(self._physical, prefix, after, limit)
 
     def list(self, prefix: str) -> list[str]:
         self.keyring  # noqa: B018 - raises SealedError when sealed

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from strongroom.physical.base import Backend, Op, apply_ops, validate_key, validate_prefix
+from strongroom.physical.base import (
+    Backend,
+    Op,
+    apply_ops,
+    list_page,
+    validate_key,
+    validate_prefix,
+)
 
 
 class StorageView:
@@ -27,6 +34,10 @@ class StorageView:
 
     def delete(self, key: str) -> None:
         self._backend.delete(self._full(key))
+
+    def list_page(self, prefix: str, after: str = "", limit: int = 0) -> list[str]:
+        validate_prefix(prefix)
+        return list_page(self._backend, self.prefix + prefix, after, limit)
 
     def list(self, prefix: str) -> list[str]:
         validate_prefix(prefix)

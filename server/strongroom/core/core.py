@@ -93,8 +93,11 @@ class Core:
         self.default_lease_ttl = default_lease_ttl
         self.max_lease_ttl = max_lease_ttl
         self.barrier = AESGCMBarrier(storage.top, on_unknown_term=self._force_seal_sync)
+        # Decoded token entries are cached per worker where every write reaches this
+        # node's change feed (storage.cache: node-private storage), as reads are.
         self.tokens = TokenStore(StorageView(self.barrier, TOKEN_STORE_PREFIX),
-                                 on_revoke=self._token_revoked)
+                                 on_revoke=self._token_revoked,
+                                 cache_entries=storage.cache is not None)
         self.policies = PolicyStore(self.barrier)
         self.router = Router()
         self.wrapper = Wrapper(self)

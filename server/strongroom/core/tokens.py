@@ -18,6 +18,7 @@ import logging
 import math
 import secrets
 import string
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -48,6 +49,8 @@ from strongroom.physical.base import Backend, Op, apply_ops
 log = logging.getLogger(__name__)
 
 _ALPHABET = string.ascii_letters + string.digits
+# Decoded entries a worker keeps (see TokenStore._cached); past it the cache starts over.
+MAX_CACHED_ENTRIES = 10_000
 SERVICE_TOKEN_PREFIX = "hvs."  # noqa: S105 - a public prefix, not a secret
 MAX_TOKEN_LENGTH = 512
 ROOT_TOKEN_PATH = "auth/token/root"  # noqa: S105 - a path, not a secret
@@ -66,9 +69,17 @@ class TokenStore:
     """CRUD over token entries in a storage view (the barrier, so encrypted at rest)."""
 
     def __init__(
-        self, storage: Backend, on_revoke: Callable[[TokenEntry], None] | None = None
+        self, storage: Backend, on_revoke: Callable[[TokenEntry], None] | None = None,
+        cache_entries: bool = False,
     ) -> None:
         self._storage = storage
+        # Decoded entries by hash, for lookups of unlimited-use tokens: only where every
+        # write to the store reaches invalidate() (node-private storage, whose writes
+        # all go through this node's write notifier); see _cached.
+        self._cache_entries = cache_entries
+        self._entries: dict[str, TokenEntry] = {}
+        self._generation = 0  # bumped by every invalidation: a read older than it is stale
+        self._entries_lock = threading.Lock()
         # The batch key is derived from the (secret, barrier-encrypted) salt: no
         # second key to store or race.
         self._secrets = SaltHolder(storage)
@@ -85,14 +96,17 @@ class TokenStore:
         self._secrets.forget()
         self._mirror.reset()
         self._tombstones.changed()
+        self._forget_entries()
 
     # The write notifier calls these when token entries change (in any process of the
-    # node), before this process serves its next request. Entries are read through
-    # storage on every lookup today; the accessor mirror and the tombstones are cached.
+    # node), before this process serves its next request: the decoded entries, the
+    # accessor mirror and the tombstones are cached.
     def invalidate(self, key: str) -> None:
         """``key`` (a full storage key under sys/token/) changed."""
         rel = key[len(self._prefix):] if key.startswith(self._prefix) else key
-        if rel.startswith(ACCESSOR_PREFIX):
+        if rel.startswith("id/"):
+            self._forget_entry(rel[3:])
+        elif rel.startswith(ACCESSOR_PREFIX):
             self._mirror.changed(rel[len(ACCESSOR_PREFIX):])
         elif rel.startswith(TOMBSTONE_PREFIX):
             self._tombstones.changed()
@@ -101,6 +115,17 @@ class TokenStore:
         """Any token entry may have changed."""
         self._mirror.reset()
         self._tombstones.changed()
+        self._forget_entries()
+
+    def _forget_entry(self, token_hash: str) -> None:
+        with self._entries_lock:
+            self._generation += 1
+            self._entries.pop(token_hash, None)
+
+    def _forget_entries(self) -> None:
+        with self._entries_lock:
+            self._generation += 1
+            self._entries.clear()
 
     def salted(self, value: str) -> str:
         """HMAC-SHA256 of ``value`` under this store's salt (hex)."""
@@ -161,7 +186,7 @@ class TokenStore:
             return self._lookup_batch(token, now)
         if len(token) > MAX_TOKEN_LENGTH:
             return None
-        return self._live(self.salted(token), now, persist=True)
+        return self._live(self.salted(token), now, persist=True, cached=True)
 
     def lookup_hash(self, token_hash: str, now: float) -> TokenEntry | None:
         """As :meth:`lookup` by hash; safe to call under the token's node lock."""
@@ -171,8 +196,35 @@ class TokenStore:
         raw = self._storage.get("id/" + token_hash)
         return TokenEntry.from_json(raw, token_hash) if raw is not None else None
 
-    def _live(self, token_hash: str, now: float, persist: bool) -> TokenEntry | None:
+    def _cached(self, token_hash: str) -> TokenEntry | None:
+        """As :meth:`_read`, from this worker's decoded entries when it can (the hot
+        path: every request's token, without a decryption and a JSON decode).
+
+        Exact, as the storage read cache is: an entry changed by any process of the node
+        is dropped by :meth:`invalidate` before this process serves its next request
+        (Core.sync), and a read that raced with an invalidation is served but not kept
+        (the generation moved). Only unlimited-use tokens are kept: a use count is
+        re-read under the token's lock anyway. Callers get a copy they may change.
+        """
+        if not self._cache_entries:
+            return self._read(token_hash)
+        kept = self._entries.get(token_hash)
+        if kept is not None:
+            return kept.copy()
+        generation = self._generation
         entry = self._read(token_hash)
+        if entry is None or entry.num_uses != 0 or entry.ancestors is None:
+            return entry
+        with self._entries_lock:
+            if generation == self._generation:
+                if len(self._entries) >= MAX_CACHED_ENTRIES:
+                    self._entries.clear()
+                self._entries[token_hash] = entry.copy()
+        return entry
+
+    def _live(self, token_hash: str, now: float, persist: bool,
+              cached: bool = False) -> TokenEntry | None:
+        entry = self._cached(token_hash) if cached else self._read(token_hash)
         if entry is None or entry.num_uses < 0:
             return None  # unknown, or its last use is being served; revocation follows
         if entry.ancestors is None and not self._fill_ancestors(entry, persist):
@@ -251,7 +303,11 @@ class TokenStore:
                           **doc)
 
     def save(self, entry: TokenEntry) -> None:
+        self._forget_entry(entry.hash)
         self._storage.put("id/" + entry.hash, entry.to_json())
+        # Others learn it from the notifier; this process forgets at once (its next
+        # sync would too, but a request may look the token up again before then).
+        self._forget_entry(entry.hash)
 
     # -- accessors ----------------------------------------------------------------
 
@@ -346,6 +402,7 @@ class TokenStore:
         for parent in dict.fromkeys(p for p in (entry.parent_hash, parent_hash) if p):
             ops.append(("delete", f"parent/{parent}/{entry.hash}", None))
         apply_ops(self._storage, ops)
+        self._forget_entry(entry.hash)
 
     def _delete_hash(self, token_hash: str, parent_hash: str) -> None:
         """Delete one token by hash, and its index entry under ``parent_hash``, even if

@@ -120,4 +120,11 @@ class PathBackend:
         if resp is not None and path.warn_unknown and unknown:
             resp.warnings.append(
                 "Endpoint ignored these unrecognized parameters: [" + " ".join(unknown) + "]")
+        # Vault says so when a body field lost to the URL's value of the same name.
+        replaced = [name for name in match.groupdict()
+                    if req.data and req.data.get(name) is not None]
+        if resp is not None and replaced:
+            resp.warnings.append("Endpoint replaced the value of these parameters with the "
+                                 "values captured from the endpoint's path: ["
+                                 + " ".join(replaced) + "]")
         return resp

@@ -50,21 +50,24 @@ class StrongroomAsgi:
         if WORKER_HEADER:
             self._fixed.append((b"x-strongroom-worker", str(os.getpid()).encode()))
 
+    @property
+    def inline(self) -> bool:
+        """Whether the core runs on the loop (local storage): the protocol may then
+        answer a simple request synchronously through :meth:`respond`."""
+        return self._executor is None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return  # lifespan is off; websockets are not served
         head = scope["method"] == "HEAD"
         path: str = scope["path"]
-        if not path.startswith(_PREFIX):
-            await self._answer(send, NOT_FOUND_RESULT, head)
-            return
         # A repeated header keeps its first value, as Go's Header.Get (Vault) does.
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
             headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
-        length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self._max:
-            await self._answer(send, TOO_LARGE_RESULT, head)
+        early = self._refused_early(path, headers)
+        if early is not None:
+            await self._answer(send, early, head)
             return
         try:
             body = await self._body(receive)
@@ -73,18 +76,8 @@ class StrongroomAsgi:
         if body is None:
             await self._answer(send, TOO_LARGE_RESULT, head)
             return
-        params: dict[str, str] = {}
-        query = scope.get("query_string", b"")
-        if query:
-            # A repeated query parameter keeps its first value, as url.Values.Get does.
-            for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True,
-                                         encoding="utf-8", errors="replace"):
-                params.setdefault(name, value)
-        client = scope.get("client")
-        request = HttpRequest(method=scope["method"], path=path, params=params,
-                              headers=headers, body=body,
-                              remote_addr=client[0] if client else "",
-                              remote_port=int(client[1]) if client else 0)
+        request = self._request(scope["method"], path, scope.get("query_string", b""),
+                                headers, body, scope.get("client"))
         if self._executor is None:
             # Local storage (inmem, file): the core is fast and bounded; running it on
             # the loop thread saves a thread hand-off per request.
@@ -96,6 +89,43 @@ class StrongroomAsgi:
             result = await loop.run_in_executor(self._executor, self._dispatcher.dispatch,
                                                 request)
         await self._answer(send, result, head)
+
+    def respond(self, method: str, path: str, query: bytes, headers: dict[str, str],
+                body: bytes, client: tuple[str, int] | None
+                ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """One whole request answered on the spot (http/fast_path.py): status, headers,
+        body; the same answer :meth:`__call__` gives. Only when :attr:`inline`."""
+        result = self._refused_early(path, headers)
+        if result is None:
+            if len(body) > self._max:
+                result = TOO_LARGE_RESULT
+            else:
+                result = self._dispatcher.dispatch(
+                    self._request(method, path, query, headers, body, client))
+        out = self._headers(result)
+        return result.status, out, b"" if method == "HEAD" else (result.body or b"")
+
+    def _refused_early(self, path: str, headers: dict[str, str]) -> HttpResult | None:
+        """The answer before any body is read: outside /v1/, or declared too large."""
+        if not path.startswith(_PREFIX):
+            return NOT_FOUND_RESULT
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self._max:
+            return TOO_LARGE_RESULT
+        return None
+
+    @staticmethod
+    def _request(method: str, path: str, query: bytes, headers: dict[str, str], body: bytes,
+                 client: Any) -> HttpRequest:
+        params: dict[str, str] = {}
+        if query:
+            # A repeated query parameter keeps its first value, as url.Values.Get does.
+            for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True,
+                                         encoding="utf-8", errors="replace"):
+                params.setdefault(name, value)
+        return HttpRequest(method=method, path=path, params=params, headers=headers,
+                           body=body, remote_addr=client[0] if client else "",
+                           remote_port=int(client[1]) if client else 0)
 
     async def _body(self, receive: Receive) -> bytes | None:
         """The whole body (chunked or not), or None past ``max_request_size``."""
@@ -114,14 +144,16 @@ class StrongroomAsgi:
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _answer(self, send: Send, result: HttpResult, head: bool) -> None:
+    def _headers(self, result: HttpResult) -> list[tuple[bytes, bytes]]:
         headers = list(self._fixed)
         headers.extend((k.lower().encode("latin-1"), v.encode("latin-1"))
                        for k, v in result.headers.items())
-        body = result.body or b""
         if result.body is not None:
             headers.append((b"content-type", _JSON))
-        headers.append((b"content-length", str(len(body)).encode()))
+        headers.append((b"content-length", str(len(result.body or b"")).encode()))
+        return headers
+
+    async def _answer(self, send: Send, result: HttpResult, head: bool) -> None:
         await send({"type": "http.response.start", "status": result.status,
-                    "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if head else body})
+                    "headers": self._headers(result)})
+        await send({"type": "http.response.body", "body": b"" if head else result.body or b""})

@@ -20,15 +20,20 @@ Every limit that expires aborts the connection: nothing is answered, as in Go.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
+from urllib.parse import unquote
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from strongroom.http.fast_path import parse_simple, render_response
 from strongroom.node.connections import ConnectionCounts
+
+log = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 AsgiApp = Callable[[Scope, Any, Any], Awaitable[None]]
@@ -51,6 +56,22 @@ _STOP_GRACE = 1.0
 
 _HTTP_VERSIONS = frozenset({"1.0", "1.1"})
 _VERSION_NOT_SUPPORTED = b'{"errors":["unsupported protocol version"]}'
+
+
+class InlineApp(Protocol):
+    """What the fast path needs of the app (http/asgi.py::StrongroomAsgi)."""
+
+    @property
+    def inline(self) -> bool: ...
+
+    def respond(self, method: str, path: str, query: bytes, headers: dict[str, str],
+                body: bytes, client: tuple[str, int] | None
+                ) -> tuple[int, list[tuple[bytes, bytes]], bytes]: ...
+
+
+_SERVER_ERROR = (b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; "
+                 b"charset=utf-8\r\nconnection: close\r\ncontent-length: 21\r\n\r\n"
+                 b"Internal Server Error")
 
 
 def _connection_app(app: AsgiApp, client_der: bytes | None) -> AsgiApp:
@@ -92,6 +113,7 @@ class LimitedH11Protocol(H11Protocol):
         self._refused = False
         self._stopping = False
         self._received = False
+        self._inline: InlineApp | None = None
 
     @classmethod
     def with_limits(cls, limits: ConnectionLimits,
@@ -116,7 +138,12 @@ class LimitedH11Protocol(H11Protocol):
         super().connection_made(transport)
         ssl_object = transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        self.app = _connection_app(self.app, der or None)
+        app = self.app
+        self.app = _connection_app(app, der or None)
+        if not der and getattr(app, "inline", False):
+            # Simple requests are answered in data_received (http/fast_path.py); a
+            # client certificate goes through the ASGI scope's TLS extension instead.
+            self._inline = app
         self._start_request()
         if getattr(self.server_state, "stopping", False):
             self.shutdown()  # accepted while the worker stops: serve one request, close
@@ -136,6 +163,8 @@ class LimitedH11Protocol(H11Protocol):
         self._received = True
         if self._phase == "idle":
             self._start_request()
+        if self._inline is not None and self._answer_inline(data):
+            return
         super().data_received(data)
         if self._stopping and self.cycle is not None:
             self.cycle.keep_alive = False  # the worker stops: this is the last request
@@ -153,6 +182,44 @@ class LimitedH11Protocol(H11Protocol):
             self._deadline = self.loop.call_later(_STOP_GRACE, self._expire)
             return
         super().shutdown()
+
+    # -- the fast path -----------------------------------------------------
+
+    def _answer_inline(self, data: bytes) -> bool:
+        """Answer ``data`` here if it is one whole simple request between two others
+        (http/fast_path.py); False leaves it to h11, untouched."""
+        conn = self.conn
+        if (conn.our_state is not h11.IDLE or conn.their_state is not h11.IDLE
+                or conn.trailing_data[0] or self.flow.write_paused
+                or (self.cycle is not None and not self.cycle.response_complete)
+                or self.transport.is_closing()):
+            return False
+        request = parse_simple(data)
+        if request is None:
+            return False
+        self._unset_keepalive_if_required()
+        raw_path, _, query = request.target.partition(b"?")
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = unquote(path)  # as uvicorn's scope["path"]
+        assert self._inline is not None
+        try:
+            status, headers, body = self._inline.respond(
+                request.method, path, query, request.headers, request.body, self.client)
+            keep_alive = not (request.close or self._stopping)
+            if request.close:
+                headers.append((b"connection", b"close"))
+            out = render_response(status, self.server_state.default_headers + headers, body)
+        except Exception:  # noqa: BLE001 - as uvicorn's cycle: a 500, then close
+            log.exception("event=unhandled_error stage=fast_path")
+            self.transport.write(_SERVER_ERROR)
+            self.transport.close()
+            return True
+        self.transport.write(out)
+        if not keep_alive:
+            self.transport.close()
+        self.on_response_complete()
+        return True
 
     # -- uvicorn hooks -----------------------------------------------------
 

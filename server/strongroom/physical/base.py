@@ -13,6 +13,7 @@ physical/chain.py.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -37,6 +38,17 @@ class Backend(Protocol):
     def delete(self, key: str) -> None: ...
 
     def list(self, prefix: str) -> list[str]: ...
+
+
+class Paged(Backend, Protocol):
+    """A backend that lists one page of a folder for a cost in proportion to the page.
+
+    OpenBao's ``ListPage``: the children of ``prefix`` (as ``list`` names them)
+    that sort after ``after`` (which need not exist), at most ``limit`` of them
+    (``limit`` <= 0: all). Reach it through :func:`list_page`.
+    """
+
+    def list_page(self, prefix: str, after: str, limit: int) -> list[str]: ...
 
 
 # One storage change of a multi-key transaction: ("put", key, value) or ("delete", key, None).
@@ -135,6 +147,26 @@ def apply_ops(backend: Backend, ops: Sequence[Op]) -> None:
             backend.put(key, value)
         else:
             backend.delete(key)
+
+
+def list_page(backend: Backend, prefix: str, after: str = "", limit: int = 0) -> list[str]:
+    """One page of ``backend.list(prefix)`` (see :class:`Paged`).
+
+    Served by the backend's own ``list_page`` where it has one (file storage, and
+    the layers above it), else cut from the whole listing (Consul, inmem).
+    """
+    page = getattr(backend, "list_page", None)
+    if page is not None:  # a Paged backend (a protocol: not isinstance-able)
+        result: list[str] = page(prefix, after, limit)
+        return result
+    return page_of(backend.list(prefix), after, limit)
+
+
+def page_of(keys: list[str], after: str = "", limit: int = 0) -> list[str]:
+    """The sorted ``keys`` past ``after``, at most ``limit`` of them (<= 0: all)."""
+    if after:
+        keys = keys[bisect_right(keys, after):]
+    return keys[:limit] if limit > 0 else keys
 
 
 def validate_key(key: str) -> None:

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 from strongroom.node.shared import ChangeRing, Op
 from strongroom.physical.base import Op as TxnOp
+from strongroom.physical.base import list_page
 from strongroom.physical.notify import WriteNotifier
 
 # Bounds per process: small entries (tokens, policies, mount tables, most secrets) are
@@ -83,6 +84,9 @@ class CachingBackend:
             if not ticket.spoiled:
                 self._remember(key, value)
         return value
+
+    def list_page(self, prefix: str, after: str = "", limit: int = 0) -> list[str]:
+        return list_page(self._inner, prefix, after, limit)  # listings are never cached
 
     def list(self, prefix: str) -> list[str]:
         return self._inner.list(prefix)

@@ -118,11 +118,12 @@ if TYPE_CHECKING:
     from strongroom.barrier.barrier import AESGCMBarrier
     from strongroom.barrier.view import StorageView
     from strongroom.ha.consul_lock import ConsulLock
-    from strongroom.physical.base import HABackend, Lock, Transactional
+    from strongroom.physical.base import HABackend, Lock, Paged, Transactional
 
     def _conformance(consul: ConsulBackend, ring: ChangeRing) -> None:
         _inmem: Transactional = InmemBackend()
-        _file: Backend = FileBackend("")
+        _file: Transactional = FileBackend("")
+        _paged: Paged = FileBackend("")
         _consul: Transactional = consul
         _ha: HABackend = consul
         _lock: Lock = ConsulLock(consul.client, LOCK_KEY, "node")
@@ -131,3 +132,6 @@ if TYPE_CHECKING:
         _cache: Transactional = CachingBackend(WriteNotifier(notifier, ring))
         barrier: Transactional = AESGCMBarrier(notifier)
         _view: Transactional = StorageView(barrier, "sys/")
+        paged: list[Paged] = [WriteNotifier(fenced, ring), AESGCMBarrier(notifier),
+                              CachingBackend(WriteNotifier(notifier, ring))]
+        paged.append(StorageView(barrier, "sys/"))

@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from strongroom.node.shared import ChangeRing, Op
-from strongroom.physical.base import Backend
+from strongroom.physical.base import Backend, list_page
 from strongroom.physical.base import Op as TxnOp
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,9 @@ class WriteNotifier:
 
     def get(self, key: str) -> bytes | None:
         return self._inner.get(key)
+
+    def list_page(self, prefix: str, after: str = "", limit: int = 0) -> list[str]:
+        return list_page(self._inner, prefix, after, limit)
 
     def list(self, prefix: str) -> list[str]:
         return self._inner.list(prefix)

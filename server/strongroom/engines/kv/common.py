@@ -113,12 +113,8 @@ def format_time(ns: int | None) -> str:
     return text + "Z"
 
 
-def list_page(keys: list[str], after: str = "", limit: int = 0) -> Response:
-    """A LIST response, paged like Vault's ListPage; no keys is a bare 404."""
-    if after:
-        keys = [k for k in keys if k > after]
-    if limit > 0:
-        keys = keys[:limit]
+def list_response(keys: list[str]) -> Response:
+    """A LIST response; no keys is a bare 404, as Vault answers an empty ListResponse."""
     if not keys:
         return not_found()
     return Response(data={"keys": keys})

@@ -21,7 +21,7 @@ from .common import (
     check_prefix,
     encode_document,
     is_leaf,
-    list_page,
+    list_response,
     normalize_rel_path,
     not_found,
 )
@@ -86,5 +86,6 @@ class KVv1Backend(PathBackend):
             self._storage.delete(PREFIX + check_path(path))
 
     def _list(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
+        # OpenBao's KV v1 has no "after"/"limit" (only v2's metadata/ LIST pages).
         prefix = check_prefix(m.group("path"))
-        return list_page(self._storage.list(PREFIX + prefix))
+        return list_response(self._storage.list(PREFIX + prefix))

@@ -15,7 +15,7 @@ from .common import (
     format_time,
     is_leaf,
     key_lock,
-    list_page,
+    list_response,
     not_found,
 )
 from .merge_patch import merge_patch
@@ -160,9 +160,14 @@ class MetadataPaths:
                 self._store.delete_all(meta)
 
     def _list(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
+        """OpenBao's paged LIST: keys after ``after`` (need not exist), at most ``limit``
+        (<= 0: all). A page costs in proportion to its size (storage ListPage)."""
         prefix = check_prefix(m.group("path"))
-        limit = go_int("limit", data.get("limit")) if data.has("limit") else 0
-        return list_page(self._store.list_meta(prefix), data.get("after"), limit)
+        try:
+            limit = go_int("limit", data.get("limit")) if data.has("limit") else 0
+        except BadRequestError as exc:  # checked up front by OpenBao's framework
+            raise BadRequestError(f"Field validation failed: {exc}") from None
+        return list_response(self._store.list_meta(prefix, data.get("after") or "", limit))
 
     # -- config -----------------------------------------------------------------
 

@@ -163,8 +163,8 @@ class V2Store:
     def delete_meta(self, path: str) -> None:
         self._storage.delete(METADATA_PREFIX + path)
 
-    def list_meta(self, prefix: str) -> list[str]:
-        return self._storage.list(METADATA_PREFIX + prefix)
+    def list_meta(self, prefix: str, after: str = "", limit: int = 0) -> list[str]:
+        return self._storage.list_page(METADATA_PREFIX + prefix, after, limit)
 
     # -- versions -----------------------------------------------------------
 

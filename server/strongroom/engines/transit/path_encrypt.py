@@ -1,0 +1,159 @@
+"""``encrypt/<name>``: one plaintext or a ``batch_input``, creating the key on a
+create-capable write to a missing key (Vault's upsert, unless ``config/keys``
+``disable_upsert``)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from strongroom.core.request import Operation, Request, Response
+from strongroom.errors import BadRequestError, StrongroomError
+from strongroom.framework import Field, FieldData, FieldType, Path
+
+from .batch import Item, decode_items, respond
+from .gocodec import GoBase64Error, b64decode
+from .keytypes import KeyType
+from .policy import Policy, TransitInternalError, new_policy
+
+if TYPE_CHECKING:
+    from . import TransitBackend
+
+_UPSERT_TYPES = {"aes128-gcm96": KeyType.AES128_GCM96, "aes256-gcm96": KeyType.AES256_GCM96,
+                 "chacha20-poly1305": KeyType.CHACHA20_POLY1305}
+_FIELDS = {
+    "name": Field(FieldType.STRING),
+    "plaintext": Field(FieldType.STRING),
+    "context": Field(FieldType.STRING, default=""),
+    "type": Field(FieldType.STRING, default="aes256-gcm96"),
+    "convergent_encryption": Field(FieldType.BOOL, default=False),
+    "key_version": Field(FieldType.INT, default=0),
+    "partial_failure_response_code": Field(FieldType.INT),
+    "associated_data": Field(FieldType.STRING, default=""),
+    "batch_input": Field(FieldType.ANY),
+}
+CONTEXT_MISMATCH = "context should be set either in all the request blocks or in none"
+
+
+def associated_data(policy: Policy, index: int, encoded: str) -> bytes | None:
+    """An item's ``associated_data``: refused for non-AEAD keys, decoded as Vault's
+    factory does (a bad encoding is an internal error there)."""
+    if not encoded:
+        return None
+    if not policy.type.associated_data_supported:
+        raise BadRequestError(f"'[{index}].associated_data' provided for non-AEAD cipher "
+                              f"suite {policy.type.api_name}")
+    try:
+        return b64decode(encoded)
+    except GoBase64Error as exc:
+        raise TransitInternalError("unable to get associated_data/additional_data from "
+                                   f"factory[0]: {exc}") from None
+
+
+def paths(b: TransitBackend) -> list[Path]:
+    from . import NAME
+
+    def exists(req: Request, data: FieldData, m: re.Match[str]) -> bool:
+        return b.keys.get(m.group("name")) is not None
+
+    def upsert(req: Request, data: FieldData, name: str, derived: bool) -> tuple[Policy | None,
+                                                                                 bool]:
+        convergent = bool(data.get("convergent_encryption"))
+        if convergent and not derived:
+            raise BadRequestError("convergent encryption requires derivation to be enabled, "
+                                  "so context is required")
+        from .path_config import upsert_disabled
+
+        disabled = upsert_disabled(b)
+        type_name = str(data.get("type"))
+        key_type = _UPSERT_TYPES.get(type_name)
+        if key_type is None:
+            if type_name.startswith("ecdsa-p"):
+                raise BadRequestError(f"key type {type_name} not supported for this operation")
+            raise BadRequestError(f"unknown key type {type_name}")
+        if disabled:
+            return b.keys.get(name), False
+        return b.keys.create(name, lambda: new_policy(name, key_type, derived=derived,
+                                                      convergent=convergent))
+
+    def encrypt(req: Request, data: FieldData, m: re.Match[str]) -> Response:
+        name = m.group("name")
+        raw_batch = data.raw.get("batch_input")
+        if raw_batch is not None:
+            items = decode_items(raw_batch, require_plaintext=True)
+            if not items:
+                raise BadRequestError("missing batch input to process")
+        else:
+            if not data.has("plaintext"):
+                raise BadRequestError("missing plaintext to encrypt")
+            items = [Item(plaintext=str(data.get("plaintext")), context=str(data.get("context")),
+                          key_version=int(data.get("key_version")),
+                          associated_data=str(data.get("associated_data")))]
+        n = len(items)
+        errors: list[str] = [""] * n
+        plaintexts: list[bytes] = [b""] * n
+        context_set = bool(items[0].context)
+        user_errors = internal_errors = successes = False
+        for i, item in enumerate(items):
+            if bool(item.context) != context_set:
+                raise BadRequestError(CONTEXT_MISMATCH)
+            try:
+                plaintexts[i] = b64decode(item.plaintext)
+                if item.context:
+                    item.decoded_context = b64decode(item.context)
+            except GoBase64Error as exc:
+                user_errors = True
+                errors[i] = str(exc)
+        if req.operation is Operation.CREATE:
+            # OpenBao reports every upsert as a creation, so its "created beforehand"
+            # warning never shows: none here either.
+            policy, _created = upsert(req, data, name, context_set)
+        else:
+            policy = b.keys.get(name)
+        if policy is None:
+            raise BadRequestError("encryption key not found")
+        results: list[dict[str, Any]] = []
+        for i, item in enumerate(items):
+            out: dict[str, Any] = {}
+            results.append(out)
+            if errors[i]:
+                out["error"] = errors[i]
+                continue
+            try:
+                ad = associated_data(policy, i, item.associated_data)
+            except BadRequestError as exc:
+                out["error"] = exc.message  # Vault sets no error flag for this one
+                continue
+            except StrongroomError as exc:
+                internal_errors = True
+                out["error"] = exc.message
+                continue
+            try:
+                ciphertext = policy.encrypt(plaintexts[i], context=item.decoded_context,
+                                            version=item.key_version, associated_data=ad)
+            except StrongroomError as exc:
+                if exc.status >= 500:
+                    internal_errors = True
+                else:
+                    user_errors = True
+                out["error"] = exc.message
+                continue
+            successes = True
+            out["ciphertext"] = ciphertext
+            out["key_version"] = item.key_version or policy.latest_version
+        if raw_batch is not None:
+            for item, out in zip(items, results, strict=True):
+                out["reference"] = item.reference
+            resp = Response(data={"batch_results": results})
+        else:
+            first = results[0]
+            if "error" in first:
+                if internal_errors:
+                    raise TransitInternalError(first["error"])
+                raise BadRequestError(first["error"])
+            resp = Response(data=first)
+        return respond(resp, data.get("partial_failure_response_code"), successes,
+                       user_errors, internal_errors)
+
+    ops = {Operation.CREATE: encrypt, Operation.UPDATE: encrypt}
+    return [Path(f"encrypt/{NAME}", ops, _FIELDS, existence=exists)]
