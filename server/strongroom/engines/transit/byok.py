@@ -1,5 +1,8 @@
 """BYOK crypto: unwrapping an imported key, parsing it, and encoding keys for export.
 
+Errors are OpenBao's: its plain errors (500s, ``TransitInternalError``) with its
+words, except the one it answers 400 (an unknown ``hash_function``).
+
 Import (Vault's ``keys/<name>/import``) uses PKCS#11's CKM_RSA_AES_KEY_WRAP: the
 client makes an ephemeral AES-256 key, encrypts it with RSA-OAEP under the mount's
 wrapping key (the OAEP hash is the request's ``hash_function``, used for MGF1 too,
@@ -29,6 +32,8 @@ from cryptography.hazmat.primitives.keywrap import (
 
 from strongroom.barrier.secmem import wipe
 from strongroom.errors import BadRequestError
+
+from .keytypes import TransitInternalError
 
 # OpenBao's EncryptedKeyBytes: the RSA-4096 OAEP block in front of the KWP output.
 ENCRYPTED_KEY_BYTES = 512
@@ -74,22 +79,26 @@ def unwrap(ciphertext: bytes, wrapping_key: rsa.RSAPrivateKey,
     Errors say what OpenBao says; none of them reveals which byte was wrong.
     """
     if len(ciphertext) <= ENCRYPTED_KEY_BYTES:
-        raise BadRequestError("provided ciphertext is too short")
+        raise TransitInternalError("provided ciphertext is too short")
     try:
         eph = bytearray(wrapping_key.decrypt(
             ciphertext[:ENCRYPTED_KEY_BYTES],
             padding.OAEP(mgf=padding.MGF1(algorithm=algo), algorithm=algo, label=None)))
     except ValueError:
-        raise BadRequestError("crypto/rsa: decryption error") from None
+        raise TransitInternalError("crypto/rsa: decryption error") from None
     try:
         if len(eph) != 32:
-            raise BadRequestError("expected ephemeral AES key to be 256-bit")
+            raise TransitInternalError("expected ephemeral AES key to be 256-bit")
+        wrapped = ciphertext[ENCRYPTED_KEY_BYTES:]
+        # tink's KWP (OpenBao's) checks, in its order and words.
+        if len(wrapped) < 24:
+            raise TransitInternalError("kwp: wrapped key size too small")
+        if len(wrapped) % 8:
+            raise TransitInternalError("kwp: wrapped key size must be a multiple of 8 bytes")
         try:
-            return bytearray(aes_key_unwrap_with_padding(bytes(eph), ciphertext[
-                ENCRYPTED_KEY_BYTES:]))
+            return bytearray(aes_key_unwrap_with_padding(bytes(eph), wrapped))
         except (InvalidUnwrap, InvalidKey, ValueError):
-            # tink's KWP (what OpenBao uses) fails with this text on any bad input.
-            raise BadRequestError("kwp: failed to unwrap") from None
+            raise TransitInternalError("kwp: unwrap failed integrity check") from None
     finally:
         wipe(eph)
 
@@ -107,16 +116,27 @@ class ParsedKey:
     public_key: str = ""  # Vault's formatted public key (PEM, or base64 for ed25519)
 
 
-def _spki_pem(pub: object) -> str:
+def _spkipem_block(pub: object) -> str:
     return pub.public_bytes(  # type: ignore[attr-defined, no-any-return]
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()
 
 
-def _type_error(key_type: str, got: object) -> BadRequestError:
-    # Go prints the parsed key's Go type; ours names the Python class instead.
-    return BadRequestError(
-        f"invalid key type: expected {key_type}, got {type(got).__name__}")
+def _go_type(parsed: object) -> str:
+    """Go's %T of what x509 would have parsed."""
+    for cls, name in ((ed25519.Ed25519PrivateKey, "ed25519.PrivateKey"),
+                      (ed25519.Ed25519PublicKey, "ed25519.PublicKey"),
+                      (rsa.RSAPrivateKey, "*rsa.PrivateKey"),
+                      (rsa.RSAPublicKey, "*rsa.PublicKey"),
+                      (ec.EllipticCurvePrivateKey, "*ecdsa.PrivateKey"),
+                      (ec.EllipticCurvePublicKey, "*ecdsa.PublicKey")):
+        if isinstance(parsed, cls):
+            return name
+    return "*ecdh.PrivateKey"  # X25519/X448: what else PKCS#8 may hold
+
+
+def _type_error(key_type: str, got: object) -> TransitInternalError:
+    return TransitInternalError(f"invalid key type: expected {key_type}, got {_go_type(got)}")
 
 
 def parse_asymmetric(key_type: str, material: bytes, private: bool) -> ParsedKey:
@@ -126,21 +146,21 @@ def parse_asymmetric(key_type: str, material: bytes, private: bool) -> ParsedKey
         try:
             parsed = serialization.load_der_private_key(material, password=None)
         except (ValueError, TypeError, UnsupportedAlgorithm):
-            raise BadRequestError(
+            raise TransitInternalError(
                 "error parsing asymmetric key: x509: failed to parse private key") from None
     else:
         if b"-----BEGIN" not in material:
-            raise BadRequestError("error parsing public key: not in PEM format")
+            raise TransitInternalError("error parsing public key: not in PEM format")
         try:
             parsed = serialization.load_pem_public_key(material)
         except (ValueError, TypeError, UnsupportedAlgorithm):
-            raise BadRequestError("error parsing public key: not in PEM format") from None
+            raise TransitInternalError("error parsing public key: not in PEM format") from None
     out = ParsedKey()
     if key_type in _CURVES:
         if not isinstance(parsed, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
             raise _type_error(key_type, parsed)
         if not isinstance(parsed.curve, _CURVES[key_type]):
-            raise BadRequestError(
+            raise TransitInternalError(
                 f"invalid curve: expected {_CURVE_NAMES[key_type]}, "
                 f"got {_GO_CURVES.get(parsed.curve.name, parsed.curve.name)}")
         pub = parsed.public_key() if isinstance(parsed, ec.EllipticCurvePrivateKey) else parsed
@@ -149,7 +169,7 @@ def parse_asymmetric(key_type: str, material: bytes, private: bool) -> ParsedKey
         if isinstance(parsed, ec.EllipticCurvePrivateKey):
             out.ec_d = parsed.private_numbers().private_value
         # OpenBao keeps the PEM with its trailing newline for EC keys.
-        out.public_key = _spki_pem(pub)
+        out.public_key = _spkipem_block(pub)
     elif key_type == "ed25519":
         if isinstance(parsed, ed25519.Ed25519PrivateKey):
             seed = parsed.private_bytes(serialization.Encoding.Raw,
@@ -169,7 +189,7 @@ def parse_asymmetric(key_type: str, material: bytes, private: bool) -> ParsedKey
             raise _type_error(key_type, parsed)
         size = (parsed.key_size + 7) // 8
         if size != _RSA_BYTES[key_type]:
-            raise BadRequestError(f"invalid key size: expected {_RSA_BYTES[key_type]} "
+            raise TransitInternalError(f"invalid key size: expected {_RSA_BYTES[key_type]} "
                                   f"bytes, got {size} bytes")
         if isinstance(parsed, rsa.RSAPrivateKey):
             out.rsa_key = parsed
@@ -184,7 +204,7 @@ def parse_asymmetric(key_type: str, material: bytes, private: bool) -> ParsedKey
 # --- export encodings (OpenBao's getExportKey) ---------------------------------------
 
 
-def _pem(der: bytes, label: str) -> str:
+def pem_block(der: bytes, label: str) -> str:
     """Go's pem.EncodeToMemory: 64-column base64 lines, a trailing newline."""
     b64 = base64.b64encode(der).decode()
     lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
@@ -193,7 +213,7 @@ def _pem(der: bytes, label: str) -> str:
 
 def export_rsa_private(key: rsa.RSAPrivateKey | None, fmt: str) -> str:
     if fmt == "raw":
-        raise BadRequestError(
+        raise TransitInternalError(
             "unknown key format for rsa key; supported values are ``, `der`, or `pem`")
     if key is None:
         return ""
@@ -201,21 +221,21 @@ def export_rsa_private(key: rsa.RSAPrivateKey | None, fmt: str) -> str:
         der = key.private_bytes(serialization.Encoding.DER,
                                 serialization.PrivateFormat.TraditionalOpenSSL,
                                 serialization.NoEncryption())
-        return _pem(der, "RSA PRIVATE KEY")
+        return pem_block(der, "RSA PRIVATE KEY")
     der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    return base64.b64encode(der).decode() if fmt == "der" else _pem(der, "PRIVATE KEY")
+    return base64.b64encode(der).decode() if fmt == "der" else pem_block(der, "PRIVATE KEY")
 
 
 def export_rsa_public(key: rsa.RSAPublicKey | None, fmt: str) -> str:
     if fmt == "raw":
-        raise BadRequestError(
+        raise TransitInternalError(
             "unknown key format for rsa key; supported values are ``, `der`, or `pem`")
     if key is None:
-        raise BadRequestError("requested to encode an RSA public key with no RSA key present")
+        raise TransitInternalError("requested to encode an RSA public key with no RSA key present")
     der = key.public_bytes(serialization.Encoding.DER,
                            serialization.PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(der).decode() if fmt == "der" else _pem(der, "PUBLIC KEY")
+    return base64.b64encode(der).decode() if fmt == "der" else pem_block(der, "PUBLIC KEY")
 
 
 def _ec_private(key_type: str, x: int | None, y: int | None,
@@ -230,7 +250,7 @@ def _ec_private(key_type: str, x: int | None, y: int | None,
 def export_ec_private(key_type: str, x: int | None, y: int | None, d: int | None,
                       fmt: str) -> str:
     if fmt == "raw":
-        raise BadRequestError(
+        raise TransitInternalError(
             "unknown key format for ec key; supported values are ``, `der`, or `pem`")
     if d is None:
         return ""
@@ -239,22 +259,22 @@ def export_ec_private(key_type: str, x: int | None, y: int | None, d: int | None
         der = key.private_bytes(serialization.Encoding.DER,
                                 serialization.PrivateFormat.TraditionalOpenSSL,
                                 serialization.NoEncryption())
-        return _pem(der, "EC PRIVATE KEY").strip()
+        return pem_block(der, "EC PRIVATE KEY").strip()
     der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    return base64.b64encode(der).decode() if fmt == "der" else _pem(der, "PRIVATE KEY").strip()
+    return base64.b64encode(der).decode() if fmt == "der" else pem_block(der, "PRIVATE KEY").strip()
 
 
 def export_ec_public(key_type: str, x: int | None, y: int | None, fmt: str) -> str:
     if fmt == "raw":
-        raise BadRequestError(
+        raise TransitInternalError(
             "unknown key format for ec key; supported values are ``, `der`, or `pem`")
     if x is None or y is None:
-        raise BadRequestError("key version has no public key")
+        raise TransitInternalError("key version has no public key")
     pub = ec.EllipticCurvePublicNumbers(x, y, _CURVES[key_type]()).public_key()
     der = pub.public_bytes(serialization.Encoding.DER,
                            serialization.PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(der).decode() if fmt == "der" else _pem(der, "PUBLIC KEY").strip()
+    return base64.b64encode(der).decode() if fmt == "der" else pem_block(der, "PUBLIC KEY").strip()
 
 
 def export_ed25519_private(key: bytes, fmt: str) -> str:
@@ -263,7 +283,7 @@ def export_ed25519_private(key: bytes, fmt: str) -> str:
     priv = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(key[:32]))
     der = priv.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
-    return base64.b64encode(der).decode() if fmt == "der" else _pem(der, "PRIVATE KEY").strip()
+    return base64.b64encode(der).decode() if fmt == "der" else pem_block(der, "PRIVATE KEY").strip()
 
 
 def export_ed25519_public(formatted: str, fmt: str) -> str:
@@ -274,7 +294,7 @@ def export_ed25519_public(formatted: str, fmt: str) -> str:
         pub = ed25519.Ed25519PublicKey.from_public_bytes(base64.b64decode(pub_str,
                                                                           validate=True))
     except ValueError:
-        raise BadRequestError("illegal base64 data in the stored public key") from None
+        raise TransitInternalError("illegal base64 data in the stored public key") from None
     der = pub.public_bytes(serialization.Encoding.DER,
                            serialization.PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(der).decode() if fmt == "der" else _pem(der, "PUBLIC KEY").strip()
+    return base64.b64encode(der).decode() if fmt == "der" else pem_block(der, "PUBLIC KEY").strip()

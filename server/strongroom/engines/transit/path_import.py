@@ -8,55 +8,47 @@ its private half later, with ``import_version`` and ``version``). An imported ke
 marked ``Imported``; it rotates only with ``allow_rotation``; a derived one keeps kdf
 0 (the HMAC-SHA256 counter KDF), as OpenBao leaves it. Convergent encryption cannot
 be imported. Every version gets a fresh random HMAC key (an HMAC-type key's is the
-key itself). OpenBao's 500s for client mistakes are 400s here, same words.
+key itself). Errors are OpenBao's, status and words: 400 for an unknown type or hash
+function, plain errors (500s) for the rest, as the rest of this engine answers them.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from strongroom.barrier.secmem import random_key, wipe
 from strongroom.core.request import Operation, Request, Response
 from strongroom.errors import BadRequestError
 from strongroom.framework import Field, FieldData, FieldType, Path
 
-from . import byok
-from .path_export import NAME
-from .path_wrapping_key import wrapping_key
+from . import NAME, byok
+from .gocodec import GoBase64Error, b64decode
+from .keytypes import TransitInternalError
+from .path_wrapping_key import wrapping_private_key
 from .policy import KeyEntry, KeyType, Policy
 
 if TYPE_CHECKING:
     from . import TransitBackend
-
-_PUBLIC_IMPORT = {"ed25519", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "rsa-2048",
-                  "rsa-3072", "rsa-4096"}
-_IMPORT_TYPES = {*byok.SYMMETRIC, *_PUBLIC_IMPORT, "hmac"}
-
-
-def _private_missing(entry: Any) -> bool:
-    """keysutil's IsPrivateKeyMissing."""
-    return entry.rsa_key is None and entry.ec_d is None and not entry.key
 
 
 def _material(b: TransitBackend, data: FieldData, type_name: str,
               private: bool) -> bytearray:
     """The key to import: unwrapped from ``ciphertext`` or the PEM ``public_key``."""
     if not private:
-        if type_name not in _PUBLIC_IMPORT:
-            raise BadRequestError("provided type does not support public_key import")
+        if not KeyType(byok.TYPE_NUMBERS[type_name]).import_public_key_supported:
+            raise TransitInternalError("provided type does not support public_key import")
         return bytearray((data.get("public_key") or "").encode())
     algo = byok.oaep_hash(data.get("hash_function") or "SHA256")
     try:
-        ciphertext = base64.b64decode((data.get("ciphertext") or "").encode(), validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequestError("illegal base64 data at input byte 0") from None
-    return byok.unwrap(ciphertext, wrapping_key(b).private_key(), algo)
+        ciphertext = b64decode(data.get("ciphertext") or "")
+    except GoBase64Error as exc:
+        raise TransitInternalError(str(exc)) from None
+    return byok.unwrap(ciphertext, wrapping_private_key(b), algo)
 
 
-def _fill_entry(entry: Any, type_name: str, material: bytearray, private: bool) -> None:
+def _fill_entry(entry: KeyEntry, type_name: str, material: bytearray, private: bool) -> None:
     parsed = byok.parse_asymmetric(type_name, bytes(material), private)
     if parsed.key:
         entry.key = parsed.key
@@ -65,36 +57,35 @@ def _fill_entry(entry: Any, type_name: str, material: bytearray, private: bool) 
     entry.ec_x, entry.ec_y = parsed.ec_x, parsed.ec_y
     if parsed.rsa_key is not None:
         entry.rsa_key = parsed.rsa_key
-    if hasattr(entry, "rsa_public_key"):
-        entry.rsa_public_key = parsed.rsa_public_key
+    entry.rsa_public_key = parsed.rsa_public_key
     entry.public_key = parsed.public_key
 
 
 def import_version(p: Policy, type_name: str, material: bytearray, private: bool,
-                   now: Any) -> None:
+                   now: datetime) -> None:
     """keysutil's ImportPublicOrPrivate, in memory: a new latest version (or the
     private half of a latest version imported public-only)."""
     if p.latest_version > 0 and private:
         latest = p.keys.get(p.latest_version)
-        if latest is not None and _private_missing(latest):
+        if latest is not None and latest.private_key_missing():
             try:
                 import_private_for_version(p, type_name, p.latest_version, material)
                 return
-            except BadRequestError:
+            except TransitInternalError:
                 pass  # not that key's private half: import it as a new version
-    entry = KeyEntry(time=now)
+    entry = KeyEntry(time=now, creation_time=int(now.timestamp()))
     if type_name != "hmac":
         hmac_key = random_key(32)
         entry.hmac_key = bytes(hmac_key)
         wipe(hmac_key)
     if type_name == "ed25519" and p.derived and not private:
-        raise BadRequestError(
+        raise TransitInternalError(
             "unable to import only public key for derived Ed25519 key: imported key should "
             "not be an Ed25519 key pair but is instead an HKDF key")
     size = len(material)
     if (type_name in byok.SYMMETRIC and size != byok.SYMMETRIC[type_name]) or (
             type_name == "hmac" and not byok.HMAC_MIN <= size <= byok.HMAC_MAX):
-        raise BadRequestError(
+        raise TransitInternalError(
             f"invalid key size {size} bytes for key type {type_name}")
     if type_name in byok.SYMMETRIC or type_name == "hmac":
         entry.key = bytes(material)
@@ -114,7 +105,7 @@ def import_private_for_version(p: Policy, type_name: str, version: int,
     """keysutil's ImportPrivateKeyForVersion: the private half of a public-only version."""
     entry = p.keys.get(version)
     if entry is None:
-        raise BadRequestError("no such key version")
+        raise TransitInternalError("no such key version")
     parsed = byok.parse_asymmetric(type_name, bytes(material), True)
     if type_name.startswith("rsa-"):
         stored = getattr(entry, "rsa_public_key", None)
@@ -124,7 +115,7 @@ def import_private_for_version(p: Policy, type_name: str, version: int,
     else:
         same = parsed.public_key.strip() == (entry.public_key or "").strip()
     if not same:
-        raise BadRequestError("cannot import key, key pair does not match")
+        raise TransitInternalError("cannot import key, key pair does not match")
     _fill_entry(entry, type_name, material, True)
 
 
@@ -132,15 +123,15 @@ def _check_version_updatable(p: Policy, type_name: str, version: int, private: b
     """keysutil's KeyVersionCanBeUpdated."""
     entry = p.keys.get(version)
     if entry is None:
-        raise BadRequestError("no such key version")
-    if type_name not in _PUBLIC_IMPORT:
-        raise BadRequestError("provided type does not support importing key versions")
-    missing = _private_missing(entry)
+        raise TransitInternalError("no such key version")
+    if not p.type.import_public_key_supported:
+        raise TransitInternalError("provided type does not support importing key versions")
+    missing = entry.private_key_missing()
     if missing and not private:
-        raise BadRequestError(
+        raise TransitInternalError(
             "cannot add a public key to a key version that already has a public key set")
     if not missing:
-        raise BadRequestError("private key imported, key version cannot be updated")
+        raise TransitInternalError("private key imported, key version cannot be updated")
 
 
 def paths(b: TransitBackend) -> list[Path]:
@@ -149,50 +140,55 @@ def paths(b: TransitBackend) -> list[Path]:
         allow_rotation = bool(data.get("allow_rotation"))
         auto_rotate = int(data.get("auto_rotate_period") or 0)
         if req.data and "convergent_encryption" in req.data:
-            raise BadRequestError(
+            raise TransitInternalError(
                 "import cannot be used on keys with convergent encryption enabled")
         if auto_rotate > 0 and not allow_rotation:
-            raise BadRequestError(
+            raise TransitInternalError(
                 "allow_rotation must be set to true if auto-rotation is enabled")
         private = bool(req.data) and "ciphertext" in req.data
         type_name = (data.get("type") or "aes256-gcm96").lower()
-        if type_name not in _IMPORT_TYPES:
+        key_type = KeyType.from_name(type_name)
+        if key_type is None:
             raise BadRequestError(f"unknown key type: {data.get('type')}")
-        if b.keystore.get(name) is not None:
-            raise BadRequestError(
+        if b.keys.get(name) is not None:
+            raise TransitInternalError(
                 "the import path cannot be used with an existing key; use import-version "
                 "to rotate an existing imported key")
         material = _material(b, data, type_name, private)
         try:
-            p = Policy(name=name, type=KeyType(byok.TYPE_NUMBERS[type_name]),
+            p = Policy(name=name, type=key_type,
                        derived=bool(data.get("derived")),
                        exportable=bool(data.get("exportable")),
                        allow_plaintext_backup=bool(data.get("allow_plaintext_backup")),
                        auto_rotate_period=auto_rotate,
                        allow_imported_key_rotation=allow_rotation, imported=True)
             import_version(p, type_name, material, private, b.now())
-        except BadRequestError as exc:
+        except TransitInternalError as exc:
             # OpenBao's lock manager prefixes what the import itself refuses.
-            raise BadRequestError(f"error importing key: {exc.message}") from None
+            raise TransitInternalError(f"error importing key: {exc.message}") from None
         finally:
             wipe(material)
-        b.keystore.create_imported(p)
+        _, created = b.keys.create(name, lambda: p)
+        if not created:  # made by another request since the check above
+            raise TransitInternalError(
+                "the import path cannot be used with an existing key; use import-version "
+                "to rotate an existing imported key")
         return None
 
     def do_import_version(req: Request, data: FieldData, m: re.Match[str]) -> Response | None:
         name = m.group("name")
         private = bool(req.data) and "ciphertext" in req.data
-        current = b.keystore.get(name)
+        current = b.keys.get(name)
         if current is None:
-            raise BadRequestError(f"no key found with name {name}; to import a new key, use "
-                                  "the import/ endpoint")
+            raise TransitInternalError(f"no key found with name {name}; to import a new key, "
+                                       "use the import/ endpoint")
         if not current.imported:
-            raise BadRequestError(
+            raise TransitInternalError(
                 "the import_version endpoint can only be used with an imported key")
         if current.convergent_encryption:
-            raise BadRequestError(
+            raise TransitInternalError(
                 "import_version cannot be used on keys with convergent encryption enabled")
-        type_name = byok.TYPE_NAMES[int(current.type)]
+        type_name = current.type.api_name
         material = _material(b, data, type_name, private)
         version = data.get("version") if data.has("version") else None
         now = b.now()
@@ -205,7 +201,9 @@ def paths(b: TransitBackend) -> list[Path]:
                 import_version(p, type_name, material, private, now)
 
         try:
-            b.keystore.update(name, apply)
+            if b.keys.update(name, apply) is None:
+                raise TransitInternalError(f"no key found with name {name}; to import a new "
+                                           "key, use the import/ endpoint")
         finally:
             wipe(material)
         return None
@@ -220,7 +218,7 @@ def paths(b: TransitBackend) -> list[Path]:
               "context": Field(FieldType.STRING),
               "auto_rotate_period": Field(FieldType.DURATION, default=0)}
     return [
-        Path(rf"keys/(?P<name>{NAME})/import", {Operation.UPDATE: do_import}, fields),
-        Path(rf"keys/(?P<name>{NAME})/import_version", {Operation.UPDATE: do_import_version},
+        Path(rf"keys/{NAME}/import", {Operation.UPDATE: do_import}, fields),
+        Path(rf"keys/{NAME}/import_version", {Operation.UPDATE: do_import_version},
              {**common, "version": Field(FieldType.INT)}),
     ]

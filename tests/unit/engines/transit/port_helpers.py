@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 from tests.support.nodes import DevNode, dev_node
@@ -30,6 +31,15 @@ def error(d: DevNode, method: str, path: str, body: Any = None,
     errors = resp.json["errors"]
     assert len(errors) == 1, errors
     return str(errors[0])
+
+
+def internal(d: DevNode, method: str, path: str, body: Any = None) -> str:
+    """The text of a plain error (OpenBao's 500), go-multierror's wrapping checked and
+    taken off."""
+    text = error(d, method, path, body, status=500)
+    match = re.fullmatch(r"1 error occurred:\n\t\* (.*)\n\n", text, flags=re.S)
+    assert match is not None, text
+    return match.group(1)
 
 
 def wrapping_pem(d: DevNode) -> str:

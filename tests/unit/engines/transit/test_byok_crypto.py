@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from strongroom.engines.transit import backup_codec, byok
+from strongroom.engines.transit.keytypes import TransitInternalError
 from strongroom.errors import BadRequestError
 from tests.support.transit_byok import new_key_material, public_pem, wrap_for_import
 
@@ -36,23 +37,23 @@ def test_unwrap_refuses_bad_inputs(wrapping: tuple[rsa.RSAPrivateKey, str]) -> N
     priv, pem = wrapping
     sha256 = byok.oaep_hash("SHA256")
     ct = bytearray(base64.b64decode(wrap_for_import(pem, os.urandom(32))))
-    with pytest.raises(BadRequestError, match="provided ciphertext is too short"):
+    with pytest.raises(TransitInternalError, match="provided ciphertext is too short"):
         byok.unwrap(bytes(ct[:512]), priv, sha256)
-    with pytest.raises(BadRequestError, match="crypto/rsa: decryption error"):
+    with pytest.raises(TransitInternalError, match="crypto/rsa: decryption error"):
         byok.unwrap(bytes(ct), priv, byok.oaep_hash("SHA1"))  # wrapped with SHA-256
     flipped = bytearray(ct)
     flipped[10] ^= 1
-    with pytest.raises(BadRequestError, match="crypto/rsa: decryption error"):
+    with pytest.raises(TransitInternalError, match="crypto/rsa: decryption error"):
         byok.unwrap(bytes(flipped), priv, sha256)
     tail = bytearray(ct)
     tail[-1] ^= 1  # the KWP integrity check must catch a changed wrapped key
-    with pytest.raises(BadRequestError, match="kwp"):
+    with pytest.raises(TransitInternalError, match="kwp: unwrap failed integrity check"):
         byok.unwrap(bytes(tail), priv, sha256)
     other = rsa.generate_private_key(public_exponent=65537, key_size=4096)
-    with pytest.raises(BadRequestError, match="decryption error"):
+    with pytest.raises(TransitInternalError, match="decryption error"):
         byok.unwrap(bytes(ct), other, sha256)
     short_eph = base64.b64decode(wrap_for_import(pem, os.urandom(32), ephemeral=os.urandom(16)))
-    with pytest.raises(BadRequestError, match="expected ephemeral AES key to be 256-bit"):
+    with pytest.raises(TransitInternalError, match="expected ephemeral AES key to be 256-bit"):
         byok.unwrap(short_eph, priv, sha256)
     with pytest.raises(BadRequestError, match="unknown hash function: MD5"):
         byok.oaep_hash("MD5")
@@ -80,17 +81,17 @@ def test_parse_private_and_public(key_type: str) -> None:
 
 def test_parse_refuses_mismatches() -> None:
     p384, _ = new_key_material("ecdsa-p384")
-    with pytest.raises(BadRequestError, match="invalid curve: expected P-256, got P-384"):
+    with pytest.raises(TransitInternalError, match="invalid curve: expected P-256, got P-384"):
         byok.parse_asymmetric("ecdsa-p256", p384, True)
     ed, _ = new_key_material("ed25519")
-    with pytest.raises(BadRequestError, match="invalid key type: expected ecdsa-p256"):
+    with pytest.raises(TransitInternalError, match="invalid key type: expected ecdsa-p256"):
         byok.parse_asymmetric("ecdsa-p256", ed, True)
     r2048, _ = new_key_material("rsa-2048")
-    with pytest.raises(BadRequestError, match="expected 384 bytes, got 256 bytes"):
+    with pytest.raises(TransitInternalError, match="expected 384 bytes, got 256 bytes"):
         byok.parse_asymmetric("rsa-3072", r2048, True)
-    with pytest.raises(BadRequestError, match="error parsing asymmetric key"):
+    with pytest.raises(TransitInternalError, match="error parsing asymmetric key"):
         byok.parse_asymmetric("rsa-2048", b"y" * 40, True)
-    with pytest.raises(BadRequestError, match="not in PEM format"):
+    with pytest.raises(TransitInternalError, match="not in PEM format"):
         byok.parse_asymmetric("ed25519", b"nope", False)
 
 
@@ -102,9 +103,9 @@ def test_backup_codec_round_trip_and_refusals() -> None:
     back = backup_codec.decode(blob)
     assert back.name == "k" and back.policy == policy and back.archive == {"keys": []}
     assert back.policy["keys"]["1"]["rsa_key"]["N"] == 2**2047 + 1  # big ints exact
-    with pytest.raises(BadRequestError, match="illegal base64 data at input byte 0"):
+    with pytest.raises(TransitInternalError, match="illegal base64 data at input byte 0"):
         backup_codec.decode("%%%")
     for bad in (b"{not json", b"[]", b'{"policy": null}', b'{"policy": {"keys": {}}}',
                 b'{"policy": {"name": "k"}, "archived_keys": 5}'):
-        with pytest.raises(BadRequestError, match="invalid backup"):
+        with pytest.raises(TransitInternalError, match="invalid backup"):
             backup_codec.decode(base64.b64encode(bad).decode())
