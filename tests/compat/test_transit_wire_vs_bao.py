@@ -12,14 +12,16 @@ from OpenBao (every key type, rotated keys with an archive, a raised
 export the same key bytes; Strongroom's backups restore into OpenBao the same way.
 Exports of an imported key are byte for byte equal in every format.
 
-Bad inputs get the same words from both; OpenBao answers most of them with a 500 and
-go-multierror's wrapping ("1 error occurred: ..."), Strongroom with a 400 and the bare
-text (issue 14 asks for clear 400s, as the database engine did in issue 12).
+Bad inputs get the same status and the same words from both, OpenBao's plain-error
+500s (go-multierror's "1 error occurred: ...") included, as the rest of the transit
+engine answers them.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import re
 from collections.abc import Iterator
@@ -28,6 +30,7 @@ from typing import Any
 
 import pytest
 import requests
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.support import requires
 from tests.support.servers import ServerProcess, bao_dev_server, strongroom_dev_server
@@ -116,7 +119,13 @@ def test_imported_key_encrypts_across(servers: tuple[Api, Api], key_type: str) -
     assert sr.export("encryption-key", name) == bao.export("encryption-key", name) == expected
 
 
-@pytest.mark.parametrize("key_type", ENCRYPTION_TYPES)
+def _legacy_kdf(key: bytes, context: bytes) -> bytes:
+    """keysutil's kdf 0: one round of the NIST SP 800-108 counter KDF, HMAC-SHA256."""
+    return hmac.new(key, b"\0\0\0\0" + context + (256).to_bytes(4, "big"),
+                    hashlib.sha256).digest()
+
+
+@pytest.mark.parametrize("key_type", ["aes256-gcm96", "chacha20-poly1305"])
 def test_imported_derived_key_with_context(servers: tuple[Api, Api], key_type: str) -> None:
     # An imported derived key keeps kdf 0 (the HMAC-SHA256 counter KDF) in OpenBao.
     sr, bao = servers
@@ -124,12 +133,43 @@ def test_imported_derived_key_with_context(servers: tuple[Api, Api], key_type: s
     name = f"der-{key_type}"
     for api in servers:
         api.import_key(name, key_type, material, derived=True)
+        assert api.ok("GET", f"transit/keys/{name}")["kdf"] == "hmac-sha256-counter"
     both_ways(sr, bao, name, context=CONTEXT)
-    ct = bao.encrypt(name, context=CONTEXT)
     other = base64.b64encode(b"tenant-43").decode()
-    status, _ = sr.call("POST", f"transit/decrypt/{name}", {"ciphertext": ct,
-                                                            "context": other})
-    assert status == 400  # another context is another key
+    for enc, dec in ((bao, sr), (sr, bao)):
+        ct = enc.encrypt(name, context=CONTEXT)
+        status, _ = dec.call("POST", f"transit/decrypt/{name}", {"ciphertext": ct,
+                                                                 "context": other})
+        assert status == 400, dec.tag  # another context is another key
+
+
+def test_imported_derived_aes128_encrypts_with_a_prefix_of_the_kdf(
+        servers: tuple[Api, Api]) -> None:
+    """kdf 0 yields 32 bytes; an aes128 key encrypts with the first 16 (both servers), and
+    decryption checks the full length and fails (OpenBao's own, reproduced)."""
+    sr, bao = servers
+    material, _ = new_key_material("aes128-gcm96")
+    for api in servers:
+        api.import_key("der-aes128", "aes128-gcm96", material, derived=True)
+    key = _legacy_kdf(material, base64.b64decode(CONTEXT))[:16]
+    for api in servers:
+        blob = base64.b64decode(api.encrypt("der-aes128", context=CONTEXT).split(":")[2])
+        assert AESGCM(key).decrypt(blob[:12], blob[12:], None) == base64.b64decode(PLAINTEXT)
+
+
+@pytest.mark.xfail(strict=True, reason="sym's cipher._aead: a function-local import of "
+                   "TransitInternalError makes the derived branch raise UnboundLocalError "
+                   "(500 'internal error' instead of OpenBao's text); reported to the lead")
+def test_imported_derived_aes128_decrypt_fails_as_openbao(servers: tuple[Api, Api]) -> None:
+    sr, bao = servers
+    material, _ = new_key_material("aes128-gcm96")
+    for api in servers:
+        api.import_key("der-aes128-dec", "aes128-gcm96", material, derived=True)
+    ct = bao.encrypt("der-aes128-dec", context=CONTEXT)
+    body = {"ciphertext": ct, "context": CONTEXT}
+    assert _answer(*sr.call("POST", "transit/decrypt/der-aes128-dec", body)) == \
+        _answer(*bao.call("POST", "transit/decrypt/der-aes128-dec", body)) == (
+        500, ["1 error occurred:\n\t* could not derive enc key, length not correct\n\n"])
 
 
 def test_imported_rsa_key_encrypts_across(servers: tuple[Api, Api]) -> None:
@@ -197,7 +237,7 @@ def test_openbao_backup_restores_into_strongroom(servers: tuple[Api, Api],
     theirs, ours = bao.ok("GET", f"transit/keys/{name}"), sr.ok("GET", f"transit/keys/{name}")
     for field in ("type", "latest_version", "min_decryption_version", "exportable",
                   "allow_plaintext_backup", "derived", "keys"):
-        assert ours[field] == theirs[field], field
+        assert ours.get(field) == theirs.get(field), field  # hmac keys show no "keys"
     export_types = ["hmac-key"]
     if supports_encryption:
         export_types.append("encryption-key")
@@ -225,7 +265,7 @@ def test_strongroom_backup_restores_into_openbao(servers: tuple[Api, Api],
     bao.ok("POST", "transit/restore", {"backup": sr.backup(name)})
     theirs, ours = bao.ok("GET", f"transit/keys/{name}"), sr.ok("GET", f"transit/keys/{name}")
     for field in ("type", "latest_version", "min_decryption_version", "keys"):
-        assert ours[field] == theirs[field], field
+        assert ours.get(field) == theirs.get(field), field
     if supports_encryption:
         assert bao.decrypt(name, old_ct) == PLAINTEXT
         assert sr.decrypt(name, bao.encrypt(name)) == PLAINTEXT
@@ -269,19 +309,17 @@ def test_backup_info_and_restore_info(servers: tuple[Api, Api]) -> None:
     assert again["restore_info"]["version"] == 1 and again["backup_info"]["version"] == 1
 
 
-def _bare(status: int, doc: Any) -> tuple[int, list[str]]:
-    """OpenBao's error texts without go-multierror's wrapping."""
-    errors = (doc or {}).get("errors", [])
-    unwrapped = [re.sub(r"^1 error occurred:\n\t\* (.*)\n\n$", r"\1", e, flags=re.S)
-                 for e in errors]
-    return status, unwrapped
+def _answer(status: int, doc: Any) -> tuple[int, Any]:
+    return status, (doc or {}).get("errors", doc)
 
 
-def test_bad_inputs_get_openbao_words(servers: tuple[Api, Api]) -> None:
+def test_bad_inputs_get_openbao_statuses_and_words(servers: tuple[Api, Api]) -> None:
     sr, bao = servers
     for api in servers:
         api.ok("POST", "transit/keys/plain", {})
         api.ok("POST", "transit/keys/expo", {"exportable": True})
+        api.ok("POST", "transit/keys/both", {"exportable": True,
+                                             "allow_plaintext_backup": True})
     material, _ = new_key_material("aes256-gcm96")
     cases: list[tuple[str, str, dict[str, Any] | None]] = [
         ("GET", "transit/backup/plain", None),
@@ -289,6 +327,10 @@ def test_bad_inputs_get_openbao_words(servers: tuple[Api, Api]) -> None:
         ("GET", "transit/backup/none", None),
         ("POST", "transit/restore", {}),
         ("POST", "transit/restore", {"backup": "%%%"}),
+        ("POST", "transit/restore", {"backup": "QUJD"}),
+        ("POST", "transit/restore", {"backup": "e25vdCBqc29u"}),
+        ("POST", "transit/restore", {"backup": ""}),
+        ("POST", "transit/restore/a/b", {"backup": "e30="}),
         ("GET", "transit/export/encryption-key/plain", None),
         ("GET", "transit/export/foo-key/expo", None),
         ("GET", "transit/export/encryption-key/expo?format=xx", None),
@@ -298,7 +340,9 @@ def test_bad_inputs_get_openbao_words(servers: tuple[Api, Api]) -> None:
         ("GET", "transit/export/encryption-key/expo/7", None),
         ("GET", "transit/export/encryption-key/expo/x", None),
         ("GET", "transit/export/encryption-key/expo/0", None),
+        ("GET", "transit/export/encryption-key/expo/-1", None),
         ("GET", "transit/export/encryption-key/expo?format=der", None),
+        ("GET", "transit/export/hmac-key/expo?format=pem", None),
         ("POST", "transit/keys/i1/import", {"ciphertext": "%%%"}),
         ("POST", "transit/keys/i1/import", {"ciphertext": base64.b64encode(b"x" * 100)
                                             .decode()}),
@@ -310,26 +354,46 @@ def test_bad_inputs_get_openbao_words(servers: tuple[Api, Api]) -> None:
                                             "convergent_encryption": True}),
         ("POST", "transit/keys/i1/import", {"ciphertext": "AAAA", "auto_rotate_period": "1h"}),
         ("POST", "transit/keys/i1/import", {"public_key": "x"}),
+        ("POST", "transit/keys/i1/import", {}),
         ("POST", "transit/keys/i4/import", {"public_key": "nope", "type": "ed25519"}),
         ("POST", "transit/keys/none/import_version", {"ciphertext": "AAAA"}),
         ("POST", "transit/keys/expo/import_version", {"ciphertext": "AAAA"}),
     ]
     for method, path, body in cases:
-        ours, theirs = _bare(*sr.call(method, path, body)), _bare(*bao.call(method, path, body))
-        assert ours[1] == theirs[1], (method, path, body, ours, theirs)
-        assert ours[0] == (400 if theirs[0] == 500 else theirs[0]), (path, ours, theirs)
+        ours, theirs = _answer(*sr.call(method, path, body)), _answer(*bao.call(method, path,
+                                                                                 body))
+        assert ours == theirs, (method, path, body)
+    # A write to the read-only wrapping_key: 405 on both (the text is the framework's).
+    assert sr.call("POST", "transit/wrapping_key")[0] == bao.call("POST",
+                                                                  "transit/wrapping_key")[0] == 405
+    # An existing key, without force, with each server's own backup of it.
+    for api in servers:
+        status, doc = api.call("POST", "transit/restore", {"backup": api.backup("both")})
+        assert (status, doc["errors"]) == (500, ['1 error occurred:\n\t* key "both" already '
+                                                 'exists\n\n']), api.tag
     # Per-server material: each server's own wrapping key.
     for api in servers:
         wk = api.wrapping_key()
-        short = wrap_for_import(wk, material[:16])
-        status, doc = api.call("POST", "transit/keys/i5/import", {"ciphertext": short})
-        assert _bare(status, doc)[1] == [
-            "error importing key: invalid key size 16 bytes for key type aes256-gcm96"], api.tag
+        raw = base64.b64decode(wrap_for_import(wk, material))
+        tampered = bytearray(raw)
+        tampered[-2] ^= 1
+        checks = {
+            wrap_for_import(wk, material[:16]):
+                "error importing key: invalid key size 16 bytes for key type aes256-gcm96",
+            wrap_for_import(wk, material, "SHA1"): "crypto/rsa: decryption error",
+            base64.b64encode(bytes(tampered)).decode(): "kwp: unwrap failed integrity check",
+            base64.b64encode(raw[:520]).decode(): "kwp: wrapped key size too small",
+            wrap_for_import(wk, material, ephemeral=bytes(16)):
+                "expected ephemeral AES key to be 256-bit",
+        }
+        for ct, text in checks.items():
+            status, doc = api.call("POST", "transit/keys/i5/import", {"ciphertext": ct})
+            assert (status, doc["errors"]) == (500, [f"1 error occurred:\n\t* {text}\n\n"]), (
+                api.tag, text)
         status, doc = api.call("POST", "transit/keys/expo/import",
                                {"ciphertext": wrap_for_import(wk, material)})
-        assert _bare(status, doc)[1] == [
-            "the import path cannot be used with an existing key; use import-version to "
-            "rotate an existing imported key"], api.tag
+        assert status == 500 and "the import path cannot be used with an existing key" in \
+            doc["errors"][0], api.tag
 
 
 def test_wrapping_key_is_rsa_4096_and_stable(servers: tuple[Api, Api],

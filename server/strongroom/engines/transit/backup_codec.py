@@ -53,6 +53,8 @@ def decode(backup_b64: str) -> Backup:
     try:
         # The stdlib parser keeps big integers (RSA moduli, EC points) exact.
         doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise TransitInternalError(_go_json_error(exc)) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise TransitInternalError(f"invalid backup: {exc}") from None
     if not isinstance(doc, dict):
@@ -68,3 +70,17 @@ def decode(backup_b64: str) -> Backup:
     if not isinstance(name, str):
         raise TransitInternalError("invalid backup: the policy has no name")
     return Backup(name=name, policy=policy, archive=archive)
+
+
+def _go_json_error(exc: json.JSONDecodeError) -> str:
+    """encoding/json's text for the two mistakes a non-JSON blob makes first."""
+    pos, doc = exc.pos, exc.doc
+    char = doc[pos] if pos < len(doc) else ""
+    if exc.msg == "Expecting value" and not char:
+        return "unexpected end of JSON input"
+    if char.isprintable() and char not in "'\\" and len(char) == 1:
+        if exc.msg == "Expecting value":
+            return f"invalid character '{char}' looking for beginning of value"
+        if exc.msg.startswith("Expecting property name"):
+            return f"invalid character '{char}' looking for beginning of object key string"
+    return f"invalid backup: {exc}"

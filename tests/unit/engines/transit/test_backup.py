@@ -115,8 +115,8 @@ def test_bad_backups_are_refused_and_write_nothing(d: DevNode) -> None:
         assert d.call("GET", f"transit/keys/t{i}").status_code == 404, i
     for raw in (b"{not json", b"[]", b"null"):
         text = internal(d, "POST", "transit/restore/tj",
-                     {"backup": base64.b64encode(raw).decode()})
-        assert text.startswith("invalid backup"), text
+                        {"backup": base64.b64encode(raw).decode()})
+        assert text.startswith(("invalid backup", "invalid character")), text
     assert d.call("GET", "transit/keys/tj").status_code == 404
 
 

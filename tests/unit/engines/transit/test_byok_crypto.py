@@ -105,7 +105,13 @@ def test_backup_codec_round_trip_and_refusals() -> None:
     assert back.policy["keys"]["1"]["rsa_key"]["N"] == 2**2047 + 1  # big ints exact
     with pytest.raises(TransitInternalError, match="illegal base64 data at input byte 0"):
         backup_codec.decode("%%%")
-    for bad in (b"{not json", b"[]", b'{"policy": null}', b'{"policy": {"keys": {}}}',
+    for raw, text in ((b"{not json", "invalid character 'n' looking for beginning of object "
+                                      "key string"), (b"ABC", "invalid character 'A' looking "
+                                                              "for beginning of value"),
+                      (b"", "unexpected end of JSON input")):
+        with pytest.raises(TransitInternalError, match=f"^{text}$"):
+            backup_codec.decode(base64.b64encode(raw).decode())
+    for bad in (b"[]", b'{"policy": null}', b'{"policy": {"keys": {}}}',
                 b'{"policy": {"name": "k"}, "archived_keys": 5}'):
         with pytest.raises(TransitInternalError, match="invalid backup"):
             backup_codec.decode(base64.b64encode(bad).decode())
