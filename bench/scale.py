@@ -24,8 +24,8 @@ printed with every level: the machine is shared, compare ratios of the same run.
                           [--rounds 3] [--output bench/results/scale.json]
 
 Needs requests and ``bao`` on PATH; run from the repo root with PYTHONPATH=server.
-Servers are pinned to CPU 0 (taskset) and this client to CPU 1 when the machine
-has two CPUs or more (``--no-pin`` to skip).
+While measuring, the servers are pinned to CPU 0 and this client to CPU 1 when the
+machine has two CPUs or more (``--no-pin`` to skip); seeding runs on every CPU.
 """
 
 from __future__ import annotations
@@ -136,8 +136,27 @@ def init_unseal(srv: Server) -> None:
     srv.call(s, "GET", "sys/mounts/secret/tune")
 
 
-def pinned(argv: list[str], pin: bool) -> list[str]:
-    return ["taskset", "-c", "0", *argv] if pin else argv
+def process_tree(root: int) -> list[int]:
+    pids, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        pids.append(pid)
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        pending += [int(c) for c in children]
+    return pids
+
+
+def set_cpus(srv: Server, cpus: set[int]) -> None:
+    """Move every thread of the server's process tree (new threads inherit it)."""
+    for pid in process_tree(srv.proc.pid):
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                os.sched_setaffinity(int(task.name), cpus)
+            except OSError:
+                pass  # a thread that just ended
 
 
 @contextmanager
@@ -162,7 +181,7 @@ def start(name: str, argv: list[str], workdir: Path, url: str, storage: Path,
         log.close()
 
 
-def openbao(workdir: Path, pin: bool) -> Any:
+def openbao(workdir: Path) -> Any:
     port, cluster = free_port(), free_port()
     data = workdir / "bao-raft"
     data.mkdir()
@@ -173,11 +192,11 @@ def openbao(workdir: Path, pin: bool) -> Any:
         f'api_addr = "http://127.0.0.1:{port}"\ncluster_addr = "http://127.0.0.1:{cluster}"\n'
         "disable_mlock = true\n")
     bao = shutil.which("bao") or "bao"
-    return start("openbao", pinned([bao, "server", f"-config={config}"], pin), workdir,
+    return start("openbao", [bao, "server", f"-config={config}"], workdir,
                  f"http://127.0.0.1:{port}", data, {**os.environ, "HOME": str(workdir)})
 
 
-def strongroom(workdir: Path, pin: bool, workers: int) -> Any:
+def strongroom(workdir: Path, workers: int, source: Path) -> Any:
     port = free_port()
     data = workdir / "sr-data"
     config = workdir / "strongroom.hcl"
@@ -185,9 +204,9 @@ def strongroom(workdir: Path, pin: bool, workers: int) -> Any:
         f'storage "file" {{\n  path = "{data}"\n}}\n'
         f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
         f"disable_mlock = true\nworkers = {workers}\n")
-    env = {**os.environ, "PYTHONPATH": str(REPO / "server")}
+    env = {**os.environ, "PYTHONPATH": str(source), "PYTHONDONTWRITEBYTECODE": "1"}
     argv = [sys.executable, "-m", "strongroom.cli.main", "server", f"-config={config}"]
-    return start("strongroom", pinned(argv, pin), workdir, f"http://127.0.0.1:{port}", data, env)
+    return start("strongroom", argv, workdir, f"http://127.0.0.1:{port}", data, env)
 
 
 # -- load ------------------------------------------------------------------------------
@@ -318,7 +337,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--samples", type=int, default=200, help="reads per round (writes: half)")
     p.add_argument("--walk-max", type=int, default=10000, help="page through folders up to this")
-    p.add_argument("--seed-threads", type=int, default=8)
+    p.add_argument("--seed-threads", type=int, default=16)
+    p.add_argument("--strongroom-src", default=str(REPO / "server"),
+                   help="the server/ directory to run (e.g. an older checkout, to compare)")
     p.add_argument("--no-pin", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--output", default=str(REPO / "bench" / "results" / "scale.json"))
@@ -328,17 +349,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     levels = sorted(int(x) for x in args.levels.split(","))
-    pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
-    if pin:
-        os.sched_setaffinity(0, {1})
+    pin = not args.no_pin and len(os.sched_getaffinity(0)) >= 2
+    every_cpu = os.sched_getaffinity(0)
     rng = random.Random(14)
     workdir = Path(tempfile.mkdtemp(prefix="strongroom-scale-"))
-    results: dict[str, Any] = {"levels": [], "argv": sys.argv[1:], "pinned": pin}
+    results: dict[str, Any] = {"levels": [], "argv": sys.argv[1:], "pinned": pin,
+                               "strongroom_src": args.strongroom_src}
     print(f"work directory {workdir}; load average {loadavg()}", flush=True)
     try:
         with ExitStack() as stack:
-            servers: list[Server] = [stack.enter_context(openbao(workdir, pin)),
-                                     stack.enter_context(strongroom(workdir, pin, args.workers))]
+            servers: list[Server] = [stack.enter_context(openbao(workdir)),
+                                     stack.enter_context(strongroom(workdir, args.workers,
+                                                                    Path(args.strongroom_src)))]
             settle(servers[0])
             base = {srv.name: du_bytes(srv.storage) for srv in servers}
             have = 0
@@ -349,6 +371,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{srv.name}: seeded {level - have:,} keys in {secs:.1f} s "
                           f"({(level - have) / secs:.0f}/s), load {loadavg()}", flush=True)
                 have = level
+                if pin:  # measured pinned (servers on CPU 0, client on 1); seeded free
+                    os.sched_setaffinity(0, {1})
+                    for srv in servers:
+                        set_cpus(srv, {0})
                 rounds: dict[str, list[dict[str, float]]] = {srv.name: [] for srv in servers}
                 for _ in range(args.rounds):
                     for srv in servers:  # alternate: both see the same machine
@@ -364,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
                     med["disk_per_key_marginal"] = (used - base[srv.name]) / level
                     lvl[srv.name] = med
                 lvl["load"] = loadavg()
+                if pin:
+                    os.sched_setaffinity(0, every_cpu)
+                    for srv in servers:
+                        set_cpus(srv, every_cpu)
                 results["levels"].append(lvl)
                 print(table([lvl], None), flush=True)
             tokens = None

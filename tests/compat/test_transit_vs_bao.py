@@ -105,7 +105,8 @@ def b64(text: str | bytes) -> str:
 
 # -- keys ----------------------------------------------------------------------------------
 
-KEY_TYPES = ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "ed25519", "ecdsa-p256",
+KEY_TYPES = ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "xchacha20-poly1305",
+             "ed25519", "ecdsa-p256",
              "ecdsa-p384", "ecdsa-p521", "rsa-2048"]
 
 
@@ -193,6 +194,7 @@ def _encrypt(s: Server, name: str, body: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize("key_type", ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305",
+                                      "xchacha20-poly1305",
                                       "rsa-2048"])
 def test_encrypt_decrypt_round_trip(servers: dict[str, Server], key_type: str) -> None:
     name = f"ed-{key_type}"
@@ -379,3 +381,85 @@ def test_least_privilege_policy(servers: dict[str, Server]) -> None:
     assert plaintext == b64("y")
     statuses = [status for status, _ in seen]
     assert statuses == [200, 403, 403, 200, 403, 200, 200, 403, 403]
+
+
+def test_type_specific_errors(servers: dict[str, Server]) -> None:
+    for name, body in (("ts-ed", {"type": "ed25519", "derived": True}),
+                       ("ts-rsa", {"type": "rsa-2048"}),
+                       ("ts-hm", {"type": "hmac", "key_size": 32}),
+                       ("ts-dv", {"derived": True})):
+        both(servers, "POST", f"transit/keys/{name}", body)
+    calls: list[tuple[str, str, Any]] = [
+        ("GET", "transit/keys/ts-ed?context=Y3R4", None),
+        ("GET", "transit/keys/ts-ed?context=%25%25", None),
+        ("POST", "transit/encrypt/ts-ed", {"plaintext": b64("x")}),
+        ("POST", "transit/encrypt/ts-hm", {"plaintext": b64("x")}),
+        ("POST", "transit/encrypt/ts-rsa", {"plaintext": b64("x"), "associated_data": b64("a")}),
+        ("POST", "transit/encrypt/ts-rsa", {"plaintext": b64("x" * 300)}),
+        ("POST", "transit/decrypt/ts-rsa", {"ciphertext": "vault:v1:AAAA"}),
+        ("POST", "transit/decrypt/ts-hm", {"ciphertext": "vault:v1:AAAA"}),
+        ("POST", "transit/datakey/wrapped/ts-dv", None),
+        ("POST", "transit/datakey/wrapped/ts-dv", {"context": "%%"}),
+        ("POST", "transit/datakey/wrapped/ts-rsa", {"associated_data": b64("a")}),
+        ("POST", "transit/datakey/wrapped/ts-rsa", None),
+        ("POST", "transit/datakey/wrapped/ts-ed", None),
+        ("POST", "transit/rewrap/ts-dv", {"ciphertext": "vault:v1:AAAA"}),
+        ("POST", "transit/rewrap/ts-dv", {}),
+        ("POST", "transit/rewrap/ts-none", {"ciphertext": "x"}),
+        ("POST", "transit/keys/ts-dv/rotate", {"external_key_ref": "x"}),
+        ("POST", "transit/keys/ts-dv", {"key_size": 32}),
+        ("POST", "transit/keys/ts-new", {"type": "hmac", "key_size": 8}),
+        ("POST", "transit/keys/ts-new", {"external_key_ref": "a:b"}),
+        ("PUT", "transit/cache-config", {"size": -1}),
+        ("POST", "transit/keys/ts-hm/rotate", None),
+        ("GET", "transit/keys/ts-hm", None),
+        ("POST", "transit/encrypt/ts-dv", {"batch_input": [
+            {"plaintext": b64("x"), "context": b64("c"), "key_version": 0, "reference": 5}]}),
+        ("POST", "transit/encrypt/ts-dv", {"batch_input": {"a": 1}}),
+        ("POST", "transit/encrypt/ts-dv", {"batch_input": "x"}),
+        ("POST", "transit/decrypt/ts-dv", {"batch_input": [{"ciphertext": 5}]}),
+        ("POST", "transit/decrypt/ts-dv", {"batch_input": [
+            {"ciphertext": "vault:v1:AAAA", "context": b64("c"), "associated_data": "%%"}]}),
+    ]
+    for method, path, body in calls:
+        both(servers, method, path, body)
+
+    def datakey_round_trip(s: Server) -> Any:
+        made = s.ok("POST", "transit/datakey/plaintext/ts-dv", {"context": b64("c")})["data"]
+        back = s.ok("POST", "transit/decrypt/ts-dv", {"ciphertext": made["ciphertext"],
+                                                       "context": b64("c")})["data"]
+        return back["plaintext"] == made["plaintext"], len(base64.b64decode(back["plaintext"]))
+    assert same(servers, datakey_round_trip) == (True, 32)
+
+
+def test_disable_upsert(servers: dict[str, Server]) -> None:
+    both(servers, "POST", "transit/config/keys", {"disable_upsert": True})
+    both(servers, "GET", "transit/config/keys")
+    both(servers, "POST", "transit/encrypt/du-new", {"plaintext": b64("x")})
+    both(servers, "POST", "transit/config/keys", {"disable_upsert": False})
+    both(servers, "POST", "transit/encrypt/du-new", {"plaintext": b64("x")})
+
+
+def test_soft_delete(servers: dict[str, Server]) -> None:
+    """OpenBao's keys/<name>/soft-delete: kept in storage, refused for every use."""
+    both(servers, "POST", "transit/keys/sd")
+
+    def run(s: Server) -> Any:
+        ct = _encrypt(s, "sd", {"plaintext": b64("x")})
+        seen = [observe(s.call(m, p, body)) for m, p, body in (
+            ("DELETE", "transit/keys/sd/soft-delete", None),
+            ("DELETE", "transit/keys/sd/soft-delete", None),
+            ("DELETE", "transit/keys/sd-none/soft-delete", None),
+            ("POST", "transit/encrypt/sd", {"plaintext": b64("x")}),
+            ("POST", "transit/decrypt/sd", {"ciphertext": ct}),
+            ("POST", "transit/encrypt/sd", {"batch_input": [{"plaintext": b64("x")}]}),
+            ("POST", "transit/rewrap/sd", {"ciphertext": ct}),
+            ("POST", "transit/datakey/plaintext/sd", None),
+            ("POST", "transit/keys/sd/rotate", None),
+            ("GET", "transit/keys/sd", None),
+            ("POST", "transit/keys/sd/soft-delete-restore", None),
+            ("POST", "transit/keys/sd/soft-delete-restore", None),
+            ("POST", "transit/keys/sd-none/soft-delete-restore", None),
+            ("POST", "transit/decrypt/sd", {"ciphertext": ct}))]
+        return seen
+    same(servers, run)

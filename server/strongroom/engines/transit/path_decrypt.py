@@ -10,10 +10,9 @@ from strongroom.core.request import Operation, Request, Response
 from strongroom.errors import BadRequestError, StrongroomError
 from strongroom.framework import Field, FieldData, FieldType, Path
 
-from .batch import Item, decode_items, respond
+from .batch import decode_items, respond
 from .gocodec import GoBase64Error, b64decode
 from .path_encrypt import CONTEXT_MISMATCH, associated_data
-from .policy import TransitInternalError
 
 if TYPE_CHECKING:
     from . import TransitBackend
@@ -31,18 +30,36 @@ _FIELDS = {
 def paths(b: TransitBackend) -> list[Path]:
     from . import NAME
 
+    def decrypt_one(data: FieldData, name: str) -> Response:
+        """The single-value request without the batch bookkeeping (the hot path), with
+        the batch code's order of checks and errors."""
+        ciphertext = str(data.get("ciphertext"))
+        if not ciphertext:
+            raise BadRequestError("missing ciphertext to decrypt")
+        error = ""
+        context = None
+        context_text = str(data.get("context"))
+        if context_text:
+            try:
+                context = b64decode(context_text)
+            except GoBase64Error as exc:
+                error = str(exc)
+        policy = b.keys.get(name)
+        if policy is None:
+            raise BadRequestError("encryption key not found")
+        if error:
+            raise BadRequestError(error)
+        ad = associated_data(policy, 0, str(data.get("associated_data")))
+        plain = policy.decrypt(ciphertext, context=context, associated_data=ad)
+        return Response(data={"plaintext": base64.b64encode(plain).decode()})
+
     def decrypt(req: Request, data: FieldData, m: re.Match[str]) -> Response:
         raw_batch = data.raw.get("batch_input")
-        if raw_batch is not None:
-            items = decode_items(raw_batch, require_ciphertext=True)
-            if not items:
-                raise BadRequestError("missing batch input to process")
-        else:
-            ciphertext = str(data.get("ciphertext"))
-            if not ciphertext:
-                raise BadRequestError("missing ciphertext to decrypt")
-            items = [Item(ciphertext=ciphertext, context=str(data.get("context")),
-                          associated_data=str(data.get("associated_data")))]
+        if raw_batch is None:
+            return decrypt_one(data, m.group("name"))
+        items = decode_items(raw_batch, require_ciphertext=True)
+        if not items:
+            raise BadRequestError("missing batch input to process")
         errors = [""] * len(items)
         context_set = bool(items[0].context)
         user_errors = internal_errors = successes = False
@@ -90,17 +107,9 @@ def paths(b: TransitBackend) -> list[Path]:
                 continue
             successes = True
             out["plaintext"] = base64.b64encode(plain).decode()
-        if raw_batch is not None:
-            for item, out in zip(items, results, strict=True):
-                out["reference"] = item.reference
-            resp = Response(data={"batch_results": results})
-        else:
-            first = results[0]
-            if "error" in first:
-                if internal_errors:
-                    raise TransitInternalError(first["error"])
-                raise BadRequestError(first["error"])
-            resp = Response(data={"plaintext": first["plaintext"]})
+        for item, out in zip(items, results, strict=True):
+            out["reference"] = item.reference
+        resp = Response(data={"batch_results": results})
         return respond(resp, data.get("partial_failure_response_code"), successes,
                        user_errors, internal_errors)
 

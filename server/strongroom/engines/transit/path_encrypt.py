@@ -11,7 +11,7 @@ from strongroom.core.request import Operation, Request, Response
 from strongroom.errors import BadRequestError, StrongroomError
 from strongroom.framework import Field, FieldData, FieldType, Path
 
-from .batch import Item, decode_items, respond
+from .batch import decode_items, respond
 from .gocodec import GoBase64Error, b64decode
 from .keytypes import KeyType
 from .policy import Policy, TransitInternalError, new_policy
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from . import TransitBackend
 
 _UPSERT_TYPES = {"aes128-gcm96": KeyType.AES128_GCM96, "aes256-gcm96": KeyType.AES256_GCM96,
-                 "chacha20-poly1305": KeyType.CHACHA20_POLY1305}
+                 "chacha20-poly1305": KeyType.CHACHA20_POLY1305,
+                 "xchacha20-poly1305": KeyType.XCHACHA20_POLY1305}
 _FIELDS = {
     "name": Field(FieldType.STRING),
     "plaintext": Field(FieldType.STRING),
@@ -53,9 +54,6 @@ def associated_data(policy: Policy, index: int, encoded: str) -> bytes | None:
 def paths(b: TransitBackend) -> list[Path]:
     from . import NAME
 
-    def exists(req: Request, data: FieldData, m: re.Match[str]) -> bool:
-        return b.keys.get(m.group("name")) is not None
-
     def upsert(req: Request, data: FieldData, name: str, derived: bool) -> tuple[Policy | None,
                                                                                  bool]:
         convergent = bool(data.get("convergent_encryption"))
@@ -76,19 +74,43 @@ def paths(b: TransitBackend) -> list[Path]:
         return b.keys.create(name, lambda: new_policy(name, key_type, derived=derived,
                                                       convergent=convergent))
 
+    def encrypt_one(req: Request, data: FieldData, name: str) -> Response:
+        """The common single-value request, with the batch code's order of checks and
+        errors but none of its per-item bookkeeping (the hot path)."""
+        if not data.has("plaintext"):
+            raise BadRequestError("missing plaintext to encrypt")
+        error = ""
+        plaintext = context = None
+        context_text = str(data.get("context"))
+        try:
+            plaintext = b64decode(str(data.get("plaintext")))
+            if context_text:
+                context = b64decode(context_text)
+        except GoBase64Error as exc:
+            error = str(exc)
+        if req.operation is Operation.CREATE:
+            policy, _created = upsert(req, data, name, bool(context_text))
+        else:
+            policy = b.keys.get(name)
+        if policy is None:
+            raise BadRequestError("encryption key not found")
+        if error:
+            raise BadRequestError(error)
+        ad = associated_data(policy, 0, str(data.get("associated_data")))
+        version = int(data.get("key_version"))
+        ciphertext = policy.encrypt(plaintext or b"", context=context, version=version,
+                                    associated_data=ad)
+        return Response(data={"ciphertext": ciphertext,
+                              "key_version": version or policy.latest_version})
+
     def encrypt(req: Request, data: FieldData, m: re.Match[str]) -> Response:
         name = m.group("name")
         raw_batch = data.raw.get("batch_input")
-        if raw_batch is not None:
-            items = decode_items(raw_batch, require_plaintext=True)
-            if not items:
-                raise BadRequestError("missing batch input to process")
-        else:
-            if not data.has("plaintext"):
-                raise BadRequestError("missing plaintext to encrypt")
-            items = [Item(plaintext=str(data.get("plaintext")), context=str(data.get("context")),
-                          key_version=int(data.get("key_version")),
-                          associated_data=str(data.get("associated_data")))]
+        if raw_batch is None:
+            return encrypt_one(req, data, name)
+        items = decode_items(raw_batch, require_plaintext=True)
+        if not items:
+            raise BadRequestError("missing batch input to process")
         n = len(items)
         errors: list[str] = [""] * n
         plaintexts: list[bytes] = [b""] * n
@@ -141,19 +163,11 @@ def paths(b: TransitBackend) -> list[Path]:
             successes = True
             out["ciphertext"] = ciphertext
             out["key_version"] = item.key_version or policy.latest_version
-        if raw_batch is not None:
-            for item, out in zip(items, results, strict=True):
-                out["reference"] = item.reference
-            resp = Response(data={"batch_results": results})
-        else:
-            first = results[0]
-            if "error" in first:
-                if internal_errors:
-                    raise TransitInternalError(first["error"])
-                raise BadRequestError(first["error"])
-            resp = Response(data=first)
+        for item, out in zip(items, results, strict=True):
+            out["reference"] = item.reference
+        resp = Response(data={"batch_results": results})
         return respond(resp, data.get("partial_failure_response_code"), successes,
                        user_errors, internal_errors)
 
     ops = {Operation.CREATE: encrypt, Operation.UPDATE: encrypt}
-    return [Path(f"encrypt/{NAME}", ops, _FIELDS, existence=exists)]
+    return [Path(f"encrypt/{NAME}", ops, _FIELDS, existence=b.key_exists)]

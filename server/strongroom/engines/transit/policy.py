@@ -261,8 +261,9 @@ class Policy:
     # -- encryption ------------------------------------------------------------------------
 
     def version_prefix(self, version: int) -> str:
-        template = self.version_template or DEFAULT_VERSION_TEMPLATE
-        return template.replace("{{version}}", str(version))
+        if not self.version_template:
+            return f"vault:v{version}:"
+        return self.version_template.replace("{{version}}", str(version))
 
     def encrypt(self, plaintext: bytes, *, context: bytes | None = None,
                 nonce: bytes | None = None, version: int = 0,

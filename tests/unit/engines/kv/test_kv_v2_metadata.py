@@ -205,7 +205,13 @@ def test_list_keys_and_folders() -> None:
         resp = d.call("LIST", path)
         assert (resp.status_code, resp.json) == (404, {"errors": []})
     assert d.call("LIST", "secret/metadata/", params={"after": "z"}).status_code == 404
-    errors(d.call("LIST", "secret/metadata/", params={"limit": "x"}))
+    assert errors(d.call("LIST", "secret/metadata/", params={"limit": "x"})) == [
+        'Field validation failed: error converting input for field "limit": \'\' cannot '
+        "parse value as 'int': strconv.ParseInt: invalid syntax"]
+    assert data(d.call("LIST", "secret/metadata/", params={"limit": "-1"}))["keys"] == [
+        "a", "a/", "b", "dir/"]
+    assert data(d.call("LIST", "secret/metadata/", params={"after": "a/x", "limit": "1"})
+                )["keys"] == ["b"]  # 'after' inside a folder: past the folder
     d.call("DELETE", "secret/metadata/dir/x")
     d.call("DELETE", "secret/metadata/dir/sub/y")
     assert data(d.call("LIST", "secret/metadata/"))["keys"] == ["a", "a/", "b"]
