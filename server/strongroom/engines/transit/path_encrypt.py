@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from . import TransitBackend
 
 _UPSERT_TYPES = {"aes128-gcm96": KeyType.AES128_GCM96, "aes256-gcm96": KeyType.AES256_GCM96,
-                 "chacha20-poly1305": KeyType.CHACHA20_POLY1305}
+                 "chacha20-poly1305": KeyType.CHACHA20_POLY1305,
+                 "xchacha20-poly1305": KeyType.XCHACHA20_POLY1305}
 _FIELDS = {
     "name": Field(FieldType.STRING),
     "plaintext": Field(FieldType.STRING),
