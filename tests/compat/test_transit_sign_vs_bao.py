@@ -96,6 +96,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
                 server.ok("POST", f"transit/keys/{name}/rotate")
                 server.ok("POST", f"transit/keys/{name}/config",
                           {"min_decryption_version": 2, "min_encryption_version": 3})
+            server.ok("POST", "transit/keys/sd", {"type": "ed25519"})
+            server.ok("DELETE", "transit/keys/sd/soft-delete")
         yield pair
 
 
@@ -364,6 +366,15 @@ REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("minver_hmac_verify_1", "verify/mvh", {"input": MSG, "hmac": "vault:v1:AAAA"}),
     ("minver_hmac_verify_2", "verify/mvh", {"input": MSG, "hmac": "vault:v2:AAAA"}),
     ("minver_hmac_verify_4", "verify/mvh", {"input": MSG, "hmac": "vault:v4:AAAA"}),
+    ("soft_deleted_sign", "sign/sd", {"input": MSG}),
+    ("soft_deleted_sign_batch", "sign/sd", {"batch_input": [{"input": MSG}]}),
+    ("soft_deleted_verify", "verify/sd", {"input": MSG, "signature": "vault:v1:AAAA"}),
+    ("soft_deleted_verify_new", "verify/sd", {"input": MSG, "signature": "vault:v9:AAAA"}),
+    ("soft_deleted_verify_batch", "verify/sd", {"batch_input": [
+        {"input": MSG, "signature": "vault:v1:AAAA"}]}),
+    ("soft_deleted_hmac", "hmac/sd", {"input": MSG}),
+    ("soft_deleted_verify_hmac", "verify/sd", {"input": MSG, "hmac": "vault:v1:AAAA"}),
+    ("soft_deleted_verify_hmac_new", "verify/sd", {"input": MSG, "hmac": "vault:v9:AAAA"}),
     ("hash_default", "hash", {"input": MSG}),
     ("hash_url", "hash/sha3-512", {"input": MSG, "format": "base64"}),
     ("hash_url_wins", "hash/sha2-384", {"input": MSG, "algorithm": "sha2-224"}),
@@ -414,6 +425,7 @@ OPENBAO_500 = {
     "sign_prehashed_ecdsa_empty", "sign_batch_string", "sign_batch_bool",
     "verify_rsa_sigalg", "verify_derived_no_context", "verify_batch_string",
     "hmac_batch_map", "hmac_batch_item_string", "minver_sign_1", "minver_sign_2",
+    "soft_deleted_sign",
 }
 
 

@@ -39,7 +39,7 @@ from strongroom.errors import BadRequestError
 
 from . import signing_keys as keys
 from .goencoding import Base64Error, atoi, b64decode, b64decode_raw_url
-from .keytypes import ERR_TOO_OLD, KeyType, TransitInternalError
+from .keytypes import ERR_SOFT_DELETED, ERR_TOO_OLD, KeyType, TransitInternalError
 from .policy import KeyEntry, Policy
 from .signing_keys import SignError
 
@@ -131,6 +131,8 @@ def sign(policy: Policy, version: int, data: bytes, context: bytes,
     Returns ``(signature, public_key)``: the derived public key for derived ed25519
     keys (OpenBao returns it), else None.
     """
+    if policy.soft_deleted:
+        raise SignError(ERR_SOFT_DELETED)
     key_type = policy.type
     latest = policy.latest_version
     if version == 0:
@@ -217,6 +219,8 @@ def split_versioned(value: str, what: str) -> tuple[int, str]:
 def verify(policy: Policy, data: bytes, signature: str, context: bytes,
            opts: SigningOptions) -> bool:
     """Whether ``signature`` (``vault:v<N>:...``) is valid for ``data`` (digested)."""
+    if policy.soft_deleted:
+        raise SignError(ERR_SOFT_DELETED)
     key_type = policy.type
     version, encoded = split_versioned(signature, "signature")
     if version > policy.latest_version:
@@ -344,7 +348,7 @@ def _der_element(data: bytes) -> tuple[int, bytes, bytes]:
 def hmac_key(policy: Policy, version: int) -> bytes:
     """keysutil's ``HMACKey``: an hmac key's own key, else the version's hmac_key."""
     if policy.soft_deleted:
-        raise SignError("refusing to use soft-deleted key")
+        raise SignError(ERR_SOFT_DELETED)
     if version < 0:
         raise SignError("key version does not exist (cannot be negative)")
     if version > policy.latest_version:

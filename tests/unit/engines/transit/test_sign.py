@@ -493,3 +493,21 @@ def test_hot_paths_read_no_storage_once_cached(monkeypatch: pytest.MonkeyPatch) 
     call(r, "sign/vp256", {"input": MSG})
     call(r, "sign/vp256", {"input": MSG})
     assert [k for k in reads if k.endswith("policy/vp256")] == ["logical/t/policy/vp256"]
+
+
+def test_soft_deleted_keys_refuse_every_use() -> None:
+    pol = policy("ved25519")
+    signed = call(router({"k": policy("ved25519")}), "sign/k", {"input": MSG})[1]
+    pol.soft_deleted = True
+    r = router({"k": pol})
+    refused = "refusing to use soft-deleted key"
+    assert call(r, "sign/k", {"input": MSG}) == (400, refused)  # OpenBao: a 500
+    assert call(r, "sign/k", {"batch_input": [{"input": MSG}]})[1]["batch_results"] == [
+        {"key_version": 0, "error": refused, "reference": ""}]
+    assert call(r, "verify/k", {"input": MSG, "signature": signed["signature"]}) == (
+        400, refused)
+    assert call(r, "hmac/k", {"input": MSG}) == (400, refused)
+    assert call(r, "verify/k", {"input": MSG, "hmac": "vault:v1:AAAA"}) == (400, refused)
+    # verify/ with an hmac checks the version before the key, as OpenBao.
+    assert call(r, "verify/k", {"input": MSG, "hmac": "vault:v9:AAAA"}) == (
+        400, "invalid HMAC: version is too new")
