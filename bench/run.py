@@ -16,6 +16,7 @@ Needs: Python 3.11 stdlib + requests; wrk, taskset, bao on PATH; py-spy for --pr
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
 import io
 import json
@@ -93,10 +94,27 @@ WORKLOADS: dict[str, Workload] = {
             "token-lookup-self-root",
             "GET /v1/auth/token/lookup-self with the root token",
             "read.lua",
-            default=False,
+        ),
+        Workload(
+            "transit-encrypt",
+            "POST /v1/transit/encrypt/bench {plaintext: 64 random bytes} (aes256-gcm96, root)",
+            "post.lua",
+        ),
+        Workload(
+            "transit-decrypt",
+            "POST /v1/transit/decrypt/bench {ciphertext of 64 bytes} (root token)",
+            "post.lua",
+        ),
+        Workload(
+            "transit-batch-encrypt-100",
+            "POST /v1/transit/encrypt/bench {batch_input: 100 x 64 random bytes} (root)",
+            "post.lua",
         ),
     )
 }
+TRANSIT = ("transit-encrypt", "transit-decrypt", "transit-batch-encrypt-100")
+TRANSIT_BYTES = 64  # plaintext size of each encryption
+BATCH_ITEMS = 100
 
 
 @dataclass
@@ -106,6 +124,12 @@ class Seed:
     child_accessor: str
     root_accessor: str
     write_keys: int
+    # Transit (absent when the server has no transit engine: its cells are then invalid)
+    transit_error: str = ""
+    encrypt_body: str = ""
+    decrypt_body: str = ""
+    decrypt_expect: str = ""
+    batch_body: str = ""
 
 
 def wrk_args(workload: str, seed: Seed) -> list[str]:
@@ -118,6 +142,13 @@ def wrk_args(workload: str, seed: Seed) -> list[str]:
         return ["/v1/auth/token/lookup-self", seed.child_token, seed.child_accessor]
     if workload == "token-lookup-self-root":
         return ["/v1/auth/token/lookup-self", ROOT_TOKEN, seed.root_accessor]
+    if workload == "transit-encrypt":
+        return ["/v1/transit/encrypt/bench", ROOT_TOKEN, seed.encrypt_body, '"vault:v1:']
+    if workload == "transit-decrypt":
+        return ["/v1/transit/decrypt/bench", ROOT_TOKEN, seed.decrypt_body, seed.decrypt_expect]
+    if workload == "transit-batch-encrypt-100":
+        # A failed item makes the whole answer a 400 (Vault's batch rule): 2xx is all good.
+        return ["/v1/transit/encrypt/bench", ROOT_TOKEN, seed.batch_body, '"batch_results"']
     raise BenchError(f"unknown workload {workload}")
 
 
@@ -127,6 +158,10 @@ def request_desc(workload: str, seed: Seed) -> str:
     if workload == "kv-write":
         return (f"POST {args[0]}<0..{seed.write_keys - 1}>  X-Vault-Token: {args[1]}  "
                 'Content-Type: application/json  body {"data":{"value":"<32 chars>"}}')
+    if workload in TRANSIT:
+        body = args[2] if len(args[2]) < 300 else args[2][:300] + "..."
+        return (f"POST {args[0]}  X-Vault-Token: {args[1]}  Content-Type: application/json  "
+                f"body {body}  (2xx body must contain {args[3]!r})")
     return f"GET {args[0]}  X-Vault-Token: {args[1]}  (2xx body must contain {args[2]!r})"
 
 
@@ -165,15 +200,21 @@ def tree_cpu_ticks(pids: list[int]) -> int:
     return sum(st[1] for pid in pids if (st := proc_stat(pid)) is not None)
 
 
-def cpu_times(cpu: int) -> tuple[int, int]:
-    """(busy, total) jiffies of one CPU from /proc/stat."""
-    for line in Path("/proc/stat").read_text().splitlines():
-        if line.startswith(f"cpu{cpu} "):
-            vals = [int(v) for v in line.split()[1:]]
-            idle = vals[3] + vals[4]
-            total = sum(vals[:8])
-            return total - idle, total
-    raise BenchError(f"cpu{cpu} not in /proc/stat")
+def cpu_times(cpu: int | list[int]) -> tuple[int, int]:
+    """(busy, total) jiffies of one CPU (or the sum over several) from /proc/stat."""
+    cpus = cpu if isinstance(cpu, list) else [cpu]
+    busy = total = 0
+    lines = Path("/proc/stat").read_text().splitlines()
+    for c in cpus:
+        for line in lines:
+            if line.startswith(f"cpu{c} "):
+                vals = [int(v) for v in line.split()[1:]]
+                busy += sum(vals[:8]) - vals[3] - vals[4]
+                total += sum(vals[:8])
+                break
+        else:
+            raise BenchError(f"cpu{c} not in /proc/stat")
+    return busy, total
 
 
 def cmdline(pid: int) -> str:
@@ -239,16 +280,28 @@ def loadavg() -> list[float]:
 # --------------------------------------------------------------------------- servers
 
 
+def cpu_list(cpus: int | str) -> list[int]:
+    """``0`` or ``"0,1"`` or ``"0-3"`` as a sorted list of CPU numbers."""
+    out: set[int] = set()
+    for part in str(cpus).split(","):
+        lo, _, hi = part.strip().partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return sorted(out)
+
+
 @dataclass
 class Server:
     name: str
     argv: list[str]
     env: dict[str, str]
-    cpu: int
+    cpu: int | str  # the CPUs the server may use: 0, or "0,1"
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    # Strongroom from a config file (--workers): health answers before init, and the
+    # harness initializes, unseals and seeds the node itself (see NodeSetup).
+    setup: NodeSetup | None = None
 
     @property
     def url(self) -> str:
@@ -257,7 +310,9 @@ class Server:
     def start(self, timeout: float = 90.0) -> None:
         self.port = free_port()
         argv = [a.replace("{addr}", f"127.0.0.1:{self.port}") for a in self.argv]
-        full = ["taskset", "-c", str(self.cpu), *NICE, *argv]
+        if self.setup is not None:
+            argv = self.setup.argv(argv, self.port)
+        full = ["taskset", "-c", ",".join(map(str, cpu_list(self.cpu))), *NICE, *argv]
         fd, log = tempfile.mkstemp(prefix=f"bench-{self.name}-", suffix=".log")
         self.log_path = Path(log)
         print(f"[{self.name}] starting on CPU {self.cpu}: {shlex.join(full)}", flush=True)
@@ -273,6 +328,8 @@ class Server:
         os.close(fd)
         set_autogroup_nice(self.proc.pid)
         self._wait_ready(timeout)
+        if self.setup is not None:
+            self.setup.initialize(self.url)
         self.info = self._describe(full)
 
     def _wait_ready(self, timeout: float) -> None:
@@ -288,7 +345,9 @@ class Server:
                     )
                 try:
                     r = s.get(self.url + "/v1/sys/health", timeout=1)
-                    if r.status_code == 200:
+                    # Before init a node answers 501 (sealed: 503): up, to be set up.
+                    if r.status_code == 200 or (self.setup is not None
+                                                and r.status_code in (501, 503)):
                         owner = listening_socket_owner(self.port, process_tree(self.proc.pid))
                         if owner is None:
                             raise BenchError(
@@ -307,8 +366,9 @@ class Server:
         pids = process_tree(self.proc.pid)
         affinity = thread_affinities(pids)
         cpus = sorted({c for v in affinity.values() for c in v})
-        if cpus != [self.cpu]:
-            raise BenchError(f"{self.name} threads allowed on CPUs {cpus}, expected [{self.cpu}]")
+        if cpus != cpu_list(self.cpu):
+            raise BenchError(f"{self.name} threads allowed on CPUs {cpus}, "
+                             f"expected {cpu_list(self.cpu)}")
         return {
             "command": shlex.join(full),
             "address": self.url,
@@ -352,7 +412,49 @@ class Server:
                 self.proc.wait(timeout=10)
         if self.log_path is not None:
             self.log_path.unlink(missing_ok=True)
+        if self.setup is not None:
+            self.setup.cleanup()
         self.proc = None
+
+
+class NodeSetup:
+    """Strongroom as deployed rather than in dev mode: file storage (on tmpfs, as the dev
+    server's), ``workers`` gunicorn workers; initialized (one key share), unsealed, and
+    given a root token with the dev servers' id so the workloads run unchanged."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        shm = "/dev/shm"  # noqa: S108 - tmpfs like the dev server; mkdtemp makes it 0700
+        base = shm if os.path.isdir(shm) else None
+        self._dir = Path(tempfile.mkdtemp(prefix="bench-strongroom-node-", dir=base))
+
+    def argv(self, argv: list[str], port: int) -> list[str]:
+        config = self._dir / "config.hcl"
+        config.write_text(
+            f'storage "file" {{\n  path = "{self._dir / "data"}"\n}}\n'
+            f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
+            f"disable_mlock = true\nworkers = {self.workers}\n")
+        python = argv[0]
+        return [python, "-m", "strongroom.cli.main", "server", f"-config={config}"]
+
+    def initialize(self, url: str) -> None:
+        base = url + "/v1/"
+        with requests.Session() as s:
+            init = checked(s.put(base + "sys/init", json={"secret_shares": 1,
+                                                          "secret_threshold": 1}, timeout=30),
+                           "sys/init")
+            checked(s.put(base + "sys/unseal", json={"key": init["keys"][0]}, timeout=30),
+                    "sys/unseal")
+            s.headers["X-Vault-Token"] = init["root_token"]
+            checked(s.post(base + "auth/token/create", timeout=10, json={
+                "id": ROOT_TOKEN, "policies": ["root"], "no_parent": True}),
+                "create the root token 'root'")
+            checked(s.post(base + "sys/mounts/secret", timeout=10, json={
+                "type": "kv", "options": {"version": "2"}}), "mount kv-v2 at secret/")
+            checked(s.post(base + "auth/token/revoke-self", timeout=10), "revoke init's root")
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- seeding
@@ -400,16 +502,50 @@ def seed(server: Server, write_keys: int) -> Seed:
         "auth/token/create",
     )["auth"]
     root_self = checked(s.get(base + "auth/token/lookup-self", timeout=10), "lookup-self root")
+    sd = Seed(value, auth["client_token"], auth["accessor"],
+              root_self["data"]["accessor"], write_keys)
+    try:
+        seed_transit(s, base, sd)
+    except BenchError as exc:
+        sd.transit_error = str(exc)
     s.close()
-    return Seed(value, auth["client_token"], auth["accessor"],
-                root_self["data"]["accessor"], write_keys)
+    return sd
+
+
+def seed_transit(s: requests.Session, base: str, sd: Seed) -> None:
+    """A transit mount with key ``bench`` (aes256-gcm96), one ciphertext to decrypt and
+    the bodies the transit workloads send (random 64-byte plaintexts)."""
+    checked(s.post(base + "sys/mounts/transit", json={"type": "transit"}, timeout=10),
+            "enable transit at transit/")
+    checked(s.post(base + "transit/keys/bench", json={"type": "aes256-gcm96"}, timeout=10),
+            "create transit key bench")
+    plaintext = base64.b64encode(os.urandom(TRANSIT_BYTES)).decode()
+    sd.encrypt_body = json.dumps({"plaintext": plaintext}, separators=(",", ":"))
+    enc = checked(s.post(base + "transit/encrypt/bench", data=sd.encrypt_body, timeout=10,
+                         headers={"Content-Type": "application/json"}), "transit encrypt")
+    sd.decrypt_body = json.dumps({"ciphertext": enc["data"]["ciphertext"]},
+                                 separators=(",", ":"))
+    sd.decrypt_expect = plaintext
+    items = [{"plaintext": base64.b64encode(os.urandom(TRANSIT_BYTES)).decode()}
+             for _ in range(BATCH_ITEMS)]
+    sd.batch_body = json.dumps({"batch_input": items}, separators=(",", ":"))
 
 
 def precheck(server: Server, workload: str, sd: Seed) -> str | None:
     """One request of the workload through requests: None if fine, else the exchange."""
+    if workload in TRANSIT and sd.transit_error:
+        return f"no transit engine to measure: {sd.transit_error}"
     args = wrk_args(workload, sd)
     url = server.url + args[0]
-    if workload == "kv-write":
+    if workload in TRANSIT:
+        r = requests.post(url, data=args[2], timeout=10, headers={
+            "X-Vault-Token": args[1], "Content-Type": "application/json"})
+        ok = 200 <= r.status_code < 300 and args[3] in r.text
+        if ok and workload == "transit-batch-encrypt-100":
+            results = r.json()["data"]["batch_results"]
+            ok = len(results) == BATCH_ITEMS and all(
+                str(x.get("ciphertext", "")).startswith("vault:v1:") for x in results)
+    elif workload == "kv-write":
         r = requests.post(url + "0", json={"data": {"value": random_value()}},
                           headers={"X-Vault-Token": args[1]}, timeout=10)
         ok = 200 <= r.status_code < 300
@@ -500,10 +636,10 @@ def wait_for_quiet(args: argparse.Namespace) -> float:
     last window's busy %."""
     deadline = time.monotonic() + args.quiet_wait
     while True:
-        b0 = cpu_times(args.server_cpu)
+        b0 = cpu_times(args.server_cpus)
         time.sleep(0.5)  # measurement window
-        b1 = cpu_times(args.server_cpu)
-        busy = 100 * (b1[0] - b0[0]) / max(1, b1[1] - b0[1])
+        b1 = cpu_times(args.server_cpus)
+        busy = 100 * (b1[0] - b0[0]) / max(1, b1[1] - b0[1]) * len(args.server_cpus)
         if busy <= args.max_interference or time.monotonic() >= deadline:
             return round(busy, 1)
 
@@ -512,20 +648,31 @@ def measure_once(server: Server, workload: str, sd: Seed, conc: int, args: argpa
                  ) -> dict[str, Any]:
     pids = server.pids()
     la0 = loadavg()
-    s0, c0, w0, k0, t0 = (tree_cpu_ticks(pids), cpu_times(args.server_cpu),
+    s0, c0, w0, k0, t0 = (tree_cpu_ticks(pids), cpu_times(args.server_cpus),
                           cpu_times(args.client_cpu), children_cpu_s(), time.monotonic())
     out = run_wrk(wrk_cmd(server.url, workload, sd, conc, args.duration, args.client_cpu,
                           args.wrk_timeout))
-    s1, c1, w1, k1, t1 = (tree_cpu_ticks(pids), cpu_times(args.server_cpu),
+    s1, c1, w1, k1, t1 = (tree_cpu_ticks(pids), cpu_times(args.server_cpus),
                           cpu_times(args.client_cpu), children_cpu_s(), time.monotonic())
     res = parse_wrk(out)
     wall = t1 - t0
     server_pct = 100 * (s1 - s0) / (wall * CLK_TCK)
-    core_busy = 100 * (c1[0] - c0[0]) / max(1, c1[1] - c0[1])
+    # Busy % summed over the server's CPUs (up to 100 x their number).
+    core_busy = (100 * (c1[0] - c0[0]) / max(1, c1[1] - c0[1])) * len(args.server_cpus)
+    wrk_pct = 100 * (k1 - k0) / wall
+    # When wrk shares the server's CPUs (--server-cpus including --client-cpu), its own
+    # CPU is not interference: it is the load generator's cost, reported apart.
+    shared = wrk_pct if args.client_cpu in args.server_cpus else 0.0
     res["server_cpu_pct"] = round(server_pct, 1)
     res["server_core_busy_pct"] = round(core_busy, 1)
-    res["server_core_other_pct"] = round(max(0.0, core_busy - server_pct), 1)
-    res["wrk_cpu_pct"] = round(100 * (k1 - k0) / wall, 1)
+    res["server_core_other_pct"] = round(max(0.0, core_busy - server_pct - shared), 1)
+    res["wrk_cpu_pct"] = round(wrk_pct, 1)
+    # The load generator's cost per request (CPU-seconds), to account for it where it
+    # shares the server's cores (multi-core runs, bench/README.md).
+    res["wrk_cpu_us_per_request"] = (
+        round(1e6 * (k1 - k0) / res["requests"], 1) if res["requests"] else None)
+    res["server_cpu_us_per_request"] = (
+        round(1e6 * (s1 - s0) / CLK_TCK / res["requests"], 1) if res["requests"] else None)
     server_cpu_s = (s1 - s0) / CLK_TCK
     res["requests_per_server_cpu_s"] = (
         round(res["requests"] / server_cpu_s, 1) if server_cpu_s > 0 else None
@@ -566,7 +713,7 @@ def measure_one(server: Server, workload: str, sd: Seed, conc: int, args: argpar
             break
         if attempt < args.retries:
             print(f"[{server.name}] {workload} c={conc}: {res['server_core_other_pct']}% of "
-                  f"CPU {args.server_cpu} went to other processes; measuring again", flush=True)
+                  f"CPU {args.server_cpus} went to other processes; measuring again", flush=True)
     invalid = [a for a in attempts if not a["valid"]]
     res = invalid[0] if invalid else min(attempts, key=lambda a: a["server_core_other_pct"])
     res["request"] = request_desc(workload, sd)
@@ -621,9 +768,9 @@ def profile(server: Server, workload: str, sd: Seed, conc: int, args: argparse.N
     if pyspy is None:
         raise BenchError("--profile needs py-spy (pip install py-spy)")
     workers = server.worker_pids()
-    if len(workers) != 1:
-        raise BenchError(f"expected one gunicorn worker, found {workers}")
-    worker = workers[0]
+    if not workers:
+        raise BenchError("no gunicorn worker found")
+    worker = workers[0]  # with --workers N, the first one (each serves a share)
     RESULTS_DIR.mkdir(exist_ok=True)
     stem = RESULTS_DIR / f"profile-{workload}-c{conc}"
     outputs = {"flamegraph": stem.with_suffix(".svg"), "raw": stem.with_suffix(".txt")}
@@ -788,6 +935,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--write-keys", type=int, default=1000,
                    help="kv-write cycles over this many keys")
     p.add_argument("--server-cpu", type=int, default=0)
+    p.add_argument("--server-cpus", default="", metavar="LIST",
+                   help="CPUs the server may use (e.g. 0,1), instead of --server-cpu; may "
+                   "include --client-cpu (then wrk shares them: see bench/README.md, "
+                   "multi-core)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="run Strongroom from a config file with N gunicorn workers (file "
+                   "storage on tmpfs, initialized and unsealed by the harness) instead of "
+                   "the dev server (0, the default: the dev server, one worker)")
     p.add_argument("--client-cpu", type=int, default=1)
     p.add_argument("--max-interference", type=float, default=10,
                    help="%% of the server core other processes may take before a cell is "
@@ -823,6 +978,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.repeat < 1 or args.duration < 1:
         p.error("--repeat and --duration must be at least 1")
     args.conc = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    args.server_cpus_text = args.server_cpus or str(args.server_cpu)
+    args.server_cpus = cpu_list(args.server_cpus_text)
+    if args.workers < 0:
+        p.error("--workers takes a positive count (0: the dev server)")
     names = [w for w in args.only.split(",") if w.strip()] or [
         w.name for w in WORKLOADS.values() if w.default
     ]
@@ -939,13 +1098,17 @@ def make_servers(args: argparse.Namespace, server_src: Path) -> dict[str, Server
     bao_argv = shlex.split(args.bao_cmd)
     if args.audit_file:
         bao_argv.append(f"-config={args.audit_dir / 'bao-audit.hcl'}")
+    # Other scripts (leases.py, tokens.py) pass their own args: one server CPU, dev mode.
+    cpus = getattr(args, "server_cpus_text", "") or args.server_cpu
+    workers = getattr(args, "workers", 0)
     return {
-        "openbao": Server("openbao", bao_argv, base_env, args.server_cpu),
+        "openbao": Server("openbao", bao_argv, base_env, cpus),
         "strongroom": Server(
             "strongroom",
             [a.replace("{python}", python) for a in shlex.split(args.strongroom_cmd)],
             sr_env,
-            args.server_cpu,
+            cpus,
+            setup=NodeSetup(workers) if workers else None,
         ),
     }
 
@@ -958,8 +1121,12 @@ def main(argv: list[str] | None = None) -> int:
     if "openbao" in args.server_list and shutil.which(shlex.split(args.bao_cmd)[0]) is None:
         raise BenchError("bao not found on PATH")
     ncpu = os.cpu_count() or 1
-    if max(args.server_cpu, args.client_cpu) >= ncpu or args.server_cpu == args.client_cpu:
-        raise BenchError(f"need two distinct CPUs < {ncpu}")
+    if max(*args.server_cpus, args.client_cpu) >= ncpu:
+        raise BenchError(f"CPUs must be < {ncpu}")
+    if args.client_cpu in args.server_cpus:
+        print(f"note: wrk (CPU {args.client_cpu}) shares the server's CPUs "
+              f"{args.server_cpus}: its cost is in wrk_cpu_pct and wrk_cpu_us_per_request",
+              flush=True)
     # The harness itself stays off the server's core.
     os.sched_setaffinity(0, {args.client_cpu})
     if args.nice < 0 and os.geteuid() != 0:
@@ -1019,13 +1186,15 @@ def run_all(args: argparse.Namespace, servers: dict[str, Server], source: str, n
                 if bad:
                     prechecks.setdefault(name, {})[wl] = bad
                     print(f"[{name}] {wl}: precheck FAILED\n{bad}", flush=True)
+                if wl in TRANSIT and sd.transit_error:
+                    continue  # nothing to measure (the failed precheck says why)
                 for c in args.conc:
                     res = measure(srv, wl, sd, c, args)
                     cells.setdefault((wl, c), {})[name] = res
                     flag = "" if res["valid"] else f"  INVALID {res['errors']}"
                     print(f"[{name}] {wl:<22} c={c:<3} {res['rps']:>9,.0f} req/s  "
                           f"p50 {res['p50_ms']:7.2f} ms  p99 {res['p99_ms']:7.2f} ms  "
-                          f"server {res['server_cpu_pct']:5.1f}% cpu{args.server_cpu} other "
+                          f"server {res['server_cpu_pct']:5.1f}% cpu{args.server_cpus_text} other "
                           f"{res['server_core_other_pct']:4.1f}%  wrk "
                           f"{res['wrk_cpu_pct']:5.1f}%{flag}", flush=True)
                     if res["first_error"]:
@@ -1093,6 +1262,8 @@ def run_all(args: argparse.Namespace, servers: dict[str, Server], source: str, n
                        f"{args.wrk_timeout}s (HTTP/1.1 keep-alive, closed loop)",
                 "nice": int(NICE[2]) if NICE else 0,
                 "server_cpu": args.server_cpu,
+                "server_cpus": args.server_cpus,
+                "strongroom_workers": args.workers or "dev server (1)",
                 "client_cpu": args.client_cpu,
                 "transport": "plain HTTP over loopback (no TLS)",
                 "audit": ("one file audit device (default options) on each server"

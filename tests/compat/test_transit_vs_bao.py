@@ -105,7 +105,8 @@ def b64(text: str | bytes) -> str:
 
 # -- keys ----------------------------------------------------------------------------------
 
-KEY_TYPES = ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "ed25519", "ecdsa-p256",
+KEY_TYPES = ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "xchacha20-poly1305",
+             "ed25519", "ecdsa-p256",
              "ecdsa-p384", "ecdsa-p521", "rsa-2048"]
 
 
@@ -193,6 +194,7 @@ def _encrypt(s: Server, name: str, body: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize("key_type", ["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305",
+                                      "xchacha20-poly1305",
                                       "rsa-2048"])
 def test_encrypt_decrypt_round_trip(servers: dict[str, Server], key_type: str) -> None:
     name = f"ed-{key_type}"
@@ -436,3 +438,28 @@ def test_disable_upsert(servers: dict[str, Server]) -> None:
     both(servers, "POST", "transit/encrypt/du-new", {"plaintext": b64("x")})
     both(servers, "POST", "transit/config/keys", {"disable_upsert": False})
     both(servers, "POST", "transit/encrypt/du-new", {"plaintext": b64("x")})
+
+
+def test_soft_delete(servers: dict[str, Server]) -> None:
+    """OpenBao's keys/<name>/soft-delete: kept in storage, refused for every use."""
+    both(servers, "POST", "transit/keys/sd")
+
+    def run(s: Server) -> Any:
+        ct = _encrypt(s, "sd", {"plaintext": b64("x")})
+        seen = [observe(s.call(m, p, body)) for m, p, body in (
+            ("DELETE", "transit/keys/sd/soft-delete", None),
+            ("DELETE", "transit/keys/sd/soft-delete", None),
+            ("DELETE", "transit/keys/sd-none/soft-delete", None),
+            ("POST", "transit/encrypt/sd", {"plaintext": b64("x")}),
+            ("POST", "transit/decrypt/sd", {"ciphertext": ct}),
+            ("POST", "transit/encrypt/sd", {"batch_input": [{"plaintext": b64("x")}]}),
+            ("POST", "transit/rewrap/sd", {"ciphertext": ct}),
+            ("POST", "transit/datakey/plaintext/sd", None),
+            ("POST", "transit/keys/sd/rotate", None),
+            ("GET", "transit/keys/sd", None),
+            ("POST", "transit/keys/sd/soft-delete-restore", None),
+            ("POST", "transit/keys/sd/soft-delete-restore", None),
+            ("POST", "transit/keys/sd-none/soft-delete-restore", None),
+            ("POST", "transit/decrypt/sd", {"ciphertext": ct}))]
+        return seen
+    same(servers, run)

@@ -172,6 +172,14 @@ class V2Store:
     def _version_key(path: str, number: int) -> str:
         return f"{VERSIONS_PREFIX}{hashlib.sha256(path.encode()).hexdigest()}/{number}"
 
+    def find_version(self, path: str, number: int) -> tuple[int, Any] | None:
+        """(created_time, data) of a stored version, or None if it is not stored."""
+        raw = self._storage.get(self._version_key(path, number))
+        if raw is None:
+            return None
+        doc = orjson.loads(raw)
+        return doc.get("created_time", -1), doc["data"]
+
     def get_version(self, path: str, number: int) -> Any:
         raw = self._storage.get(self._version_key(path, number))
         if raw is None:

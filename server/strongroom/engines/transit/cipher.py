@@ -12,9 +12,11 @@ per key version, cached on the Policy.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
@@ -33,6 +35,8 @@ from .keytypes import (
     KeyType,
     TransitInternalError,
 )
+from .xchacha import NONCE_SIZE as XNONCE_SIZE
+from .xchacha import XChaCha20Poly1305
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -41,7 +45,7 @@ if TYPE_CHECKING:
 
 
 NONCE_SIZE = 12
-AEAD = AESGCM | ChaCha20Poly1305
+AEAD = AESGCM | ChaCha20Poly1305 | XChaCha20Poly1305
 _OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
 
 
@@ -60,12 +64,18 @@ def _new_aead(policy: Policy, key: bytes) -> AEAD:
 
     if policy.type is KeyType.CHACHA20_POLY1305:
         return ChaCha20Poly1305(key)
+    if policy.type is KeyType.XCHACHA20_POLY1305:
+        return XChaCha20Poly1305(key)
     return AESGCM(key)
+
+
+def nonce_size(policy: Policy) -> int:
+    return XNONCE_SIZE if policy.type is KeyType.XCHACHA20_POLY1305 else NONCE_SIZE
 
 
 def _auth_failed(policy: Policy) -> BadRequestError:
 
-    if policy.type is KeyType.CHACHA20_POLY1305:
+    if policy.type in (KeyType.CHACHA20_POLY1305, KeyType.XCHACHA20_POLY1305):
         return BadRequestError("chacha20poly1305: message authentication failed")
     return BadRequestError("cipher: message authentication failed")
 
@@ -94,8 +104,30 @@ def _aead(policy: Policy, version: int, context: bytes | None, num_bytes: int,
     return _new_aead(policy, key)
 
 
+def latest_encryptor(policy: Policy) -> Callable[[bytes, bytes], str] | None:
+    """For a plain (non-derived, non-convergent) symmetric key: a function encrypting
+    with the latest version, no associated data, given fresh random bytes for the nonce,
+    exactly as ``encrypt(version=0)`` would; None for any other key. Batches use it to
+    do the per-key work (checks, cipher lookup, prefix) once instead of per item."""
+    if (policy.derived or policy.convergent_encryption or policy.soft_deleted
+            or not policy.type.symmetric or policy.latest_version < 1):
+        return None
+    version = policy.latest_version
+    size = nonce_size(policy)
+    aead = _aead(policy, version, None, 16 if policy.type is KeyType.AES128_GCM96 else 32,
+                 for_encrypt=True)
+    prefix = policy.version_prefix(version)
+    b64 = binascii.b2a_base64
+
+    def encrypt_latest(plaintext: bytes, random: bytes) -> str:
+        nonce = random[:size]
+        return prefix + b64(nonce + aead.encrypt(nonce, plaintext, None), newline=False
+                            ).decode()
+    return encrypt_latest
+
+
 def encrypt(policy: Policy, plaintext: bytes, *, context: bytes | None, nonce: bytes | None,
-            version: int, associated_data: bytes | None) -> str:
+            version: int, associated_data: bytes | None, random: bytes | None = None) -> str:
 
     if policy.soft_deleted:
         raise BadRequestError(ERR_SOFT_DELETED)
@@ -127,10 +159,11 @@ def encrypt(policy: Policy, plaintext: bytes, *, context: bytes | None, nonce: b
             out = _convergent(policy, ver, cv, enc_bytes, plaintext, context, associated_data)
         else:
             aead = _aead(policy, ver, context, enc_bytes, for_encrypt=True)
+            size = nonce_size(policy)
             if not nonce:
-                nonce = os.urandom(NONCE_SIZE)
-            elif len(nonce) != NONCE_SIZE:
-                raise BadRequestError(f"base64-decoded nonce must be {NONCE_SIZE} bytes long "
+                nonce = random[:size] if random and len(random) >= size else os.urandom(size)
+            elif len(nonce) != size:
+                raise BadRequestError(f"base64-decoded nonce must be {size} bytes long "
                                       f"but given {len(nonce)} bytes")
             out = nonce + aead.encrypt(nonce, plaintext, associated_data)
     if not out:
@@ -152,7 +185,7 @@ def _convergent(policy: Policy, ver: int, cv: int, enc_bytes: int, plaintext: by
     if cv != CURRENT_CONVERGENT_VERSION:
         raise TransitInternalError(f"unhandled convergent version {cv}")
     hmac_key = key[enc_bytes:]
-    nonce = hmac.new(hmac_key, plaintext, hashlib.sha256).digest()[:NONCE_SIZE]
+    nonce = hmac.new(hmac_key, plaintext, hashlib.sha256).digest()[:nonce_size(policy)]
     return nonce + aead.encrypt(nonce, plaintext, associated_data)
 
 
@@ -223,9 +256,10 @@ def decrypt(policy: Policy, value: str, *, context: bytes | None,
     if policy.convergent_encryption and 0 < pcv < CURRENT_CONVERGENT_VERSION:
         raise BadRequestError("refusing to support decryption with old convergent "
                               f"encryption key: version {pcv}")
-    if len(decoded) < NONCE_SIZE:
+    size = nonce_size(policy)
+    if len(decoded) < size:
         raise BadRequestError("invalid ciphertext length")
     try:
-        return bytes(aead.decrypt(decoded[:NONCE_SIZE], decoded[NONCE_SIZE:], associated_data))
+        return bytes(aead.decrypt(decoded[:size], decoded[size:], associated_data))
     except (InvalidTag, ValueError):
         raise _auth_failed(policy) from None

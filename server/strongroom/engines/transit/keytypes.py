@@ -41,6 +41,7 @@ class KeyType(IntEnum):
     AES128_GCM96 = 8
     RSA3072 = 9
     HMAC = 10
+    XCHACHA20_POLY1305 = 11  # OpenBao has it too (not in the list)
 
     @property
     def api_name(self) -> str:
@@ -103,9 +104,11 @@ _NAMES = {
     KeyType.ECDSA_P384: "ecdsa-p384", KeyType.ECDSA_P521: "ecdsa-p521",
     KeyType.ED25519: "ed25519", KeyType.RSA2048: "rsa-2048", KeyType.RSA3072: "rsa-3072",
     KeyType.RSA4096: "rsa-4096", KeyType.HMAC: "hmac",
+    KeyType.XCHACHA20_POLY1305: "xchacha20-poly1305",
 }
 _BY_NAME = {name: kt for kt, name in _NAMES.items()}
 _SYMMETRIC = frozenset({KeyType.AES128_GCM96, KeyType.AES256_GCM96,
+                        KeyType.XCHACHA20_POLY1305,
                         KeyType.CHACHA20_POLY1305})
 _RSA = frozenset({KeyType.RSA2048, KeyType.RSA3072, KeyType.RSA4096})
 _ECDSA = frozenset({KeyType.ECDSA_P256, KeyType.ECDSA_P384, KeyType.ECDSA_P521})

@@ -1,8 +1,10 @@
-"""``keys/`` (LIST) and ``keys/<name>`` (create, read, delete)."""
+"""``keys/`` (LIST), ``keys/<name>`` (create, read, delete) and OpenBao's
+``keys/<name>/soft-delete`` and ``soft-delete-restore``."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from strongroom.core.request import Operation, Request, Response
@@ -11,7 +13,7 @@ from strongroom.framework import Field, FieldData, FieldType, Path
 
 from .common import decode_context, format_policy, not_found
 from .keytypes import HMAC_MAX_KEY_SIZE, HMAC_MIN_KEY_SIZE, KeyType
-from .policy import new_policy
+from .policy import Policy, new_policy
 
 if TYPE_CHECKING:
     from . import TransitBackend
@@ -91,8 +93,32 @@ def paths(b: TransitBackend) -> list[Path]:
         except StrongroomError as exc:
             raise BadRequestError(f"error deleting policy {name}: {exc.message}") from None
 
+    def soft_delete(flag: bool, warning: str) -> Callable[..., Response | None]:
+        """OpenBao's keys/<name>/soft-delete (DELETE) and soft-delete-restore (write): the
+        key stays stored but every use is refused until restored."""
+        def handler(req: Request, data: FieldData, m: re.Match[str]) -> Response | None:
+            was: list[bool] = []
+
+            def mark(p: Policy) -> None:
+                was.append(p.soft_deleted)
+                p.soft_deleted = flag
+            policy = b.keys.update(m.group("name"), mark)
+            if policy is None:
+                return None  # OpenBao: 204 for a key that does not exist
+            resp = Response(data=format_policy(policy))
+            if was and was[0] == flag:
+                resp.warnings.append(warning)
+            return resp
+        return handler
+
+    name_field = {"name": Field(FieldType.STRING)}
     return [
         Path("keys/?", {Operation.LIST: list_keys}, _LIST_FIELDS),
+        Path(f"keys/{NAME}/soft-delete",
+             {Operation.DELETE: soft_delete(True, "key was already marked as soft deleted")},
+             name_field),
+        Path(f"keys/{NAME}/soft-delete-restore",
+             {Operation.UPDATE: soft_delete(False, "key was already restored")}, name_field),
         Path(f"keys/{NAME}", {Operation.UPDATE: write, Operation.READ: read,
                               Operation.DELETE: delete}, _KEY_FIELDS),
     ]

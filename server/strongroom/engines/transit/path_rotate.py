@@ -18,7 +18,7 @@ from strongroom.errors import BadRequestError, StrongroomError
 from strongroom.framework import Field, FieldData, FieldType, Path
 
 from .common import format_policy
-from .policy import Policy, TransitInternalError
+from .policy import ERR_SOFT_DELETED, Policy, TransitInternalError
 
 if TYPE_CHECKING:
     from . import TransitBackend
@@ -29,6 +29,8 @@ CHECK_INTERVAL = 3600.0  # seconds between scans, as Vault
 
 def rotate_policy(b: TransitBackend, p: Policy) -> None:
     """Vault's ``Policy.Rotate`` on a fresh copy (the keystore persists it)."""
+    if p.soft_deleted:
+        raise TransitInternalError(ERR_SOFT_DELETED)  # a plain error (500) in OpenBao
     if p.imported and not p.allow_imported_key_rotation:
         raise TransitInternalError(f"imported key {p.name} does not allow rotation within "
                                    "Vault")
@@ -89,7 +91,7 @@ def auto_rotate(b: TransitBackend, force: bool = False) -> int:
 def _due(b: TransitBackend, p: Policy) -> bool:
     if p.imported and not p.allow_imported_key_rotation:
         return False
-    if p.auto_rotate_period == 0:
+    if p.auto_rotate_period == 0 or p.soft_deleted:
         return False
     latest = p.keys.get(p.latest_version)
     if latest is None:

@@ -175,9 +175,10 @@ def entry_from_doc(doc: Any) -> KeyEntry:
     when, nanos = parse_time(d["time"]) if d.get("time") is not None else (ZERO_TIME, 0)
     chain = d.get("certificate_chain")
     rsa_key = _rsa_key(d.get("rsa_key"))
+    # LoadPolicy's "migration" that fills rsa_public_key from rsa_key assigns to a copy
+    # of the map's entry in Go (a no-op): OpenBao keeps null there, and so does this
+    # (KeyEntry.rsa_public() derives the public key when it is needed).
     rsa_public = _rsa_public(d.get("rsa_public_key"))
-    if rsa_public is None and rsa_key is not None:
-        rsa_public = rsa_key.public_key()  # LoadPolicy's migration, done on every load
     return KeyEntry(
         key=_unb64(d.get("key")), hmac_key=_unb64(d.get("hmac_key")), time=when,
         time_nanos=nanos, ec_x=_bigint(d.get("ec_x")), ec_y=_bigint(d.get("ec_y")),

@@ -54,12 +54,27 @@ def test_atoi_is_go_strconv() -> None:
 
 # -- key model ----------------------------------------------------------------------------------
 
+def test_xchacha20_poly1305_vector() -> None:
+    """draft-irtf-cfrg-xchacha-03 A.3.1 (AEAD_XChaCha20_Poly1305)."""
+    from strongroom.engines.transit.xchacha import XChaCha20Poly1305
+
+    key = bytes(range(0x80, 0xA0))
+    nonce = bytes.fromhex("404142434445464748494a4b4c4d4e4f5051525354555657")
+    aad = bytes.fromhex("50515253c0c1c2c3c4c5c6c7")
+    plain = (b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip "
+             b"for the future, sunscreen would be it.")
+    out = XChaCha20Poly1305(key).encrypt(nonce, plain, aad)
+    assert out[-16:].hex() == "c0875924c1c7987947deafd8780acf49"
+    assert out[:16].hex() == "bd6d179d3e83d43b9576579493c0e939"
+    assert XChaCha20Poly1305(key).decrypt(nonce, out, aad) == plain
+
+
 def test_key_type_numbers_and_predicates() -> None:
     assert [KeyType.from_name(n) for n in (
         "aes256-gcm96", "ecdsa-p256", "ed25519", "rsa-2048", "rsa-4096", "chacha20-poly1305",
-        "ecdsa-p384", "ecdsa-p521", "aes128-gcm96", "rsa-3072", "hmac")] == list(KeyType)
-    assert [int(k) for k in KeyType] == list(range(11))
-    assert KeyType.from_name("xchacha20-poly1305") is None
+        "ecdsa-p384", "ecdsa-p521", "aes128-gcm96", "rsa-3072", "hmac",
+        "xchacha20-poly1305")] == list(KeyType)
+    assert [int(k) for k in KeyType] == list(range(12))
     assert KeyType.RSA2048.encryption_supported and KeyType.RSA2048.signing_supported
     assert not KeyType.ED25519.encryption_supported and KeyType.ED25519.derivation_supported
     assert not KeyType.HMAC.signing_supported and not KeyType.HMAC.encryption_supported
@@ -140,7 +155,7 @@ def test_version_checks() -> None:
 def test_openbao_keys_decode_and_decrypt_openbao_ciphertexts(name: str) -> None:
     fixture = FIXTURES[name]
     p = policy_json.policy_from_doc(fixture["backup"]["policy"])
-    assert p.name == name and p.latest_version == 2
+    assert p.name == name and p.latest_version >= 1
     for item in fixture["ciphertexts"]:
         plain = p.decrypt(item["ciphertext"],
                           context=base64.b64decode(item["context"]) or None,
