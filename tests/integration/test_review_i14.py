@@ -114,3 +114,22 @@ def test_a_bodiless_partial_failure_code_never_desyncs_the_connection(
         server: ServerProcess, transit: None, code: int, path: bytes) -> None:
     data = _exchange_then_follow(server, _batch(code, path))
     _answers_are_framed(data)
+
+
+# F3: transit key names follow Vault's GenericNameRegex, whose \w is Go's (ASCII
+# letters, digits, underscore) and which has no '@': OpenBao answers 404 for the
+# others. Python's \w is Unicode, so a look-alike key ("pаy" with a Cyrillic 'а')
+# could be created next to "pay", and names OpenBao cannot address were accepted.
+@pytest.mark.parametrize(("name", "status"), [
+    ("Plain_1", 200), ("a.b-c", 200), ("a..b", 200),
+    ("a@b", 404), ("a%C3%A9", 404), ("p%D0%B0y", 404), ("%EF%BC%91", 404), ("-ab", 404),
+])
+def test_transit_key_names_are_vaults_ascii_names(server: ServerProcess, transit: None,
+                                                  name: str, status: int) -> None:
+    import requests
+    for path in (f"transit/keys/{name}", f"transit/encrypt/{name}",
+                 f"transit/datakey/plaintext/{name}"):
+        body = {"plaintext": "aGk="} if "encrypt" in path else {}
+        resp = requests.post(f"{server.url}/v1/{path}", json=body,
+                             headers={"X-Vault-Token": "root"}, timeout=10)
+        assert resp.status_code == status, (path, resp.text)
