@@ -267,9 +267,14 @@ class Policy:
 
     def encrypt(self, plaintext: bytes, *, context: bytes | None = None,
                 nonce: bytes | None = None, version: int = 0,
-                associated_data: bytes | None = None) -> str:
-        """Vault's ``EncryptWithFactory`` on decoded plaintext: ``vault:v<N>:<base64>``."""
-        return cipher.encrypt(self, plaintext, context=context, nonce=nonce,
+                associated_data: bytes | None = None, random: bytes | None = None) -> str:
+        """Vault's ``EncryptWithFactory`` on decoded plaintext: ``vault:v<N>:<base64>``.
+
+        ``nonce`` is a caller's nonce (refused as Vault refuses it); ``random`` is fresh
+        output of os.urandom the engine drew for several items at once (batches: one
+        system call instead of one per item), used as the random nonce when one is
+        needed and long enough."""
+        return cipher.encrypt(self, plaintext, context=context, nonce=nonce, random=random,
                               version=version, associated_data=associated_data)
 
     def decrypt(self, ciphertext: str, *, context: bytes | None = None,
