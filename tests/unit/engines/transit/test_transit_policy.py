@@ -205,9 +205,11 @@ def test_repr_carries_no_key_material(key_type: KeyType) -> None:
     p = new_policy("r", key_type, key_size=32 if key_type is KeyType.HMAC else 0)
     text = repr(p)
     entry = p.keys[1]
+    assert entry.hmac_key is not None
     for secret in (entry.key, entry.hmac_key):
-        assert secret is not None and repr(secret) not in text
-        assert base64.b64encode(secret).decode() not in text
+        if secret is not None:
+            assert repr(secret) not in text
+            assert base64.b64encode(secret).decode() not in text
     if entry.ec_d is not None:
         assert str(entry.ec_d) not in text
     if entry.rsa_key is not None:
