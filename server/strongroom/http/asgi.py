@@ -102,8 +102,9 @@ class StrongroomAsgi:
             else:
                 result = self._dispatcher.dispatch(
                     self._request(method, path, query, headers, body, client))
-        out = self._headers(result)
-        return result.status, out, b"" if method == "HEAD" else (result.body or b"")
+        status, payload = _wire_status(result)
+        out = self._headers(result, payload)
+        return status, out, b"" if method == "HEAD" or payload is None else payload
 
     def _refused_early(self, path: str, headers: dict[str, str]) -> HttpResult | None:
         """The answer before any body is read: outside /v1/, or declared too large."""
@@ -144,16 +145,37 @@ class StrongroomAsgi:
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _headers(self, result: HttpResult) -> list[tuple[bytes, bytes]]:
+    def _headers(self, result: HttpResult, body: bytes | None) -> list[tuple[bytes, bytes]]:
+        """``body`` None: a status that has none (204, 304), so no framing headers."""
         headers = list(self._fixed)
         headers.extend((k.lower().encode("latin-1"), v.encode("latin-1"))
                        for k, v in result.headers.items())
+        if body is None:
+            return headers
         if result.body is not None:
             headers.append((b"content-type", _JSON))
-        headers.append((b"content-length", str(len(result.body or b"")).encode()))
+        headers.append((b"content-length", str(len(body)).encode()))
         return headers
 
     async def _answer(self, send: Send, result: HttpResult, head: bool) -> None:
-        await send({"type": "http.response.start", "status": result.status,
-                    "headers": self._headers(result)})
-        await send({"type": "http.response.body", "body": b"" if head else result.body or b""})
+        status, body = _wire_status(result)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": self._headers(result, body)})
+        await send({"type": "http.response.body", "body": b"" if head or body is None else body})
+
+
+def _wire_status(result: HttpResult) -> tuple[int, bytes | None]:
+    """The status and body to write for ``result`` (body None: none may be sent).
+
+    A client picks some statuses (``sys/health?activecode=``, transit's
+    ``partial_failure_response_code``). A body after a 1xx, 204 or 304 head would be
+    read as the start of the next answer on the connection (a response desync), so
+    this answers as Go's net/http does: a 204/304 without its body; a 1xx is only an
+    interim head there, followed by a 200 carrying the body: the 200 alone here.
+    """
+    status = result.status
+    if status < 200:
+        return 200, result.body or b""
+    if status in (204, 304):
+        return status, None
+    return status, result.body or b""
