@@ -25,12 +25,19 @@ from strongroom.http.dispatch import (
     HttpResult,
 )
 from strongroom.http.edge import HttpRequest
+from strongroom.http.fast_path import MAX_BODY
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _PREFIX = "/v1/"
+# Past this size a request body may ask for seconds of work (a transit batch of
+# 10,000 items, RSA decryptions): it runs on a thread even with local storage, so
+# one client's batch never stalls the other connections of its worker (review F2).
+# The fast path answers only smaller ones (http/fast_path.py).
+LARGE_BODY = MAX_BODY
+LARGE_BODY_THREADS = 2
 _JSON = JSON.encode()
 
 
@@ -46,6 +53,7 @@ class StrongroomAsgi:
         self._dispatcher = dispatcher
         self._max = max_size
         self._executor = executor
+        self._large: ThreadPoolExecutor | None = None
         self._fixed = [(b"cache-control", b"no-store")]
         if WORKER_HEADER:
             self._fixed.append((b"x-strongroom-worker", str(os.getpid()).encode()))
@@ -78,17 +86,28 @@ class StrongroomAsgi:
             return
         request = self._request(scope["method"], path, scope.get("query_string", b""),
                                 headers, body, scope.get("client"))
-        if self._executor is None:
-            # Local storage (inmem, file): the core is fast and bounded; running it on
-            # the loop thread saves a thread hand-off per request.
+        executor = self._executor
+        if executor is None and len(body) > LARGE_BODY:
+            executor = self._large_body_pool()
+        if executor is None:
+            # Local storage (inmem, file), a small request: the core is fast and
+            # bounded; running it on the loop thread saves a thread hand-off.
             result = self._dispatcher.dispatch(request)
         else:
             # Network storage, forwarding to the active node: a call may wait on another
-            # host, so it runs in a pool and the loop keeps serving other connections.
+            # host; a large body may ask for seconds of CPU (a batch of RSA decryptions:
+            # OpenSSL releases the GIL). Either way the loop keeps serving the others.
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._executor, self._dispatcher.dispatch,
+            result = await loop.run_in_executor(executor, self._dispatcher.dispatch,
                                                 request)
         await self._answer(send, result, head)
+
+    def _large_body_pool(self) -> ThreadPoolExecutor:
+        # Created on first use: most workers never see a large body.
+        if self._large is None:
+            self._large = ThreadPoolExecutor(LARGE_BODY_THREADS,
+                                             thread_name_prefix="core-large")
+        return self._large
 
     def respond(self, method: str, path: str, query: bytes, headers: dict[str, str],
                 body: bytes, client: tuple[str, int] | None
