@@ -7,7 +7,6 @@ the dispatcher; nothing here depends on the server interface.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,8 +37,11 @@ MAX_JSON_ARRAY_ELEMENT_COUNT = 10_000
 MIN_JSON_INTEGER = -(2**63)
 MAX_JSON_INTEGER = 2**64 - 1
 _COMPLEX = "refused JSON input due to high complexity: "
-# Any integer literal out of range has at least 19 digits (2**63 has 19).
-_LONG_DIGITS = re.compile(rb"\d{19}")
+# Any integer literal out of range has at least 19 digits (2**63 has 19). Searched for
+# as a run of 19 zeros in the body with every digit mapped to "0" (translate and a
+# substring search run at C speed; a regex took ~200 us on a 10 KB transit batch).
+_LONG_DIGITS = b"0" * 19
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x2E for b in range(256))
 
 
 @dataclass(frozen=True)
@@ -132,10 +134,23 @@ def parse_body(raw: bytes, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> dict[str
         raise BadRequestError(f"failed to parse JSON input: {exc.msg}") from None
     if not isinstance(doc, dict):
         raise BadRequestError("failed to parse JSON input: body must be a JSON object")
-    check_json_limits(doc, limits)
-    if _LONG_DIGITS.search(raw):
+    if not _within_limits_by_size(raw, limits):
+        check_json_limits(doc, limits)
+    if _LONG_DIGITS in raw.translate(_DIGITS_AS_ZERO):
         _check_integers(raw)
     return doc
+
+
+def _within_limits_by_size(raw: bytes, limits: JsonLimits) -> bool:
+    """True if the body's bytes alone prove every limit holds, so the walk of the parsed
+    document (~1 us per value) can be skipped. Each count bounds what it limits, counting
+    bytes inside strings too (so it errs towards walking): nesting depth <= the number of
+    '{' and '['; an object's entries <= the number of ':'; an array's elements <= the
+    number of ',' + 1; a decoded string's UTF-8 bytes <= its escaped form's bytes."""
+    return (len(raw) <= limits.max_string_value_length
+            and raw.count(b"{") + raw.count(b"[") <= limits.max_depth
+            and raw.count(b":") <= limits.max_object_entry_count
+            and raw.count(b",") < limits.max_array_element_count)
 
 
 def _check_estimated_size(raw: bytes, limits: JsonLimits) -> None:

@@ -96,6 +96,29 @@ def test_integers_beyond_64_bits_are_refused_not_rounded() -> None:
     assert parse_body(b'{"v":12345678901234567890123.5}') == {"v": 1.2345678901234568e22}
 
 
+def test_the_walk_is_skipped_only_where_the_bytes_prove_every_limit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body whose byte counts bound every limit is not walked (the walk cost a 100-item
+    transit batch ~25% of its time); any count past its bound walks, and counts are
+    conservative (braces, colons and commas inside strings count too)."""
+    from strongroom.http import edge
+
+    walked: list[object] = []
+    real = edge.check_json_limits
+    monkeypatch.setattr(edge, "check_json_limits",
+                        lambda doc, limits=edge.DEFAULT_JSON_LIMITS: (walked.append(doc),
+                                                                      real(doc, limits)))
+    batch = json.dumps({"batch_input": [{"plaintext": "eA=="}] * 100}).encode()
+    assert parse_body(batch)["batch_input"][99] == {"plaintext": "eA=="}
+    assert walked == []
+    limits = JsonLimits(max_depth=3, max_object_entry_count=2, max_array_element_count=2)
+    assert parse_body(b'{"a":[[]]}', limits) == {"a": [[]]} and walked == []
+    # Braces inside a string push the count past the bound: walked, and accepted.
+    assert parse_body(b'{"a":"{{{{"}', limits) == {"a": "{{{{"} and len(walked) == 1
+    assert refused(b'{"a":[1,2,3]}', limits).endswith("array exceeds allowed element count")
+    assert refused(b'{"a":1,"b":2,"c":3}', limits).endswith("exceeds allowed entry count")
+
+
 def test_everything_accepted_also_encodes() -> None:
     deepest = parse_body(nested_text(MAX_JSON_DEPTH))
     # The envelope, a KV v2 data.data and a wrapped response add a few levels.

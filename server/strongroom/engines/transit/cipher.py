@@ -12,9 +12,11 @@ per key version, cached on the Policy.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
@@ -102,8 +104,30 @@ def _aead(policy: Policy, version: int, context: bytes | None, num_bytes: int,
     return _new_aead(policy, key)
 
 
+def latest_encryptor(policy: Policy) -> Callable[[bytes, bytes], str] | None:
+    """For a plain (non-derived, non-convergent) symmetric key: a function encrypting
+    with the latest version, no associated data, given fresh random bytes for the nonce,
+    exactly as ``encrypt(version=0)`` would; None for any other key. Batches use it to
+    do the per-key work (checks, cipher lookup, prefix) once instead of per item."""
+    if (policy.derived or policy.convergent_encryption or policy.soft_deleted
+            or not policy.type.symmetric or policy.latest_version < 1):
+        return None
+    version = policy.latest_version
+    size = nonce_size(policy)
+    aead = _aead(policy, version, None, 16 if policy.type is KeyType.AES128_GCM96 else 32,
+                 for_encrypt=True)
+    prefix = policy.version_prefix(version)
+    b64 = binascii.b2a_base64
+
+    def encrypt_latest(plaintext: bytes, random: bytes) -> str:
+        nonce = random[:size]
+        return prefix + b64(nonce + aead.encrypt(nonce, plaintext, None), newline=False
+                            ).decode()
+    return encrypt_latest
+
+
 def encrypt(policy: Policy, plaintext: bytes, *, context: bytes | None, nonce: bytes | None,
-            version: int, associated_data: bytes | None) -> str:
+            version: int, associated_data: bytes | None, random: bytes | None = None) -> str:
 
     if policy.soft_deleted:
         raise BadRequestError(ERR_SOFT_DELETED)
@@ -137,7 +161,7 @@ def encrypt(policy: Policy, plaintext: bytes, *, context: bytes | None, nonce: b
             aead = _aead(policy, ver, context, enc_bytes, for_encrypt=True)
             size = nonce_size(policy)
             if not nonce:
-                nonce = os.urandom(size)
+                nonce = random[:size] if random and len(random) >= size else os.urandom(size)
             elif len(nonce) != size:
                 raise BadRequestError(f"base64-decoded nonce must be {size} bytes long "
                                       f"but given {len(nonce)} bytes")

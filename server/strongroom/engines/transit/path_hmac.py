@@ -20,6 +20,7 @@ from strongroom.framework import Field, FieldData, FieldType, Path
 
 from . import string_batch
 from .goencoding import Base64Error, atoi, b64decode, go_quote
+from .policy import Policy
 from .signing import HASHLIB_NAMES, PREFIX, hmac_key
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ URL_ALGORITHM = r"(?:/(?P<urlalgorithm>.+))?"
 DEFAULT_HASH = "sha2-256"
 
 
-def load_policy(b: TransitBackend, name: str) -> Any:
+def load_policy(b: TransitBackend, name: str) -> Policy | None:
     """The named key from the worker's cache (storage only on a cache miss)."""
     return b.keys.get(name)
 
@@ -138,7 +139,7 @@ def hmac_verify(b: TransitBackend, data: FieldData, m: re.Match[str],
     return Response(data={"batch_results": results})
 
 
-def _verify_item(policy: Any, algorithm: str, item: dict[str, str]) -> bool:
+def _verify_item(policy: Policy, algorithm: str, item: dict[str, str]) -> bool:
     if "input" not in item:
         raise BadRequestError("missing input")
     try:

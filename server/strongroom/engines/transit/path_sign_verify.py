@@ -21,6 +21,7 @@ from . import signing, string_batch
 from .goencoding import Base64Error, b64decode, go_quote
 from .keytypes import TransitInternalError
 from .path_hmac import NAME, URL_ALGORITHM, hmac_verify, load_policy, pick_algorithm
+from .policy import Policy
 
 if TYPE_CHECKING:
     from . import TransitBackend
@@ -70,21 +71,22 @@ def _options(data: FieldData, m: re.Match[str]) -> signing.SigningOptions:
         prehashed=bool(data.get("prehashed")))
 
 
-def _check_key(policy: Any, opts: signing.SigningOptions, missing: str, verb: str) -> None:
+def _check_key(policy: Policy | None, opts: signing.SigningOptions, missing: str,
+               verb: str) -> Policy:
     if policy is None:
         raise BadRequestError(missing)
-    if int(policy.type) not in signing.SIGNING_TYPES:
-        raise BadRequestError(
-            f"key type {signing.type_name(policy.type)} does not support {verb}")
+    if not policy.type.signing_supported:
+        raise BadRequestError(f"key type {policy.type} does not support {verb}")
     if opts.hash_algorithm not in signing.HASH_ALGORITHMS:
         raise BadRequestError(f"invalid hash algorithm {go_quote(opts.hash_algorithm)}")
     if opts.hash_algorithm == "none" and (
             not opts.prehashed or opts.signature_algorithm != "pkcs1v15"):
         raise BadRequestError("hash_algorithm=none requires both prehashed=true and "
                               "signature_algorithm=pkcs1v15")
+    return policy
 
 
-def _decode_input(policy: Any, item: dict[str, str], opts: signing.SigningOptions) -> bytes:
+def _decode_input(policy: Policy, item: dict[str, str], opts: signing.SigningOptions) -> bytes:
     if "input" not in item:
         raise BadRequestError("missing input")
     try:
@@ -107,8 +109,8 @@ def _decode_context(item: dict[str, str]) -> bytes:
 def sign_write(b: TransitBackend, data: FieldData, m: re.Match[str]) -> Response:
     version = int(data.get("key_version"))
     opts = _options(data, m)
-    policy = load_policy(b, m.group("name"))
-    _check_key(policy, opts, "signing key not found", "signing")
+    policy = _check_key(load_policy(b, m.group("name")), opts, "signing key not found",
+                        "signing")
     items = string_batch.parse(data.raw.get("batch_input"), "transit.batchRequestSignItem")
     if items is None:
         # A missing input signs the empty string, as OpenBao.
@@ -132,7 +134,7 @@ def sign_write(b: TransitBackend, data: FieldData, m: re.Match[str]) -> Response
     return Response(data={"batch_results": results})
 
 
-def _sign_item(policy: Any, version: int, item: dict[str, str],
+def _sign_item(policy: Policy, version: int, item: dict[str, str],
                opts: signing.SigningOptions) -> tuple[str, bytes | None, int]:
     message = _decode_input(policy, item, opts)
     context = _decode_context(item)
@@ -174,8 +176,8 @@ def verify_write(b: TransitBackend, data: FieldData, m: re.Match[str]) -> Respon
 def _verify_signatures(b: TransitBackend, data: FieldData, m: re.Match[str],
                        items: list[dict[str, str]], batch: bool) -> Response:
     opts = _options(data, m)
-    policy = load_policy(b, m.group("name"))
-    _check_key(policy, opts, "signature verification key not found", "verification")
+    policy = _check_key(load_policy(b, m.group("name")), opts,
+                        "signature verification key not found", "verification")
     results: list[dict[str, Any]] = []
     for item in items:
         try:
@@ -191,7 +193,7 @@ def _verify_signatures(b: TransitBackend, data: FieldData, m: re.Match[str],
     return Response(data={"batch_results": results})
 
 
-def _verify_item(policy: Any, item: dict[str, str], opts: signing.SigningOptions) -> bool:
+def _verify_item(policy: Policy, item: dict[str, str], opts: signing.SigningOptions) -> bool:
     message = _decode_input(policy, item, opts)
     if "signature" not in item:
         raise BadRequestError("missing signature")

@@ -59,14 +59,16 @@ __all__ = [
 class KeyEntry:
     """One key version (keysutil ``KeyEntry``)."""
 
-    key: bytes | None = None  # AES/ChaCha/HMAC raw key; ed25519: seed || public (64 B)
-    hmac_key: bytes | None = None  # the key hmac/ uses; every version has one
+    # Key material is kept out of repr(): a KeyEntry or Policy in a log line or a
+    # traceback must not carry it.
+    key: bytes | None = field(default=None, repr=False)  # raw; ed25519: seed || public
+    hmac_key: bytes | None = field(default=None, repr=False)  # hmac/'s key, every version
     time: datetime = ZERO_TIME  # creation
     time_nanos: int = 0  # Go keeps nanoseconds: the digits past the microsecond
     ec_x: int | None = None
     ec_y: int | None = None
-    ec_d: int | None = None
-    rsa_key: rsa.RSAPrivateKey | None = None
+    ec_d: int | None = field(default=None, repr=False)
+    rsa_key: rsa.RSAPrivateKey | None = field(default=None, repr=False)
     rsa_public_key: rsa.RSAPublicKey | None = None
     public_key: str = ""  # PEM for ECDSA (Vault fills it), base64 for ed25519
     convergent_version: int = 0
@@ -267,9 +269,14 @@ class Policy:
 
     def encrypt(self, plaintext: bytes, *, context: bytes | None = None,
                 nonce: bytes | None = None, version: int = 0,
-                associated_data: bytes | None = None) -> str:
-        """Vault's ``EncryptWithFactory`` on decoded plaintext: ``vault:v<N>:<base64>``."""
-        return cipher.encrypt(self, plaintext, context=context, nonce=nonce,
+                associated_data: bytes | None = None, random: bytes | None = None) -> str:
+        """Vault's ``EncryptWithFactory`` on decoded plaintext: ``vault:v<N>:<base64>``.
+
+        ``nonce`` is a caller's nonce (refused as Vault refuses it); ``random`` is fresh
+        output of os.urandom the engine drew for several items at once (batches: one
+        system call instead of one per item), used as the random nonce when one is
+        needed and long enough."""
+        return cipher.encrypt(self, plaintext, context=context, nonce=nonce, random=random,
                               version=version, associated_data=associated_data)
 
     def decrypt(self, ciphertext: str, *, context: bytes | None = None,

@@ -21,43 +21,27 @@ OpenBao answers a client's mistake with a 500 (a missing derivation context, a
 digest of the wrong size, a key version out of range on sign), this answers 400
 with the same words (issue 14, point 5).
 
-Key objects built from stored numbers (an ECDSA key from ``ec_d``, an ed25519
-key from its seed) are cached per key entry, so a cached policy signs without
-rebuilding them.
+Key objects come from signing_keys (built once per key entry, then cached).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from strongroom.errors import BadRequestError
 
+from . import signing_keys as keys
 from .goencoding import Base64Error, atoi, b64decode, b64decode_raw_url
-from .keytypes import TransitInternalError
-
-# keysutil's KeyType numbers (stored in the policy JSON, so they are fixed).
-AES256_GCM96, ECDSA_P256, ED25519, RSA2048, RSA4096, CHACHA20_POLY1305 = 0, 1, 2, 3, 4, 5
-ECDSA_P384, ECDSA_P521, AES128_GCM96, RSA3072, HMAC = 6, 7, 8, 9, 10
-TYPE_NAMES = {AES256_GCM96: "aes256-gcm96", ECDSA_P256: "ecdsa-p256", ED25519: "ed25519",
-              RSA2048: "rsa-2048", RSA4096: "rsa-4096", CHACHA20_POLY1305: "chacha20-poly1305",
-              ECDSA_P384: "ecdsa-p384", ECDSA_P521: "ecdsa-p521",
-              AES128_GCM96: "aes128-gcm96", RSA3072: "rsa-3072", HMAC: "hmac"}
-_CURVES: dict[int, tuple[ec.EllipticCurve, int]] = {
-    ECDSA_P256: (ec.SECP256R1(), 256), ECDSA_P384: (ec.SECP384R1(), 384),
-    ECDSA_P521: (ec.SECP521R1(), 521)}
-_RSA = frozenset({RSA2048, RSA3072, RSA4096})
-SIGNING_TYPES = frozenset({*_CURVES, ED25519, *_RSA})
-_HASH_INPUT = frozenset({*_CURVES, *_RSA})  # keysutil's HashSignatureInput
+from .keytypes import ERR_SOFT_DELETED, ERR_TOO_OLD, KeyType, TransitInternalError
+from .policy import KeyEntry, Policy
+from .signing_keys import SignError
 
 # keysutil.HashTypeMap names -> hashlib names ("none" hashes nothing).
 HASHLIB_NAMES = {"sha1": "sha1", "sha2-224": "sha224", "sha2-256": "sha256",
@@ -71,15 +55,8 @@ _CRYPTO_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 MARSHALING = frozenset({"asn1", "jws"})
 SALT_AUTO, SALT_HASH = 0, -1  # Go's rsa.PSSSaltLengthAuto / PSSSaltLengthEqualsHash
 PREFIX = "vault:v"
-ERR_TOO_OLD = "ciphertext or signature version is disallowed by policy (too old)"
-_DERIVE_MISSING_CONTEXT = (
-    "missing 'context' for key derivation; the key was created using a derived key, "
-    "which means additional, per-request information must be included in order to "
-    "perform operations with the key")
-
-
-class SignError(BadRequestError):
-    """A sign/verify/HMAC failure OpenBao reports with these words."""
+# JWS: r and s each padded to the curve's size in bytes (P-521: 66).
+_CURVE_BYTES = {KeyType.ECDSA_P256: 32, KeyType.ECDSA_P384: 48, KeyType.ECDSA_P521: 66}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +66,6 @@ class SigningOptions:
     salt_length: int = SALT_AUTO
     signature_algorithm: str = ""  # "" means pss, as keysutil
     prehashed: bool = False
-
-
-def type_name(key_type: int) -> str:
-    return TYPE_NAMES.get(int(key_type), "[unknown]")
 
 
 def parse_salt_length(raw: str) -> int:
@@ -112,105 +85,11 @@ def parse_salt_length(raw: str) -> int:
     return value
 
 
-def digest(key_type: int, data: bytes, opts: SigningOptions) -> bytes:
+def digest(key_type: KeyType, data: bytes, opts: SigningOptions) -> bytes:
     """What keysutil signs: ECDSA and RSA inputs are hashed unless prehashed."""
-    if int(key_type) in _HASH_INPUT and not opts.prehashed and opts.hash_algorithm != "none":
+    if key_type.hash_signature_input and not opts.prehashed and opts.hash_algorithm != "none":
         return hashlib.new(HASHLIB_NAMES[opts.hash_algorithm], data).digest()
     return data
-
-
-# -- key entries -------------------------------------------------------------------------
-
-def _entry(policy: Any, version: int) -> Any:
-    entry = policy.keys.get(version)
-    if entry is None:
-        raise SignError("no such key version")
-    return entry
-
-
-def _private_missing(entry: Any) -> bool:
-    return (getattr(entry, "rsa_key", None) is None and getattr(entry, "ec_d", None) is None
-            and not getattr(entry, "key", b""))
-
-
-_T = TypeVar("_T")
-_objects: dict[tuple[int, str], tuple[object, Any]] = {}
-
-
-def _cached(entry: Any, kind: str, source: object, build: Callable[[], _T]) -> _T:
-    """A key object built from ``entry``, kept while the entry lives.
-
-    ``source`` is the stored value the object came from: an entry changed in place
-    (a new ``ec_d``) gets a fresh object instead of a stale one.
-    """
-    slot = (id(entry), kind)
-    hit = _objects.get(slot)
-    if hit is not None and hit[0] is source:
-        return hit[1]  # type: ignore[no-any-return]
-    obj = build()
-    try:
-        weakref.finalize(entry, _objects.pop, slot, None)
-    except TypeError:
-        return obj  # not weak-referenceable: build every time rather than leak
-    _objects[slot] = (source, obj)
-    return obj
-
-
-def _ec_private(key_type: int, entry: Any) -> ec.EllipticCurvePrivateKey:
-    curve = _CURVES[key_type][0]
-    return _cached(entry, "ec-private", entry.ec_d, lambda: ec.EllipticCurvePrivateNumbers(
-        entry.ec_d, ec.EllipticCurvePublicNumbers(entry.ec_x, entry.ec_y, curve),
-    ).private_key())
-
-
-def _ec_public(key_type: int, entry: Any) -> ec.EllipticCurvePublicKey:
-    curve = _CURVES[key_type][0]
-    return _cached(entry, "ec-public", entry.ec_x, lambda: ec.EllipticCurvePublicNumbers(
-        entry.ec_x, entry.ec_y, curve).public_key())
-
-
-def _ed_private(entry: Any) -> ed25519.Ed25519PrivateKey:
-    # keysutil stores Go's 64-byte private key: seed || public key.
-    return _cached(entry, "ed-private", entry.key,
-                   lambda: ed25519.Ed25519PrivateKey.from_private_bytes(bytes(entry.key[:32])))
-
-
-def _ed_public(entry: Any) -> ed25519.Ed25519PublicKey:
-    def build() -> ed25519.Ed25519PublicKey:
-        try:
-            raw = b64decode(entry.public_key)
-        except Base64Error as exc:
-            raise TransitInternalError(str(exc)) from None
-        if len(raw) != 32:
-            raise TransitInternalError(f"ed25519: bad public key length: {len(raw)}")
-        return ed25519.Ed25519PublicKey.from_public_bytes(raw)
-
-    return _cached(entry, "ed-public", entry.public_key, build)
-
-
-def _rsa_public(entry: Any) -> rsa.RSAPublicKey:
-    if entry.rsa_key is not None:
-        return entry.rsa_key.public_key()  # type: ignore[no-any-return]
-    public = getattr(entry, "rsa_public_key", None)
-    if public is None:
-        raise TransitInternalError("no RSA key found")
-    return public  # type: ignore[no-any-return]
-
-
-def derive_ed25519(policy: Any, version: int, context: bytes) -> ed25519.Ed25519PrivateKey:
-    """keysutil's ``GetKey(context, ver, 32)`` for a derived ed25519 key, its errors."""
-    if not context:
-        raise SignError("error deriving key: " + _DERIVE_MISSING_CONTEXT)
-    entry = policy.keys.get(version)
-    if entry is None:
-        raise SignError("error deriving key: no such key version")
-    if getattr(policy, "kdf", 1) != 1:
-        # The legacy counter KDF (kdf 0: what an imported derived key gets) yields 32
-        # bytes, which Go then uses as a 64-byte ed25519 private key: OpenBao fails.
-        raise TransitInternalError("ed25519: bad private key length: 32")
-    seed = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                info=context).derive(bytes(entry.key))
-    return ed25519.Ed25519PrivateKey.from_private_bytes(seed)
 
 
 # -- sign and verify ---------------------------------------------------------------------
@@ -245,14 +124,16 @@ def _rsa_algorithm(opts: SigningOptions) -> hashes.HashAlgorithm | None:
     return None if opts.hash_algorithm == "none" else _CRYPTO_HASHES[opts.hash_algorithm]()
 
 
-def sign(policy: Any, version: int, data: bytes, context: bytes,
+def sign(policy: Policy, version: int, data: bytes, context: bytes,
          opts: SigningOptions) -> tuple[str, bytes | None]:
     """Sign ``data`` (already digested by ``digest``) with key ``version`` (0 = latest).
 
     Returns ``(signature, public_key)``: the derived public key for derived ed25519
     keys (OpenBao returns it), else None.
     """
-    key_type = int(policy.type)
+    if policy.soft_deleted:
+        raise SignError(ERR_SOFT_DELETED)
+    key_type = policy.type
     latest = policy.latest_version
     if version == 0:
         version = latest
@@ -263,34 +144,33 @@ def sign(policy: Any, version: int, data: bytes, context: bytes,
     elif policy.min_encryption_version > 0 and version < policy.min_encryption_version:
         raise SignError(
             "requested version for signing is less than the minimum encryption key version")
-    entry = _entry(policy, version)
-    if _private_missing(entry):
+    entry = keys.entry(policy, version)
+    if entry.private_key_missing():
         raise SignError("requested version for signing does not contain a private part")
     public: bytes | None = None
-    if key_type in _CURVES:
+    if key_type.is_ecdsa:
         if not data:
             raise SignError("ecdsa: hash cannot be empty")
-        der = _ec_private(key_type, entry).sign(
+        der = keys.ec_private(key_type, entry).sign(
             data, ec.ECDSA(utils.Prehashed(_Digest(len(data)))))
         if opts.marshaling == "jws":
-            size = (_CURVES[key_type][1] + 7) // 8
+            size = _CURVE_BYTES[key_type]
             r, s = utils.decode_dss_signature(der)
             raw = r.to_bytes(size, "big") + s.to_bytes(size, "big")
         else:
             raw = der
-    elif key_type == ED25519:
+    elif key_type is KeyType.ED25519:
         if policy.derived:
-            key = derive_ed25519(policy, version, context)
+            key = keys.derive_ed25519(policy, version, context)
             public = key.public_key().public_bytes(
                 serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         else:
-            key = _ed_private(entry)
+            key = keys.ed_private(entry)
         raw = key.sign(data)
-    elif key_type in _RSA:
+    elif key_type.is_rsa and entry.rsa_key is not None:
         raw = _rsa_sign(entry.rsa_key, data, opts)
     else:
-        raise TransitInternalError(
-            f"message signing not supported for key type {type_name(key_type)}")
+        raise TransitInternalError(f"message signing not supported for key type {key_type}")
     return f"{PREFIX}{version}:{_encode(raw, opts.marshaling)}", public
 
 
@@ -336,10 +216,12 @@ def split_versioned(value: str, what: str) -> tuple[int, str]:
     return version, rest
 
 
-def verify(policy: Any, data: bytes, signature: str, context: bytes,
+def verify(policy: Policy, data: bytes, signature: str, context: bytes,
            opts: SigningOptions) -> bool:
     """Whether ``signature`` (``vault:v<N>:...``) is valid for ``data`` (digested)."""
-    key_type = int(policy.type)
+    if policy.soft_deleted:
+        raise SignError(ERR_SOFT_DELETED)
+    key_type = policy.type
     version, encoded = split_versioned(signature, "signature")
     if version > policy.latest_version:
         raise SignError("invalid signature: version is too new")
@@ -349,15 +231,15 @@ def verify(policy: Any, data: bytes, signature: str, context: bytes,
         raw = (b64decode_raw_url(encoded) if opts.marshaling == "jws" else b64decode(encoded))
     except Base64Error:
         raise SignError("invalid base64 signature value") from None
-    if key_type in _CURVES:
+    if key_type.is_ecdsa:
         # keysutil parses an ECDSA signature before it looks the version up.
         r, s = _ecdsa_numbers(raw, opts)
-        return _ecdsa_verify(key_type, _entry(policy, version), data, r, s)
-    if key_type == ED25519:
+        return _ecdsa_verify(key_type, keys.entry(policy, version), data, r, s)
+    if key_type is KeyType.ED25519:
         if policy.derived:
-            public = derive_ed25519(policy, version, context).public_key()
+            public = keys.derive_ed25519(policy, version, context).public_key()
         else:
-            public = _ed_public(_entry(policy, version))
+            public = keys.ed_public(keys.entry(policy, version))
         if len(raw) != 64:
             return False
         try:
@@ -365,9 +247,9 @@ def verify(policy: Any, data: bytes, signature: str, context: bytes,
         except InvalidSignature:
             return False
         return True
-    if key_type in _RSA:
-        return _rsa_verify(_rsa_public(_entry(policy, version)), data, raw, opts)
-    raise SignError(f"message verification not supported for key type {type_name(key_type)}")
+    if key_type.is_rsa:
+        return _rsa_verify(keys.rsa_public(keys.entry(policy, version)), data, raw, opts)
+    raise SignError(f"message verification not supported for key type {key_type}")
 
 
 def _ecdsa_numbers(raw: bytes, opts: SigningOptions) -> tuple[int, int]:
@@ -377,11 +259,11 @@ def _ecdsa_numbers(raw: bytes, opts: SigningOptions) -> tuple[int, int]:
     return parse_der_signature(raw)
 
 
-def _ecdsa_verify(key_type: int, entry: Any, data: bytes, r: int, s: int) -> bool:
+def _ecdsa_verify(key_type: KeyType, entry: KeyEntry, data: bytes, r: int, s: int) -> bool:
     if r <= 0 or s <= 0 or not data:
         return False
     try:
-        _ec_public(key_type, entry).verify(utils.encode_dss_signature(r, s), data,
+        keys.ec_public(key_type, entry).verify(utils.encode_dss_signature(r, s), data,
                                            ec.ECDSA(utils.Prehashed(_Digest(len(data)))))
     except (InvalidSignature, ValueError):  # ValueError: numbers no DER can carry
         return False
@@ -463,18 +345,18 @@ def _der_element(data: bytes) -> tuple[int, bytes, bytes]:
 
 # -- HMAC --------------------------------------------------------------------------------
 
-def hmac_key(policy: Any, version: int) -> bytes:
+def hmac_key(policy: Policy, version: int) -> bytes:
     """keysutil's ``HMACKey``: an hmac key's own key, else the version's hmac_key."""
-    if getattr(policy, "soft_deleted", False):
-        raise SignError("refusing to use soft-deleted key")
+    if policy.soft_deleted:
+        raise SignError(ERR_SOFT_DELETED)
     if version < 0:
         raise SignError("key version does not exist (cannot be negative)")
     if version > policy.latest_version:
         raise SignError(
             f"key version does not exist; latest key version is {policy.latest_version}")
-    entry = _entry(policy, version)
-    if int(policy.type) == HMAC:
-        return bytes(entry.key)
+    entry = keys.entry(policy, version)
+    if policy.type is KeyType.HMAC:
+        return bytes(entry.key or b"")
     if not entry.hmac_key:
         raise SignError("no HMAC key exists for that key version")
     return bytes(entry.hmac_key)

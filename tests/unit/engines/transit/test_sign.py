@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from transit_vectors import VECTORS, call, policy, public_pem, router, signatures
 
-from strongroom.engines.transit import signing
+from strongroom.engines.transit import signing, signing_keys
 from strongroom.engines.transit.policy import KeyEntry, Policy
 
 MSG = VECTORS["input"]
@@ -427,20 +427,20 @@ def test_der_signature_parsing(der: str, why: str | None) -> None:
 def test_key_objects_are_cached_per_entry() -> None:
     r = router({"k": policy("vp384")})
     call(r, "sign/k", {"input": MSG})
-    before = dict(signing._objects)
+    before = dict(signing_keys._objects)
     for _ in range(3):
         call(r, "sign/k", {"input": MSG})
-    assert signing._objects == before
+    assert signing_keys._objects == before
     cached = r.keys.get("k")
     assert cached is not None
     slot = (id(cached.keys[2]), "ec-private")
-    assert slot in signing._objects
+    assert slot in signing_keys._objects
     del cached
     r.keys.clear()  # the ring leaves the cache (invalidate): its key objects go too
     import gc
 
     gc.collect()
-    assert slot not in signing._objects
+    assert slot not in signing_keys._objects
 
 
 def test_derived_key_errors_in_keysutils_order() -> None:
@@ -493,3 +493,21 @@ def test_hot_paths_read_no_storage_once_cached(monkeypatch: pytest.MonkeyPatch) 
     call(r, "sign/vp256", {"input": MSG})
     call(r, "sign/vp256", {"input": MSG})
     assert [k for k in reads if k.endswith("policy/vp256")] == ["logical/t/policy/vp256"]
+
+
+def test_soft_deleted_keys_refuse_every_use() -> None:
+    pol = policy("ved25519")
+    signed = call(router({"k": policy("ved25519")}), "sign/k", {"input": MSG})[1]
+    pol.soft_deleted = True
+    r = router({"k": pol})
+    refused = "refusing to use soft-deleted key"
+    assert call(r, "sign/k", {"input": MSG}) == (400, refused)  # OpenBao: a 500
+    assert call(r, "sign/k", {"batch_input": [{"input": MSG}]})[1]["batch_results"] == [
+        {"key_version": 0, "error": refused, "reference": ""}]
+    assert call(r, "verify/k", {"input": MSG, "signature": signed["signature"]}) == (
+        400, refused)
+    assert call(r, "hmac/k", {"input": MSG}) == (400, refused)
+    assert call(r, "verify/k", {"input": MSG, "hmac": "vault:v1:AAAA"}) == (400, refused)
+    # verify/ with an hmac checks the version before the key, as OpenBao.
+    assert call(r, "verify/k", {"input": MSG, "hmac": "vault:v9:AAAA"}) == (
+        400, "invalid HMAC: version is too new")

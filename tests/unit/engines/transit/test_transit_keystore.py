@@ -191,3 +191,21 @@ def test_delete_needs_deletion_allowed() -> None:
     b.handle(Request(Operation.DELETE, "transit/keys/k"), "keys/k")
     assert storage.list("logical/t/") == []
     assert b.keys.get("k") is None
+
+
+@pytest.mark.parametrize("key_type", ["aes256-gcm96", "chacha20-poly1305",
+                                      "xchacha20-poly1305"])
+def test_batch_nonces_are_distinct(key_type: str) -> None:
+    """A batch draws its random nonces in one call: each item still gets its own."""
+    b = backend()
+    call(b, Operation.UPDATE, "keys/n", {"type": key_type})
+    resp = call(b, Operation.UPDATE, "encrypt/n",
+                {"batch_input": [{"plaintext": b64(b"same")}] * 50})
+    assert resp.data is not None
+    raw = [base64.b64decode(r["ciphertext"].split(":")[2]) for r in resp.data["batch_results"]]
+    size = 24 if key_type.startswith("x") else 12
+    assert len({r[:size] for r in raw}) == 50 and len({len(r) for r in raw}) == 1
+    back = call(b, Operation.UPDATE, "decrypt/n", {"batch_input": [
+        {"ciphertext": r["ciphertext"]} for r in resp.data["batch_results"]]})
+    assert back.data is not None
+    assert {r["plaintext"] for r in back.data["batch_results"]} == {b64(b"same")}
