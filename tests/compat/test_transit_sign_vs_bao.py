@@ -291,6 +291,9 @@ REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("sign_batch_bool", "sign/r2048", {"batch_input": [{"input": True}]}),
     ("sign_batch_null", "sign/ed", {"batch_input": None, "input": MSG}),
     ("sign_batch_version", "sign/r2048", {"batch_input": [{"input": MSG}], "key_version": 5}),
+    ("sign_body_name", "sign/ed", {"input": MSG, "name": "p256"}),  # the URL's key signs
+    ("hmac_body_name", "hmac/h", {"input": MSG, "name": "ed", "urlalgorithm": "sha1"}),
+    ("sign_unknown_field", "sign/ed", {"input": MSG, "bogus": True}),
     ("verify_none", "verify/ed", {"input": MSG}),
     ("verify_nokey", "verify/nokey", {"input": MSG, "signature": "vault:v1:AAAA"}),
     ("verify_aes", "verify/aes", {"input": MSG, "signature": "vault:v1:AAAA"}),

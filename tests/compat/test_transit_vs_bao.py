@@ -276,8 +276,9 @@ def test_batches(servers: dict[str, Server]) -> None:
 
 def test_batch_of_ten_thousand(servers: dict[str, Server]) -> None:
     """OpenBao 2.7 refuses the request at its HTTP layer (max_request_json_strings,
-    1,000 strings by default); Strongroom has no such limit and processes it: each
-    item succeeds or fails on its own, the bad one does not fail the others."""
+    1,000 strings by default); Strongroom's limit is 10,000 items (its HTTP layer's
+    bound on JSON arrays), so it processes this one: each item succeeds or fails on its
+    own, the bad one does not fail the others."""
     both(servers, "POST", "transit/keys/big")
     items = [{"plaintext": b64(f"item {i}")} for i in range(10_000)]
     items[5000] = {"plaintext": "not base64"}
@@ -293,6 +294,12 @@ def test_batch_of_ten_thousand(servers: dict[str, Server]) -> None:
         {"ciphertext": r["ciphertext"]} for r in results[:5000]]}).json()["data"]
     assert [base64.b64decode(r["plaintext"]) for r in back["batch_results"][:3]] == [
         b"item 0", b"item 1", b"item 2"]
+    # One more item is past Strongroom's documented limit: a clear 400 before any work.
+    over = servers["strongroom"].call("POST", "transit/encrypt/big",
+                                      {"batch_input": [*items, {"plaintext": ""}]})
+    assert (over.status_code, over.json()) == (400, {"errors": [
+        "refused JSON input due to high complexity: JSON array exceeds allowed element "
+        "count"]})
 
 
 def test_derived_and_convergent(servers: dict[str, Server]) -> None:

@@ -247,6 +247,21 @@ def test_openbao_backup_restores_into_strongroom(servers: tuple[Api, Api],
         export_types += ["signing-key", "public-key"]
     for export_type in export_types:
         assert sr.export(export_type, name) == bao.export(export_type, name), export_type
+    _sign_and_hmac_across(sr, bao, name, key_type)
+
+
+def _sign_and_hmac_across(sr: Api, bao: Api, name: str, key_type: str) -> None:
+    """The same restored key: identical HMACs (the per-version hmac_key travels in the
+    backup), and each server verifies the other's signatures."""
+    body = {"input": PLAINTEXT}
+    assert sr.ok("POST", f"transit/hmac/{name}", body)["hmac"] == \
+        bao.ok("POST", f"transit/hmac/{name}", body)["hmac"]
+    if key_type in ENCRYPTION_TYPES or key_type == "hmac":
+        return
+    for signer, verifier in ((bao, sr), (sr, bao)):
+        sig = signer.ok("POST", f"transit/sign/{name}", body)["signature"]
+        assert verifier.ok("POST", f"transit/verify/{name}", {**body, "signature": sig}
+                           )["valid"] is True, (signer.tag, verifier.tag)
 
 
 @pytest.mark.parametrize("key_type", ALL_TYPES)
@@ -270,6 +285,7 @@ def test_strongroom_backup_restores_into_openbao(servers: tuple[Api, Api],
         assert bao.decrypt(name, old_ct) == PLAINTEXT
         assert sr.decrypt(name, bao.encrypt(name)) == PLAINTEXT
     assert sr.export("hmac-key", name) == bao.export("hmac-key", name)
+    _sign_and_hmac_across(sr, bao, name, key_type)
 
 
 def test_trimmed_archive_and_min_decryption_version_survive_both_ways(

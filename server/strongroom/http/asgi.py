@@ -25,12 +25,19 @@ from strongroom.http.dispatch import (
     HttpResult,
 )
 from strongroom.http.edge import HttpRequest
+from strongroom.http.fast_path import MAX_BODY
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _PREFIX = "/v1/"
+# Past this size a request body may ask for seconds of work (a transit batch of
+# 10,000 items, RSA decryptions): it runs on a thread even with local storage, so
+# one client's batch never stalls the other connections of its worker (review F2).
+# The fast path answers only smaller ones (http/fast_path.py).
+LARGE_BODY = MAX_BODY
+LARGE_BODY_THREADS = 2
 _JSON = JSON.encode()
 
 
@@ -46,6 +53,7 @@ class StrongroomAsgi:
         self._dispatcher = dispatcher
         self._max = max_size
         self._executor = executor
+        self._large: ThreadPoolExecutor | None = None
         self._fixed = [(b"cache-control", b"no-store")]
         if WORKER_HEADER:
             self._fixed.append((b"x-strongroom-worker", str(os.getpid()).encode()))
@@ -78,17 +86,28 @@ class StrongroomAsgi:
             return
         request = self._request(scope["method"], path, scope.get("query_string", b""),
                                 headers, body, scope.get("client"))
-        if self._executor is None:
-            # Local storage (inmem, file): the core is fast and bounded; running it on
-            # the loop thread saves a thread hand-off per request.
+        executor = self._executor
+        if executor is None and len(body) > LARGE_BODY:
+            executor = self._large_body_pool()
+        if executor is None:
+            # Local storage (inmem, file), a small request: the core is fast and
+            # bounded; running it on the loop thread saves a thread hand-off.
             result = self._dispatcher.dispatch(request)
         else:
             # Network storage, forwarding to the active node: a call may wait on another
-            # host, so it runs in a pool and the loop keeps serving other connections.
+            # host; a large body may ask for seconds of CPU (a batch of RSA decryptions:
+            # OpenSSL releases the GIL). Either way the loop keeps serving the others.
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._executor, self._dispatcher.dispatch,
+            result = await loop.run_in_executor(executor, self._dispatcher.dispatch,
                                                 request)
         await self._answer(send, result, head)
+
+    def _large_body_pool(self) -> ThreadPoolExecutor:
+        # Created on first use: most workers never see a large body.
+        if self._large is None:
+            self._large = ThreadPoolExecutor(LARGE_BODY_THREADS,
+                                             thread_name_prefix="core-large")
+        return self._large
 
     def respond(self, method: str, path: str, query: bytes, headers: dict[str, str],
                 body: bytes, client: tuple[str, int] | None
@@ -102,8 +121,9 @@ class StrongroomAsgi:
             else:
                 result = self._dispatcher.dispatch(
                     self._request(method, path, query, headers, body, client))
-        out = self._headers(result)
-        return result.status, out, b"" if method == "HEAD" else (result.body or b"")
+        status, payload = _wire_status(result)
+        out = self._headers(result, payload)
+        return status, out, b"" if method == "HEAD" or payload is None else payload
 
     def _refused_early(self, path: str, headers: dict[str, str]) -> HttpResult | None:
         """The answer before any body is read: outside /v1/, or declared too large."""
@@ -144,16 +164,37 @@ class StrongroomAsgi:
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _headers(self, result: HttpResult) -> list[tuple[bytes, bytes]]:
+    def _headers(self, result: HttpResult, body: bytes | None) -> list[tuple[bytes, bytes]]:
+        """``body`` None: a status that has none (204, 304), so no framing headers."""
         headers = list(self._fixed)
         headers.extend((k.lower().encode("latin-1"), v.encode("latin-1"))
                        for k, v in result.headers.items())
+        if body is None:
+            return headers
         if result.body is not None:
             headers.append((b"content-type", _JSON))
-        headers.append((b"content-length", str(len(result.body or b"")).encode()))
+        headers.append((b"content-length", str(len(body)).encode()))
         return headers
 
     async def _answer(self, send: Send, result: HttpResult, head: bool) -> None:
-        await send({"type": "http.response.start", "status": result.status,
-                    "headers": self._headers(result)})
-        await send({"type": "http.response.body", "body": b"" if head else result.body or b""})
+        status, body = _wire_status(result)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": self._headers(result, body)})
+        await send({"type": "http.response.body", "body": b"" if head or body is None else body})
+
+
+def _wire_status(result: HttpResult) -> tuple[int, bytes | None]:
+    """The status and body to write for ``result`` (body None: none may be sent).
+
+    A client picks some statuses (``sys/health?activecode=``, transit's
+    ``partial_failure_response_code``). A body after a 1xx, 204 or 304 head would be
+    read as the start of the next answer on the connection (a response desync), so
+    this answers as Go's net/http does: a 204/304 without its body; a 1xx is only an
+    interim head there, followed by a 200 carrying the body: the 200 alone here.
+    """
+    status = result.status
+    if status < 200:
+        return 200, result.body or b""
+    if status in (204, 304):
+        return status, None
+    return status, result.body or b""

@@ -14,7 +14,9 @@ mandatory single Host header), only narrower:
 - no Transfer-Encoding, Expect or Upgrade, at most one Content-Length (digits
   only), a Connection header of ``keep-alive`` or ``close`` only;
 - no obsolete line folding, no bare LF, a header block within h11's 16 KiB;
-- nothing after the body (a pipelined request): h11 orders those.
+- nothing after the body (a pipelined request): h11 orders those;
+- a body of at most 16 KiB (``MAX_BODY``): a larger one may ask for seconds of work,
+  which the ASGI cycle runs on a thread.
 
 The answer is written as h11 would write it (status line, uvicorn's default
 headers such as Date, the app's headers, the body), after checking that no header
@@ -37,6 +39,9 @@ _REQUEST_LINE = re.compile(rb"([A-Z]+) (/[\x21-\x7e]*) HTTP/1\.1")
 MAX_HEAD = 16 * 1024
 # Headers that change how the message is framed or answered: h11 handles them.
 _REFUSED = frozenset({"transfer-encoding", "expect", "upgrade", "te", "trailer"})
+# A larger body goes to h11 and the ASGI cycle, which runs it on a thread
+# (http/asgi.py LARGE_BODY): what it asks for may cost seconds (a transit batch).
+MAX_BODY = 16 * 1024
 # What may not appear in a header we write (response splitting).
 _UNSAFE = re.compile(rb"[\x00\r\n]")
 
@@ -89,6 +94,8 @@ def parse_simple(data: bytes) -> SimpleRequest | None:
     if hosts != 1:
         return None  # h11 refuses none or several (a 400): let it say so
     start = end + 4
+    if length is not None and length > MAX_BODY:
+        return None
     if len(data) - start != (length or 0):
         return None  # the body is incomplete, or a pipelined request follows
     return SimpleRequest(line.group(1).decode("ascii"), line.group(2), headers,

@@ -28,8 +28,11 @@ from .keytypes import TransitInternalError
 
 log = logging.getLogger(__name__)
 
-# framework.GenericNameRegex("name")
-NAME = r"(?P<name>\w(?:[\w.@-]*\w)?)"
+# framework.GenericNameRegex("name"): Go's \w is ASCII ([0-9A-Za-z_]; Python's is
+# Unicode, which let look-alike names in), and the name has no '@' (that is
+# GenericNameWithAtRegex, which transit does not use).
+WORD = "[0-9A-Za-z_]"
+NAME = rf"(?P<name>{WORD}(?:[{WORD[1:-1]}.-]*{WORD})?)"
 
 # Routing order; a module another helper has not written yet is skipped (its file
 # appears with its paths() when it lands).

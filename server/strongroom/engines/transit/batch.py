@@ -17,9 +17,10 @@ from strongroom.errors import BadRequestError, StrongroomError
 
 from .policy import TransitInternalError
 
-# Vault reads the whole request into memory and has no item limit; this bounds the
-# work one request can demand (a 10,000-item batch is well within it).
-MAX_BATCH_ITEMS = 100_000
+# OpenBao refuses bodies of more than 1,000 JSON strings (max_request_json_strings), so
+# its batches end near 500 items. Strongroom's HTTP layer takes arrays of up to 10,000
+# elements (http/edge.py); the same bound here covers callers that skip the HTTP layer.
+MAX_BATCH_ITEMS = 10_000
 
 
 @dataclass

@@ -64,5 +64,5 @@ def paths(b: TransitBackend) -> list[Path]:
             out["plaintext"] = base64.b64encode(new_key).decode()
         return Response(data=out)
 
-    name = r"(?P<plaintext>\w(?:[\w.@-]*\w)?)"
+    name = NAME.replace("?P<name>", "?P<plaintext>")
     return [Path(f"datakey/{name}/{NAME}", {Operation.UPDATE: datakey}, _FIELDS)]

@@ -28,7 +28,7 @@ from .policy import KeyEntry
 if TYPE_CHECKING:
     from . import TransitBackend
 
-TYPE = r"(?P<type>\w(?:[\w.-]*\w)?)"  # Vault's GenericNameRegex("type")
+TYPE = NAME.replace("?P<name>", "?P<type>")  # Vault's GenericNameRegex("type")
 _EXPORT_TYPES = ("encryption-key", "signing-key", "hmac-key", "public-key",
                  "certificate-chain")
 _FORMATS = ("", "raw", "der", "pem")

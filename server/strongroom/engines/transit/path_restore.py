@@ -29,7 +29,7 @@ from strongroom.core.request import Operation, Request
 from strongroom.errors import BadRequestError
 from strongroom.framework import Field, FieldData, FieldType, Path
 
-from . import backup_codec, policy_json
+from . import NAME, backup_codec, policy_json
 from .cipher import ed25519_public
 from .keystore import ARCHIVE_PREFIX, POLICY_PREFIX, handle_archiving
 from .keytypes import EC_CURVES, HMAC_MAX_KEY_SIZE, HMAC_MIN_KEY_SIZE, TransitInternalError
@@ -38,7 +38,7 @@ from .policy import BackupInfo, KeyEntry, KeyType, Policy
 if TYPE_CHECKING:
     from . import TransitBackend
 
-_VALID_NAME = re.compile(r"\w(?:[\w.@-]*\w)?")
+_VALID_NAME = re.compile(NAME)  # the URL's rule for key names, for the backup's name
 _AEAD_SIZES = {KeyType.AES128_GCM96: 16, KeyType.AES256_GCM96: 32,
                KeyType.CHACHA20_POLY1305: 32}
 

@@ -59,14 +59,16 @@ __all__ = [
 class KeyEntry:
     """One key version (keysutil ``KeyEntry``)."""
 
-    key: bytes | None = None  # AES/ChaCha/HMAC raw key; ed25519: seed || public (64 B)
-    hmac_key: bytes | None = None  # the key hmac/ uses; every version has one
+    # Key material is kept out of repr(): a KeyEntry or Policy in a log line or a
+    # traceback must not carry it.
+    key: bytes | None = field(default=None, repr=False)  # raw; ed25519: seed || public
+    hmac_key: bytes | None = field(default=None, repr=False)  # hmac/'s key, every version
     time: datetime = ZERO_TIME  # creation
     time_nanos: int = 0  # Go keeps nanoseconds: the digits past the microsecond
     ec_x: int | None = None
     ec_y: int | None = None
-    ec_d: int | None = None
-    rsa_key: rsa.RSAPrivateKey | None = None
+    ec_d: int | None = field(default=None, repr=False)
+    rsa_key: rsa.RSAPrivateKey | None = field(default=None, repr=False)
     rsa_public_key: rsa.RSAPublicKey | None = None
     public_key: str = ""  # PEM for ECDSA (Vault fills it), base64 for ed25519
     convergent_version: int = 0

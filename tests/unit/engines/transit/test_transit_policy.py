@@ -197,3 +197,20 @@ def test_policy_type_is_not_a_dataclass_default_trap() -> None:
     a, b = Policy(name="a"), Policy(name="b")
     a.keys[1] = b.keys.get(1) or a.keys.get(1) or new_policy("z", KeyType.AES128_GCM96).keys[1]
     assert b.keys == {}
+
+
+@pytest.mark.parametrize("key_type", [KeyType.AES256_GCM96, KeyType.ECDSA_P256,
+                                      KeyType.ED25519, KeyType.RSA2048, KeyType.HMAC])
+def test_repr_carries_no_key_material(key_type: KeyType) -> None:
+    p = new_policy("r", key_type, key_size=32 if key_type is KeyType.HMAC else 0)
+    text = repr(p)
+    entry = p.keys[1]
+    assert entry.hmac_key is not None
+    for secret in (entry.key, entry.hmac_key):
+        if secret is not None:
+            assert repr(secret) not in text
+            assert base64.b64encode(secret).decode() not in text
+    if entry.ec_d is not None:
+        assert str(entry.ec_d) not in text
+    if entry.rsa_key is not None:
+        assert str(entry.rsa_key.private_numbers().d) not in text
