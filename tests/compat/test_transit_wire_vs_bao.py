@@ -157,9 +157,6 @@ def test_imported_derived_aes128_encrypts_with_a_prefix_of_the_kdf(
         assert AESGCM(key).decrypt(blob[:12], blob[12:], None) == base64.b64decode(PLAINTEXT)
 
 
-@pytest.mark.xfail(strict=True, reason="sym's cipher._aead: a function-local import of "
-                   "TransitInternalError makes the derived branch raise UnboundLocalError "
-                   "(500 'internal error' instead of OpenBao's text); reported to the lead")
 def test_imported_derived_aes128_decrypt_fails_as_openbao(servers: tuple[Api, Api]) -> None:
     sr, bao = servers
     material, _ = new_key_material("aes128-gcm96")

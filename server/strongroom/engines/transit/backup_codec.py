@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .gocodec import GoBase64Error, b64decode
+from .goencoding import Base64Error, b64decode
 from .keytypes import TransitInternalError
 
 EMPTY_ARCHIVE = b'{"keys":[]}'
@@ -48,7 +48,7 @@ def decode(backup_b64: str) -> Backup:
     """Parse a backup string; refused (TransitInternalError) when it is not one."""
     try:
         raw = b64decode(backup_b64)
-    except GoBase64Error as exc:
+    except Base64Error as exc:
         raise TransitInternalError(str(exc)) from None
     try:
         # The stdlib parser keeps big integers (RSA moduli, EC points) exact.

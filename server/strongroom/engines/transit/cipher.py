@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from strongroom.errors import BadRequestError
 
-from .gocodec import GoBase64Error, atoi, b64decode
+from .goencoding import Base64Error, atoi, b64decode
 from .keytypes import (
     CURRENT_CONVERGENT_VERSION,
     DEFAULT_VERSION_TEMPLATE,
@@ -90,8 +90,6 @@ def _aead(policy: Policy, version: int, context: bytes | None, num_bytes: int,
             return cached[1]
         key = entry.key or b""
         if len(key) != num_bytes:
-            from .policy import TransitInternalError
-
             raise TransitInternalError("could not derive enc key, length not correct")
         aead = _new_aead(policy, key)
         policy._aeads[version] = (entry.key, aead)
@@ -211,9 +209,10 @@ def parse_version(policy: Policy, value: str) -> tuple[int, str]:
     fields = value[len(head):].split(tail, 1) if tail else [value[len(head):]]
     if len(fields) != 2:
         raise BadRequestError("invalid ciphertext: wrong number of fields")
-    ver = atoi(fields[0])
-    if ver is None:
-        raise BadRequestError("invalid ciphertext: version number could not be decoded")
+    try:
+        ver = atoi(fields[0])
+    except ValueError:
+        raise BadRequestError("invalid ciphertext: version number could not be decoded") from None
     if ver == 0:
         ver = 1  # the first implementation numbered from zero
     if ver > policy.latest_version:
@@ -238,7 +237,7 @@ def decrypt(policy: Policy, value: str, *, context: bytes | None,
                               f"encryption key: version {cv}")
     try:
         decoded = b64decode(body)
-    except GoBase64Error:
+    except Base64Error:
         raise BadRequestError("invalid ciphertext: could not decode base64") from None
     if kt.is_rsa:
         entry = policy.key_entry_exact(ver)

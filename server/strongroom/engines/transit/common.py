@@ -9,7 +9,7 @@ from strongroom.core.request import Response
 from strongroom.errors import BadRequestError
 
 from .cipher import public_pem
-from .gocodec import GoBase64Error, b64decode
+from .goencoding import Base64Error, b64decode
 from .keytypes import EC_CURVE_NAMES, KDF_HKDF_SHA256, KDF_HMAC_SHA256_COUNTER, KeyType
 from .policy import Policy, TransitInternalError
 from .policy_json import format_time
@@ -26,7 +26,7 @@ def decode_context(text: str) -> bytes | None:
         return None
     try:
         return b64decode(text)
-    except GoBase64Error:
+    except Base64Error:
         raise BadRequestError("failed to base64-decode context") from None
 
 

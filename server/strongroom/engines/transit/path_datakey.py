@@ -13,7 +13,7 @@ from strongroom.errors import BadRequestError
 from strongroom.framework import Field, FieldData, FieldType, Path
 
 from .common import decode_context
-from .gocodec import GoBase64Error, b64decode
+from .goencoding import Base64Error, b64decode
 from .policy import TransitInternalError
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def paths(b: TransitBackend) -> list[Path]:
                                       f"{policy.type.api_name}")
             try:
                 ad = b64decode(encoded_ad)
-            except GoBase64Error as exc:
+            except Base64Error as exc:
                 raise TransitInternalError("unable to get associated_data/additional_data "
                                            f"from factory[0]: {exc}") from None
         version = int(data.get("key_version"))

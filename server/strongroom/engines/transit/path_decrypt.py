@@ -11,7 +11,7 @@ from strongroom.errors import BadRequestError, StrongroomError
 from strongroom.framework import Field, FieldData, FieldType, Path
 
 from .batch import decode_items, respond
-from .gocodec import GoBase64Error, b64decode
+from .goencoding import Base64Error, b64decode
 from .path_encrypt import CONTEXT_MISMATCH, associated_data
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def paths(b: TransitBackend) -> list[Path]:
         if context_text:
             try:
                 context = b64decode(context_text)
-            except GoBase64Error as exc:
+            except Base64Error as exc:
                 error = str(exc)
         policy = b.keys.get(name)
         if policy is None:
@@ -73,7 +73,7 @@ def paths(b: TransitBackend) -> list[Path]:
             if item.context:
                 try:
                     item.decoded_context = b64decode(item.context)
-                except GoBase64Error as exc:
+                except Base64Error as exc:
                     user_errors = True
                     errors[i] = str(exc)
         policy = b.keys.get(m.group("name"))

@@ -14,7 +14,7 @@ from strongroom.framework import Field, FieldData, FieldType, Path
 
 from .batch import decode_items, respond
 from .cipher import latest_encryptor
-from .gocodec import GoBase64Error, b64decode
+from .goencoding import Base64Error, b64decode
 from .keytypes import KeyType
 from .policy import Policy, TransitInternalError, new_policy
 
@@ -48,7 +48,7 @@ def associated_data(policy: Policy, index: int, encoded: str) -> bytes | None:
                               f"suite {policy.type.api_name}")
     try:
         return b64decode(encoded)
-    except GoBase64Error as exc:
+    except Base64Error as exc:
         raise TransitInternalError("unable to get associated_data/additional_data from "
                                    f"factory[0]: {exc}") from None
 
@@ -88,7 +88,7 @@ def paths(b: TransitBackend) -> list[Path]:
             plaintext = b64decode(str(data.get("plaintext")))
             if context_text:
                 context = b64decode(context_text)
-        except GoBase64Error as exc:
+        except Base64Error as exc:
             error = str(exc)
         if req.operation is Operation.CREATE:
             policy, _created = upsert(req, data, name, bool(context_text))
@@ -125,7 +125,7 @@ def paths(b: TransitBackend) -> list[Path]:
                 plaintexts[i] = b64decode(item.plaintext)
                 if item.context:
                     item.decoded_context = b64decode(item.context)
-            except GoBase64Error as exc:
+            except Base64Error as exc:
                 user_errors = True
                 errors[i] = str(exc)
         if req.operation is Operation.CREATE:

@@ -21,7 +21,7 @@ from strongroom.framework import Field, FieldData, FieldType, Path
 
 from . import NAME, byok
 from .common import not_found
-from .gocodec import atoi
+from .goencoding import atoi
 from .keytypes import TransitInternalError
 from .policy import KeyEntry
 
@@ -108,10 +108,10 @@ def paths(b: TransitBackend) -> list[Path]:
             if version == "latest":
                 wanted = p.latest_version
             else:
-                parsed = atoi(version.removeprefix("v"))
-                if parsed is None:
-                    raise BadRequestError("invalid key version")
-                wanted = parsed
+                try:
+                    wanted = atoi(version.removeprefix("v"))
+                except ValueError:
+                    raise BadRequestError("invalid key version") from None
             if wanted < p.min_decryption_version:
                 raise BadRequestError(
                     "version for export is below minimum decryption version")

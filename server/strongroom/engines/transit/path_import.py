@@ -24,7 +24,7 @@ from strongroom.errors import BadRequestError
 from strongroom.framework import Field, FieldData, FieldType, Path
 
 from . import NAME, byok
-from .gocodec import GoBase64Error, b64decode
+from .goencoding import Base64Error, b64decode
 from .keytypes import TransitInternalError
 from .path_wrapping_key import wrapping_private_key
 from .policy import KeyEntry, KeyType, Policy
@@ -43,7 +43,7 @@ def _material(b: TransitBackend, data: FieldData, type_name: str,
     algo = byok.oaep_hash(data.get("hash_function") or "SHA256")
     try:
         ciphertext = b64decode(data.get("ciphertext") or "")
-    except GoBase64Error as exc:
+    except Base64Error as exc:
         raise TransitInternalError(str(exc)) from None
     return byok.unwrap(ciphertext, wrapping_private_key(b), algo)
 

@@ -12,7 +12,7 @@ from strongroom.errors import BadRequestError, StrongroomError
 from strongroom.framework import Field, FieldData, FieldType, Path
 
 from .batch import Item, decode_items
-from .gocodec import GoBase64Error, b64decode
+from .goencoding import Base64Error, b64decode
 from .path_encrypt import CONTEXT_MISMATCH
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def paths(b: TransitBackend) -> list[Path]:
             if item.context:
                 try:
                     item.decoded_context = b64decode(item.context)
-                except GoBase64Error as exc:
+                except Base64Error as exc:
                     errors[i] = str(exc)
         policy = b.keys.get(m.group("name"))
         if policy is None:
