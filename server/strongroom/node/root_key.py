@@ -4,9 +4,10 @@ The root key is the KEK of the keyring (barrier/barrier.py): changing it means
 re-persisting the keyring under the new key. With an auto-seal the new key is
 also stored wrapped by the seal; with Shamir, a rekey also stores the new share
 count and threshold. These writes go together in one ``apply_ops`` (atomic on
-Consul and inmem). File storage has no transaction: the entries land one after the
-other, and an owner killed between the new wrapped root key and the keyring it opens
-would leave a keyring no stored key opens (every secret lost). So an auto-seal first
+Consul, file and inmem storage). A backend without transactions would land them one
+after the other, and an owner killed between the new wrapped root key and the keyring
+it opens would leave a keyring no stored key opens (every secret lost). So, as a
+second line of defence, an auto-seal first
 stores the current root key, wrapped, at :data:`PREVIOUS_SEALED_ROOT_KEY_PATH`; an
 unseal whose stored root key does not open the keyring falls back to it
 (:func:`open_previous`), and a completed change removes it.

@@ -21,7 +21,7 @@ the *old* seal's keys:
 The migration itself runs on the active node: at once on a node without HA,
 when it becomes active in a cluster (so standbys are unsealed with ``-migrate``
 first and the old active steps down, as Vault documents). All its writes go in
-one storage transaction where the backend has them (Consul, inmem), else in an
+one storage transaction where the backend has them (Consul, file, inmem), else in an
 order whose every prefix can be resumed: a node stopped part-way opens with
 whichever root key the stored keyring is under, after the same checks.
 """
