@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import importlib.util
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -571,9 +570,6 @@ CROSS_OPTIONS: list[dict[str, Any]] = [
 @pytest.fixture(scope="module")
 def imported(servers: dict[str, Server]) -> dict[str, Server]:
     """The IMPORTS keys, the same private key in both servers."""
-    if importlib.util.find_spec("strongroom.engines.transit.path_import") is None:
-        # Activates by itself when BYOK (helper port's path_import) is in the tree.
-        pytest.skip("keys/<name>/import is not in this tree yet")
     materials = {name: make() for name, (_, make, _) in IMPORTS.items()}
     for server in servers.values():
         wrapping = server.ok("GET", "transit/wrapping_key")["data"]["public_key"]

@@ -173,10 +173,10 @@ def test_openbao_keys_decode_and_decrypt_openbao_ciphertexts(name: str) -> None:
     assert json.loads(policy_json.archive_dumps(archive)) == fixture["backup"]["archived_keys"]
 
 
-@pytest.mark.parametrize("key_type", list(KeyType))
+# RSA-3072/4096 are slow to generate and encode as RSA-2048 does.
+@pytest.mark.parametrize("key_type", [t for t in KeyType
+                                      if t not in (KeyType.RSA3072, KeyType.RSA4096)])
 def test_every_type_round_trips(key_type: KeyType) -> None:
-    if key_type in (KeyType.RSA3072, KeyType.RSA4096):
-        pytest.skip("slow to generate; RSA-2048 covers the encoding")
     p = new_policy("x", key_type, key_size=64 if key_type is KeyType.HMAC else 0)
     p.auto_rotate_period = 7200
     again = policy_json.loads(policy_json.dumps(p))
