@@ -12,7 +12,7 @@ from strongroom.framework import Field, FieldData, FieldType, Path
 
 from .batch import decode_items, respond
 from .goencoding import Base64Error, b64decode
-from .path_encrypt import CONTEXT_MISMATCH, associated_data
+from .path_encrypt import CONTEXT_MISMATCH, associated_data, checked_associated_data
 
 if TYPE_CHECKING:
     from . import TransitBackend
@@ -86,14 +86,9 @@ def paths(b: TransitBackend) -> list[Path]:
             if errors[i]:
                 out["error"] = errors[i]
                 continue
-            try:
-                ad = associated_data(policy, i, item.associated_data)
-            except BadRequestError as exc:
-                out["error"] = exc.message  # Vault sets no error flag for this one
-                continue
-            except StrongroomError as exc:
-                internal_errors = True
-                out["error"] = exc.message
+            ad, failed = checked_associated_data(policy, i, item.associated_data, out)
+            if failed:
+                internal_errors |= failed == "internal"
                 continue
             try:
                 plain = policy.decrypt(item.ciphertext, context=item.decoded_context,

@@ -53,6 +53,20 @@ def associated_data(policy: Policy, index: int, encoded: str) -> bytes | None:
                                    f"factory[0]: {exc}") from None
 
 
+def checked_associated_data(policy: Policy, index: int, encoded: str,
+                            out: dict[str, Any]) -> tuple[bytes | None, str]:
+    """A batch item's associated data and ``""``, or None and the failure's kind with
+    ``out["error"]`` set: "user" (Vault sets no error flag for this one) or "internal"."""
+    try:
+        return associated_data(policy, index, encoded), ""
+    except BadRequestError as exc:
+        out["error"] = exc.message
+        return None, "user"
+    except StrongroomError as exc:
+        out["error"] = exc.message
+        return None, "internal"
+
+
 def paths(b: TransitBackend) -> list[Path]:
     from . import NAME
 
@@ -146,14 +160,9 @@ def paths(b: TransitBackend) -> list[Path]:
             if errors[i]:
                 out["error"] = errors[i]
                 continue
-            try:
-                ad = associated_data(policy, i, item.associated_data)
-            except BadRequestError as exc:
-                out["error"] = exc.message  # Vault sets no error flag for this one
-                continue
-            except StrongroomError as exc:
-                internal_errors = True
-                out["error"] = exc.message
+            ad, failed = checked_associated_data(policy, i, item.associated_data, out)
+            if failed:
+                internal_errors |= failed == "internal"
                 continue
             try:
                 random = randomness[24 * i:24 * i + 24]
