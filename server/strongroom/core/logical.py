@@ -78,6 +78,17 @@ KV_SECRET = "kv"  # noqa: S105 - a secret type name, not a secret
 
 
 @dataclass
+class Alias:
+    """Who logged in, as the auth method names them (Vault's ``logical.Alias``): the
+    login stage maps (mount accessor, ``name``) to one identity entity, stable across
+    logins. ``name`` is the method's stable principal (a username, an AppRole role_id,
+    a certificate's common name); ``metadata`` is stored on the entity alias."""
+
+    name: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class Auth:
     """A login's result: what the token will carry. The login stage issues the token
     and fills ``client_token`` and ``accessor``."""
@@ -93,7 +104,8 @@ class Auth:
     renewable: bool = True
     no_default_policy: bool = False
     token_type: str = "service"  # noqa: S105 - a token kind, not a secret
-    entity_id: str = ""
+    entity_id: str = ""  # filled by the login stage from ``alias``
+    alias: Alias | None = None
     bound_cidrs: list[str] = field(default_factory=list)
     # Kept with the token for renewals (e.g. the role or user that logged in).
     internal: dict[str, Any] = field(default_factory=dict)

@@ -41,6 +41,8 @@ class Request:
     # remaining_uses, as Vault's ClientTokenRemainingUses).
     client_token_remaining_uses: int = 0
     mount_path: str = ""
+    # The TLS client certificate (DER) the connection presented, if any (cert auth).
+    client_cert_der: bytes | None = field(default=None, repr=False)
 
 
 @dataclass
