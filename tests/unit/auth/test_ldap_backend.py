@@ -11,14 +11,26 @@ from typing import Any
 
 import pytest
 
+from strongroom.auth import login_guard
 from strongroom.auth.ldap import LdapBackend, ldap_factory
-from strongroom.auth.ldap.client import escape_dn_value, escape_filter, first_cn, render
-from strongroom.auth.ldap.path_login import BIND_FAILED, NULL_BIND
+from strongroom.auth.ldap.client import (
+    BIND_FAILED,
+    escape_dn_value,
+    escape_filter,
+    first_cn,
+    render,
+)
+from strongroom.auth.ldap.path_login import NULL_BIND
 from strongroom.barrier.view import StorageView
 from strongroom.core.logical import Auth
 from strongroom.core.mounts import MountContext, MountEntry
 from strongroom.core.request import Operation, Request, Response
-from strongroom.errors import BadRequestError, PermissionDeniedError, StrongroomError
+from strongroom.errors import (
+    BadRequestError,
+    LoginFailedError,
+    PermissionDeniedError,
+    StrongroomError,
+)
 from strongroom.physical.inmem import InmemBackend
 from tests.support.slapd import (
     GROUPS,
@@ -36,6 +48,13 @@ from tests.support.slapd import (
 def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
     with running_slapd(tmp_path_factory.mktemp("slapd")) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The login guard's table is process-wide and every call here comes from one
+    address: backoff is switched off but where a test looks at it."""
+    monkeypatch.setattr(login_guard, "FREE_FAILURES", 10**6)
 
 
 def backend() -> LdapBackend:
@@ -257,3 +276,20 @@ def test_renew_login_checks_policies(slapd: Slapd) -> None:
     with pytest.raises(BadRequestError, match="policies have changed, not renewing"):
         b.renew_login(Request(Operation.UPDATE, "auth/token/renew-self"), auth)
 
+
+
+def test_backoff_answers_like_a_wrong_password(slapd: Slapd,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(login_guard, "FREE_FAILURES", 1)
+    b = configured(slapd)
+    errors = []
+    for _ in range(3):
+        with pytest.raises(LoginFailedError) as info:
+            call(b, Operation.UPDATE, "login/dave", {"password": "x"}, remote="10.9.9.9")
+        errors.append(info.value)
+    assert [e.message for e in errors] == [BIND_FAILED] * 3
+    assert errors[-1].delay > 0  # the third came inside the second's window
+    # The right password is refused too while the client backs off.
+    with pytest.raises(LoginFailedError, match=BIND_FAILED):
+        call(b, Operation.UPDATE, "login/alice", {"password": password("alice")},
+             remote="10.9.9.9")

@@ -20,6 +20,7 @@ from strongroom.core.logical import SpecialPaths
 from strongroom.core.mounts import MountContext
 from strongroom.framework import PathBackend
 
+from .client import BIND_FAILED
 from .config import LdapConfig
 
 CONFIG_KEY = "config"
@@ -30,7 +31,8 @@ class LdapBackend(PathBackend):
         from . import path_config, path_groups, path_login
 
         self.ctx = ctx
-        self.guard = LoginGuard(ctx)
+        # Refused while backing off with the same text as a wrong password.
+        self.guard = LoginGuard(ctx, BIND_FAILED)
         self._lock = threading.Lock()
         self._config: LdapConfig | None = None
         self._config_loaded = False

@@ -34,6 +34,10 @@ _SUCCESS = 0
 _SIZE_LIMIT_EXCEEDED = 4
 
 
+# Vault's answer to a wrong password, an unknown user and an ambiguous one alike.
+BIND_FAILED = "ldap operation failed: failed to bind as user"
+
+
 class LdapError(Exception):
     """A directory operation failed; the message is what the client is told."""
 

@@ -33,6 +33,7 @@ from strongroom.errors import BadRequestError, PermissionDeniedError
 from strongroom.framework import Field, FieldData, FieldType, Path
 
 from .client import (
+    BIND_FAILED,
     LdapError,
     anonymous_bind,
     bind,
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BIND_FAILED = "ldap operation failed: failed to bind as user"
 NULL_BIND = ("password cannot be of zero length when passwordless binds are being "
              "denied")
 # Where a login for a user the directory does not have binds: an entry no directory
@@ -229,7 +229,7 @@ def paths(b: LdapBackend) -> list[Path]:
             raise BadRequestError("missing entity alias attribute value")
         auth = Auth(metadata={"username": username}, display_name=username,
                     alias=Alias(found.alias, {"name": username}))
-        cfg.token.apply(auth)
+        cfg.token.apply(auth, req.remote_addr)
         auth.policies = [*auth.policies, *_policies(b, cfg, username, found.groups)]
         return Response(data={}, warnings=found.warnings, auth=auth)
 
