@@ -38,6 +38,17 @@ _PREFIX = "/v1/"
 # The fast path answers only smaller ones (http/fast_path.py).
 LARGE_BODY = MAX_BODY
 LARGE_BODY_THREADS = 2
+# Auth methods' paths may wait on a password hash (bcrypt, tens of ms by design) or on
+# a directory server (LDAP binds): they run on the same threads, never on the loop.
+# The token store (auth/token/) is as quick as any other path.
+_AUTH_PREFIX = _PREFIX + "auth/"
+
+
+def runs_on_thread(path: str) -> bool:
+    """Whether a request for ``path`` (``/v1/...``) may block for long whatever its body."""
+    if not path.startswith(_AUTH_PREFIX):
+        return False
+    return path[len(_AUTH_PREFIX):].split("/", 1)[0] != "token"
 _JSON = JSON.encode()
 
 
@@ -87,7 +98,7 @@ class StrongroomAsgi:
         request = self._request(scope["method"], path, scope.get("query_string", b""),
                                 headers, body, scope.get("client"))
         executor = self._executor
-        if executor is None and len(body) > LARGE_BODY:
+        if executor is None and (len(body) > LARGE_BODY or runs_on_thread(path)):
             executor = self._large_body_pool()
         if executor is None:
             # Local storage (inmem, file), a small request: the core is fast and
@@ -100,6 +111,9 @@ class StrongroomAsgi:
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(executor, self._dispatcher.dispatch,
                                                 request)
+        if result.delay > 0:
+            # A failed login's backoff: this connection waits, the worker does not.
+            await asyncio.sleep(result.delay)
         await self._answer(send, result, head)
 
     def _large_body_pool(self) -> ThreadPoolExecutor:
@@ -113,7 +127,11 @@ class StrongroomAsgi:
                 body: bytes, client: tuple[str, int] | None
                 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """One whole request answered on the spot (http/fast_path.py): status, headers,
-        body; the same answer :meth:`__call__` gives. Only when :attr:`inline`."""
+        body; the same answer :meth:`__call__` gives. Only when :attr:`inline`.
+
+        Never given an auth method's path (``runs_on_thread``: the protocol leaves them
+        to h11 and :meth:`__call__`), so never a failed login whose answer must wait
+        (``HttpResult.delay``): :meth:`__call__` awaits that delay."""
         result = self._refused_early(path, headers)
         if result is None:
             if len(body) > self._max:
