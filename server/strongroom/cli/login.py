@@ -17,7 +17,7 @@ import termios
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from strongroom.cli.client import TOKEN_ENV, TOKEN_FILE_NAME, ApiClient, ClientError, JsonObject
 from strongroom.cli.command import Command, Context
@@ -98,31 +98,26 @@ def _read_password(ctx: Context, what: str, refusal: str) -> str:
     """Prompt for a password on the terminal, echo off (vault's ``pwd.Read`` of stdin).
 
     Like vault, only a terminal is read: piped input is refused (``password=-`` reads
-    stdin explicitly).
+    stdin explicitly). Echo goes off before the prompt shows, so that nothing typed
+    after the prompt is ever echoed.
     """
     if ctx.flags.boolean("non-interactive"):
         raise LoginInputError(refusal)
-    ctx.io.stderr.write(f"{what} (will be hidden): ")
-    ctx.io.stderr.flush()
     try:
-        return _read_hidden_line(ctx.io.stdin)
-    finally:
-        ctx.io.stderr.write("\n")
-        ctx.io.stderr.flush()
-
-
-def _read_hidden_line(stream: TextIO) -> str:
-    try:
-        fd = stream.fileno()
+        fd = ctx.io.stdin.fileno()
     except (AttributeError, OSError, ValueError):
         fd = -1
     if fd < 0 or not os.isatty(fd):
+        ctx.io.stderr.write(f"{what} (will be hidden): ")
+        ctx.io.stderr.write("\n")
         raise LoginInputError(f"file descriptor {max(fd, 0)} is not a terminal")
     old = termios.tcgetattr(fd)
     new = termios.tcgetattr(fd)
     new[3] &= ~termios.ECHO  # lflags: no echo; canonical mode keeps line editing
-    termios.tcsetattr(fd, termios.TCSAFLUSH, new)
+    termios.tcsetattr(fd, termios.TCSANOW, new)
     try:
+        ctx.io.stderr.write(f"{what} (will be hidden): ")
+        ctx.io.stderr.flush()
         chunks: list[bytes] = []
         while True:  # os.read: no Python-level buffer keeps the secret around
             byte = os.read(fd, 1)
@@ -131,7 +126,9 @@ def _read_hidden_line(stream: TextIO) -> str:
             chunks.append(byte)
         return b"".join(chunks).decode("utf-8", "replace")
     finally:
-        termios.tcsetattr(fd, termios.TCSAFLUSH, old)
+        termios.tcsetattr(fd, termios.TCSANOW, old)
+        ctx.io.stderr.write("\n")
+        ctx.io.stderr.flush()
 
 
 def _str_config(config: dict[str, Any], key: str) -> str:
@@ -230,7 +227,7 @@ def _method_login(ctx: Context, method: str, path: str,
             return resp, 0
         try:
             unwrapped = ctx.client_with_token(str(info.get("token", ""))).request(
-                "PUT", "sys/wrapping/unwrap", wrap=False)
+                "PUT", "sys/wrapping/unwrap", json={}, wrap=False)
         except ClientError as exc:
             return None, ctx.fail("Error extracting token", exc)
         if not unwrapped:
