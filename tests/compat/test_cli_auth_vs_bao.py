@@ -448,7 +448,9 @@ def test_ldap_login(directory: ServerProcess, tmp_path: Path) -> None:
 
 
 TLS_CONFIG = """
-storage "inmem" {{}}
+storage "file" {{
+  path = "{workdir}/data"
+}}
 listener "tcp" {{
   address            = "127.0.0.1:{port}"
   tls_cert_file      = "{workdir}/server.pem"
