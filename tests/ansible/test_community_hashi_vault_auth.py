@@ -157,8 +157,7 @@ def test_wrong_credentials_fail_the_task(site: dict[str, Any], tmp_path: Path,
     out = res.stdout + res.stderr
     assert res.returncode != 0
     assert "s3cret" not in out
-    if method in ("userpass", "ldap", "approle"):
+    # the refused login, named by its path (hvac's error), and no credential in the output
+    assert f"/v1/auth/{method}/login" in out, out
+    if method != "cert":
         assert creds.get("password", creds.get("secret_id", "")) not in out
-        assert "400" in out or "invalid" in out, out
-    else:
-        assert "no chain matching all constraints" in out or "invalid certificate" in out, out

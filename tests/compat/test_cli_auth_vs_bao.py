@@ -98,6 +98,10 @@ def cli(kind: str, srv: ServerProcess, *args: str, home: Path, token: str | None
 
 
 def norm(text: str, srv: ServerProcess, names: dict[str, str]) -> str:
+    # bao prints token_meta_* rows in Go's random map order; ours are sorted
+    lines = text.splitlines()
+    meta = iter(sorted(line for line in lines if line.startswith("token_meta_")))
+    text = "\n".join(next(meta) if line.startswith("token_meta_") else line for line in lines)
     text = text.replace(srv.url, "<addr>")
     for real, placeholder in names.items():
         text = text.replace(real, placeholder)
