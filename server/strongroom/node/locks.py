@@ -23,8 +23,10 @@ _thread_locks = [threading.Lock() for _ in range(STRIPES)]
 # token's lease while its tree's secret leases are marked; a lease's revocation holds
 # the database config's lock). Each kind hashes onto stripes of its own: two names of
 # different kinds sharing a stripe would reverse that order and deadlock. A transit
-# key's lock (a ring's read-modify-write) is taken last and holds no other inside.
-_KINDS = ("token|", "lease|auth/", "lease|", "database-static:", "database:", "transit:")
+# key's lock (a ring's read-modify-write) holds no other inside. An AppRole role's lock
+# may hold its SecretIDs' locks (deleting a role, issuing a SecretID), never the reverse.
+_KINDS = ("token|", "lease|auth/", "lease|", "database-static:", "database:", "transit:",
+          "approle-role:", "approle-secret:")
 _PER_KIND = STRIPES // (len(_KINDS) + 1)
 # Stripes this thread holds: a nested node_lock on a stripe already held (two names
 # hashing alike, e.g. a lease's and the database engine's inside its revoke) must not
