@@ -20,6 +20,7 @@ from typing import Any
 import hvac
 import hvac.exceptions
 import pytest
+import requests
 
 from tests.support.servers import bao_dev_server, strongroom_dev_server
 
@@ -192,3 +193,50 @@ def test_cidr_refusal_of_a_role_without_secret_id(servers: dict[str, hvac.Client
         'source address "127.0.0.1" unauthorized by CIDR restrictions on the role'])
     # The difference: Strongroom does not confirm that the role ID exists.
     assert seen["strongroom"] == ("InvalidRequest", ["invalid role or secret ID"])
+
+
+ONE_FIELD_VALUES = {
+    "policies": {"token_policies": "B,a"},
+    "secret-id-num-uses": {"secret_id_num_uses": 4}, "secret-id-ttl": {"secret_id_ttl": "5m"},
+    "period": {"period": "1m"}, "token-num-uses": {"token_num_uses": 2},
+    "token-ttl": {"token_ttl": "20m"}, "token-max-ttl": {"token_max_ttl": "10m"},
+    "secret-id-bound-cidrs": {"secret_id_bound_cidrs": "10.0.0.0/8"},
+    "bound-cidr-list": {"bound_cidr_list": "10.1.0.0/16"},
+    "token-bound-cidrs": {"token_bound_cidrs": "10.2.0.0/16"},
+}
+
+
+def one_fields(c: hvac.Client) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    adapter = c.adapter
+    c.auth.approle.create_or_update_approle("fields", token_ttl="15m", mount_point=MOUNT)
+    base = f"/v1/auth/{MOUNT}/role/fields"
+
+    def raw(method: str, path: str, body: Any = None) -> tuple[Any, ...]:
+        resp = requests.request(method, adapter.base_uri + path, json=body, timeout=10,
+                                headers={"X-Vault-Token": ROOT})
+        if resp.status_code == 204:
+            return (204,)
+        doc = resp.json()
+        return (resp.status_code, doc.get("errors"), doc.get("data"),
+                [normalize(w) for w in doc.get("warnings") or []])
+
+    for segment, value in ONE_FIELD_VALUES.items():
+        seen[segment] = [raw("GET", f"{base}/{segment}"),
+                         raw("POST", f"{base}/{segment}", {}),
+                         raw("POST", f"{base}/{segment}", value),
+                         raw("GET", f"{base}/{segment}"),
+                         raw("DELETE", f"{base}/{segment}"),
+                         raw("GET", f"{base}/{segment}"),
+                         raw("GET", f"/v1/auth/{MOUNT}/role/nope/{segment}"),
+                         raw("POST", f"/v1/auth/{MOUNT}/role/nope/{segment}", value)]
+    seen["role"] = {k: v for k, v in c.auth.approle.read_role(
+        "fields", mount_point=MOUNT)["data"].items() if k != "token_strictly_bind_ip"}
+    return seen
+
+
+def test_one_field_endpoints_match_openbao(servers: dict[str, hvac.Client]) -> None:
+    theirs = one_fields(servers["openbao"])
+    ours = one_fields(servers["strongroom"])
+    for key in theirs:
+        assert ours[key] == theirs[key], (key, ours[key], theirs[key])

@@ -1,7 +1,8 @@
 """The AppRole auth method (Vault's ``approle``): machines log in with a role ID and a
 SecretID and get a token carrying the role's ``token_*`` parameters.
 
-One file per path group: ``path_role`` (roles and their role IDs), ``path_secret_id``
+One file per path group: ``path_role`` (roles and their role IDs),
+``path_role_fields`` (a role's one-field endpoints), ``path_secret_id``
 (SecretIDs: generated, custom, lookup, destroy, accessors), ``path_login`` (login
 and the renewal of its tokens), ``tidy`` (``tidy/secret-id`` and the periodic pass);
 ``store`` is the storage layout and its locks.
@@ -28,7 +29,7 @@ __all__ = ["AppRoleBackend", "approle_factory"]
 
 class AppRoleBackend(PathBackend):
     def __init__(self, ctx: MountContext) -> None:
-        from . import path_login, path_role, path_secret_id
+        from . import path_login, path_role, path_role_fields, path_secret_id
 
         self.ctx = ctx
         self.store = Store(ctx.storage, ctx.mount.uuid)
@@ -40,7 +41,7 @@ class AppRoleBackend(PathBackend):
 
         super().__init__(
             [*path_login.paths(self), *path_secret_id.paths(self), *path_role.paths(self),
-             Path("tidy/secret-id", {Operation.UPDATE: tidy})],
+             *path_role_fields.paths(self), Path("tidy/secret-id", {Operation.UPDATE: tidy})],
             special_paths=SpecialPaths(unauthenticated=("login",),
                                        local=(SECRET_LOCAL + "*", ACCESSOR_LOCAL + "*")))
 
