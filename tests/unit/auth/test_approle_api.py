@@ -4,6 +4,8 @@ SecretIDs unwrapped once, renewals."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,3 +134,28 @@ def test_bad_logins_are_one_answer(d: DevNode) -> None:
 def test_empty_lists_are_404(d: DevNode) -> None:
     ok(d.call("POST", "auth/approle/role/empty", json={}), 204)
     assert d.call("LIST", "auth/approle/role/empty/secret-id").status_code == 404
+
+
+def test_audit_log_holds_no_secret_id(tmp_path: Path) -> None:
+    node = dev_node()
+    log = tmp_path / "audit.log"
+    ok(node.call("PUT", "sys/audit/file", json={
+        "type": "file", "options": {"file_path": str(log)}}), 204)
+    ok(node.call("POST", "sys/auth/approle", json={"type": "approle"}), 204)
+    ok(node.call("POST", "auth/approle/role/audited", json={}), 204)
+    role_id = ok(node.call("GET", "auth/approle/role/audited/role-id"))["data"]["role_id"]
+    generated = ok(node.call("POST", "auth/approle/role/audited/secret-id"))["data"]
+    custom = "custom-secret-in-the-request"
+    ok(node.call("POST", "auth/approle/role/audited/custom-secret-id",
+                 json={"secret_id": custom}))
+    login = ok(node.call("POST", "auth/approle/login", token="",
+                         json={"role_id": role_id, "secret_id": generated["secret_id"]}))
+    d_bad = node.call("POST", "auth/approle/login", token="",
+                      json={"role_id": role_id, "secret_id": "a-wrong-guess"})
+    assert d_bad.status_code == 400
+    text = log.read_text()
+    entries = [json.loads(line) for line in text.splitlines()]
+    assert any(e["request"]["path"] == "auth/approle/login" for e in entries)
+    for secret in (generated["secret_id"], custom, "a-wrong-guess", role_id,
+                   login["auth"]["client_token"]):
+        assert secret not in text
