@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from strongroom.audit import FileDevice, SocketDevice, lenient, syslog_factory
 from strongroom.auth.approle import approle_factory
+from strongroom.auth.ldap import ldap_factory
 from strongroom.core.mounts import EngineFactory
 from strongroom.engines.database import database_factory
 from strongroom.engines.kv import kv_factory
@@ -29,6 +30,7 @@ SECRETS_ENGINES: dict[str, EngineFactory] = {
 # `sys/auth/x {"type": ...}`; served at auth/x/ (issue 15 adds approle, userpass, ...).
 AUTH_METHODS: dict[str, EngineFactory] = {
     "approle": approle_factory,
+    "ldap": ldap_factory,
 }
 
 # `sys/audit/x {"type": ...}`: devices the audit broker writes every request to.

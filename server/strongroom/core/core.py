@@ -33,6 +33,7 @@ from strongroom.core.hooks import (
     audit_request,
     audit_response,
 )
+from strongroom.core.identity import IDENTITY_PREFIX, IdentityStore
 from strongroom.core.lease_store import ID_PREFIX as LEASE_ID_PREFIX
 from strongroom.core.logical import LogicalBackend, special_match
 from strongroom.core.mount_table import Mounts
@@ -99,6 +100,7 @@ class Core:
                                  on_revoke=self._token_revoked,
                                  cache_entries=storage.cache is not None)
         self.policies = PolicyStore(self.barrier)
+        self.identity = IdentityStore(self.barrier, clock)
         self.router = Router()
         self.wrapper = Wrapper(self)
         # The pipeline's plug points (core/hooks.py); the audit broker is installed once
@@ -147,6 +149,7 @@ class Core:
         changes.subscribe("sys/policy/", lambda _key: self.policies.invalidate(),
                           self.policies.invalidate)
         changes.subscribe(TOKEN_STORE_PREFIX, self.tokens.invalidate, self.tokens.invalidate_all)
+        changes.subscribe(IDENTITY_PREFIX, self.identity.invalidate, self.identity.invalidate)
         # Lease entries: the owner's expiry runner (core/lease_expiry.py) listens.
         changes.subscribe(LEASE_ID_PREFIX, self.expiration.changed, self.expiration.reset)
         for key in MOUNT_TABLE_KEYS:
@@ -221,6 +224,7 @@ class Core:
         else:
             self.barrier.install(snap.keyring)
             self.policies.invalidate()
+            self.identity.invalidate()
             self.tokens.invalidate_all()
             # A standby never writes: backends are initialized once this node is active.
             self.mounts.load(active=not snap.ha.standby)

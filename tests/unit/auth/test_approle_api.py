@@ -5,11 +5,13 @@ SecretIDs unwrapped once, renewals."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from strongroom.auth import login_guard
 from tests.support.nodes import DevNode, dev_node
 
 MANAGER = """
@@ -24,6 +26,15 @@ path "auth/approle/role/web/role-id" { capabilities = ["read"] }
 UPDATER = """
 path "auth/approle/role/*" { capabilities = ["update", "read"] }
 """
+
+
+@pytest.fixture(autouse=True)
+def fresh_guard() -> Iterator[None]:
+    # The login guard's table is per process: other tests' failures from this
+    # address must not put these tests' logins in a backoff window.
+    login_guard._tables.clear()
+    yield
+    login_guard._tables.clear()
 
 
 @pytest.fixture(scope="module")

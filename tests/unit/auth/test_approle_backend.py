@@ -5,18 +5,20 @@ CIDRs, renewal, tidy, and what storage holds."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from strongroom.auth import login_guard
 from strongroom.auth.approle import AppRoleBackend
 from strongroom.auth.approle.path_login import INVALID
 from strongroom.barrier.view import StorageView
 from strongroom.core.logical import Auth
 from strongroom.core.mounts import MountContext, MountEntry
 from strongroom.core.request import Operation, Request, Response
-from strongroom.errors import BadRequestError, NotFoundError, StrongroomError
+from strongroom.errors import BadRequestError, LoginFailedError, NotFoundError, StrongroomError
 from strongroom.physical.inmem import InmemBackend
 
 
@@ -68,8 +70,13 @@ class Harness:
 
 
 @pytest.fixture
-def h() -> Harness:
-    return Harness()
+def h(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    # A fresh failure table, and no backoff unless a test asks for it: these tests
+    # make many failed logins from one address on purpose.
+    login_guard._tables.clear()
+    monkeypatch.setattr(login_guard, "FREE_FAILURES", 10**6)
+    yield Harness()
+    login_guard._tables.clear()
 
 
 def walk(physical: InmemBackend, prefix: str) -> list[str]:
@@ -279,3 +286,28 @@ def test_local_secret_ids_live_under_their_own_prefix(h: Harness) -> None:
     assert h.b.special_paths.local == ("secret_id_local/*", "accessor_local/*")
     with pytest.raises(BadRequestError, match="only be modified during role creation"):
         h.call(Operation.UPDATE, "role/edge", local_secret_ids=False)
+
+
+def test_backoff_refuses_even_the_right_secret_id_with_the_same_words(
+        h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(login_guard, "FREE_FAILURES", 2)
+    role_id = h.role("web")
+    sid = h.secret("web")["secret_id"]
+    delays = []
+    for guess in ("wrong-1", "wrong-2", "wrong-3"):
+        with pytest.raises(LoginFailedError) as err:
+            h.login(role_id, guess)
+        assert err.value.message == INVALID
+        delays.append(err.value.delay)
+    assert delays == [0.0, 0.0, 1.0]
+    # Backing off: the right SecretID gets the wrong one's answer, and spends nothing.
+    with pytest.raises(LoginFailedError) as err:
+        h.login(role_id, sid)
+    assert err.value.message == INVALID and err.value.delay > 0
+    # An unknown role ID from another client: the same count, the same answers.
+    for guess in ("wrong-1", "wrong-2", "wrong-3"):
+        with pytest.raises(LoginFailedError) as err:
+            h.login("no-such-role", guess, remote="10.9.9.9")
+        assert err.value.message == INVALID
+    h.clock.advance(2)
+    assert h.login(role_id, sid).metadata["role_name"] == "web"

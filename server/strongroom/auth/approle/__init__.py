@@ -21,6 +21,7 @@ from strongroom.core.mounts import MountContext
 from strongroom.core.request import Operation, Request, Response
 from strongroom.framework import FieldData, Path, PathBackend
 
+from .path_login import INVALID
 from .store import ACCESSOR_LOCAL, SALT, SECRET_LOCAL, Store
 from .tidy import Tidier
 
@@ -33,7 +34,8 @@ class AppRoleBackend(PathBackend):
 
         self.ctx = ctx
         self.store = Store(ctx.storage, ctx.mount.uuid)
-        self.guard = LoginGuard(ctx)
+        # Refusals while backing off read as a wrong role ID or SecretID does.
+        self.guard = LoginGuard(ctx, INVALID)
         self.tidier = Tidier(self.store, ctx.clock)
 
         def tidy(req: Request, data: FieldData, m: re.Match[str]) -> Response:

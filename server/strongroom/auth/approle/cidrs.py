@@ -33,7 +33,9 @@ def is_subset(outer: list[str], inner: list[str]) -> bool:
     if not inner or not outer:
         return True
     try:
-        outers = [_network(b if "/" in b else b + "/32") for b in outer]
+        # A bare address (a legacy role's, or a token CIDR rendered as Vault does)
+        # is its own /32 or /128.
+        outers = [ipaddress.ip_network(b.strip(), strict=False) for b in outer]
         for block in inner:
             net = _network(block)
             if not any(net.version == o.version and net.subnet_of(o)  # type: ignore[arg-type]

@@ -74,9 +74,10 @@ def _login(b: AppRoleBackend, req: Request, role_id: str, secret_id: str) -> Aut
     metadata["role_name"] = role.name
     auth = Auth(metadata=metadata, internal={"role_name": role.name},
                 alias=Alias(name=role.role_id, metadata=dict(metadata)))
-    role.token.apply(auth)
-    auth.bound_cidrs = list(entry.token_bound_cidrs if entry is not None
-                            and entry.token_bound_cidrs else role.token.bound_cidrs)
+    role.token.apply(auth, req.remote_addr)
+    if entry is not None and entry.token_bound_cidrs:
+        # A SecretID's own token_bound_cidrs replace the role's (Vault).
+        auth.bound_cidrs = list(entry.token_bound_cidrs)
     guard.success(req, role_id)
     return auth
 

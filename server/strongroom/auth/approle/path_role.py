@@ -7,7 +7,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from strongroom.auth.tokenutil import TOKEN_FIELDS
+from strongroom.auth.tokenutil import DEPRECATED_FIELDS, TOKEN_FIELDS, upgrade
 from strongroom.core.request import Operation, Request, Response
 from strongroom.engines.kv.parsing import format_duration
 from strongroom.errors import BadRequestError, NotFoundError
@@ -29,25 +29,21 @@ ROLE_FIELDS: dict[str, Field] = {
     "bind_secret_id": Field(FieldType.BOOL, default=True),
     "bound_cidr_list": Field(FieldType.LIST),  # deprecated: secret_id_bound_cidrs
     "secret_id_bound_cidrs": Field(FieldType.LIST),
-    "policies": Field(FieldType.LIST),  # deprecated: token_policies
+    "policies": DEPRECATED_FIELDS["policies"],  # deprecated: token_policies
     "secret_id_num_uses": Field(FieldType.INT),
     "secret_id_ttl": Field(FieldType.DURATION),
-    "period": Field(FieldType.DURATION),  # deprecated: token_period
+    "period": DEPRECATED_FIELDS["period"],  # deprecated: token_period
     "role_id": Field(FieldType.STRING),
     "local_secret_ids": Field(FieldType.BOOL),
     **TOKEN_FIELDS,
 }
 _LIST_FIELDS = {"after": Field(FieldType.STRING), "limit": Field(FieldType.INT)}
+_DEPRECATED = {"policies": "token_policies", "period": "token_period"}
 _TOKEN_TYPE_COMPAT = {"default-service": "service", "default-batch": "batch"}
 
 
 def not_found() -> Response:
     return Response(status=404, raw=True, data=dict(_NOT_FOUND))
-
-
-def parse_policies(values: list[str]) -> list[str]:
-    """Vault's policyutil.ParsePolicies: trimmed, lower-cased, de-duplicated, sorted."""
-    return sorted({v.strip().lower() for v in values if v.strip()})
 
 
 def role_data(role: Role) -> dict[str, Any]:
@@ -169,7 +165,7 @@ def _write_role(b: AppRoleBackend, req: Request, data: FieldData, name: str
 
 def _apply_fields(b: AppRoleBackend, role: Role, data: FieldData, create: bool) -> None:
     """Vault's pathRoleCreateUpdate, in its order (so the first error is Vault's)."""
-    role.token.update_from(data, create)
+    role.token.update_from(data, create, _DEPRECATED)
     if data.has("local_secret_ids"):
         if not create:
             raise BadRequestError("local_secret_ids can only be modified during role creation")
@@ -197,18 +193,9 @@ def _apply_fields(b: AppRoleBackend, role: Role, data: FieldData, create: bool) 
     if data.has("secret_id_ttl"):
         role.secret_id_ttl = int(data.get("secret_id_ttl"))
     # Vault's tokenutil.UpgradeValue: the deprecated field follows the new one.
-    if not data.has("token_policies"):
-        if data.has("policies"):
-            role.policies = parse_policies(list(data.get("policies")))
-            role.token.policies = list(role.policies)
-    else:
-        role.policies = list(role.token.policies) if data.has("policies") else []
-    if not data.has("token_period"):
-        if data.has("period"):
-            role.period = int(data.get("period"))
-            role.token.period = role.period
-    else:
-        role.period = role.token.period if data.has("period") else 0
+    role.policies = upgrade(data, "policies", "token_policies", role.policies,
+                            list(role.token.policies)) or []
+    role.period = upgrade(data, "period", "token_period", role.period, role.token.period) or 0
     maximum = mount_max_ttl(b)
     if role.period > maximum:
         raise BadRequestError(

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from strongroom.auth.tokenutil import parse_cidrs
+from strongroom.auth.tokenutil import parse_cidrs, parse_policies
 from strongroom.core.request import Operation, Request, Response
 from strongroom.engines.kv.parsing import format_duration
 from strongroom.errors import BadRequestError, NotFoundError
 from strongroom.framework import Field, FieldData, FieldType, Path
 
 from .cidrs import first_invalid
-from .path_role import ROLE_NAME, mount_max_ttl, not_found, parse_policies
+from .path_role import ROLE_NAME, mount_max_ttl, not_found
 from .store import Role, go_quote, internal_error
 
 if TYPE_CHECKING:
@@ -54,11 +54,11 @@ def _set_attr(attr: str, name: str, minimum: int | None = None,
 
 def _policies(b: AppRoleBackend, role: Role, data: FieldData) -> bool:
     if data.has("token_policies"):
-        role.token.policies = parse_policies(list(data.get("token_policies")))
+        role.token.policies = parse_policies(data.get("token_policies"), "token_policies")
         role.policies = list(role.token.policies) if data.has("policies") else []
         return True
     if data.has("policies"):
-        role.policies = parse_policies(list(data.get("policies")))
+        role.policies = parse_policies(data.get("policies"))
         role.token.policies = list(role.policies)
         return True
     return False
