@@ -122,13 +122,14 @@ def _spend_secret(b: AppRoleBackend, req: Request, role: Role, role_id: str,
 
 
 def renew_login(b: AppRoleBackend, req: Request, auth: Auth) -> Auth:
-    """Vault's pathLoginRenew: the role must still exist; its current token TTLs apply."""
+    """Vault's pathLoginRenew: the role must still exist; its current token TTLs apply.
+    (An error here is the 500 "failed to renew entry: ..." the token store words.)"""
     name = auth.internal.get("role_name")
     if not isinstance(name, str) or not name:
-        raise internal_error("failed to fetch role_name during renewal")
+        raise StrongroomError("failed to fetch role_name during renewal")
     role = b.store.role(name)
     if role is None:
-        raise internal_error(f"role {go_quote(name)} does not exist during renewal")
+        raise StrongroomError(f"role {go_quote(name)} does not exist during renewal")
     auth.ttl = role.token.ttl
     auth.max_ttl = role.token.max_ttl
     auth.period = role.token.period
