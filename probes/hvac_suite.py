@@ -24,6 +24,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -191,7 +192,7 @@ def parse_junit(path: Path, result: ModuleResult) -> None:
         else:
             result.skipped += 1
         if outcome in ("failure", "error") or (outcome == "skipped" and message):
-            first = message.splitlines()[0][:220] if message else ""
+            first = " ".join(message.split())[:240]
             result.problems.append(f"{outcome.upper():7} {name}: {first}")
 
 
@@ -268,6 +269,26 @@ def print_table(results: list[ModuleResult], target: str) -> None:
         total.seconds += r.seconds
     print(f"{'total':<{width}} {total.passed:>5} {total.failed:>5} {total.errors:>5} "
           f"{total.skipped:>5} {total.seconds:>6.0f}")
+
+
+def print_problems(results: list[ModuleResult]) -> None:
+    """Failures, errors and skips, one line per distinct message (ports masked) with the
+    tests that gave it; --json has every test with its message."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for r in results:
+        for problem in r.problems:
+            head, _, message = problem.partition(": ")
+            outcome, _, test = head.partition(" ")
+            message = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", message)
+            key = (r.module.removeprefix(IT + "/"), outcome.strip(), message)
+            groups.setdefault(key, []).append(test.strip().rsplit("::", 1)[-1])
+    if groups:
+        print("\nfailures, errors and skips (distinct messages):")
+    for (module, outcome, message), tests in groups.items():
+        names = ", ".join(tests)
+        if len(names) > 300:
+            names = names[:297] + "..."
+        print(f"  [{module}] {outcome} x{len(tests)}: {message}\n      {names}")
 
 
 def main() -> int:
@@ -349,11 +370,7 @@ def main() -> int:
             result.note += f" (ended {len(leftovers)} leftover server(s))"
 
     print_table(results, opts.target)
-    problems = [(r.module, p) for r in results for p in r.problems]
-    if problems:
-        print("\nfailures, errors and skips:")
-        for module, problem in problems:
-            print(f"  [{module.removeprefix(IT + '/')}] {problem}")
+    print_problems(results)
     unsupported = state / "unsupported.log"
     if unsupported.exists():
         print("\nvault commands the shim does not map:")
