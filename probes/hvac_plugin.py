@@ -14,6 +14,7 @@ within milliseconds, Strongroom (gunicorn, Python imports) within about a second
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -51,3 +52,28 @@ def pytest_configure(config: Any) -> None:
 
     start_vault._probe_wrapped = True  # type: ignore[attr-defined]
     ServerManager.start_vault = start_vault
+    if os.environ.get("PROBE_PATCH_CERT_LOGIN") == "1":
+        _patch_cert_login()
+
+
+def _patch_cert_login() -> None:
+    """Opt-in (PROBE_PATCH_CERT_LOGIN=1): hvac 2.4.0's ``Cert.login`` called with a
+    certificate path and no ``key_pem`` sends ``cert=(path, "")``, and urllib3 2 then
+    opens a key file named "" (FileNotFoundError) before any request leaves: the login
+    tests of test_cert.py never reach the server. This passes the key of the client's
+    own certificate (hvac's test fixture) instead, so they do."""
+    import hvac.api.auth_methods.cert as cert_module  # type: ignore[import-untyped]
+
+    original = cert_module.Cert.login
+    if getattr(original, "_probe_wrapped", False):
+        return
+
+    def login(self: Any, *args: Any, **kwargs: Any) -> Any:
+        configured = self._adapter._kwargs.get("cert")
+        if (not kwargs.get("key_pem") and configured
+                and kwargs.get("cert_pem") == configured[0]):
+            kwargs["key_pem"] = configured[1]
+        return original(self, *args, **kwargs)
+
+    login._probe_wrapped = True  # type: ignore[attr-defined]
+    cert_module.Cert.login = login

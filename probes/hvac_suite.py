@@ -281,7 +281,7 @@ def print_problems(results: list[ModuleResult]) -> None:
             outcome, _, test = head.partition(" ")
             message = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", message)
             key = (r.module.removeprefix(IT + "/"), outcome.strip(), message)
-            groups.setdefault(key, []).append(test.strip().rsplit("::", 1)[-1])
+            groups.setdefault(key, []).append(test.strip().rsplit(".", 1)[-1])
     if groups:
         print("\nfailures, errors and skips (distinct messages):")
     for (module, outcome, message), tests in groups.items():
@@ -316,6 +316,12 @@ def main() -> int:
                              "(default: a new temp dir)")
     parser.add_argument("--keep-expired-certs", action="store_true",
                         help="do not re-issue hvac's expired self-signed test certificates")
+    parser.add_argument("--patch-hvac-cert-login", action="store_true",
+                        help="work around hvac 2.4.0's Cert.login sending cert=(path, '') "
+                             "so test_cert.py's logins reach the server (probes/hvac_plugin.py)")
+    parser.add_argument("--listener-client-ca", metavar="FILE",
+                        help="add tls_client_ca_file=FILE (relative: to hvac's "
+                             "tests/config_files) to every server's TCP listeners")
     parser.add_argument("--timeout", type=int, default=180, help="per test, seconds")
     parser.add_argument("-k", dest="keyword", help="pytest -k expression")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -352,10 +358,14 @@ def main() -> int:
     env.update(PROBE_TARGET=opts.target, PROBE_STATE=str(state),
                PROBE_SERVER_PATH=str(Path(opts.server_path).resolve()),
                PROBE_VAULT_VERSION=opts.vault_version, PROBE_BAO=opts.bao,
-               HVAC_OUTPUT_VAULT_STDERR="")
+               HVAC_OUTPUT_VAULT_STDERR="",
+               PROBE_PATCH_CERT_LOGIN="1" if opts.patch_hvac_cert_login else "0")
     for name in ("VAULT_ADDR", "VAULT_TOKEN", "VAULT_CACERT", "VAULT_CLIENT_CERT",
                  "VAULT_CLIENT_KEY", "PYTEST_ADDOPTS"):
         env.pop(name, None)
+    if opts.listener_client_ca:
+        env["PROBE_LISTENER_CLIENT_CA"] = str(tree / "tests" / "config_files"
+                                              / opts.listener_client_ca)
     extra = ["-k", opts.keyword] if opts.keyword else []
 
     print(f"hvac tests: {tree}/tests ({ref}); logs: {out}; server logs: {state}/servers",

@@ -13,6 +13,9 @@ runs exactly three kinds of command:
 - ``vault operator generate-root ... -decode ENC -otp OTP``: the same flags go to
   ``strongroom operator generate-root`` / ``bao operator generate-root``.
 
+With PROBE_LISTENER_CLIENT_CA set (opt-in), ``tls_client_ca_file`` is added to the
+config's TCP listeners first (see probes/README.md: cert auth).
+
 Anything else is refused (exit 127) and recorded in ``$PROBE_STATE/unsupported.log`` so the
 probe reports it instead of a test failing for an unexplained reason.
 
@@ -26,6 +29,7 @@ shim's death (whatever the signal) into a SIGTERM for the server, which stops cl
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -69,8 +73,30 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _with_client_ca(args: list[str], ca_file: str) -> list[str]:
+    """``server -config=F`` with ``tls_client_ca_file`` added to F's TCP listeners (F is
+    the JSON hvac's harness writes), in a copy: PROBE_LISTENER_CLIENT_CA (opt-in)."""
+    out = []
+    for arg in args:
+        if arg.startswith("-config=") and arg.endswith(".json"):
+            path = Path(arg.removeprefix("-config="))
+            config = json.loads(path.read_text())
+            listeners = config.get("listener", [])
+            for stanza in listeners if isinstance(listeners, list) else [listeners]:
+                if isinstance(stanza, dict) and isinstance(stanza.get("tcp"), dict):
+                    stanza["tcp"].setdefault("tls_client_ca_file", ca_file)
+            copy = _state() / f"client-ca-{os.getpid()}-{path.name}"
+            copy.write_text(json.dumps(config, indent=2))
+            arg = f"-config={copy}"
+        out.append(arg)
+    return out
+
+
 def _server(args: list[str]) -> int:
     """Run the server as a child, its output in a log file; stop it with the shim."""
+    ca_file = os.environ.get("PROBE_LISTENER_CLIENT_CA")
+    if ca_file:
+        args = _with_client_ca(args, ca_file)
     logs = _state() / "servers"
     logs.mkdir(exist_ok=True)
     stamp = f"{time.strftime('%H%M%S')}-{os.getpid()}"
