@@ -39,6 +39,17 @@ _PREFIX = "/v1/"
 # The fast path answers only smaller ones (http/fast_path.py).
 LARGE_BODY = MAX_BODY
 LARGE_BODY_THREADS = 2
+# Auth methods' paths may wait on a password hash (bcrypt, tens of ms by design) or on
+# a directory server (LDAP binds): they run on the same threads, never on the loop.
+# The token store (auth/token/) is as quick as any other path.
+_AUTH_PREFIX = _PREFIX + "auth/"
+
+
+def runs_on_thread(path: str) -> bool:
+    """Whether a request for ``path`` (``/v1/...``) may block for long whatever its body."""
+    if not path.startswith(_AUTH_PREFIX):
+        return False
+    return path[len(_AUTH_PREFIX):].split("/", 1)[0] != "token"
 _JSON = JSON.encode()
 
 
@@ -88,7 +99,7 @@ class StrongroomAsgi:
         request = self._request(scope["method"], path, scope.get("query_string", b""),
                                 headers, body, scope.get("client"), _client_cert(scope))
         executor = self._executor
-        if executor is None and len(body) > LARGE_BODY:
+        if executor is None and (len(body) > LARGE_BODY or runs_on_thread(path)):
             executor = self._large_body_pool()
         if executor is None:
             # Local storage (inmem, file), a small request: the core is fast and

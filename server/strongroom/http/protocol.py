@@ -30,6 +30,7 @@ from urllib.parse import unquote
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from strongroom.http.asgi import runs_on_thread
 from strongroom.http.fast_path import parse_simple, render_response
 from strongroom.node.connections import ConnectionCounts
 
@@ -202,11 +203,13 @@ class LimitedH11Protocol(H11Protocol):
         request = parse_simple(data)
         if request is None:
             return False
-        self._unset_keepalive_if_required()
         raw_path, _, query = request.target.partition(b"?")
         path = raw_path.decode("ascii")
         if "%" in path:
             path = unquote(path)  # as uvicorn's scope["path"]
+        if runs_on_thread(path):
+            return False  # h11's path, which hands the request to a thread
+        self._unset_keepalive_if_required()
         assert self._inline is not None
         try:
             status, headers, body = self._inline.respond(
