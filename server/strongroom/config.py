@@ -63,7 +63,8 @@ _TOP_KEYS = frozenset({
     "enable_multiseal"})
 _LISTENER_KEYS = frozenset({
     "address", "cluster_address", "tls_disable", "tls_cert_file", "tls_key_file",
-    "tls_client_ca_file", "tls_require_and_verify_client_cert", "tls_min_version", "tls_max_version", "max_request_size",
+    "tls_client_ca_file", "tls_require_and_verify_client_cert", "tls_min_version",
+    "tls_max_version", "max_request_size",
     "http_read_header_timeout", "http_read_timeout", "http_write_timeout", "http_idle_timeout",
     "max_connections", "disable_unauthed_rekey_endpoints",
     "disable_unauthed_generate_root_endpoints"})

@@ -11,6 +11,7 @@ they cannot be enabled or disabled.
 from __future__ import annotations
 
 from strongroom.audit import FileDevice, SocketDevice, lenient, syslog_factory
+from strongroom.auth.cert import cert_factory
 from strongroom.core.mounts import EngineFactory
 from strongroom.engines.database import database_factory
 from strongroom.engines.kv import kv_factory
@@ -26,7 +27,9 @@ SECRETS_ENGINES: dict[str, EngineFactory] = {
 }
 
 # `sys/auth/x {"type": ...}`; served at auth/x/ (issue 15 adds approle, userpass, ...).
-AUTH_METHODS: dict[str, EngineFactory] = {}
+AUTH_METHODS: dict[str, EngineFactory] = {
+    "cert": cert_factory,
+}
 
 # `sys/audit/x {"type": ...}`: devices the audit broker writes every request to.
 AUDIT_DEVICES: dict[str, EngineFactory] = {
