@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # real PostgreSQL and MariaDB servers for the database engine: the tests start their
 # own in temporary directories on free ports, so a service the package starts does
 # not matter; SoftHSM and OpenSC's pkcs11-tool for the pkcs11 seal: each test makes its own
-# tokens under a private SOFTHSM2_CONF).
-apt_packages=(openssl procps gnupg postgresql mariadb-server softhsm2 opensc)
+# tokens under a private SOFTHSM2_CONF; OpenLDAP's slapd for the ldap auth method: each
+# test module starts its own from a generated slapd.conf, ldap-utils for its tools).
+apt_packages=(openssl procps gnupg postgresql mariadb-server softhsm2 opensc slapd ldap-utils)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -41,8 +42,10 @@ export PATH="$PWD/.venv/bin:$PATH"
 # (tests/support/requires.py). Everything was installed above, so a missing tool here
 # is a broken set-up: under CI say so now rather than after the whole suite.
 ci=$(printf '%s' "${CI:-}" | tr '[:upper:]' '[:lower:]')
-for tool in bao "${STRONGROOM_CONSUL_BIN:-consul}" gpg openssl softhsm2-util pkcs11-tool; do
-    if ! command -v "$tool" >/dev/null; then
+# slapd and slapadd live in /usr/sbin, not on every user's PATH.
+for tool in bao "${STRONGROOM_CONSUL_BIN:-consul}" gpg openssl softhsm2-util pkcs11-tool \
+        slapd slapadd ldapsearch; do
+    if ! command -v "$tool" >/dev/null && [[ ! -x /usr/sbin/$tool ]]; then
         case "$ci" in
             1|true|yes|on) echo "scripts/test.sh: CI=true and $tool is not installed" >&2; exit 1 ;;
             *) echo "scripts/test.sh: warning: $tool not found; its tests will skip" >&2 ;;

@@ -21,6 +21,18 @@ class BadRequestError(StrongroomError):
     status = 400
 
 
+class LoginFailedError(BadRequestError):
+    """A login refused for its credentials (Vault's ``logical.ErrorResponse``: a 400),
+    or while its client or principal is backing off (auth/login_guard.py): the same
+    status and text either way. ``delay`` (seconds) is how long the http layer waits,
+    asynchronously, before answering: a failed login is slowed without holding a
+    worker's event loop or thread."""
+
+    def __init__(self, message: str, delay: float = 0.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
 class InvalidKeyError(BadRequestError):
     """A storage key that is malformed or would escape its namespace."""
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from strongroom.audit.broker import DeviceBroker
+from strongroom.auth.tokenutil import cidrs_allow
 from strongroom.barrier.barrier import AESGCMBarrier
 from strongroom.barrier.keyring import Keyring
 from strongroom.barrier.view import StorageView
@@ -33,6 +34,8 @@ from strongroom.core.hooks import (
     audit_request,
     audit_response,
 )
+from strongroom.core.identity import IDENTITY_PREFIX, IdentityStore
+from strongroom.core.identity_backend import IdentityBackend
 from strongroom.core.lease_store import ID_PREFIX as LEASE_ID_PREFIX
 from strongroom.core.logical import LogicalBackend, special_match
 from strongroom.core.mount_table import Mounts
@@ -99,6 +102,7 @@ class Core:
                                  on_revoke=self._token_revoked,
                                  cache_entries=storage.cache is not None)
         self.policies = PolicyStore(self.barrier)
+        self.identity = IdentityStore(self.barrier, clock)
         self.router = Router()
         self.wrapper = Wrapper(self)
         # The pipeline's plug points (core/hooks.py); the audit broker is installed once
@@ -118,7 +122,8 @@ class Core:
             audit_devices=audit_devices if audit_devices is not None else {},
             builtin_factories={"system": lambda ctx: self._system,
                                "token": lambda ctx: self._token_backend,
-                               "cubbyhole": CubbyholeBackend.factory, "identity": None},
+                               "cubbyhole": CubbyholeBackend.factory,
+                              "identity": lambda ctx: IdentityBackend(self.identity)},
             system_ttls=(default_lease_ttl, max_lease_ttl))
         # Every enabled audit device records every request (fail closed: none did, the
         # request is refused); devices reload with the audit table (audit/broker.py).
@@ -147,6 +152,7 @@ class Core:
         changes.subscribe("sys/policy/", lambda _key: self.policies.invalidate(),
                           self.policies.invalidate)
         changes.subscribe(TOKEN_STORE_PREFIX, self.tokens.invalidate, self.tokens.invalidate_all)
+        changes.subscribe(IDENTITY_PREFIX, self.identity.invalidate, self.identity.invalidate)
         # Lease entries: the owner's expiry runner (core/lease_expiry.py) listens.
         changes.subscribe(LEASE_ID_PREFIX, self.expiration.changed, self.expiration.reset)
         for key in MOUNT_TABLE_KEYS:
@@ -221,6 +227,7 @@ class Core:
         else:
             self.barrier.install(snap.keyring)
             self.policies.invalidate()
+            self.identity.invalidate()
             self.tokens.invalidate_all()
             # A standby never writes: backends are initialized once this node is active.
             self.mounts.load(active=not snap.ha.standby)
@@ -350,6 +357,11 @@ class Core:
             return True
         entry = req.token_entry
         if entry is None:
+            raise PermissionDeniedError()
+        # Vault's CheckToken: a token bound to CIDR blocks is refused from elsewhere
+        # (non-expiring root tokens are never bound).
+        if entry.bound_cidrs and entry.ttl and not cidrs_allow(entry.bound_cidrs,
+                                                               req.remote_addr):
             raise PermissionDeniedError()
         req.client_token_remaining_uses = max(entry.num_uses, 0)  # for the audit entry
         if req.operation is Operation.UPDATE and backend.existence(req, rel) is False:

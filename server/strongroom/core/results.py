@@ -17,7 +17,7 @@ from strongroom.core.token_batch import BATCH_TYPE
 from strongroom.core.token_roles import sanitize_policies
 from strongroom.core.token_ttl import calculate_ttl
 from strongroom.core.tokens import TokenEntry, generate_accessor
-from strongroom.errors import BadRequestError, StrongroomError
+from strongroom.errors import BadRequestError, PermissionDeniedError, StrongroomError
 
 if TYPE_CHECKING:
     from strongroom.core.core import Core
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 # Mount types whose secrets are never leased (Vault's "kv" and "generic").
 _UNLEASED_MOUNTS = frozenset({"kv", "generic"})
 _TOKEN_MOUNT = "token"  # noqa: S105 - a mount type, not a secret
+SERVICE_TYPE = "service"
 
 
 def mount_ttls(core: Core, mount: MountEntry | None) -> tuple[int, int]:
@@ -103,6 +104,12 @@ def register_login(core: Core, registrar: LeaseRegistrar | None, req: Request,
         raise StrongroomError("internal error")
     now = core.now()
     if login:
+        if mount is not None:
+            auth.token_type = resolve_token_type(mount, auth.token_type)
+            _map_identity(core, mount, auth)
+            # Vault's LoginCreateToken: the mount's path prefixes the display name.
+            source = mount.path.removeprefix("auth/").replace("/", "-")
+            auth.display_name = (source + auth.display_name).removesuffix("-")
         default, maximum = mount_ttls(core, mount)
         if 0 < auth.max_ttl < maximum:
             maximum = auth.max_ttl
@@ -118,6 +125,32 @@ def register_login(core: Core, registrar: LeaseRegistrar | None, req: Request,
     entry = _issue(core, req, auth, now)
     if registrar is not None:
         registrar.register_auth(req, mount, entry, auth)
+
+
+def resolve_token_type(mount: MountEntry, requested: str) -> str:
+    """The type of a login's token: the method's (``default`` when it does not say)
+    against the mount's tuned ``token_type`` (Vault's router): ``service`` or
+    ``batch`` tuned force it; ``default-service`` (the default) and ``default-batch``
+    pick the default the method did not override."""
+    tuned = (mount.config or {}).get("token_type") or "default-service"
+    if tuned in (SERVICE_TYPE, BATCH_TYPE):
+        return str(tuned)
+    if tuned == "default-batch":
+        return SERVICE_TYPE if requested == SERVICE_TYPE else BATCH_TYPE
+    return BATCH_TYPE if requested == BATCH_TYPE else SERVICE_TYPE
+
+
+def _map_identity(core: Core, mount: MountEntry, auth: Auth) -> None:
+    """Vault's CreateOrFetchEntity: the alias's entity (created on first login)."""
+    if auth.alias is None:
+        return
+    if not auth.alias.name:
+        log.error("event=login_alias_without_name mount=%s", mount.path)
+        raise StrongroomError("missing name in alias")
+    entity = core.identity.fetch_or_create(mount, auth.alias)
+    if entity.disabled:
+        raise PermissionDeniedError()
+    auth.entity_id = entity.id
 
 
 def _issue(core: Core, req: Request, auth: Auth, now: float) -> TokenEntry:
@@ -143,6 +176,8 @@ def _issue(core: Core, req: Request, auth: Auth, now: float) -> TokenEntry:
         type=auth.token_type,
         role=auth.role,
         entity_id=auth.entity_id,
+        bound_cidrs=list(auth.bound_cidrs),
+        internal=dict(auth.internal),
         parent_deadline=0.0 if parent is None else _earliest(parent.expire_at,
                                                             parent.parent_deadline),
     )

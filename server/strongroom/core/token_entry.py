@@ -39,6 +39,11 @@ class TokenEntry:
     # stored, computed on first lookup). A lookup checks them against the tombstones of
     # trees being revoked without reading any ancestor (token_revoke.py).
     ancestors: list[str] | None = None
+    # Issue 15: the addresses allowed to use the token (Vault's BoundCIDRs, checked on
+    # every use), and what the auth method asked to keep for its renewals (Vault keeps
+    # it in the lease's Auth.InternalData).
+    bound_cidrs: list[str] = field(default_factory=list)
+    internal: dict[str, object] = field(default_factory=dict)
     hash: str = field(default="", repr=False)  # filled on load; not a secret, not stored
 
     @property
@@ -59,6 +64,8 @@ class TokenEntry:
             fields["meta"] = dict(self.meta)
         if self.ancestors is not None:
             fields["ancestors"] = list(self.ancestors)
+        fields["bound_cidrs"] = list(self.bound_cidrs)
+        fields["internal"] = dict(self.internal)
         new.__dict__.update(fields)
         return new
 

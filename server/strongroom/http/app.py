@@ -8,6 +8,7 @@ is a measured choice (serve.py, bench/README.md).
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -79,7 +80,12 @@ class WsgiSink:
         if len(body) > self._max:
             _write(resp, TOO_LARGE_RESULT)
             return
-        _write(resp, self._dispatcher.dispatch(_http_request(req, body)))
+        result = self._dispatcher.dispatch(_http_request(req, body))
+        if result.delay > 0:
+            # A failed login's backoff. WSGI has no event loop: this request's own
+            # thread waits (gthread is kept for comparison only; uvicorn awaits it).
+            time.sleep(result.delay)
+        _write(resp, result)
 
 
 def _read_wsgi_body(req: falcon.Request, limit: int) -> bytes:

@@ -112,6 +112,9 @@ class StrongroomAsgi:
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(executor, self._dispatcher.dispatch,
                                                 request)
+        if result.delay > 0:
+            # A failed login's backoff: this connection waits, the worker does not.
+            await asyncio.sleep(result.delay)
         await self._answer(send, result, head)
 
     def _large_body_pool(self) -> ThreadPoolExecutor:
@@ -127,7 +130,11 @@ class StrongroomAsgi:
                 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """One whole request answered on the spot (http/fast_path.py): status, headers,
         body; the same answer :meth:`__call__` gives. Only when :attr:`inline`.
-        ``client_cert``: the connection's TLS client certificate (DER), if any."""
+        ``client_cert``: the connection's TLS client certificate (DER), if any.
+
+        Never given an auth method's path (``runs_on_thread``: the protocol leaves them
+        to h11 and :meth:`__call__`), so never a failed login whose answer must wait
+        (``HttpResult.delay``): :meth:`__call__` awaits that delay."""
         result = self._refused_early(path, headers)
         if result is None:
             if len(body) > self._max:

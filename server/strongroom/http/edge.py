@@ -134,6 +134,10 @@ def parse_body(raw: bytes, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> dict[str
         if exc.msg.startswith("depth limit exceeded"):  # orjson's own cap, 1024 levels
             raise BadRequestError(_COMPLEX + "JSON input exceeds allowed nesting depth") from None
         raise BadRequestError(f"failed to parse JSON input: {exc.msg}") from None
+    if doc is None:
+        # Go's decoder leaves a map nil for `null`: Vault takes it as no body (the bao CLI
+        # sends it, e.g. `bao login -wrap-ttl=...` unwrapping with an empty token argument).
+        return {}
     if not isinstance(doc, dict):
         raise BadRequestError("failed to parse JSON input: body must be a JSON object")
     if not _within_limits_by_size(raw, limits):

@@ -23,8 +23,10 @@ _thread_locks = [threading.Lock() for _ in range(STRIPES)]
 # token's lease while its tree's secret leases are marked; a lease's revocation holds
 # the database config's lock). Each kind hashes onto stripes of its own: two names of
 # different kinds sharing a stripe would reverse that order and deadlock. A transit
-# key's lock (a ring's read-modify-write) is taken last and holds no other inside.
-_KINDS = ("token|", "lease|auth/", "lease|", "database-static:", "database:", "transit:")
+# key's lock (a ring's read-modify-write) is taken last and holds no other inside; so
+# is an identity alias's (the login stage creating its entity once).
+_KINDS = ("token|", "lease|auth/", "lease|", "database-static:", "database:", "transit:",
+          "identity:")
 _PER_KIND = STRIPES // (len(_KINDS) + 1)
 # Stripes this thread holds: a nested node_lock on a stripe already held (two names
 # hashing alike, e.g. a lease's and the database engine's inside its revoke) must not
@@ -38,6 +40,14 @@ def configure(lock_dir: str | None) -> None:
     _state["dir"] = lock_dir
     _state["pid"] = None
     _state["fds"] = {}
+
+
+def lock_dir() -> str | None:
+    """The node's private lock directory (None: a single-process node). Other
+    node-wide state shared by the workers through files lives there too
+    (auth/login_guard.py's failure table)."""
+    value = _state["dir"]
+    return None if value is None else str(value)
 
 
 def _fd(stripe: int) -> int | None:

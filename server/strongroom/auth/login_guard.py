@@ -1,0 +1,210 @@
+"""Failed-login backoff, per client address and per principal, node-wide.
+
+A node runs several worker processes; counting failures in each worker's memory
+would give an attacker one budget per worker. The counts live in one small table
+shared by every process of the node: a file in the node's private lock directory
+(``node/locks.py``, created by the owner before the workers are forked), mapped
+into each process (``mmap``, MAP_SHARED) and updated under ``flock`` on that file.
+An update is a few dictionary-free memory operations and costs microseconds, so it
+is done on whatever thread runs the request, the event loop included; nothing
+here sleeps: the wait a failure earns is carried by ``LoginFailedError.delay``,
+which the http layer awaits (asyncio) before answering.
+
+Why a mapped file rather than the owner's RPC or barrier storage: a login must not
+add a socket round trip (and the owner's availability) to every attempt, and
+failure counts are not worth replicating or persisting (OpenBao keeps its lockout
+counts in memory too). On a single-process node (no lock directory) the table is
+anonymous memory.
+
+Policy: each key (``c`` + client address; ``p`` + mount accessor + principal)
+counts failures; the first ``FREE_FAILURES`` cost nothing, each later one opens a
+window of ``BASE_DELAY * 2**k`` seconds (capped at ``MAX_DELAY``) during which
+every attempt for that client or principal is refused, before any verification,
+with the same status and text as a wrong password. Counts are forgotten
+``RESET_AFTER`` seconds after the last failure; a success forgets the principal's
+(not the client's: a client with one valid account must not clear its own count).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import mmap
+import os
+import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, NoReturn
+
+from strongroom.errors import LoginFailedError
+from strongroom.node import locks
+
+if TYPE_CHECKING:
+    from strongroom.core.mounts import MountContext
+    from strongroom.core.request import Request
+
+FREE_FAILURES = 3
+BASE_DELAY = 1.0
+MAX_DELAY = 60.0
+RESET_AFTER = 900.0
+DEFAULT_MESSAGE = "invalid credentials"
+
+# The table: SLOTS slots of (16-byte key digest, u32 failures, u32 spare, f64 time
+# of the last failure), open addressing over PROBES neighbouring slots.
+_SLOT = struct.Struct("<16sIId")
+SLOTS = 8192
+PROBES = 16
+TABLE_FILE = "login_guard.table"
+_EMPTY = bytes(16)
+
+
+def window(failures: int) -> float:
+    """Seconds of backoff after the ``failures``-th failure in a row."""
+    if failures <= FREE_FAILURES:
+        return 0.0
+    return min(BASE_DELAY * 2.0 ** (failures - FREE_FAILURES - 1), MAX_DELAY)
+
+
+class _Table:
+    """The shared (or, without a lock directory, process-local) failure table."""
+
+    def __init__(self, path: str | None) -> None:
+        size = SLOTS * _SLOT.size
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+        if path is None:
+            self._map = mmap.mmap(-1, size)
+            return
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.fstat(fd).st_size < size:
+                os.ftruncate(fd, size)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        self._fd = fd
+        self._map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        with self._thread_lock:
+            if self._fd is None:
+                yield
+                return
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _find(self, key: bytes, now: float, insert: bool) -> int | None:
+        """The slot holding ``key``; with ``insert``, else a free, expired or the
+        oldest slot of its neighbourhood (an attacker flooding keys evicts old ones,
+        never a key's own count)."""
+        start = int.from_bytes(key[:4], "little") % SLOTS
+        victim, victim_time = None, float("inf")
+        for step in range(PROBES):
+            index = (start + step) % SLOTS
+            slot_key, _failures, _spare, last = _SLOT.unpack_from(self._map, index * _SLOT.size)
+            if slot_key == key:
+                return index
+            stale = slot_key == _EMPTY or now - last > RESET_AFTER
+            when = -1.0 if stale else last
+            if when < victim_time:
+                victim, victim_time = index, when
+        return victim if insert else None
+
+    def read(self, key: bytes, now: float) -> tuple[int, float]:
+        index = self._find(key, now, insert=False)
+        if index is None:
+            return 0, 0.0
+        _key, failures, _spare, last = _SLOT.unpack_from(self._map, index * _SLOT.size)
+        if now - last > RESET_AFTER:
+            return 0, 0.0
+        return failures, last
+
+    def record(self, key: bytes, now: float) -> int:
+        index = self._find(key, now, insert=True)
+        assert index is not None  # noqa: S101 - insert always finds a victim
+        slot_key, failures, _spare, last = _SLOT.unpack_from(self._map, index * _SLOT.size)
+        if slot_key != key or now - last > RESET_AFTER:
+            failures = 0
+        failures += 1
+        _SLOT.pack_into(self._map, index * _SLOT.size, key, failures, 0, now)
+        return int(failures)
+
+    def forget(self, key: bytes, now: float) -> None:
+        index = self._find(key, now, insert=False)
+        if index is not None:
+            _SLOT.pack_into(self._map, index * _SLOT.size, _EMPTY, 0, 0, 0.0)
+
+
+_tables: dict[tuple[int, str | None], _Table] = {}
+_tables_lock = threading.Lock()
+
+
+def _table() -> _Table:
+    """This process's mapping of the node's table (a forked worker maps its own)."""
+    lock_dir = locks.lock_dir()
+    key = (os.getpid(), lock_dir)
+    with _tables_lock:
+        table = _tables.get(key)
+        if table is None:
+            path = None if lock_dir is None else os.path.join(lock_dir, TABLE_FILE)
+            table = _tables[key] = _Table(path)
+        return table
+
+
+def _digest(*parts: str) -> bytes:
+    text = "\x00".join(parts).encode("utf-8", "surrogatepass")
+    digest = hashlib.blake2b(text, digest_size=16, person=b"sr-login-guard").digest()
+    # An all-zero digest would read as an empty slot; practically impossible, but cheap.
+    return digest if digest != _EMPTY else b"\x01" + digest[1:]
+
+
+class LoginGuard:
+    """One auth mount's view of the node's failure table. Methods call ``before``
+    first, then verify, then ``failure`` or ``success``; a principal that does not
+    exist goes through the same calls as one that does."""
+
+    def __init__(self, ctx: MountContext, message: str = DEFAULT_MESSAGE) -> None:
+        self._ctx = ctx
+        self._accessor = ctx.mount.accessor
+        self._message = message
+
+    def _now(self) -> float:
+        return self._ctx.clock().timestamp()
+
+    def _keys(self, req: Request, principal: str) -> tuple[bytes, bytes]:
+        return (_digest("c", req.remote_addr),
+                _digest("p", self._accessor, principal))
+
+    def before(self, req: Request, principal: str, message: str | None = None) -> None:
+        """Refuse (``LoginFailedError``, the wrong-password text) while the client or
+        the principal is inside a backoff window; the delay is what is left of it."""
+        now = self._now()
+        table = _table()
+        wait = 0.0
+        with table.locked():
+            for key in self._keys(req, principal):
+                failures, last = table.read(key, now)
+                wait = max(wait, last + window(failures) - now)
+        if wait > 0:
+            raise LoginFailedError(message or self._message, delay=min(wait, MAX_DELAY))
+
+    def failure(self, req: Request, principal: str, message: str | None = None) -> NoReturn:
+        """Count a failed verification for the client and the principal; raise
+        ``LoginFailedError(message)`` carrying the backoff it earned."""
+        now = self._now()
+        table = _table()
+        with table.locked():
+            counts = [table.record(key, now) for key in self._keys(req, principal)]
+        raise LoginFailedError(message or self._message, delay=window(max(counts)))
+
+    def success(self, req: Request, principal: str) -> None:
+        """Forget the principal's failures (the client's stay counted)."""
+        now = self._now()
+        table = _table()
+        with table.locked():
+            table.forget(self._keys(req, principal)[1], now)

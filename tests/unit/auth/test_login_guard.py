@@ -1,0 +1,131 @@
+"""The login guard: backoff per client and per principal, shared by every process of a
+node through the mapped table in the node's lock directory."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from strongroom.auth import login_guard
+from strongroom.auth.login_guard import FREE_FAILURES, LoginGuard, window
+from strongroom.barrier.view import StorageView
+from strongroom.core.mounts import MountContext, MountEntry
+from strongroom.core.request import Operation, Request
+from strongroom.errors import LoginFailedError
+from strongroom.node import locks
+from strongroom.physical.inmem import InmemBackend
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> datetime:
+        return datetime.fromtimestamp(self.now, UTC)
+
+
+def make_guard(clock: Clock, accessor: str = "auth_userpass_1") -> LoginGuard:
+    ctx = MountContext(storage=StorageView(InmemBackend(), "x/"),
+                       mount=MountEntry(path="userpass/", type="userpass", accessor=accessor),
+                       clock=clock)
+    return LoginGuard(ctx, message="invalid username or password")
+
+
+def req(addr: str = "192.0.2.1") -> Request:
+    return Request(Operation.UPDATE, "auth/userpass/login/u", remote_addr=addr)
+
+
+@pytest.fixture(autouse=True)
+def fresh_tables() -> Iterator[None]:
+    login_guard._tables.clear()
+    yield
+    login_guard._tables.clear()
+    locks.configure(None)
+
+
+def fail(guard: LoginGuard, principal: str, addr: str = "192.0.2.1") -> float:
+    with pytest.raises(LoginFailedError) as err:
+        guard.failure(req(addr), principal, "invalid username or password")
+    assert err.value.status == 400 and err.value.message == "invalid username or password"
+    return err.value.delay
+
+
+def test_window_grows_and_is_capped() -> None:
+    assert [window(n) for n in range(1, FREE_FAILURES + 1)] == [0.0] * FREE_FAILURES
+    assert window(FREE_FAILURES + 1) == 1.0 and window(FREE_FAILURES + 2) == 2.0
+    assert window(100) == login_guard.MAX_DELAY
+
+
+def test_backoff_per_client_and_per_principal() -> None:
+    clock = Clock()
+    guard = make_guard(clock)
+    delays = [fail(guard, f"user{i}") for i in range(FREE_FAILURES + 1)]
+    assert delays == [0.0] * FREE_FAILURES + [1.0]  # one client, many principals
+    # Inside the window even a right password is refused, with the wrong password's text.
+    with pytest.raises(LoginFailedError) as err:
+        guard.before(req(), "someone-else")
+    assert err.value.message == "invalid username or password" and err.value.delay == 1.0
+    guard.before(req("198.51.100.9"), "someone-else")  # another client is not slowed
+    clock.now += 1.01
+    guard.before(req(), "someone-else")
+    # Per principal: many clients against one user.
+    for i in range(FREE_FAILURES + 1):
+        fail(guard, "victim", addr=f"203.0.113.{i}")
+    with pytest.raises(LoginFailedError):
+        guard.before(req("203.0.113.200"), "victim")
+    # Another mount's principal of the same name is another principal.
+    make_guard(clock, accessor="auth_userpass_2").before(req("203.0.113.200"), "victim")
+    # A success forgets the principal's count, not the client's.
+    clock.now += 1.01
+    guard.success(req("203.0.113.200"), "victim")
+    guard.before(req("203.0.113.201"), "victim")
+    assert fail(guard, "x") >= 2.0  # the first client's count went on
+
+
+def test_counts_reset_after_quiet_period() -> None:
+    clock = Clock()
+    guard = make_guard(clock)
+    for _ in range(FREE_FAILURES + 2):
+        fail(guard, "u")
+    clock.now += login_guard.RESET_AFTER + 1
+    guard.before(req(), "u")
+    assert fail(guard, "u") == 0.0
+
+
+def _worker_failures(lock_dir: str, n: int, start: float) -> None:
+    locks.configure(lock_dir)
+    clock = Clock()
+    clock.now = start
+    guard = make_guard(clock)
+    for _ in range(n):
+        try:
+            guard.failure(req(), "shared")
+        except LoginFailedError:
+            pass
+    os._exit(0)
+
+
+def test_processes_of_a_node_count_together(tmp_path: Path) -> None:
+    lock_dir = str(tmp_path)
+    locks.configure(lock_dir)
+    clock = Clock()
+    guard = make_guard(clock)
+    guard.before(req(), "shared")  # maps the table before the fork, as a worker might
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_worker_failures, args=(lock_dir, 2, clock.now))
+             for _ in range(3)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(10)
+        assert proc.exitcode == 0
+    # 6 failures from 3 processes: past the free ones, wherever they were counted.
+    with pytest.raises(LoginFailedError) as err:
+        guard.before(req(), "shared")
+    assert err.value.delay == window(6)
+    assert (tmp_path / login_guard.TABLE_FILE).stat().st_mode & 0o777 == 0o600
