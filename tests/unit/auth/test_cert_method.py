@@ -210,6 +210,10 @@ def test_role_read_list_and_bad_writes(d: DevNode, pki: dict[str, Issued]) -> No
               "extended key usage"])
     assert error(d.call("POST", "auth/cert/certs/bad", json={
         "certificate": pki["ca"].pem, "token_ttl": 100, "token_max_ttl": 10})) == (
+        400, ["'token_ttl' cannot be greater than 'token_max_ttl'"])
+    # The deprecated names are checked by the method itself, with its own text.
+    assert error(d.call("POST", "auth/cert/certs/bad", json={
+        "certificate": pki["ca"].pem, "ttl": 100, "max_ttl": 10})) == (
         400, ["ttl should be shorter than max_ttl"])
     assert d.call("GET", "auth/cert/certs/bad").status_code == 404
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import threading
 
-from strongroom.auth.login_guard import LoginGuard
 from strongroom.core.logical import Auth, SpecialPaths
 from strongroom.core.mounts import MountContext
 from strongroom.core.request import Request, Response
@@ -29,7 +28,6 @@ from . import path_certs, path_config, path_crls, path_login
 class CertBackend(PathBackend):
     def __init__(self, ctx: MountContext) -> None:
         self.ctx = ctx
-        self.guard = LoginGuard(ctx)
         self._crls: dict[str, frozenset[str]] | None = None
         self._lock = threading.Lock()
         self._login = path_login.CertLogin(self)
@@ -79,7 +77,7 @@ class CertBackend(PathBackend):
             # Vault's framework: a path no pattern matches is logical.ErrUnsupportedPath.
             raise NotFoundError(multierror("unsupported path")) from None
 
-    def renew_login(self, req: Request, auth: Auth) -> Auth:
+    def renew_login(self, req: Request, auth: Auth) -> Auth | None:
         return self._login.renew(req, auth)
 
 

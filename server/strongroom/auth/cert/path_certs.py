@@ -145,7 +145,7 @@ def _upgrade_deprecated(cert: CertEntry, data: FieldData) -> None:
             if data.has(old):
                 value = data.get(old)
                 if old == "bound_cidrs":
-                    value = parse_cidrs(value)
+                    value = parse_cidrs(value, "bound_cidrs")
                 setattr(cert, old, value)
                 setattr(token, attr, value)
         elif data.has(old):

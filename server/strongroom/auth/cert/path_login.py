@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import hashlib
 import hmac
 import re
 from typing import TYPE_CHECKING
@@ -15,7 +14,7 @@ from cryptography import x509
 from strongroom.auth.tokenutil import cidrs_allow
 from strongroom.core.logical import Alias, Auth
 from strongroom.core.request import Operation, Request, Response
-from strongroom.errors import BadRequestError, PermissionDeniedError
+from strongroom.errors import BadRequestError, PermissionDeniedError, StrongroomError
 from strongroom.framework import FieldData, Path
 from strongroom.framework.fields import Field, FieldType
 
@@ -80,20 +79,19 @@ class CertLogin:
         return match(leaf, self._trusted(name), self.backend.revoked(), now)
 
     def login(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
+        # No failed-login backoff here (auth/login_guard.py), as Vault's lockout spares
+        # cert too: nothing is guessed. The handshake proved the client holds the key of
+        # a certificate the listener's CA file vouches for; a refusal below is a role's
+        # constraint or a CRL, and backing off would only let one client behind a shared
+        # address lock out the others.
         leaf = _client_cert(req)
         der = req.client_cert_der or b""
-        # Backoff per client and per certificate (its fingerprint): a client failing
-        # with one certificate never slows the holders of others.
-        principal = "sha256:" + hashlib.sha256(der).hexdigest()
-        guard = self.backend.guard
-        guard.before(req, principal)
         matched = self.verify(leaf, data.get("name"))
         if isinstance(matched, str):
-            guard.failure(req, principal, matched)
+            raise BadRequestError(matched)
         entry = matched.entry
         if not cidrs_allow(entry.token.bound_cidrs, req.remote_addr):
             raise PermissionDeniedError()
-        guard.success(req, principal)
         skid = _key_id(leaf, x509.SubjectKeyIdentifier)
         akid = _key_id(leaf, x509.AuthorityKeyIdentifier)
         metadata = {
@@ -118,29 +116,32 @@ class CertLogin:
             alias=Alias(common_name(leaf),
                         dict(metadata) if config.enable_identity_alias_metadata else {}),
         )
-        entry.token.apply(auth)
+        entry.token.apply(auth, req.remote_addr)
         return Response(auth=auth)
 
-    def renew(self, req: Request, auth: Auth) -> Auth:
-        """Vault's ``pathLoginRenew``: the role still there with the same policies and,
-        unless ``disable_binding``, the same certificate presented again."""
+    def renew(self, req: Request, auth: Auth) -> Auth | None:
+        """Vault's ``pathLoginRenew``: the role still there (None: not renewed) with
+        the same policies and, unless ``disable_binding``, the same certificate
+        presented again. Vault's errors: a refused certificate is a 400, the rest 500s
+        (``StrongroomError``; the core words them "failed to renew entry: ...")."""
         name = auth.metadata.get("cert_name", "")
         entry = store.load(self.storage, name) if name else None
         if entry is None:
-            raise BadRequestError("the certificate role of this token no longer exists")
+            return None
         if _policies(entry.token.policies) != _policies(auth.policies):
-            raise BadRequestError("policies have changed, not renewing")
+            raise StrongroomError("policies have changed, not renewing")
         if not load_config(self.storage).disable_binding:
             original = auth.internal.get("certificate")
             if not isinstance(original, str):
-                raise BadRequestError("cannot validate renewal for cert auth for "
+                raise StrongroomError("cannot validate renewal for cert auth for "
                                       "non-stored client certificate")
             leaf = _client_cert(req)
             matched = self.verify(leaf, name)
             if isinstance(matched, str):
                 raise BadRequestError(matched)
             if not hmac.compare_digest(base64.b64decode(original), req.client_cert_der or b""):
-                raise BadRequestError("client identity during renewal not matching client "
+                # Vault appends both certificates' bytes; they are not echoed here.
+                raise StrongroomError("client identity during renewal not matching client "
                                       "identity used during login")
         auth.ttl = entry.token.ttl
         auth.max_ttl = entry.token.max_ttl
