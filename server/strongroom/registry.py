@@ -11,6 +11,7 @@ they cannot be enabled or disabled.
 from __future__ import annotations
 
 from strongroom.audit import FileDevice, SocketDevice, lenient, syslog_factory
+from strongroom.auth.cert import cert_factory
 from strongroom.auth.ldap import ldap_factory
 from strongroom.auth.userpass import userpass_factory
 from strongroom.core.mounts import EngineFactory
@@ -31,6 +32,7 @@ SECRETS_ENGINES: dict[str, EngineFactory] = {
 AUTH_METHODS: dict[str, EngineFactory] = {
     "userpass": userpass_factory,
     "ldap": ldap_factory,
+    "cert": cert_factory,
 }
 
 # `sys/audit/x {"type": ...}`: devices the audit broker writes every request to.

@@ -174,6 +174,7 @@ class Dispatcher:
             remote_addr=req.remote_addr,
             remote_port=req.remote_port,
             wrap_ttl=wrap_ttl(req),
+            client_cert_der=req.client_cert_der,
         )
         result = self.core.handle(core_req)
         if result.raw:
