@@ -13,7 +13,12 @@ from typing import Any
 from strongroom.core.core import Core
 from strongroom.core.request import Request, Response
 from strongroom.core.token_format import render_auth
-from strongroom.errors import SealedError, StrongroomError, UnsupportedOperationError
+from strongroom.errors import (
+    LoginFailedError,
+    SealedError,
+    StrongroomError,
+    UnsupportedOperationError,
+)
 from strongroom.ha.drain import GATE
 from strongroom.ha.forwarding import (
     NOT_ACTIVE_BODY,
@@ -44,6 +49,9 @@ class HttpResult:
     status: int
     body: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Seconds the front end waits before answering (a failed login's backoff,
+    # errors.LoginFailedError): awaited on the event loop, never slept on it.
+    delay: float = 0.0
 
 
 def envelope(resp: Response, request_id: str) -> dict[str, Any]:
@@ -93,6 +101,10 @@ class Dispatcher:
     def dispatch(self, req: HttpRequest) -> HttpResult:
         try:
             return self._dispatch(req)
+        except LoginFailedError as exc:
+            result = error_result(exc.status, [exc.message])
+            result.delay = exc.delay
+            return result
         except StrongroomError as exc:
             # A bare 404 (nothing stored at a path) is Vault's {"errors": []}.
             return error_result(exc.status, [exc.message] if exc.message else [])
@@ -162,6 +174,7 @@ class Dispatcher:
             remote_addr=req.remote_addr,
             remote_port=req.remote_port,
             wrap_ttl=wrap_ttl(req),
+            client_cert_der=req.client_cert_der,
         )
         result = self.core.handle(core_req)
         if result.raw:
