@@ -39,6 +39,8 @@ TOKEN_ENV = ("STRONGROOM_TOKEN", "VAULT_TOKEN", "BAO_TOKEN")
 CACERT_ENV = ("STRONGROOM_CACERT", "VAULT_CACERT", "BAO_CACERT")
 SKIP_VERIFY_ENV = ("STRONGROOM_SKIP_VERIFY", "VAULT_SKIP_VERIFY", "BAO_SKIP_VERIFY")
 WRAP_TTL_ENV = ("STRONGROOM_WRAP_TTL", "VAULT_WRAP_TTL", "BAO_WRAP_TTL")
+CLIENT_CERT_ENV = ("STRONGROOM_CLIENT_CERT", "VAULT_CLIENT_CERT", "BAO_CLIENT_CERT")
+CLIENT_KEY_ENV = ("STRONGROOM_CLIENT_KEY", "VAULT_CLIENT_KEY", "BAO_CLIENT_KEY")
 #: Vault's client wraps sys/wrapping/wrap writes for this long unless told otherwise.
 DEFAULT_WRAP_TTL = "5m"
 
@@ -63,6 +65,9 @@ class ClientConfig:
         timeout: Per-request timeout in seconds.
         wrap_ttl: Ask the server to wrap every response for this long (a Go
             duration string sent as ``X-Vault-Wrap-TTL``), or ``None``.
+        client_cert: PEM certificate presented to the server (TLS client
+            authentication, e.g. for the cert auth method), or ``None``.
+        client_key: PEM private key of ``client_cert``.
     """
 
     address: str = DEFAULT_ADDRESS
@@ -71,13 +76,16 @@ class ClientConfig:
     skip_verify: bool = False
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     wrap_ttl: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
 
     @classmethod
     def resolve(
         cls, env: Mapping[str, str] | None = None, *, address: str | None = None,
         ca_cert: str | None = None, skip_verify: bool | None = None,
         token: str | None = None, token_file: Path | None = None,
-        wrap_ttl: str | None = None,
+        wrap_ttl: str | None = None, client_cert: str | None = None,
+        client_key: str | None = None,
     ) -> ClientConfig:
         """Combine explicit settings (flags) with the environment.
 
@@ -89,6 +97,8 @@ class ClientConfig:
             token: Explicit token, overriding the environment and token file.
             token_file: Token file to fall back on; defaults to ``~/.vault-token``.
             wrap_ttl: ``-wrap-ttl`` flag value, overriding ``*_WRAP_TTL``.
+            client_cert: ``-client-cert`` flag value, overriding ``*_CLIENT_CERT``.
+            client_key: ``-client-key`` flag value, overriding ``*_CLIENT_KEY``.
 
         Returns:
             The resolved configuration.
@@ -116,6 +126,8 @@ class ClientConfig:
             ca_cert=ca_cert or _first_env(env, CACERT_ENV),
             skip_verify=skip_verify,
             wrap_ttl=wrap_ttl or _first_env(env, WRAP_TTL_ENV),
+            client_cert=client_cert or _first_env(env, CLIENT_CERT_ENV),
+            client_key=client_key or _first_env(env, CLIENT_KEY_ENV),
         )
 
 
@@ -175,6 +187,13 @@ class ApiClient:
         if config.token:
             self.session.headers["X-Vault-Token"] = config.token
         self.session.verify = False if config.skip_verify else (config.ca_cert or True)
+        if config.client_cert:
+            # As vault: the key is required with the certificate (a combined PEM file
+            # given as both works too).
+            if not config.client_key:
+                raise ConfigError("a client certificate needs its private key "
+                                  "(-client-key or VAULT_CLIENT_KEY)")
+            self.session.cert = (config.client_cert, config.client_key)
         # Vault's client follows one redirect (standby -> active node); a chain
         # of them is a misconfiguration, and each hop would carry the token.
         self.session.max_redirects = 1

@@ -85,6 +85,13 @@ def add_http_flags(fs: FlagSet) -> None:
     fs.string("ca-cert", "Path to a PEM-encoded CA certificate used to verify the "
               "server's TLS certificate. This can also be set with STRONGROOM_CACERT, "
               "VAULT_CACERT or BAO_CACERT.", **kw)
+    fs.string("client-cert", "Path to a PEM-encoded certificate presented to the server "
+              "for TLS client authentication (the cert auth method); -client-key is then "
+              "required. This can also be set with STRONGROOM_CLIENT_CERT, VAULT_CLIENT_CERT "
+              "or BAO_CLIENT_CERT.", **kw)
+    fs.string("client-key", "Path to the PEM-encoded private key of -client-cert. This can "
+              "also be set with STRONGROOM_CLIENT_KEY, VAULT_CLIENT_KEY or BAO_CLIENT_KEY.",
+              **kw)
     fs.boolean("tls-skip-verify", "Disable verification of TLS certificates. Strongly "
                "discouraged. This can also be set with STRONGROOM_SKIP_VERIFY, "
                "VAULT_SKIP_VERIFY or BAO_SKIP_VERIFY.", **kw)
@@ -163,6 +170,8 @@ class Context:
             ca_cert=f.string("ca-cert") or None,
             skip_verify=f.boolean("tls-skip-verify") if f.is_set("tls-skip-verify") else None,
             wrap_ttl=go_duration(wrap_ns) if wrap_ns > 0 else None,
+            client_cert=f.string("client-cert") or None,
+            client_key=f.string("client-key") or None,
         )
 
     def client(self) -> ApiClient:

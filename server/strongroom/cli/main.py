@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "strongroom.cli.operator_generate_root",
     "strongroom.cli.generic",
     "strongroom.cli.login",
+    "strongroom.cli.auth",
     "strongroom.cli.kv",
     "strongroom.cli.kv_patch",
     "strongroom.cli.kv_manage",

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from strongroom.audit.broker import DeviceBroker
+from strongroom.auth.tokenutil import cidrs_allow
 from strongroom.barrier.barrier import AESGCMBarrier
 from strongroom.barrier.keyring import Keyring
 from strongroom.barrier.view import StorageView
@@ -34,6 +35,7 @@ from strongroom.core.hooks import (
     audit_response,
 )
 from strongroom.core.identity import IDENTITY_PREFIX, IdentityStore
+from strongroom.core.identity_backend import IdentityBackend
 from strongroom.core.lease_store import ID_PREFIX as LEASE_ID_PREFIX
 from strongroom.core.logical import LogicalBackend, special_match
 from strongroom.core.mount_table import Mounts
@@ -120,7 +122,8 @@ class Core:
             audit_devices=audit_devices if audit_devices is not None else {},
             builtin_factories={"system": lambda ctx: self._system,
                                "token": lambda ctx: self._token_backend,
-                               "cubbyhole": CubbyholeBackend.factory, "identity": None},
+                               "cubbyhole": CubbyholeBackend.factory,
+                              "identity": lambda ctx: IdentityBackend(self.identity)},
             system_ttls=(default_lease_ttl, max_lease_ttl))
         # Every enabled audit device records every request (fail closed: none did, the
         # request is refused); devices reload with the audit table (audit/broker.py).
@@ -354,6 +357,11 @@ class Core:
             return True
         entry = req.token_entry
         if entry is None:
+            raise PermissionDeniedError()
+        # Vault's CheckToken: a token bound to CIDR blocks is refused from elsewhere
+        # (non-expiring root tokens are never bound).
+        if entry.bound_cidrs and entry.ttl and not cidrs_allow(entry.bound_cidrs,
+                                                               req.remote_addr):
             raise PermissionDeniedError()
         req.client_token_remaining_uses = max(entry.num_uses, 0)  # for the audit entry
         if req.operation is Operation.UPDATE and backend.existence(req, rel) is False:

@@ -127,7 +127,8 @@ class IdentityStore:
                         alias_ids=[alias_id], creation_time=now, last_update_time=now)
         record = EntityAlias(id=alias_id, canonical_id=entity_id,
                              mount_accessor=mount.accessor, mount_type=mount.type,
-                             mount_path="auth/" + mount.path, name=alias.name,
+                             mount_path="auth/" + mount.path.removeprefix("auth/"),
+                             name=alias.name,
                              metadata=dict(alias.metadata), creation_time=now,
                              last_update_time=now, local=mount.local)
         # One transaction: never an index pointing at a missing alias or entity.

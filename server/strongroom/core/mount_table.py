@@ -49,7 +49,7 @@ from strongroom.physical.base import Backend
 log = logging.getLogger(__name__)
 
 CLUSTER_INFO_PATH = "core/cluster/info"  # written at init (node/coordinator.py)
-# A backend type with no factory (identity/ today): listed, not routed.
+# A backend type with no factory (one this build does not ship): listed, not routed.
 Factory = EngineFactory | None
 
 

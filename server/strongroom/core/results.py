@@ -107,6 +107,9 @@ def register_login(core: Core, registrar: LeaseRegistrar | None, req: Request,
         if mount is not None:
             auth.token_type = resolve_token_type(mount, auth.token_type)
             _map_identity(core, mount, auth)
+            # Vault's LoginCreateToken: the mount's path prefixes the display name.
+            source = mount.path.removeprefix("auth/").replace("/", "-")
+            auth.display_name = (source + auth.display_name).removesuffix("-")
         default, maximum = mount_ttls(core, mount)
         if 0 < auth.max_ttl < maximum:
             maximum = auth.max_ttl

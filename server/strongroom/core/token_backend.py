@@ -9,6 +9,7 @@ from strongroom.core.logical import SpecialPaths
 from strongroom.core.request import Operation, Request, Response
 from strongroom.core.token_create import issue
 from strongroom.core.token_format import auth_of, token_lookup_data
+from strongroom.core.token_renew import NotRenewed, login_renewal
 from strongroom.core.token_roles import TokenRoles
 from strongroom.core.token_tidy import TIDY_RUNNING, TIDY_STARTED
 from strongroom.core.token_ttl import calculate_ttl
@@ -168,25 +169,33 @@ class TokenBackend(PathBackend):
         assert req.token_entry is not None and req.token is not None
         if req.token_entry.num_uses < 0:
             raise BadRequestError("token not found")  # on its last use: Vault's lookup misses it
-        return self._do_renew(req.token_entry, req.token, int(data.get("increment")))
+        return self._do_renew(req.token_entry, req.token, int(data.get("increment")), req)
 
     def _renew(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
         entry, token = self._target(req, data, missing="token not found")
         assert entry is not None
-        return self._do_renew(entry, token, int(data.get("increment")))
+        return self._do_renew(entry, token, int(data.get("increment")), req)
 
     def _renew_accessor(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
-        return self._do_renew(self._by_accessor(data), "", int(data.get("increment")))
+        return self._do_renew(self._by_accessor(data), "", int(data.get("increment")), req)
 
-    def _do_renew(self, entry: TokenEntry, token: str, increment: int) -> Response:
+    def _do_renew(self, entry: TokenEntry, token: str, increment: int,
+                  req: Request) -> Response:
         core = self._core
         if entry.type == "batch":
             raise BadRequestError("batch tokens cannot be renewed")
         now = core.now()
         if not entry.renewable or not entry.expire_at:
             raise BadRequestError("lease is not renewable")
+        try:
+            # A login's token: its auth method decides (core/token_renew.py).
+            from_login = login_renewal(core, req, entry, increment)
+        except NotRenewed:
+            return Response()
         period, explicit_max = entry.period, entry.explicit_max_ttl
-        if entry.role:
+        if from_login is not None:
+            ttl, warnings = from_login
+        elif entry.role:
             # As Vault: a role token renews under its role's current period and cap.
             role = self._roles.get(entry.role)
             if role is None:
@@ -196,10 +205,11 @@ class TokenBackend(PathBackend):
             period = role["token_period"]
             explicit_max = min((t for t in (explicit_max, role["token_explicit_max_ttl"]) if t),
                                default=0)
-        ttl, warnings = calculate_ttl(
-            default_ttl=core.default_lease_ttl, max_ttl=core.max_lease_ttl,
-            increment=increment, backend_ttl=entry.ttl, period=period,
-            explicit_max=explicit_max, start=int(entry.creation_time), now=int(now))
+        if from_login is None:
+            ttl, warnings = calculate_ttl(
+                default_ttl=core.default_lease_ttl, max_ttl=core.max_lease_ttl,
+                increment=increment, backend_ttl=entry.ttl, period=period,
+                explicit_max=explicit_max, start=int(entry.creation_time), now=int(now))
         with node_lock("token|" + entry.hash):
             # Re-read under the lock so a use spent meanwhile (another worker) is kept.
             current = core.tokens.lookup_hash(entry.hash, now)

@@ -227,5 +227,6 @@ def issue(core: Core, req: Request, data: FieldData, rel_path: str, *, orphan: b
         creation_path=path,
         role=role["name"] if role is not None else "",
         token_id=token_id,
+        bound_cidrs=list(role.get("token_bound_cidrs") or []) if role is not None else [],
     )
     return Response(auth=auth, warnings=warnings)

@@ -49,6 +49,8 @@ def token_lookup_data(entry: TokenEntry, token_id: str, now: float) -> dict[str,
         data["role"] = entry.role
     if entry.period:
         data["period"] = entry.period
+    if entry.bound_cidrs:
+        data["bound_cidrs"] = list(entry.bound_cidrs)
     return data
 
 

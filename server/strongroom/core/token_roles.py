@@ -11,6 +11,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from strongroom.auth.tokenutil import parse_cidrs
 from strongroom.barrier.view import StorageView
 from strongroom.core.request import Operation, Request, Response
 from strongroom.core.token_batch import BATCH_TYPE
@@ -141,8 +142,21 @@ class TokenRoles:
         for key in ("disallowed_policies", "disallowed_policies_glob", "allowed_entity_aliases"):
             if data.has(key):
                 role[key] = dedupe(data.get(key))
-        if data.get("token_bound_cidrs") or data.get("bound_cidrs"):
-            raise BadRequestError("token_bound_cidrs is not supported")
+        for key in ("token_bound_cidrs", "bound_cidrs"):
+            if data.has(key):
+                try:
+                    cidrs = parse_cidrs(data.get(key), key)
+                except BadRequestError as exc:
+                    raise BadRequestError(f"error parsing role fields: {exc.message}") from None
+                # Shown on a read only when set, as Vault's role read does; the deprecated
+                # name is kept (and shown) only while it is what set them (UpgradeValue).
+                role.pop("token_bound_cidrs", None)
+                role.pop("bound_cidrs", None)
+                if cidrs:
+                    role["token_bound_cidrs"] = cidrs
+                    if data.has("bound_cidrs"):
+                        role["bound_cidrs"] = cidrs
+                break  # token_bound_cidrs wins over the deprecated bound_cidrs
         if "token_type" in data.raw:
             token_type = data.raw["token_type"]
             if token_type is None:

@@ -8,6 +8,7 @@ is a measured choice (serve.py, bench/README.md).
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -40,7 +41,18 @@ def _http_request(req: falcon.Request, body: bytes) -> HttpRequest:
         body=body,
         remote_addr=req.remote_addr or "",
         remote_port=int(req.env.get("REMOTE_PORT") or 0),
+        client_cert_der=_client_cert(req.env),
     )
+
+
+def _client_cert(env: dict[str, Any]) -> bytes | None:
+    """The TLS client certificate (DER) of a gthread worker's connection: gunicorn
+    hands the app its socket, an ``ssl.SSLSocket`` on a TLS listener."""
+    getpeercert = getattr(env.get("gunicorn.socket"), "getpeercert", None)
+    if getpeercert is None:
+        return None
+    der = getpeercert(binary_form=True)
+    return der if isinstance(der, bytes) and der else None
 
 
 def _write(resp: falcon.Response, result: HttpResult) -> None:
@@ -68,7 +80,12 @@ class WsgiSink:
         if len(body) > self._max:
             _write(resp, TOO_LARGE_RESULT)
             return
-        _write(resp, self._dispatcher.dispatch(_http_request(req, body)))
+        result = self._dispatcher.dispatch(_http_request(req, body))
+        if result.delay > 0:
+            # A failed login's backoff. WSGI has no event loop: this request's own
+            # thread waits (gthread is kept for comparison only; uvicorn awaits it).
+            time.sleep(result.delay)
+        _write(resp, result)
 
 
 def _read_wsgi_body(req: falcon.Request, limit: int) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -104,7 +105,7 @@ class StrongroomAsgi:
             await self._answer(send, TOO_LARGE_RESULT, head)
             return
         request = self._request(scope["method"], path, scope.get("query_string", b""),
-                                headers, body, scope.get("client"))
+                                headers, body, scope.get("client"), _client_cert(scope))
         executor = self._executor
         if executor is None and (len(body) > LARGE_BODY or runs_on_thread(path)):
             executor = self._large_body_pool()
@@ -119,6 +120,9 @@ class StrongroomAsgi:
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(executor, self._dispatcher.dispatch,
                                                 request)
+        if result.delay > 0:
+            # A failed login's backoff: this connection waits, the worker does not.
+            await asyncio.sleep(result.delay)
         await self._answer(send, result, head)
 
     def _large_body_pool(self) -> ThreadPoolExecutor:
@@ -129,17 +133,23 @@ class StrongroomAsgi:
         return self._large
 
     def respond(self, method: str, path: str, query: bytes, headers: dict[str, str],
-                body: bytes, client: tuple[str, int] | None
+                body: bytes, client: tuple[str, int] | None,
+                client_cert: bytes | None = None
                 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """One whole request answered on the spot (http/fast_path.py): status, headers,
-        body; the same answer :meth:`__call__` gives. Only when :attr:`inline`."""
+        body; the same answer :meth:`__call__` gives. Only when :attr:`inline`.
+        ``client_cert``: the connection's TLS client certificate (DER), if any.
+
+        Never given an auth method's path (``runs_on_thread``: the protocol leaves them
+        to h11 and :meth:`__call__`), so never a failed login whose answer must wait
+        (``HttpResult.delay``): :meth:`__call__` awaits that delay."""
         result = self._refused_early(path, headers)
         if result is None:
             if len(body) > self._max:
                 result = TOO_LARGE_RESULT
             else:
                 result = self._dispatcher.dispatch(
-                    self._request(method, path, query, headers, body, client))
+                    self._request(method, path, query, headers, body, client, client_cert))
         status, payload = _wire_status(result)
         out = self._headers(result, payload)
         return status, out, b"" if method == "HEAD" or payload is None else payload
@@ -155,7 +165,7 @@ class StrongroomAsgi:
 
     @staticmethod
     def _request(method: str, path: str, query: bytes, headers: dict[str, str], body: bytes,
-                 client: Any) -> HttpRequest:
+                 client: Any, client_cert: bytes | None) -> HttpRequest:
         params: dict[str, str] = {}
         if query:
             # A repeated query parameter keeps its first value, as url.Values.Get does.
@@ -164,7 +174,8 @@ class StrongroomAsgi:
                 params.setdefault(name, value)
         return HttpRequest(method=method, path=path, params=params, headers=headers,
                            body=body, remote_addr=client[0] if client else "",
-                           remote_port=int(client[1]) if client else 0)
+                           remote_port=int(client[1]) if client else 0,
+                           client_cert_der=client_cert)
 
     async def _body(self, receive: Receive) -> bytes | None:
         """The whole body (chunked or not), or None past ``max_request_size``."""
@@ -200,6 +211,19 @@ class StrongroomAsgi:
         await send({"type": "http.response.start", "status": status,
                     "headers": self._headers(result, body)})
         await send({"type": "http.response.body", "body": b"" if head or body is None else body})
+
+
+def _client_cert(scope: Scope) -> bytes | None:
+    """The client certificate (DER) from ASGI's TLS extension (http/protocol.py sets
+    ``client_cert_der`` beside the standard PEM ``client_cert_chain``)."""
+    tls = scope.get("extensions", {}).get("tls")
+    if not tls:
+        return None
+    der = tls.get("client_cert_der")
+    if isinstance(der, bytes) and der:
+        return der
+    chain = tls.get("client_cert_chain") or []
+    return ssl.PEM_cert_to_DER_cert(chain[0]) if chain else None
 
 
 def _wire_status(result: HttpResult) -> tuple[int, bytes | None]:

@@ -81,6 +81,8 @@ class HttpRequest:
     body: bytes = b""
     remote_addr: str = ""
     remote_port: int = 0  # for the audit log (Vault's remote_port)
+    # The TLS client certificate (DER) the connection presented (cert auth), if any.
+    client_cert_der: bytes | None = field(default=None, repr=False)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
@@ -132,6 +134,10 @@ def parse_body(raw: bytes, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> dict[str
         if exc.msg.startswith("depth limit exceeded"):  # orjson's own cap, 1024 levels
             raise BadRequestError(_COMPLEX + "JSON input exceeds allowed nesting depth") from None
         raise BadRequestError(f"failed to parse JSON input: {exc.msg}") from None
+    if doc is None:
+        # Go's decoder leaves a map nil for `null`: Vault takes it as no body (the bao CLI
+        # sends it, e.g. `bao login -wrap-ttl=...` unwrapping with an empty token argument).
+        return {}
     if not isinstance(doc, dict):
         raise BadRequestError("failed to parse JSON input: body must be a JSON object")
     if not _within_limits_by_size(raw, limits):

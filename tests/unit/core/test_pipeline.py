@@ -110,7 +110,7 @@ class LoginBackend(PathBackend):
 
     def _login(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
         return Response(auth=Auth(policies=list(self._policies), metadata={"user": "alice"},
-                                  display_name="test-alice", ttl=int(req.data.get("ttl", 0))))
+                                  display_name="alice", ttl=int(req.data.get("ttl", 0))))
 
 
 def mount(core: Core, entry: MountEntry, backend: LogicalBackend) -> None:

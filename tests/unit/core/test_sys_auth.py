@@ -95,7 +95,7 @@ def test_several_mounts_of_one_type_and_nested_paths(d: DevNode) -> None:
 
 
 @pytest.mark.parametrize(("path", "body", "error"), [
-    ("sys/auth/x", {"type": "userpass"}, "plugin not found in the catalog: userpass"),
+    ("sys/auth/x", {"type": "github"}, "plugin not found in the catalog: github"),
     ("sys/auth/x", {"type": "kv"}, "plugin not found in the catalog: kv"),
     ("sys/auth/x", {}, "backend type must be specified as a string"),
     ("sys/auth/x", {"plugin_name": "testpass"}, "backend type must be specified as a string"),

@@ -13,6 +13,7 @@ from strongroom.config import ConfigError, parse_duration
 from strongroom.core.mounts import MountEntry, normalize_mount_path
 from strongroom.core.request import Operation, Request, Response
 from strongroom.core.sys.mounts import (
+    AUDIT_KEY_FIELDS,
     MOUNT_FIELDS,
     TUNE_FIELDS,
     listing_visibility,
@@ -66,6 +67,12 @@ def _enable_config(config: dict[str, Any]) -> dict[str, Any]:
         raise BadRequestError("invalid value for 'token_type'")
     if token_type != DEFAULT_TOKEN_TYPE:
         parsed["token_type"] = token_type
+    # As a secrets mount's enable (and OpenBao's `bao auth enable -audit-non-hmac-...`).
+    for key in AUDIT_KEY_FIELDS:
+        keys = config.get(key)
+        if keys:
+            parsed[key] = [str(k) for k in (
+                keys if isinstance(keys, list) else str(keys).split(","))]
     return parsed
 
 

@@ -22,6 +22,9 @@ description:
     worker), a login token is shared through the plugin's encrypted token cache (see the notes).
   - Connection errors and HTTP 5xx/429 answers are retried with exponential backoff;
     other 4xx answers fail at once.
+  - With O(auth_method=approle) the lookup logs in with an AppRole (O(role_id) plus O(secret_id),
+    or O(wrapped_secret_id), a response-wrapped SecretID it unwraps once) and reuses that login
+    token for every lookup of the run.
 options:
   _terms:
     description: Secret paths, each C(<mount>/<path>), for example C(secret/app).
@@ -64,9 +67,13 @@ options:
         short-lived child token (C(POST /v1/auth/token/create), or C(/v1/auth/token/create/<role>)
         with O(child_token_role)) and uses that for every read of the run, in every task and
         every forked worker (see the notes on the token cache).
+      - C(approle) logs in once per run at C(auth/<auth_mount_point>/login) with O(role_id) and
+        O(secret_id), or with O(role_id) and O(wrapped_secret_id); the token is shared like the
+        child token, renewed when it nears its expiry, and replaced by a new login when it can
+        no longer be renewed or the server refuses it.
     type: str
     default: token
-    choices: [token, child_token]
+    choices: [token, child_token, approle]
     env:
       - name: STRONGROOM_AUTH_METHOD
     ini:
@@ -99,6 +106,54 @@ options:
     elements: str
     vars:
       - name: ansible_strongroom_child_token_policies
+  role_id:
+    description: RoleID of the AppRole (O(auth_method=approle)). Not a secret on its own.
+    type: str
+    env:
+      - name: STRONGROOM_ROLE_ID
+    ini:
+      - section: strongroom_vault
+        key: role_id
+    vars:
+      - name: ansible_strongroom_role_id
+  secret_id:
+    description:
+      - SecretID of the AppRole (O(auth_method=approle)). Omit it for a role with
+        C(bind_secret_id=false), or give O(wrapped_secret_id) instead.
+      - No C(ansible.cfg) key, for the same reason as O(token).
+    type: str
+    env:
+      - name: STRONGROOM_SECRET_ID
+    vars:
+      - name: ansible_strongroom_secret_id
+  wrapped_secret_id:
+    description:
+      - A response-wrapping token that wraps a SecretID (the answer of
+        C(POST auth/<mount>/role/<role>/secret-id) asked with C(X-Vault-Wrap-TTL), as
+        C(playbooks/issue-secret-id.yml) delivers it), used instead of O(secret_id).
+      - The lookup first checks with C(sys/wrapping/lookup) that the token was created by
+        C(auth/<auth_mount_point>/role/<role>/secret-id), then unwraps it (C(sys/wrapping/unwrap))
+        once per run; the SecretID stays in memory and in the run's encrypted token cache only,
+        for logging in again when the token expires.
+      - A wrapping token can be unwrapped only once. If it was already unwrapped (by an earlier
+        run, or by someone who intercepted it) or has expired, the lookup fails with an error
+        that says so; issue a new one, and investigate when no run of yours used it.
+    type: str
+    env:
+      - name: STRONGROOM_WRAPPED_SECRET_ID
+    vars:
+      - name: ansible_strongroom_wrapped_secret_id
+  auth_mount_point:
+    description: Mount path of the auth method for O(auth_method=approle).
+    type: str
+    default: approle
+    env:
+      - name: STRONGROOM_AUTH_MOUNT_POINT
+    ini:
+      - section: strongroom_vault
+        key: auth_mount_point
+    vars:
+      - name: ansible_strongroom_auth_mount_point
   engine_version:
     description:
       - KV engine version of the mount. C(auto) asks the server.
@@ -148,14 +203,18 @@ options:
 notes:
   - Uses the C(requests) library, and C(cryptography) (a dependency of ansible-core) for the
     token cache.
-  - "Token cache: a login token (O(auth_method=child_token)) is kept for the whole run in
-    Ansible's per-run local temporary directory (C(DEFAULT_LOCAL_TMP), mode 0700, removed when
-    the run ends), encrypted with AES-256-GCM under a key derived with scrypt from the URL, the
-    TLS settings, the auth method and its credentials; the file name is derived the same way.
-    Two servers or two auth configurations never share an entry, and the token is never written
-    in clear nor logged. A cached token past its TTL, or one the server refuses (a 403 answer
-    while C(auth/token/lookup-self) fails too), leads to one fresh login, shared by the workers
-    through a file lock."
+  - "Token cache: a login token (O(auth_method=child_token) or O(auth_method=approle)) is
+    kept for the whole run in Ansible's per-run local temporary directory
+    (C(DEFAULT_LOCAL_TMP), mode 0700, removed when the run ends), encrypted with AES-256-GCM
+    under a key derived with scrypt from the URL, the TLS settings, the auth method and its
+    credentials; the file name is derived the same way. Two servers or two auth
+    configurations never share an entry, and the token is never written in clear nor logged.
+    A cached token near the end of its TTL is renewed (C(auth/token/renew-self)) when it is
+    renewable and the renewal buys more than a few seconds; otherwise, or when the server
+    refuses it (a 403 answer while C(auth/token/lookup-self) fails too), the lookup logs in
+    again, once, shared by the workers through a file lock."
+  - Secrets (tokens, SecretIDs, the wrapping token) are never written to Ansible's output, even
+    with C(-vvv); the lookup's result is, like any lookup's, unless the task has C(no_log).
 """
 
 EXAMPLES = r"""
@@ -184,6 +243,33 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ lookup('strongroom.vault.kv', 'team/kv/app', engine_version='2',
              mount_point='team/kv') }}"
+
+- name: AppRole login (one login for the whole run), the SecretID from an ansible-vault file
+  # group_vars/app.yml:
+  #   ansible_strongroom_auth_method: approle
+  #   ansible_strongroom_role_id: 3f1c...        # auth/approle/role/app/role-id
+  #   ansible_strongroom_secret_id: "{{ vault_app_secret_id }}"   # ansible-vault encrypted
+  ansible.builtin.debug:
+    msg: "{{ lookup('strongroom.vault.kv', 'secret/app', field='password') }}"
+
+- name: AppRole with a wrapped SecretID that playbooks/issue-secret-id.yml put on the host
+  block:
+    - name: Fetch the wrapped SecretID and the RoleID from the host
+      ansible.builtin.slurp:
+        src: "/etc/strongroom/approle/{{ item }}"
+      loop: [app.wrapped-secret-id, app.role-id]
+      register: approle_files
+      no_log: true
+    - name: Read a secret (the SecretID is unwrapped once, on the first lookup of the run)
+      ansible.builtin.debug:
+        msg: "{{ lookup('strongroom.vault.kv', 'secret/app', field='user', auth_method='approle',
+                 role_id=approle_files.results[1].content | b64decode | trim,
+                 wrapped_secret_id=approle_files.results[0].content | b64decode | trim) }}"
+
+- name: AppRole mounted elsewhere
+  ansible.builtin.debug:
+    msg: "{{ lookup('strongroom.vault.kv', 'secret/app', auth_method='approle',
+             auth_mount_point='machines', role_id=my_role_id, secret_id=my_secret_id) }}"
 
 - name: A KV v1 mount, verifying TLS with a private CA, retrying up to 5 times
   ansible.builtin.debug:
@@ -278,13 +364,17 @@ class TokenCache:
 
 
 class CacheEntry:
-    """One encrypted token file (use only inside ``TokenCache.locked``)."""
+    """One encrypted token file (use only inside ``TokenCache.locked``).
+
+    A record is ``{"token", "expires" (epoch seconds, 0: never), "renewable", "state"}``;
+    ``state`` is what a method needs to log in again (the unwrapped SecretID of a wrapped one).
+    """
 
     def __init__(self, path: str, key: bytes, name: str) -> None:
         self.path, self._key, self._aad = path, key, name.encode()
 
-    def get(self) -> str | None:
-        """The cached token, or None when absent, unreadable or (nearly) expired."""
+    def load(self) -> dict[str, Any] | None:
+        """The whole record, expired or not; None when absent or unreadable."""
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -294,18 +384,24 @@ class CacheEntry:
             record = json.loads(AESGCM(self._key).decrypt(blob[:12], blob[12:], self._aad))
         except (OSError, ValueError, InvalidTag):
             return None
-        expires = float(record.get("expires") or 0)
-        if expires and time.time() > expires - EXPIRY_MARGIN:
+        return record if isinstance(record, dict) and record.get("token") else None
+
+    def get(self) -> str | None:
+        """The cached token, or None when absent, unreadable or (nearly) expired."""
+        record = self.load()
+        if record is None or expiring(record):
             return None
         return str(record["token"])
 
-    def put(self, token: str, lease_duration: int) -> None:
+    def put(self, token: str, lease_duration: int, renewable: bool = False,
+            state: dict[str, Any] | None = None) -> None:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         expires = time.time() + lease_duration if lease_duration > 0 else 0
+        record = {"token": token, "expires": expires, "renewable": renewable,
+                  "state": state or {}}
         nonce = os.urandom(12)
-        blob = nonce + AESGCM(self._key).encrypt(
-            nonce, json.dumps({"token": token, "expires": expires}).encode(), self._aad)
+        blob = nonce + AESGCM(self._key).encrypt(nonce, json.dumps(record).encode(), self._aad)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path))  # mode 0600
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -315,6 +411,12 @@ class CacheEntry:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+
+def expiring(record: dict[str, Any]) -> bool:
+    """Whether a cached token is expired or within EXPIRY_MARGIN of it."""
+    expires = float(record.get("expires") or 0)
+    return bool(expires) and time.time() > expires - EXPIRY_MARGIN
 
 
 # --- authentication -------------------------------------------------------------------------
@@ -370,37 +472,78 @@ class TokenAuth(AuthMethod):
         client.session.headers["X-Vault-Token"] = _need_token(self.options)
 
 
+class Login:
+    """What a login gives: the token, its TTL (0: none), whether it renews, the method's state."""
+
+    def __init__(self, token: str, lease: int, renewable: bool = False,
+                 state: dict[str, Any] | None = None) -> None:
+        self.token, self.lease, self.renewable, self.state = token, lease, renewable, state
+
+
 class LoginAuth(AuthMethod):
     """An auth method that logs in for a token; the token is shared run-wide (TokenCache)."""
 
     refreshable = True
 
-    def login(self, client: VaultClient) -> tuple[str, int]:
-        """Log in; return (client token, lease duration in seconds, 0 for none)."""
+    def login(self, client: VaultClient) -> Login:
+        """Log in and return the new token."""
         raise NotImplementedError
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back the state a login of this run stored with its token (see ``Login``)."""
 
     def _identity(self, client: VaultClient) -> tuple[Any, ...]:
         return (client.url, client.verify) + self.cache_key()
 
+    def _login(self, client: VaultClient, entry: CacheEntry) -> str:
+        got = self.login(client)
+        entry.put(got.token, got.lease, got.renewable, got.state)
+        return got.token
+
+    def _renew(self, client: VaultClient, entry: CacheEntry, record: dict[str, Any]) -> str | None:
+        """Renew a renewable token near its expiry; None when it cannot be (log in again)."""
+        if not record.get("renewable") or time.time() >= float(record["expires"]):
+            return None
+        resp = client.request("POST", "auth/token/renew-self", json={},
+                              headers={"X-Vault-Token": record["token"]},
+                              timeout=client.timeout, retries=client.retries,
+                              what="auth/token/renew-self", auth_retry=False)
+        auth = (resp.json().get("auth") or {}) if resp.status_code == 200 else {}
+        lease = int(auth.get("lease_duration") or 0)
+        # Refused, or capped by its maximum TTL to a few seconds: a new login is worth more.
+        if lease < 2 * EXPIRY_MARGIN:
+            display.vvv(f"strongroom.vault.kv: {self.name}: token not renewable any more")
+            return None
+        display.vvv(f"strongroom.vault.kv: {self.name}: token renewed (ttl {lease}s)")
+        entry.put(str(record["token"]), lease, bool(auth.get("renewable")), record.get("state"))
+        return str(record["token"])
+
     def authenticate(self, client: VaultClient) -> None:
         with TokenCache.for_run().locked(self._identity(client)) as entry:
-            token = entry.get()
+            record = entry.load()
+            token = None
+            if record is not None:
+                self.restore(record.get("state") or {})
+                if not expiring(record):
+                    token = str(record["token"])
+                    display.vvv(f"strongroom.vault.kv: {self.name}: token from the run's cache")
+                else:
+                    token = self._renew(client, entry, record)
             if token is None:
-                token, lease = self.login(client)
-                entry.put(token, lease)
-            else:
-                display.vvv(f"strongroom.vault.kv: {self.name}: token from the run's cache")
+                token = self._login(client, entry)
         client.session.headers["X-Vault-Token"] = token
 
     def refresh(self, client: VaultClient) -> bool:
         refused = client.session.headers.get("X-Vault-Token")
         with TokenCache.for_run().locked(self._identity(client)) as entry:
+            record = entry.load()
+            if record is not None:
+                self.restore(record.get("state") or {})
             token = entry.get()
             if token is None or token == refused:  # no other worker has replaced it yet
                 display.vvv(f"strongroom.vault.kv: {self.name}: cached token refused, "
                             "logging in again")
-                token, lease = self.login(client)
-                entry.put(token, lease)
+                token = self._login(client, entry)
         client.session.headers["X-Vault-Token"] = token
         return True
 
@@ -431,7 +574,101 @@ class ChildTokenAuth(LoginAuth):
             raise AnsibleError(f"strongroom.vault.kv: child_token login ({path}) returned no token")
         display.vvv(f"strongroom.vault.kv: child_token: logged in ({path}, "
                     f"ttl {auth.get('lease_duration')}s)")
-        return str(auth["client_token"]), int(auth.get("lease_duration") or 0)
+        return Login(str(auth["client_token"]), int(auth.get("lease_duration") or 0),
+                     bool(auth.get("renewable")))
+
+
+@register_auth
+class AppRoleAuth(LoginAuth):
+    """AppRole login (auth/<mount>/login) with a SecretID or a response-wrapped SecretID."""
+
+    name = "approle"
+    params = ("auth_mount_point", "role_id", "secret_id", "wrapped_secret_id")
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        super().__init__(options)
+        self._unwrapped: str | None = None  # the SecretID a wrapped one held, once unwrapped
+
+    @property
+    def mount(self) -> str:
+        return str(self.options.get("auth_mount_point") or "approle").strip("/")
+
+    def restore(self, state: dict[str, Any]) -> None:
+        if state.get("secret_id") and self._unwrapped is None:
+            self._unwrapped = str(state["secret_id"])
+
+    def _secret_id(self, client: VaultClient) -> tuple[str | None, dict[str, Any] | None]:
+        """(SecretID or None for bind_secret_id=false, state to keep with the token)."""
+        wrapped = self.options.get("wrapped_secret_id")
+        if self.options.get("secret_id") and wrapped:
+            raise AnsibleError("strongroom.vault.kv: give secret_id or wrapped_secret_id, "
+                               "not both")
+        if not wrapped:
+            return (str(self.options["secret_id"]) if self.options.get("secret_id") else None,
+                    None)
+        if self._unwrapped is None:
+            self._unwrapped = self._unwrap(client, str(wrapped).strip())
+        return self._unwrapped, {"secret_id": self._unwrapped}
+
+    def _wrapping_call(self, client: VaultClient, path: str, wrapped: str) -> requests.Response:
+        # The wrapping token authenticates the call itself; never a token of the session.
+        return client.request("POST", path, json={}, headers={"X-Vault-Token": wrapped},
+                              timeout=client.timeout, retries=client.retries, what=path,
+                              auth_retry=False)
+
+    def _unwrap(self, client: VaultClient, wrapped: str) -> str:
+        gone = ("strongroom.vault.kv: the wrapped secret_id cannot be unwrapped: it was "
+                "already unwrapped, has expired, or is not a wrapping token ({}). A wrapped "
+                "SecretID can be unwrapped only once: issue a new one (playbooks/"
+                "issue-secret-id.yml), and if no run of yours used this one, treat it as "
+                "intercepted (look up its accessor in the audit log)")
+        look = self._wrapping_call(client, "sys/wrapping/lookup", wrapped)
+        if look.status_code != 200:
+            raise AnsibleError(gone.format(f"HTTP {look.status_code} {_errors(look)}"))
+        # Only a SecretID of a role of this mount is acceptable: a wrapping token of anything
+        # else handed over in its place means the delivery was tampered with.
+        created = str((look.json().get("data") or {}).get("creation_path") or "")
+        parts = created.strip("/").split("/")
+        expected = f"auth/{self.mount}/role/<role>/secret-id"
+        if not (created.startswith(f"auth/{self.mount}/role/") and parts[-1] == "secret-id"
+                and len(parts) == len(expected.split("/"))):
+            raise AnsibleError(f"strongroom.vault.kv: the wrapped secret_id was created at "
+                               f"{created or 'an unknown path'}, not at {expected}: refusing "
+                               "to unwrap it (was it swapped in transit?)")
+        resp = self._wrapping_call(client, "sys/wrapping/unwrap", wrapped)
+        if resp.status_code != 200:
+            raise AnsibleError(gone.format(f"HTTP {resp.status_code} {_errors(resp)}"))
+        secret_id = (resp.json().get("data") or {}).get("secret_id")
+        if not secret_id:
+            raise AnsibleError("strongroom.vault.kv: the unwrapped response holds no secret_id")
+        display.vvv(f"strongroom.vault.kv: approle: unwrapped the SecretID ({created})")
+        return str(secret_id)
+
+    def login(self, client: VaultClient) -> Login:
+        role_id = self.options.get("role_id")
+        if not role_id:
+            raise AnsibleError(
+                "strongroom.vault.kv: auth_method=approle needs role_id (the role_id option, "
+                "ansible_strongroom_role_id or STRONGROOM_ROLE_ID)")
+        secret_id, state = self._secret_id(client)
+        body = {"role_id": str(role_id)}
+        if secret_id is not None:
+            body["secret_id"] = secret_id
+        path = f"auth/{self.mount}/login"
+        # No token on a login: a stale one of the session has nothing to do there.
+        resp = client.request("POST", path, json=body, headers={"X-Vault-Token": None},
+                              timeout=client.timeout, retries=client.retries, what=path,
+                              auth_retry=False)
+        if resp.status_code != 200:
+            raise AnsibleError(f"strongroom.vault.kv: approle login ({path}) failed: "
+                               f"HTTP {resp.status_code} {_errors(resp)}")
+        auth = resp.json().get("auth") or {}
+        if not auth.get("client_token"):
+            raise AnsibleError(f"strongroom.vault.kv: approle login ({path}) returned no token")
+        display.vvv(f"strongroom.vault.kv: approle: logged in ({path}, "
+                    f"ttl {auth.get('lease_duration')}s)")
+        return Login(str(auth["client_token"]), int(auth.get("lease_duration") or 0),
+                     bool(auth.get("renewable")), state)
 
 
 # --- HTTP client ----------------------------------------------------------------------------
@@ -548,7 +785,8 @@ class LookupModule(LookupBase):
         opts = {name: self.get_option(name) for name in (
             "url", "token", "auth_method", "engine_version", "mount_point", "field", "version",
             "ca_cert", "validate_certs", "timeout", "retries", "child_token_role",
-            "child_token_ttl", "child_token_policies")}
+            "child_token_ttl", "child_token_policies", "role_id", "secret_id",
+            "wrapped_secret_id", "auth_mount_point")}
 
         method = opts["auth_method"]
         if method not in AUTH_METHODS:
