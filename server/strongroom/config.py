@@ -63,7 +63,8 @@ _TOP_KEYS = frozenset({
     "enable_multiseal"})
 _LISTENER_KEYS = frozenset({
     "address", "cluster_address", "tls_disable", "tls_cert_file", "tls_key_file",
-    "tls_client_ca_file", "tls_min_version", "tls_max_version", "max_request_size",
+    "tls_client_ca_file", "tls_require_and_verify_client_cert", "tls_min_version",
+    "tls_max_version", "max_request_size",
     "http_read_header_timeout", "http_read_timeout", "http_write_timeout", "http_idle_timeout",
     "max_connections", "disable_unauthed_rekey_endpoints",
     "disable_unauthed_generate_root_endpoints"})
@@ -171,7 +172,10 @@ class ListenerConfig:
     tls_disable: bool = False
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    # Client certificates (cert auth): with a CA file the listener asks for one and
+    # verifies it against that file; requiring one refuses a handshake without it.
     tls_client_ca_file: str | None = None
+    tls_require_and_verify_client_cert: bool = False
     tls_min_version: str = "tls12"
     tls_max_version: str | None = None
     max_request_size: int = _DEFAULT_MAX_REQUEST_SIZE
@@ -517,6 +521,7 @@ def _listener(typ: str, data: Mapping[str, Any], path: str) -> ListenerConfig:
         type=typ, address=address, cluster_address=cluster_address, tls_disable=tls_disable,
         tls_cert_file=body.text("tls_cert_file"), tls_key_file=body.text("tls_key_file"),
         tls_client_ca_file=body.text("tls_client_ca_file"),
+        tls_require_and_verify_client_cert=body.flag("tls_require_and_verify_client_cert"),
         tls_min_version=min_version, tls_max_version=max_version,
         max_request_size=body.integer("max_request_size", _DEFAULT_MAX_REQUEST_SIZE, 1),
         max_connections=body.integer("max_connections", ListenerConfig.max_connections, 1),

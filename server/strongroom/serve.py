@@ -97,9 +97,18 @@ def _apply_tls_settings(context: ssl.SSLContext, listener: ListenerConfig) -> ss
     if listener.tls_max_version:
         context.maximum_version = _TLS_VERSIONS[listener.tls_max_version]
     if listener.tls_client_ca_file:
-        # Ask for a client certificate (auth methods read it); none is still allowed.
+        # Ask for a client certificate, verified against the file (the cert auth method
+        # then decides which of them may log in). Python's ssl cannot ask for one without
+        # verifying it, as Go's RequestClientCert does: one the file does not vouch for
+        # fails the handshake.
         context.load_verify_locations(cafile=listener.tls_client_ca_file)
         context.verify_mode = ssl.CERT_OPTIONAL
+    if listener.tls_require_and_verify_client_cert:
+        if not listener.tls_client_ca_file:
+            # As Go with no ClientCAs: the system's roots.
+            context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+        # No valid client certificate, no connection (refused at the handshake).
+        context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 
@@ -208,7 +217,8 @@ class StrongroomServer(BaseApplication):  # type: ignore[misc]
         )
         settings: dict[str, Any] = {"limits": limits, "tls": None, "counts": self._connections}
         if not listener.tls_disable:
-            files = [f for f in (listener.tls_cert_file, listener.tls_key_file) if f]
+            files = [f for f in (listener.tls_cert_file, listener.tls_key_file,
+                                 listener.tls_client_ca_file) if f]
             settings["tls"] = ReloadingContext(lambda: tls_context(listener), files)
         return settings
 

@@ -26,13 +26,14 @@ TOKEN_FIELDS: dict[str, Field] = {
     "token_bound_cidrs": Field(FieldType.ANY, description="CIDR blocks allowed to use the token"),
     "token_explicit_max_ttl": Field(FieldType.DURATION, 0),
     "token_max_ttl": Field(FieldType.DURATION, 0),
-    "token_no_default_policy": Field(FieldType.BOOL, False),
+    # Booleans parsed here for Vault's conversion text (parse_bool).
+    "token_no_default_policy": Field(FieldType.ANY, False),
     "token_period": Field(FieldType.DURATION, 0),
     "token_policies": Field(FieldType.ANY, description="Comma-separated list of policies"),
     "token_type": Field(FieldType.STRING, "default-service"),
     "token_ttl": Field(FieldType.DURATION, 0),
     "token_num_uses": Field(FieldType.INT, 0),
-    "token_strictly_bind_ip": Field(FieldType.BOOL, False),
+    "token_strictly_bind_ip": Field(FieldType.ANY, False),
 }
 
 # Vault's deprecated spellings (each method declares the ones it had and maps them
@@ -66,6 +67,26 @@ def comma_string_slice(name: str, value: Any) -> list[str]:
         return [str(value)]
     raise BadRequestError(f'error converting input for field "{name}": '
                           "expected a list of strings")
+
+
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def parse_bool(name: str, value: Any) -> bool:
+    """Vault's TypeBool (parseutil.ParseBool: Go's strconv.ParseBool on text), with
+    its conversion error text."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return value != 0
+    if isinstance(value, str):
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+    raise BadRequestError(f'error converting input for field "{name}": \'\' cannot parse '
+                          "value as 'bool': strconv.ParseBool: invalid syntax")
 
 
 def parse_policies(value: Any, name: str = "policies") -> list[str]:
@@ -159,7 +180,8 @@ class TokenParams:
         if self.max_ttl < 0:
             raise BadRequestError("'token_max_ttl' cannot be negative")
         if "token_no_default_policy" in given:
-            self.no_default_policy = bool(given["token_no_default_policy"])
+            self.no_default_policy = parse_bool("token_no_default_policy",
+                                                given["token_no_default_policy"])
         if "token_period" in given:
             self.period = int(given["token_period"])
         if self.period < 0:
@@ -190,7 +212,8 @@ class TokenParams:
         if self.ttl > 0 and self.max_ttl > 0 and self.ttl > self.max_ttl:
             raise BadRequestError("'token_ttl' cannot be greater than 'token_max_ttl'")
         if "token_strictly_bind_ip" in given:
-            self.strictly_bind_ip = bool(given["token_strictly_bind_ip"])
+            self.strictly_bind_ip = parse_bool("token_strictly_bind_ip",
+                                               given["token_strictly_bind_ip"])
         if self.strictly_bind_ip and self.bound_cidrs:
             raise BadRequestError("'token_strictly_bind_ip' conflicts with "
                                   "'token_bound_cidrs'; set only one")

@@ -57,6 +57,8 @@ class IdentityBackend(PathBackend):
         ])
 
     def handle(self, req: Request, rel_path: str) -> Response | None:
+        if req.operation is Operation.LIST and not rel_path.endswith("/"):
+            rel_path += "/"  # Vault's router lists a path with a trailing slash
         try:
             return super().handle(req, rel_path)
         except NoRouteError:

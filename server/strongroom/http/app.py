@@ -41,7 +41,18 @@ def _http_request(req: falcon.Request, body: bytes) -> HttpRequest:
         body=body,
         remote_addr=req.remote_addr or "",
         remote_port=int(req.env.get("REMOTE_PORT") or 0),
+        client_cert_der=_client_cert(req.env),
     )
+
+
+def _client_cert(env: dict[str, Any]) -> bytes | None:
+    """The TLS client certificate (DER) of a gthread worker's connection: gunicorn
+    hands the app its socket, an ``ssl.SSLSocket`` on a TLS listener."""
+    getpeercert = getattr(env.get("gunicorn.socket"), "getpeercert", None)
+    if getpeercert is None:
+        return None
+    der = getpeercert(binary_form=True)
+    return der if isinstance(der, bytes) and der else None
 
 
 def _write(resp: falcon.Response, result: HttpResult) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -44,8 +45,16 @@ LARGE_BODY_THREADS = 2
 _AUTH_PREFIX = _PREFIX + "auth/"
 
 
+# Renewing a login's token asks its method again (Vault's AuthRenew): ldap re-reads
+# the user's groups from the directory, so a renewal may wait on it too.
+_RENEWALS = (_PREFIX + "auth/token/renew", _PREFIX + "sys/leases/renew",
+             _PREFIX + "sys/renew")
+
+
 def runs_on_thread(path: str) -> bool:
     """Whether a request for ``path`` (``/v1/...``) may block for long whatever its body."""
+    if path.startswith(_RENEWALS):
+        return True
     if not path.startswith(_AUTH_PREFIX):
         return False
     return path[len(_AUTH_PREFIX):].split("/", 1)[0] != "token"
@@ -96,7 +105,7 @@ class StrongroomAsgi:
             await self._answer(send, TOO_LARGE_RESULT, head)
             return
         request = self._request(scope["method"], path, scope.get("query_string", b""),
-                                headers, body, scope.get("client"))
+                                headers, body, scope.get("client"), _client_cert(scope))
         executor = self._executor
         if executor is None and (len(body) > LARGE_BODY or runs_on_thread(path)):
             executor = self._large_body_pool()
@@ -124,10 +133,12 @@ class StrongroomAsgi:
         return self._large
 
     def respond(self, method: str, path: str, query: bytes, headers: dict[str, str],
-                body: bytes, client: tuple[str, int] | None
+                body: bytes, client: tuple[str, int] | None,
+                client_cert: bytes | None = None
                 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """One whole request answered on the spot (http/fast_path.py): status, headers,
         body; the same answer :meth:`__call__` gives. Only when :attr:`inline`.
+        ``client_cert``: the connection's TLS client certificate (DER), if any.
 
         Never given an auth method's path (``runs_on_thread``: the protocol leaves them
         to h11 and :meth:`__call__`), so never a failed login whose answer must wait
@@ -138,7 +149,7 @@ class StrongroomAsgi:
                 result = TOO_LARGE_RESULT
             else:
                 result = self._dispatcher.dispatch(
-                    self._request(method, path, query, headers, body, client))
+                    self._request(method, path, query, headers, body, client, client_cert))
         status, payload = _wire_status(result)
         out = self._headers(result, payload)
         return status, out, b"" if method == "HEAD" or payload is None else payload
@@ -154,7 +165,7 @@ class StrongroomAsgi:
 
     @staticmethod
     def _request(method: str, path: str, query: bytes, headers: dict[str, str], body: bytes,
-                 client: Any) -> HttpRequest:
+                 client: Any, client_cert: bytes | None) -> HttpRequest:
         params: dict[str, str] = {}
         if query:
             # A repeated query parameter keeps its first value, as url.Values.Get does.
@@ -163,7 +174,8 @@ class StrongroomAsgi:
                 params.setdefault(name, value)
         return HttpRequest(method=method, path=path, params=params, headers=headers,
                            body=body, remote_addr=client[0] if client else "",
-                           remote_port=int(client[1]) if client else 0)
+                           remote_port=int(client[1]) if client else 0,
+                           client_cert_der=client_cert)
 
     async def _body(self, receive: Receive) -> bytes | None:
         """The whole body (chunked or not), or None past ``max_request_size``."""
@@ -199,6 +211,19 @@ class StrongroomAsgi:
         await send({"type": "http.response.start", "status": status,
                     "headers": self._headers(result, body)})
         await send({"type": "http.response.body", "body": b"" if head or body is None else body})
+
+
+def _client_cert(scope: Scope) -> bytes | None:
+    """The client certificate (DER) from ASGI's TLS extension (http/protocol.py sets
+    ``client_cert_der`` beside the standard PEM ``client_cert_chain``)."""
+    tls = scope.get("extensions", {}).get("tls")
+    if not tls:
+        return None
+    der = tls.get("client_cert_der")
+    if isinstance(der, bytes) and der:
+        return der
+    chain = tls.get("client_cert_chain") or []
+    return ssl.PEM_cert_to_DER_cert(chain[0]) if chain else None
 
 
 def _wire_status(result: HttpResult) -> tuple[int, bytes | None]:

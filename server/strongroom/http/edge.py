@@ -81,6 +81,8 @@ class HttpRequest:
     body: bytes = b""
     remote_addr: str = ""
     remote_port: int = 0  # for the audit log (Vault's remote_port)
+    # The TLS client certificate (DER) the connection presented (cert auth), if any.
+    client_cert_der: bytes | None = field(default=None, repr=False)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)

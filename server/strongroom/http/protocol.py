@@ -66,7 +66,8 @@ class InlineApp(Protocol):
     def inline(self) -> bool: ...
 
     def respond(self, method: str, path: str, query: bytes, headers: dict[str, str],
-                body: bytes, client: tuple[str, int] | None
+                body: bytes, client: tuple[str, int] | None,
+                client_cert: bytes | None = None
                 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]: ...
 
 
@@ -115,6 +116,7 @@ class LimitedH11Protocol(H11Protocol):
         self._stopping = False
         self._received = False
         self._inline: InlineApp | None = None
+        self._client_cert: bytes | None = None
 
     @classmethod
     def with_limits(cls, limits: ConnectionLimits,
@@ -139,11 +141,14 @@ class LimitedH11Protocol(H11Protocol):
         super().connection_made(transport)
         ssl_object = transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        # The connection's client certificate reaches every request it carries: the
+        # fast path hands it to respond(), the h11 cycle through the ASGI scope's TLS
+        # extension (and from there to a large body's thread).
+        self._client_cert = der or None
         app = self.app
-        self.app = _connection_app(app, der or None)
-        if not der and getattr(app, "inline", False):
-            # Simple requests are answered in data_received (http/fast_path.py); a
-            # client certificate goes through the ASGI scope's TLS extension instead.
+        self.app = _connection_app(app, self._client_cert)
+        if getattr(app, "inline", False):
+            # Simple requests are answered in data_received (http/fast_path.py).
             self._inline = app
         self._start_request()
         if getattr(self.server_state, "stopping", False):
@@ -208,7 +213,8 @@ class LimitedH11Protocol(H11Protocol):
         assert self._inline is not None
         try:
             status, headers, body = self._inline.respond(
-                request.method, path, query, request.headers, request.body, self.client)
+                request.method, path, query, request.headers, request.body, self.client,
+                self._client_cert)
             keep_alive = not (request.close or self._stopping)
             if request.close:
                 headers.append((b"connection", b"close"))

@@ -9,7 +9,7 @@ Paths: ``users/`` (LIST), ``users/<u>`` (CRUD), ``users/<u>/password``,
 from __future__ import annotations
 
 from strongroom.core.mounts import MountContext
-from strongroom.core.request import Request, Response
+from strongroom.core.request import Operation, Request, Response
 from strongroom.errors import NoRouteError, NotFoundError, multierror
 from strongroom.framework import PathBackend
 
@@ -28,6 +28,8 @@ class UserpassBackend(PathBackend):
         self.renew_login = self.login.renew_login
 
     def handle(self, req: Request, rel_path: str) -> Response | None:
+        if req.operation is Operation.LIST and not rel_path.endswith("/"):
+            rel_path += "/"  # Vault's router lists a path with a trailing slash
         try:
             return super().handle(req, rel_path)
         except NoRouteError:
