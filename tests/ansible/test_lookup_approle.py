@@ -32,14 +32,6 @@ requires.module("ansible")
 pytestmark = pytest.mark.timeout(180)
 
 ROOT = "root"
-
-
-def needs_method(name: str) -> None:
-    """TEMPORARY (until the method lands on i15-int; removed at the last integration)."""
-    from strongroom.registry import AUTH_METHODS
-
-    if name not in AUTH_METHODS:
-        pytest.skip(f"{name} is not on this branch yet")
 LAUNCHERS: dict[str, Callable[[Path, str], AbstractContextManager[ServerProcess]]] = {
     "bao": bao_dev_server,
     "strongroom": strongroom_dev_server,
@@ -62,8 +54,6 @@ def call(srv: ServerProcess, method: str, path: str, body: dict[str, Any] | None
 def server(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     kind = request.param
-    if kind == "strongroom":
-        needs_method("approle")
     with LAUNCHERS[kind](tmp_path_factory.mktemp(f"approle-{kind}"), ROOT) as srv:
         call(srv, "POST", "secret/data/app", {"data": {"password": "s3cret", "user": "app"}})
         call(srv, "PUT", "sys/policies/acl/app-reader", {"policy": READER})

@@ -351,10 +351,6 @@ def test_userpass_login_errors_match(srv: ServerProcess, userpass: str, tmp_path
 
 
 def test_unknown_method_and_approle(srv: ServerProcess, tmp_path: Path) -> None:
-    if srv.env["kind"] == "strongroom":  # TEMPORARY: removed at the last integration
-        from strongroom.registry import AUTH_METHODS
-        if "approle" not in AUTH_METHODS:
-            pytest.skip("approle is not on this branch yet")
     same(both(srv, tmp_path, lambda k: ["login", "-method=nosuch", "x=y"], token=None), srv)
     if "approle/" not in api(srv, "GET", "sys/auth")["data"]:
         api(srv, "POST", "sys/auth/approle", {"type": "approle"})
