@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from strongroom.auth.tokenutil import cidrs_allow
+from strongroom.auth.tokenutil import cidrs_allow, parse_cidrs
 from strongroom.core.logical import Alias, Auth
 from strongroom.core.request import Operation, Request, Response
 from strongroom.errors import StrongroomError
@@ -76,8 +76,9 @@ def _login(b: AppRoleBackend, req: Request, role_id: str, secret_id: str) -> Aut
                 alias=Alias(name=role.role_id, metadata=dict(metadata)))
     role.token.apply(auth, req.remote_addr)
     if entry is not None and entry.token_bound_cidrs:
-        # A SecretID's own token_bound_cidrs replace the role's (Vault).
-        auth.bound_cidrs = list(entry.token_bound_cidrs)
+        # A SecretID's own token_bound_cidrs replace the role's (Vault), rendered as
+        # the token's are (a /32 is the bare address).
+        auth.bound_cidrs = parse_cidrs(entry.token_bound_cidrs)
     guard.success(req, role_id)
     return auth
 
