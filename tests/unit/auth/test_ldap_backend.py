@@ -273,7 +273,7 @@ def test_renew_login_checks_policies(slapd: Slapd) -> None:
     renewed = b.renew_login(Request(Operation.UPDATE, "auth/token/renew-self"), auth)
     assert renewed.ttl == 3600
     call(b, Operation.UPDATE, "groups/devs", {"policies": "other"})
-    with pytest.raises(BadRequestError, match="policies have changed, not renewing"):
+    with pytest.raises(StrongroomError, match="policies have changed, not renewing"):
         b.renew_login(Request(Operation.UPDATE, "auth/token/renew-self"), auth)
 
 
