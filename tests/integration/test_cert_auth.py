@@ -217,3 +217,26 @@ def test_require_and_verify_refuses_handshakes_without_a_certificate(
         with requests.get(server.url + "/v1/sys/health", cert=pki.files["stranger"],
                           verify=pki.server_ca, timeout=5, headers=_CLOSE) as resp:
             assert resp.status_code == 501  # not initialized: the API answered
+
+
+def test_the_gthread_worker_hands_over_the_certificate_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRONGROOM_HTTP_WORKER", "gthread")
+    pki = Pki(tmp_path)
+    with strongroom_server(tmp_path, CONFIG % ("", 1), scheme="https",
+                           verify=pki.server_ca) as server:
+        init = requests.put(server.url + "/v1/sys/init", verify=pki.server_ca, timeout=10,
+                            headers=_CLOSE,
+                            json={"secret_shares": 1, "secret_threshold": 1}).json()
+        requests.put(server.url + "/v1/sys/unseal", json={"key": init["keys"][0]},
+                     verify=pki.server_ca, headers=_CLOSE, timeout=10)
+        h = {"X-Vault-Token": init["root_token"]}
+        assert fresh(server, pki, "POST", "sys/auth/cert", None, headers=h,
+                     json={"type": "cert"}).status_code == 204
+        assert fresh(server, pki, "POST", "auth/cert/certs/web", None, headers=h,
+                     json={"certificate": pki.ca.pem}).status_code == 204
+        resp = fresh(server, pki, "POST", "auth/cert/login", "web")
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["auth"]["metadata"]["common_name"] == "web1.example.com"
+        resp = fresh(server, pki, "POST", "auth/cert/login", None)
+        assert resp.json() == {"errors": ["no client certificate found"]}

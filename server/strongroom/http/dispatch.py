@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import logging
 import os
@@ -42,6 +43,32 @@ from strongroom.jsoncodec import dumps
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
+# A standby forwards the client's TLS certificate (base64 DER) with the request, as
+# Vault's forwarded requests carry the peer certificates: cert logins and renewals
+# work through any node. Believed only beside the node secret of the cluster relay.
+CLIENT_CERT_HEADER = "X-Strongroom-Forwarded-Client-Cert"
+_CLIENT_CERT_KEY = CLIENT_CERT_HEADER.lower()
+
+
+def forward_headers(req: HttpRequest) -> dict[str, str]:
+    """The headers a standby forwards: the client's, with the certificate this node's
+    listener saw in place of any the client wrote itself."""
+    headers = {k: v for k, v in req.headers.items() if k != _CLIENT_CERT_KEY}
+    if req.client_cert_der:
+        headers[CLIENT_CERT_HEADER] = base64.b64encode(req.client_cert_der).decode("ascii")
+    return headers
+
+
+def client_cert(req: HttpRequest) -> bytes | None:
+    """The request's client certificate: the listener's, or one a standby of this
+    cluster forwarded (a client's own header is ignored)."""
+    forwarded = req.headers.get(_CLIENT_CERT_KEY)
+    if forwarded is None or not forwarded_by_cluster(req.headers):
+        return req.client_cert_der
+    try:
+        return base64.b64decode(forwarded, validate=True) or None
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -174,7 +201,7 @@ class Dispatcher:
             remote_addr=req.remote_addr,
             remote_port=req.remote_port,
             wrap_ttl=wrap_ttl(req),
-            client_cert_der=req.client_cert_der,
+            client_cert_der=client_cert(req),
         )
         result = self.core.handle(core_req)
         if result.raw:
@@ -209,7 +236,7 @@ class Dispatcher:
             tried = _leader_key(ha)
             try:
                 answer = self.standby.forward(ha, req.method, req.path, req.params,
-                                              req.headers, req.body)
+                                              forward_headers(req), req.body)
             except NotDelivered:
                 answer = None  # never sent: safe to send to whoever is active next
             except (OSError, http.client.HTTPException) as exc:

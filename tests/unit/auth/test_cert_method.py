@@ -275,3 +275,23 @@ def test_a_least_privilege_token_manages_roles_only(
     assert call(d, "POST", "auth/cert/crls/x", token=token,
                 json={"crl": make_crl(pki["ca"], [])}).status_code == 403
     d.call("DELETE", "auth/cert/certs/team")
+
+
+def test_metadata_extensions_and_identity_alias_metadata(
+        d: DevNode, pki: dict[str, Issued]) -> None:
+    assert d.call("POST", "auth/cert/certs/meta", json={
+        "certificate": pki["ca"].pem, "allowed_metadata_extensions": "1.2.3.4.5,9.9.9",
+        "allowed_common_names": "web1*"}).status_code == 204
+    try:
+        auth = login(d, pki["web"], name="meta").json["auth"]
+        assert auth["metadata"]["1-2-3-4-5"] == "blue" and "9-9-9" not in auth["metadata"]
+        entity = d.call("GET", f"identity/entity/id/{auth['entity_id']}").json["data"]
+        alias = entity["aliases"][0]
+        assert alias["name"] == "web1.example.com" and not alias["metadata"]
+        assert d.call("POST", "auth/cert/config", json={
+            "enable_identity_alias_metadata": True}).status_code == 204
+        again = login(d, pki["web"], name="meta").json["auth"]
+        assert again["entity_id"] == auth["entity_id"]  # one entity per common name
+    finally:
+        d.call("POST", "auth/cert/config", json={"enable_identity_alias_metadata": False})
+        d.call("DELETE", "auth/cert/certs/meta")
