@@ -7,7 +7,8 @@ fields, password and policies updates, bcrypt ``password_hash``, bad inputs, log
 (the auth block, case-insensitive names, bad credentials), the login token (lookup,
 entity and the default policy's templated read of it, renewal, renewal refused once
 the policies changed, not renewed once the user is gone), token ``bound_cidrs``
-enforced on use (requests from 127.0.0.2), a batch-token user, identity reads, and a least-privilege administrator token.
+enforced on use (requests from 127.0.0.2), a batch-token user, identity reads, and a
+least-privilege administrator token.
 
 Deliberate difference (asserted apart, README "Auth methods"): a right password from
 outside a user's ``token_bound_cidrs`` is OpenBao's 403 "permission denied" (which
