@@ -11,6 +11,7 @@ they cannot be enabled or disabled.
 from __future__ import annotations
 
 from strongroom.audit import FileDevice, SocketDevice, lenient, syslog_factory
+from strongroom.auth.approle import approle_factory
 from strongroom.auth.cert import cert_factory
 from strongroom.auth.ldap import ldap_factory
 from strongroom.auth.userpass import userpass_factory
@@ -30,6 +31,7 @@ SECRETS_ENGINES: dict[str, EngineFactory] = {
 
 # `sys/auth/x {"type": ...}`; served at auth/x/ (issue 15 adds approle, userpass, ...).
 AUTH_METHODS: dict[str, EngineFactory] = {
+    "approle": approle_factory,
     "userpass": userpass_factory,
     "ldap": ldap_factory,
     "cert": cert_factory,

@@ -32,14 +32,6 @@ requires.module("ansible")
 pytestmark = pytest.mark.timeout(180)
 
 ROOT = "root"
-
-
-def needs_method(name: str) -> None:
-    """TEMPORARY (until the method lands on i15-int; removed at the last integration)."""
-    from strongroom.registry import AUTH_METHODS
-
-    if name not in AUTH_METHODS:
-        pytest.skip(f"{name} is not on this branch yet")
 LAUNCHERS: dict[str, Callable[[Path, str], AbstractContextManager[ServerProcess]]] = {
     "bao": bao_dev_server,
     "strongroom": strongroom_dev_server,
@@ -62,8 +54,6 @@ def call(srv: ServerProcess, method: str, path: str, body: dict[str, Any] | None
 def server(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     kind = request.param
-    if kind == "strongroom":
-        needs_method("approle")
     with LAUNCHERS[kind](tmp_path_factory.mktemp(f"approle-{kind}"), ROOT) as srv:
         call(srv, "POST", "secret/data/app", {"data": {"password": "s3cret", "user": "app"}})
         call(srv, "PUT", "sys/policies/acl/app-reader", {"policy": READER})
@@ -189,6 +179,11 @@ def test_runbook_issues_a_wrapped_secret_id_the_lookup_unwraps(server: ServerPro
                "strongroom_secret_id_api_addr": server.url, "strongroom_operator_token": issuer,
                "strongroom_secret_id_dir": str(dest), "strongroom_secret_id_owner": owner,
                "strongroom_secret_id_wrap_ttl": "10m"}
+    # --check issues nothing and writes nothing
+    res = run_playbook_file(tmp_path, REPO / "playbooks" / "issue-secret-id.yml", runbook,
+                            inventory, "--check")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert secret_id_accessors(server) == before and not dest.exists()
     res = run_playbook_file(tmp_path, REPO / "playbooks" / "issue-secret-id.yml", runbook,
                             inventory)
     out = res.stdout + res.stderr
@@ -238,9 +233,9 @@ def test_runbook_issues_a_wrapped_secret_id_the_lookup_unwraps(server: ServerPro
 
 
 def run_playbook_file(tmp_path: Path, playbook: Path, extra: dict[str, str],
-                      inventory: Path) -> subprocess.CompletedProcess[str]:
+                      inventory: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     env = {**ansible_env(tmp_path), "ANSIBLE_ROLES_PATH": str(REPO / "roles")}
-    args = [_tool("ansible-playbook"), "-i", str(inventory), str(playbook),
+    args = [_tool("ansible-playbook"), *flags, "-i", str(inventory), str(playbook),
             "-e", f"ansible_python_interpreter={sys.executable}", "-e", json.dumps(extra)]
     return subprocess.run(args, capture_output=True, text=True, env=env, timeout=120,
                           check=False)

@@ -165,7 +165,9 @@ def test_ansible_doc_lists_options(tmp_path: Path) -> None:
                    "VAULT_TOKEN", "EXAMPLES", "RETURN", "mount_point", "child_token",
                    "ansible_strongroom_url", "ansible_strongroom_token",
                    "ansible_strongroom_ca_cert", "ansible_strongroom_auth_method",
-                   "strongroom_vault", "https://127.0.0.1:8200"):
+                   "strongroom_vault", "https://127.0.0.1:8200", "approle", "role_id",
+                   "secret_id", "wrapped_secret_id", "auth_mount_point",
+                   "ansible_strongroom_wrapped_secret_id", "unwrapped only once"):
         assert option in res.stdout, option
 
 

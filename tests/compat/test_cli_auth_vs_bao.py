@@ -98,6 +98,10 @@ def cli(kind: str, srv: ServerProcess, *args: str, home: Path, token: str | None
 
 
 def norm(text: str, srv: ServerProcess, names: dict[str, str]) -> str:
+    # bao prints token_meta_* rows in Go's random map order; ours are sorted
+    lines = text.splitlines()
+    meta = iter(sorted(line for line in lines if line.startswith("token_meta_")))
+    text = "\n".join(next(meta) if line.startswith("token_meta_") else line for line in lines)
     text = text.replace(srv.url, "<addr>")
     for real, placeholder in names.items():
         text = text.replace(real, placeholder)
@@ -347,10 +351,6 @@ def test_userpass_login_errors_match(srv: ServerProcess, userpass: str, tmp_path
 
 
 def test_unknown_method_and_approle(srv: ServerProcess, tmp_path: Path) -> None:
-    if srv.env["kind"] == "strongroom":  # TEMPORARY: removed at the last integration
-        from strongroom.registry import AUTH_METHODS
-        if "approle" not in AUTH_METHODS:
-            pytest.skip("approle is not on this branch yet")
     same(both(srv, tmp_path, lambda k: ["login", "-method=nosuch", "x=y"], token=None), srv)
     if "approle/" not in api(srv, "GET", "sys/auth")["data"]:
         api(srv, "POST", "sys/auth/approle", {"type": "approle"})
@@ -390,3 +390,139 @@ def test_wrapped_login_is_unwrapped_or_kept(srv: ServerProcess, userpass: str,
     same(runs, srv)
     look = api(srv, "POST", "sys/wrapping/lookup", {"token": runs["strongroom"].out})
     assert look["data"]["creation_path"] == f"auth/{userpass}/login/alice"
+
+
+# --- ldap and cert: Strongroom only (bao's CLI has no ldap handler; cert needs TLS) ------
+
+
+@pytest.fixture(scope="module")
+def directory(servers: dict[str, ServerProcess],
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Strongroom's dev server with an ldap mount on a real slapd (group admins: reader)."""
+    from tests.support.slapd import GROUPS, PEOPLE, SERVICE_DN, SERVICE_PW, running_slapd
+
+    srv = servers["strongroom"]
+    with running_slapd(tmp_path_factory.mktemp("slapd")) as slapd:
+        api(srv, "POST", "sys/auth/corp", {"type": "ldap"})
+        api(srv, "POST", "auth/corp/config", {
+            "url": slapd.ldap_url, "binddn": SERVICE_DN, "bindpass": SERVICE_PW,
+            "userdn": PEOPLE, "userattr": "uid", "groupdn": GROUPS})
+        api(srv, "PUT", "sys/policies/acl/reader",
+            {"policy": 'path "secret/*" {\n  capabilities = ["read"]\n}\n'})
+        api(srv, "POST", "auth/corp/groups/admins", {"policies": ["reader"]})
+        yield srv
+
+
+def test_ldap_login(directory: ServerProcess, tmp_path: Path) -> None:
+    srv = directory
+    doc = cli("strongroom", srv, "login", "-method=ldap", "-path=corp", "-no-store",
+              "-format=json", "username=alice", "password=alice-pw", home=tmp_path,
+              token=None).json()
+    assert doc["auth"]["token_policies"] == ["default", "reader"]
+    assert doc["auth"]["metadata"] == {"username": "alice"}
+    # the same envelope as bao's CLI prints for a userpass login (bao has no ldap handler)
+    bao = cli("bao", srv, "login", "-method=ldap", "-path=corp", "username=alice",
+              "password=alice-pw", home=tmp_path, token=None)
+    assert bao.code == 1 and "Unknown auth method: ldap" in bao.err
+    # password from VAULT_LDAP_PASSWORD, username from $USER, the token stored
+    home = tmp_path / "home"
+    ok = cli("strongroom", srv, "login", "-method=ldap", "-path=corp", home=home, token=None,
+             env={"VAULT_LDAP_PASSWORD": "bob-pw", "USER": "bob", "LOGNAME": ""})
+    assert ok.code == 0, ok.err
+    assert "Success! You are now authenticated." in ok.out and "bob-pw" not in ok.out
+    stored = (home / ".vault-token").read_text()
+    assert api(srv, "GET", "auth/token/lookup-self", token=stored)["data"]["meta"] == {
+        "username": "bob"}
+    wrong = cli("strongroom", srv, "login", "-method=ldap", "-path=corp", "username=alice",
+                "password=nope", home=tmp_path / "h2", token=None)
+    assert wrong.code == 2 and "Code: 400" in wrong.err and "nope" not in wrong.err
+    nobody = cli("strongroom", srv, "login", "-method=ldap", "-path=corp", "username=zed",
+                 "password=nope", home=tmp_path / "h2", token=None)
+    # a missing user reads exactly like a wrong password
+    assert (nobody.code, nobody.err.replace("zed", "alice")) == (wrong.code, wrong.err)
+    unnamed = cli("strongroom", srv, "login", "-method=ldap", "-path=corp", "-non-interactive",
+                  home=tmp_path / "h2", token=None, env={"USER": "", "LOGNAME": ""})
+    assert (unnamed.code, unnamed.err.strip()) == (
+        2, "Error authenticating: 'username' not supplied and neither 'LOGNAME' nor 'USER' "
+           "env vars set")
+
+
+TLS_CONFIG = """
+storage "file" {{
+  path = "{workdir}/data"
+}}
+listener "tcp" {{
+  address            = "127.0.0.1:{port}"
+  tls_cert_file      = "{workdir}/server.pem"
+  tls_key_file       = "{workdir}/server-key.pem"
+  tls_client_ca_file = "{workdir}/ca.pem"
+}}
+disable_mlock = true
+workers = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def tls_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A Strongroom node on TLS asking for client certificates, a cert role 'web'."""
+    from tests.support.pki import make_ca, make_leaf
+    from tests.support.servers import strongroom_server
+
+    workdir = tmp_path_factory.mktemp("cert-cli")
+    ca = make_ca("CLI Root")
+    make_leaf(ca, "127.0.0.1", ips=("127.0.0.1",), server=True,
+              client=False).write(workdir, "server")
+    (workdir / "ca.pem").write_text(ca.pem)
+    web = make_leaf(ca, "web1.example.com").write(workdir, "web")
+    other = make_leaf(ca, "intruder.example.com").write(workdir, "other")
+    with strongroom_server(workdir, TLS_CONFIG, scheme="https",
+                           verify=str(workdir / "ca.pem")) as srv:
+        ca_file = str(workdir / "ca.pem")
+
+        def call(method: str, path: str, body: dict[str, Any] | None = None,
+                 token: str | None = None) -> dict[str, Any]:
+            resp = requests.request(method, f"{srv.url}/v1/{path}", json=body, timeout=10,
+                                    verify=ca_file, headers={"Connection": "close", **(
+                                        {"X-Vault-Token": token} if token else {})})
+            assert resp.status_code in (200, 204), (path, resp.status_code, resp.text)
+            return resp.json() if resp.content else {}
+
+        init = call("PUT", "sys/init", {"secret_shares": 1, "secret_threshold": 1})
+        call("PUT", "sys/unseal", {"key": init["keys_base64"][0]})
+        root = init["root_token"]
+        call("POST", "sys/auth/cert", {"type": "cert"}, token=root)
+        call("PUT", "sys/policies/acl/web", {"policy": 'path "secret/*" {\n'
+                                                       '  capabilities = ["read"]\n}\n'},
+             token=root)
+        call("POST", "auth/cert/certs/web", {"certificate": ca.pem, "token_policies": ["web"],
+                                             "allowed_common_names": ["web1.example.com"]},
+             token=root)
+        yield {"srv": srv, "ca": ca_file, "web": web, "other": other, "call": call}
+
+
+def test_cert_login_matches_bao(tls_node: dict[str, Any], tmp_path: Path) -> None:
+    srv: ServerProcess = tls_node["srv"]
+    cert, key = tls_node["web"]
+    base = ["login", "-method=cert", f"-ca-cert={tls_node['ca']}", "-no-store"]
+    flags = [f"-client-cert={cert}", f"-client-key={key}"]
+    runs = both(srv, tmp_path, lambda k: [*base, *flags, "-format=json", "name=web"],
+                token=None)
+    docs = {k: r.json() for k, r in runs.items()}
+    for doc in docs.values():
+        doc["auth"].update(client_token="", accessor="", entity_id="")
+        doc.pop("request_id")
+        doc.pop("mount_type", None)
+    assert docs["strongroom"] == docs["bao"]
+    assert docs["strongroom"]["auth"]["token_policies"] == ["default", "web"]
+    # from the environment, and the table output
+    same(both(srv, tmp_path, lambda k: [*base, "name=web"], token=None,
+              env={"VAULT_CLIENT_CERT": str(cert), "VAULT_CLIENT_KEY": str(key),
+                   "BAO_CLIENT_CERT": str(cert), "BAO_CLIENT_KEY": str(key)}), srv)
+    # a certificate no role allows, and none at all: refused alike
+    other_cert, other_key = tls_node["other"]
+    refused = both(srv, tmp_path, lambda k: [*base, f"-client-cert={other_cert}",
+                                             f"-client-key={other_key}", "name=web"],
+                   token=None)
+    same(refused, srv)
+    assert refused["strongroom"].code == 2 and "Code: 400" in refused["strongroom"].err
+    same(both(srv, tmp_path, lambda k: [*base, "name=web"], token=None), srv)

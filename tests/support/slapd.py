@@ -152,7 +152,8 @@ def _ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"slapd exited with {proc.returncode}")
         try:
-            conn = ldap3.Connection(ldap3.Server(url, connect_timeout=1), ADMIN_DN, ADMIN_PW,
+            conn = ldap3.Connection(ldap3.Server(url, connect_timeout=1, get_info=ldap3.NONE),
+                                    ADMIN_DN, ADMIN_PW,
                                     receive_timeout=2)
             if conn.bind():
                 conn.unbind()

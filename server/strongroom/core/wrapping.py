@@ -112,6 +112,11 @@ class Wrapper:
         }
         if resp.auth is not None:
             wrap_info["wrapped_accessor"] = resp.auth.accessor
+        elif resp.mount_type == "approle" and isinstance(
+                (resp.data or {}).get("secret_id_accessor"), str):
+            # Vault names a wrapped AppRole SecretID's accessor: whoever handed it out
+            # can revoke it without ever seeing the SecretID.
+            wrap_info["wrapped_accessor"] = (resp.data or {})["secret_id_accessor"]
         return Response(wrap_info=wrap_info)
 
     def destroy(self, token_hash: str) -> None:

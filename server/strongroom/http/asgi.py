@@ -45,8 +45,16 @@ LARGE_BODY_THREADS = 2
 _AUTH_PREFIX = _PREFIX + "auth/"
 
 
+# Renewing a login's token asks its method again (Vault's AuthRenew): ldap re-reads
+# the user's groups from the directory, so a renewal may wait on it too.
+_RENEWALS = (_PREFIX + "auth/token/renew", _PREFIX + "sys/leases/renew",
+             _PREFIX + "sys/renew")
+
+
 def runs_on_thread(path: str) -> bool:
     """Whether a request for ``path`` (``/v1/...``) may block for long whatever its body."""
+    if path.startswith(_RENEWALS):
+        return True
     if not path.startswith(_AUTH_PREFIX):
         return False
     return path[len(_AUTH_PREFIX):].split("/", 1)[0] != "token"

@@ -19,6 +19,11 @@ from strongroom.http.dispatch import HttpResult
     ("/v1/auth/ldap/login/bob", True),
     ("/v1/auth/approle/role/r/secret-id", True),
     ("/v1/auth/token/lookup-self", False),
+    # A renewal may ask the login's method (ldap: the directory) again.
+    ("/v1/auth/token/renew-self", True),
+    ("/v1/auth/token/renew-accessor", True),
+    ("/v1/sys/leases/renew", True),
+    ("/v1/sys/renew/auth/ldap/login/x/abc", True),
     ("/v1/auth/token", False),
     ("/v1/secret/data/auth/x", False),
     ("/v1/sys/auth/userpass", False),

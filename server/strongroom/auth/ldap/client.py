@@ -177,7 +177,10 @@ def _open_one(cfg: LdapConfig, url: str) -> ldap3.Connection:
         if cfg.starttls and not use_ssl:
             conn.start_tls(read_server_info=False)
     except BaseException:
-        conn.unbind()
+        try:
+            conn.unbind()
+        except (LDAPException, OSError):
+            pass  # the original failure is the one to report
         raise
     return conn
 
