@@ -20,7 +20,15 @@ from strongroom.framework.fields import Field, FieldType
 
 from . import entry as store
 from .path_config import load_config
-from .verify import NO_CERT, Trusted, common_name, extension_strings, match, parse_pem_bundle
+from .verify import (
+    INVALID,
+    NO_CERT,
+    Trusted,
+    common_name,
+    extension_strings,
+    match,
+    parse_pem_bundle,
+)
 
 if TYPE_CHECKING:
     from . import CertBackend
@@ -36,9 +44,12 @@ def _client_cert(req: Request) -> x509.Certificate:
     if not req.client_cert_der:
         raise BadRequestError(NO_CERT)
     try:
-        return x509.load_der_x509_certificate(req.client_cert_der)
+        cert = x509.load_der_x509_certificate(req.client_cert_der)
+        _ = cert.extensions  # parsed lazily: fail here, not halfway through a check
     except ValueError:
-        raise BadRequestError(NO_CERT) from None
+        # OpenSSL took it in the handshake; Go's TLS stack (Vault) would not have.
+        raise BadRequestError(INVALID) from None
+    return cert
 
 
 def _key_id(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> bytes:
