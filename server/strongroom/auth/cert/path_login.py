@@ -27,7 +27,6 @@ from .verify import (
     common_name,
     extension_strings,
     match,
-    parse_pem_bundle,
 )
 
 if TYPE_CHECKING:
@@ -74,16 +73,11 @@ class CertLogin:
         self.storage = backend.ctx.storage
 
     def _trusted(self, name: str) -> list[Trusted]:
-        names = [name.lower()] if name else store.names(self.storage)
-        out = []
-        for each in names:
-            entry = store.load(self.storage, each)
-            if entry is None:
-                continue
-            certs = parse_pem_bundle(entry.certificate)
-            if certs:
-                out.append(Trusted(entry, certs))
-        return out
+        roles = self.backend.roles()
+        if not name:
+            return roles
+        name = name.lower()
+        return [role for role in roles if role.entry.name == name]
 
     def verify(self, leaf: x509.Certificate, name: str) -> Trusted | str:
         now = self.backend.ctx.clock().astimezone(datetime.UTC)
