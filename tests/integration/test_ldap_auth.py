@@ -293,3 +293,24 @@ def test_a_silent_directory_holds_neither_the_loop_nor_the_client(
     assert done["status"] == 400, done
     assert 2.5 < done["seconds"] < 15, done
     assert len(latencies) >= 5 and max(latencies) < 1.0, latencies
+
+
+def test_renewal_asks_the_directory(node: tuple[ServerProcess, str], root: hvac.Client,
+                                    slapd: Slapd) -> None:
+    """Vault's AuthRenew: a renewal re-reads the user's groups; once the policies they
+    map to changed, the token is not renewed (Vault's 500 text)."""
+    server, _ = node
+    root.auth.ldap.create_or_update_group("admins", ["app-read"])
+    auth = login(server.url, "alice", password("alice"))["auth"]
+    alice = hvac.Client(url=server.url, token=auth["client_token"])
+    renewed = alice.auth.token.renew_self()["auth"]
+    assert renewed["client_token"] == auth["client_token"] and renewed["lease_duration"] > 0
+    root.auth.ldap.create_or_update_group("admins", ["app-read", "more"])
+    try:
+        with pytest.raises(hvac.exceptions.InternalServerError) as info:
+            alice.auth.token.renew_self()
+        assert info.value.errors == [
+            "1 error occurred:\n\t* failed to renew entry: policies have changed, not "
+            "renewing\n\n"]
+    finally:
+        root.auth.ldap.create_or_update_group("admins", ["app-read"])

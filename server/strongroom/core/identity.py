@@ -27,12 +27,14 @@ from strongroom.core.logical import Alias
 from strongroom.core.mounts import MountEntry
 from strongroom.node.locks import node_lock
 from strongroom.physical.base import Backend
+from strongroom.policy.template import AliasInfo, IdentityInfo
 
 IDENTITY_PREFIX = "sys/identity/"
 _ENTITY = "entity/"
 _ALIAS = "alias/"
 _ALIAS_INDEX = "alias-index/"
 _ENTITY_NAME = "entity-name/"
+_MISSING = object()
 
 
 def _timestamp(when: datetime) -> str:
@@ -87,10 +89,33 @@ class IdentityStore:
         self._lock = threading.Lock()
         # (accessor, alias name) -> (entity id, alias metadata): what a login needs.
         self._by_alias: dict[str, tuple[str, dict[str, str]]] = {}
+        # entity id -> what templated policies may name (policy/template.py).
+        self._templates: dict[str, IdentityInfo | None] = {}
 
     def invalidate(self, _key: str = "") -> None:
         with self._lock:
             self._by_alias = {}
+            self._templates = {}
+
+    def template_info(self, entity_id: str) -> IdentityInfo | None:
+        """The entity's values for templated policies (cached until a change)."""
+        cached = self._templates.get(entity_id, _MISSING)
+        if cached is not _MISSING:
+            return cached  # type: ignore[return-value]
+        entity = self.entity(entity_id)
+        info = None
+        if entity is not None:
+            aliases = [a for a in (self.alias(i) for i in entity.alias_ids) if a is not None]
+            info = IdentityInfo(
+                entity_id=entity.id, entity_name=entity.name,
+                metadata=tuple(sorted(entity.metadata.items())),
+                aliases=tuple(sorted((a.mount_accessor, AliasInfo(
+                    a.id, a.name, tuple(sorted(a.metadata.items())))) for a in aliases)))
+        with self._lock:
+            if len(self._templates) > 10_000:
+                self._templates = {}
+            self._templates[entity_id] = info
+        return info
 
     # -- the login stage -----------------------------------------------------------
 

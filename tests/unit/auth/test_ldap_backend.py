@@ -247,6 +247,12 @@ def test_starttls_and_ldaps_verify_the_server(slapd: Slapd) -> None:
     err = login_error(configured(slapd, starttls=True), "alice", password("alice"))
     assert "error connecting to host" in err.message
     assert login(configured(slapd, url=slapd.ldaps_url, insecure_tls=True), "alice")
+    # The certificate names 127.0.0.1 only: the same server reached as "localhost" is
+    # refused (the name is checked, not only the chain), but with insecure_tls.
+    by_name = slapd.ldaps_url.replace("127.0.0.1", "localhost")
+    err = login_error(configured(slapd, url=by_name, certificate=ca), "alice",
+                      password("alice"))
+    assert "Hostname mismatch" in err.message
 
 
 def test_url_failover_and_all_down(slapd: Slapd) -> None:
@@ -273,7 +279,7 @@ def test_renew_login_checks_policies(slapd: Slapd) -> None:
     renewed = b.renew_login(Request(Operation.UPDATE, "auth/token/renew-self"), auth)
     assert renewed.ttl == 3600
     call(b, Operation.UPDATE, "groups/devs", {"policies": "other"})
-    with pytest.raises(BadRequestError, match="policies have changed, not renewing"):
+    with pytest.raises(StrongroomError, match="policies have changed, not renewing"):
         b.renew_login(Request(Operation.UPDATE, "auth/token/renew-self"), auth)
 
 

@@ -29,7 +29,7 @@ from strongroom.auth.tokenutil import cidrs_allow
 from strongroom.core.logical import Alias, Auth
 from strongroom.core.request import Operation, Request, Response
 from strongroom.core.token_roles import sanitize_policies
-from strongroom.errors import BadRequestError, PermissionDeniedError
+from strongroom.errors import BadRequestError, PermissionDeniedError, StrongroomError
 from strongroom.framework import Field, FieldData, FieldType, Path
 
 from .client import (
@@ -241,7 +241,9 @@ def paths(b: LdapBackend) -> list[Path]:
 
 def renew_login_for(b: LdapBackend) -> Callable[[Request, Auth], Auth]:
     def renew_login(req: Request, auth: Auth) -> Auth:
-        """Vault's AuthRenew: refused when the user is gone or the policies changed."""
+        """Vault's AuthRenew: refused when the user is gone or the policies changed.
+        Errors are Vault's 500 "failed to renew entry: ..." (StrongroomError): the
+        renewal asked the method, which could not confirm the login."""
         cfg = b.config()
         username = auth.metadata.get("username", "")
         try:
@@ -249,23 +251,23 @@ def renew_login_for(b: LdapBackend) -> Callable[[Request, Auth], Auth]:
                 if _searching(cfg):
                     entries = _search_user(cfg, conn, username)
                     if not entries or len(entries) != 1:
-                        raise BadRequestError(BIND_FAILED)
+                        raise StrongroomError(BIND_FAILED)
                     dn = entries[0][0]
                 else:
                     dn = _constructed_dn(cfg, username)
                     if not anonymous_bind(conn):
-                        raise BadRequestError(BIND_FAILED)
+                        raise StrongroomError(BIND_FAILED)
                 found = _Found(bind_dn=dn)
                 _directory_groups(cfg, conn, dn, username, found)
         except LdapError as exc:
-            raise BadRequestError(str(exc)) from None
+            raise StrongroomError(str(exc)) from None
         wanted = [*cfg.token.policies, *_policies(b, cfg, username, found.groups)]
 
         def norm(items: list[str]) -> set[str]:
             return set(sanitize_policies(list(items), add_default=False)) - {"default"}
 
         if norm(wanted) != norm(auth.policies):
-            raise BadRequestError("policies have changed, not renewing")
+            raise StrongroomError("policies have changed, not renewing")
         auth.ttl, auth.max_ttl, auth.period = cfg.token.ttl, cfg.token.max_ttl, cfg.token.period
         return auth
     return renew_login
