@@ -107,6 +107,8 @@ def test_filter_and_dn_escaping() -> None:
     assert first_cn("admins", True) == "admins"
     assert first_cn("CN=ops,dc=x", True) == "ops"
     assert first_cn("cn=ops,dc=x", False) == "cn=ops,dc=x"  # pre-1.1.1: "CN" only
+    assert first_cn("cn=Ops\\2c Team,dc=x", True) == "Ops, Team"  # unescaped, as go-ldap
+    assert first_cn("cn=a\\+b,dc=x", True) == "a+b"
 
 
 # -- config ------------------------------------------------------------------------------
@@ -176,6 +178,12 @@ def test_search_then_bind_with_groups(slapd: Slapd) -> None:
     assert resp is not None and resp.auth is not None and resp.auth.policies == []
     assert resp.warnings == [f'no LDAP groups found in groupDN "{GROUPS}"; only policies '
                              "from locally-defined groups available"]
+
+
+def test_group_search_in_pages(slapd: Slapd) -> None:
+    """max_page_size: the paged-results control, one group per page here."""
+    auth = login(configured(slapd, max_page_size=1), "alice")
+    assert sorted(auth.policies) == ["admin-pol", "dev-pol", "shared"]
 
 
 def test_token_fields_apply(slapd: Slapd) -> None:
