@@ -170,3 +170,24 @@ def test_audit_log_holds_no_secret_id(tmp_path: Path) -> None:
     for secret in (generated["secret_id"], custom, "a-wrong-guess", role_id,
                    login["auth"]["client_token"]):
         assert secret not in text
+
+
+def test_token_bound_cidrs_are_enforced_on_use(d: DevNode) -> None:
+    ok(d.call("POST", "auth/approle/role/fenced-token", json={
+        "token_bound_cidrs": "10.0.0.0/8"}), 204)
+    role_id = ok(d.call("GET", "auth/approle/role/fenced-token/role-id"))["data"]["role_id"]
+    sid = ok(d.call("POST", "auth/approle/role/fenced-token/secret-id"))["data"]["secret_id"]
+    # The login itself is not bound (Vault): the token is, on every use.
+    fenced = ok(d.call("POST", "auth/approle/login", token="",
+                       json={"role_id": role_id, "secret_id": sid}))["auth"]["client_token"]
+    assert d.call("GET", "auth/token/lookup-self", token=fenced).status_code == 403
+    # A SecretID's own token_bound_cidrs (inside the role's) replace the role's.
+    ok(d.call("POST", "auth/approle/role/local-token", json={
+        "token_bound_cidrs": "127.0.0.0/8"}), 204)
+    role2 = ok(d.call("GET", "auth/approle/role/local-token/role-id"))["data"]["role_id"]
+    sid2 = ok(d.call("POST", "auth/approle/role/local-token/secret-id",
+                     json={"token_bound_cidrs": "127.0.0.1/32"}))["data"]["secret_id"]
+    token = ok(d.call("POST", "auth/approle/login", token="",
+                      json={"role_id": role2, "secret_id": sid2}))["auth"]["client_token"]
+    me = ok(d.call("GET", "auth/token/lookup-self", token=token))["data"]
+    assert me["bound_cidrs"] == ["127.0.0.1"]

@@ -311,3 +311,44 @@ def test_backoff_refuses_even_the_right_secret_id_with_the_same_words(
         assert err.value.message == INVALID
     h.clock.advance(2)
     assert h.login(role_id, sid).metadata["role_name"] == "web"
+
+
+class CountingBackend(InmemBackend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets: list[bool] = []  # hit or miss, in order
+
+    def get(self, key: str) -> bytes | None:
+        value = super().get(key)
+        self.gets.append(value is not None)
+        return value
+
+
+def test_unknown_role_id_takes_the_steps_of_a_wrong_secret_id(
+        h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    counting = CountingBackend()
+    h.physical = counting
+    h.ctx = MountContext(storage=StorageView(counting, "auth/x/"), mount=h.ctx.mount,
+                         clock=h.clock)
+    h.b = AppRoleBackend(h.ctx)
+    role_id = h.role("web")
+    h.secret("web")
+    refused(h, "warm-up", "x")  # the stand-in role is stored once, on first use
+    from strongroom.auth.approle import store as store_module
+
+    locked: list[str] = []
+    real_lock = store_module.node_lock
+
+    def spy(name: str) -> Any:
+        locked.append(name.split(":")[0])
+        return real_lock(name)
+
+    monkeypatch.setattr(store_module, "node_lock", spy)
+    shapes = []
+    for rid in (role_id, "no-such-role-id"):
+        counting.gets.clear()
+        locked.clear()
+        assert refused(h, rid, "a-wrong-secret-id") == INVALID
+        shapes.append((len(counting.gets), counting.gets[-1], list(locked)))
+    # Three reads each (role ID index, a role, the SecretID: a miss), one SecretID lock.
+    assert shapes[0] == shapes[1] == (3, False, ["approle-secret"])

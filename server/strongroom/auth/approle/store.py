@@ -23,7 +23,6 @@ import threading
 import uuid
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from strongroom.auth.tokenutil import TokenParams
 from strongroom.barrier.secmem import wipe
@@ -36,6 +35,10 @@ ROLE, ROLE_ID, SALT = "role/", "role_id/", "salt"
 SECRET, SECRET_LOCAL = "secret_id/", "secret_id_local/"
 ACCESSOR, ACCESSOR_LOCAL = "accessor/", "accessor_local/"
 MAX_HMAC_INPUT = 4096  # Vault's maxHmacInputLength
+# The stand-in role an unknown role ID is checked against (a name the API cannot
+# create: role names start with a word character), stored outside role/.
+ABSENT_ROLE = "-absent-"
+ABSENT_KEY = "absent_role"
 
 
 def go_quote(text: str) -> str:
@@ -266,16 +269,17 @@ class Store:
         ops.append(("delete", self._secrets_dir(role) + secret_hmac, None))
         self.storage.transaction(ops)
 
-    def absent_secret_probe(self, secret_id: str) -> None:
-        """The work a login does for a SecretID of a role that exists (two HMACs and a
-        storage read), for a role ID that does not: both take the same shape of time."""
-        key = "approle-absent-role-" + self._uuid
-        try:
-            secret_hmac = create_hmac(key, secret_id)
-        except ValueError:
-            secret_hmac = create_hmac(key, "")
-        self.storage.get(f"{SECRET}{create_hmac(key, key)}/{secret_hmac}")
-
-    def raw_json(self, key: str) -> dict[str, Any] | None:
-        raw = self.storage.get(key)
-        return json.loads(raw) if raw is not None else None
+    def absent_role(self) -> Role:
+        """A role no login can match; an unknown role ID goes through a wrong SecretID's
+        steps on it. It is read from storage and decoded like a real role (a key outside
+        ``role/``, so never listed), its ``hmac_key`` random: no SecretID is ever stored
+        under it."""
+        raw = self.storage.get(ABSENT_KEY)
+        if raw is None:
+            with node_lock(f"approle-salt|{self._uuid}"):
+                raw = self.storage.get(ABSENT_KEY)
+                if raw is None:
+                    raw = Role(name=ABSENT_ROLE, role_id="",
+                               hmac_key=secrets.token_hex(32)).to_json()
+                    self.storage.put(ABSENT_KEY, raw)
+        return Role.from_json(raw)
