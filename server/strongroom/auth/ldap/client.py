@@ -199,7 +199,7 @@ def dial(cfg: LdapConfig) -> Iterator[ldap3.Connection]:
             errors.append(str(exc))
             continue
         except (LDAPException, OSError, ssl.SSLError) as exc:
-            errors.append(f'error connecting to host "{url}": {exc}')
+            errors.append(f'error connecting to host "{url}": {reason(exc)}')
             continue
         break
     if conn is None:
@@ -211,6 +211,17 @@ def dial(cfg: LdapConfig) -> Iterator[ldap3.Connection]:
             conn.unbind()
         except (LDAPException, OSError):
             pass  # closing a broken connection: nothing more to do
+
+
+_WRAPPED = re.compile(r"""^\((['"])(.*)\1,\)$""", re.S)
+
+
+def reason(exc: BaseException) -> str:
+    """An exception's text without ldap3's tuple wrapping (``('("socket ...",)',)``)."""
+    text = str(exc)
+    while (match := _WRAPPED.match(text)) is not None:
+        text = match.group(2).replace("\\'", "'")
+    return text
 
 
 def bind(conn: ldap3.Connection, dn: str, password: str) -> bool:
