@@ -201,6 +201,8 @@ def test_failures_do_not_reveal_existence(slapd: Slapd) -> None:
     for err in (wrong, missing, ambiguous):
         assert (type(err), err.status, err.message) == (
             type(wrong), 400, BIND_FAILED)
+    # A password SASLprep would refuse is sent as it is, and is just wrong.
+    assert login_error(b, "alice", "bad\x01pw\u00a0").message == BIND_FAILED
     # Filter metacharacters in the username are escaped, not interpreted.
     for user in ("*", "alice)(uid=*", "al*"):
         assert login_error(b, user, password("alice")).message == BIND_FAILED

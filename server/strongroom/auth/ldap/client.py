@@ -229,7 +229,9 @@ def bind(conn: ldap3.Connection, dn: str, password: str) -> bool:
     (RFC 4513 5.1.2: such a bind "succeeds" on some servers without any check)."""
     if not password:
         return False
-    conn.user, conn.password, conn.authentication = dn, password, ldap3.SIMPLE
+    # Bytes go out as they are (ldap3 would SASLprep a str, and refuse some passwords
+    # Vault sends unchanged, with a text of its own).
+    conn.user, conn.password, conn.authentication = dn, password.encode("utf-8"), ldap3.SIMPLE
     return _bind(conn)
 
 
