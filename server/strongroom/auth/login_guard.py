@@ -99,20 +99,22 @@ class _Table:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def _find(self, key: bytes, now: float, insert: bool) -> int | None:
-        """The slot holding ``key``; with ``insert``, else a free, expired or the
-        oldest slot of its neighbourhood (an attacker flooding keys evicts old ones,
-        never a key's own count)."""
+        """The slot holding ``key``; with ``insert``, else a free or expired slot of
+        its neighbourhood, or the one with the fewest failures (the oldest of those).
+        Evicting the oldest regardless of its count let a flood of fresh one-failure
+        keys (distinct usernames from distinct addresses) push a backed-off key out
+        and reset it (review i15 F4): a flood now evicts its own kind first."""
         start = int.from_bytes(key[:4], "little") % SLOTS
-        victim, victim_time = None, float("inf")
+        victim, victim_rank = None, (2, 0, 0.0)
         for step in range(PROBES):
             index = (start + step) % SLOTS
-            slot_key, _failures, _spare, last = _SLOT.unpack_from(self._map, index * _SLOT.size)
+            slot_key, failures, _spare, last = _SLOT.unpack_from(self._map, index * _SLOT.size)
             if slot_key == key:
                 return index
             stale = slot_key == _EMPTY or now - last > RESET_AFTER
-            when = -1.0 if stale else last
-            if when < victim_time:
-                victim, victim_time = index, when
+            rank = (0, 0, 0.0) if stale else (1, int(failures), last)
+            if victim is None or rank < victim_rank:
+                victim, victim_rank = index, rank
         return victim if insert else None
 
     def read(self, key: bytes, now: float) -> tuple[int, float]:

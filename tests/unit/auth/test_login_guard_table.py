@@ -129,3 +129,36 @@ def test_processes_of_a_node_count_together(tmp_path: Path) -> None:
         guard.before(req(), "shared")
     assert err.value.delay == window(6)
     assert (tmp_path / login_guard.TABLE_FILE).stat().st_mode & 0o777 == 0o600
+
+
+def _neighbours(accessor: str, of: str, count: int) -> list[str]:
+    """Principals whose table neighbourhood covers ``of``'s home slot."""
+    def home(name: str) -> int:
+        digest = login_guard._digest("p", accessor, name)
+        return int.from_bytes(digest[:4], "little") % login_guard.SLOTS
+
+    target = home(of)
+    names, i = [], 0
+    while len(names) < count:
+        i += 1
+        if (target - home(f"flood{i}")) % login_guard.SLOTS < login_guard.PROBES:
+            names.append(f"flood{i}")
+    return names
+
+
+def test_a_flood_of_fresh_keys_does_not_evict_a_backed_off_principal() -> None:
+    """Review i15 F4: the table evicted the oldest key of a full neighbourhood whatever
+    its count, so one failure each for a few dozen usernames (from as many addresses)
+    reset a backed-off user's count and bought an attacker free guesses again."""
+    clock = Clock()
+    guard = make_guard(clock)
+    for i in range(FREE_FAILURES + 3):
+        clock.now += 10
+        fail(guard, "victim", addr=f"203.0.113.{i}")
+    with pytest.raises(LoginFailedError):
+        guard.before(req("198.51.100.1"), "victim")
+    for i, name in enumerate(_neighbours("auth_userpass_1", "victim", 3 * login_guard.PROBES)):
+        clock.now += 0.001
+        fail(guard, name, addr=f"2001:db8::{i + 1:x}")
+    with pytest.raises(LoginFailedError):
+        guard.before(req("198.51.100.1"), "victim")
