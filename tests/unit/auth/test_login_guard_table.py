@@ -162,3 +162,37 @@ def test_a_flood_of_fresh_keys_does_not_evict_a_backed_off_principal() -> None:
         fail(guard, name, addr=f"2001:db8::{i + 1:x}")
     with pytest.raises(LoginFailedError):
         guard.before(req("198.51.100.1"), "victim")
+
+
+def test_one_verification_at_a_time_past_the_free_failures() -> None:
+    """Review i15 F5: ``before`` checked the window and ``failure`` recorded the
+    failure a whole verification (bcrypt, an LDAP bind) later: at each window's end
+    every thread of every worker passed the check and verified a guess (6 per window
+    measured on 3 workers). Past the free failures a principal's attempts now run one
+    at a time."""
+    clock = Clock()
+    guard = make_guard(clock)
+    # Below the free failures concurrent attempts all run (a fleet sharing one role).
+    guard.before(req("192.0.2.10"), "victim")
+    guard.before(req("192.0.2.11"), "victim")
+    for i in range(FREE_FAILURES):
+        fail(guard, "victim", addr=f"203.0.113.{i}")
+    guard.before(req("198.51.100.1"), "victim")  # claims the one attempt
+    with pytest.raises(LoginFailedError) as err:
+        guard.before(req("198.51.100.2"), "victim")  # concurrent: refused
+    assert err.value.message == "invalid username or password"
+    assert err.value.delay == window(FREE_FAILURES + 1)
+    assert fail(guard, "victim", addr="198.51.100.1") == window(FREE_FAILURES + 1)
+    clock.now += window(FREE_FAILURES + 1) + 0.01
+    guard.before(req("198.51.100.2"), "victim")  # the failure ended the claim
+    guard.success(req("198.51.100.2"), "victim")
+    guard.before(req("198.51.100.3"), "victim")  # a success forgets it all
+    guard.before(req("198.51.100.4"), "victim")
+    # A claimed attempt that ended in an error frees the principal after a while.
+    for i in range(FREE_FAILURES):
+        fail(guard, "other", addr=f"203.0.113.{i + 10}")
+    guard.before(req("198.51.100.5"), "other")
+    with pytest.raises(LoginFailedError):
+        guard.before(req("198.51.100.6"), "other")
+    clock.now += login_guard.PENDING_TIMEOUT + 1
+    guard.before(req("198.51.100.6"), "other")

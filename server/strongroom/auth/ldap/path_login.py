@@ -207,9 +207,10 @@ def paths(b: LdapBackend) -> list[Path]:
         # to case (uid is caseIgnoreMatch) even where case_sensitive_names keeps the
         # case for policies and aliases (review i15 F3: one budget per case variant).
         principal = username.lower()
-        b.guard.before(req, principal)
         if cfg.deny_null_bind and not password:
+            # Says nothing about the user; checked before the guard claims an attempt.
             raise BadRequestError(NULL_BIND)
+        b.guard.before(req, principal)
         try:
             with dial(cfg) as conn:
                 if _searching(cfg):
