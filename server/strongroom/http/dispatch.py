@@ -48,24 +48,32 @@ JSON = "application/json"
 # work through any node. Believed only beside the node secret of the cluster relay.
 CLIENT_CERT_HEADER = "X-Strongroom-Forwarded-Client-Cert"
 _CLIENT_CERT_KEY = CLIENT_CERT_HEADER.lower()
-# The client's address, as the standby's listener saw it: without it the active would
-# see its own loopback relay as every forwarded client, so CIDR bindings (token
-# bound_cidrs, secret_id_bound_cidrs...) and the login guard's per-client backoff would
-# judge the relay, not the client (review i15 F1). Believed only beside the node secret.
+# Likewise the client's address (Vault's forwarded requests keep the original
+# RemoteAddr): a token's bound CIDRs, a method's login-time CIDRs and the login
+# guard's per-client count judge the client, not the standby that relayed it.
 CLIENT_ADDR_HEADER = "X-Strongroom-Forwarded-Client-Addr"
 _CLIENT_ADDR_KEY = CLIENT_ADDR_HEADER.lower()
+_RELAY_ONLY = (_CLIENT_CERT_KEY, _CLIENT_ADDR_KEY)
 
 
 def forward_headers(req: HttpRequest) -> dict[str, str]:
     """The headers a standby forwards: the client's, with the certificate and the
     address this node's listener saw in place of any the client wrote itself."""
-    headers = {k: v for k, v in req.headers.items()
-               if k not in (_CLIENT_CERT_KEY, _CLIENT_ADDR_KEY)}
-    if req.remote_addr:
-        headers[CLIENT_ADDR_HEADER] = f"{req.remote_addr} {req.remote_port}"
+    headers = {k: v for k, v in req.headers.items() if k not in _RELAY_ONLY}
     if req.client_cert_der:
         headers[CLIENT_CERT_HEADER] = base64.b64encode(req.client_cert_der).decode("ascii")
+    if req.remote_addr:
+        headers[CLIENT_ADDR_HEADER] = req.remote_addr
     return headers
+
+
+def client_addr(req: HttpRequest) -> str:
+    """The client's address: the listener's peer, or the one a standby of this cluster
+    forwarded (a client's own header is ignored)."""
+    forwarded = req.headers.get(_CLIENT_ADDR_KEY)
+    if forwarded is None or not forwarded_by_cluster(req.headers):
+        return req.remote_addr
+    return forwarded
 
 
 def client_cert(req: HttpRequest) -> bytes | None:
@@ -78,16 +86,6 @@ def client_cert(req: HttpRequest) -> bytes | None:
         return base64.b64decode(forwarded, validate=True) or None
     except ValueError:
         return None
-
-
-def client_addr(req: HttpRequest) -> tuple[str, int]:
-    """The request's client address and port: the listener's, or those a standby of
-    this cluster forwarded (a client's own header is ignored)."""
-    forwarded = req.headers.get(_CLIENT_ADDR_KEY)
-    if forwarded is None or not forwarded_by_cluster(req.headers):
-        return req.remote_addr, req.remote_port
-    addr, _, port = forwarded.partition(" ")
-    return addr, int(port) if port.isdigit() else 0
 
 
 @dataclass
@@ -211,15 +209,14 @@ class Dispatcher:
         return self._from_standby(req, ha)
 
     def _dispatch_local(self, req: HttpRequest) -> HttpResult:
-        remote_addr, remote_port = client_addr(req)
         core_req = Request(
             operation=operation(req),
             path=req.path,
             data=request_data(req),
             token=request_token(req),
             headers=req.headers,
-            remote_addr=remote_addr,
-            remote_port=remote_port,
+            remote_addr=client_addr(req),
+            remote_port=req.remote_port,
             wrap_ttl=wrap_ttl(req),
             client_cert_der=client_cert(req),
         )
