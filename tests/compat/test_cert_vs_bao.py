@@ -109,6 +109,8 @@ class Side:
         resp = requests.post(f"{self.url}/v1/auth/token/renew-self", timeout=TIMEOUT,
                              headers={"X-Vault-Token": token, "Connection": "close"},
                              cert=self.files[cert] if cert else None, verify=self.ca)
+        if not resp.content:
+            return resp.status_code, None
         doc = resp.json()
         if "errors" in doc:
             # Vault's binding error ends with both certificates' bytes: compared up to them.
@@ -204,7 +206,11 @@ def test_roles_logins_and_crls(sides: dict[str, Side], pki: Pki) -> None:
         out["config"] = side.raw("GET", "auth/cert/config")
         c.auth.cert.configure_tls_certificate(disable_binding=True)
         out["config-after"] = side.raw("GET", "auth/cert/config")
+        db_token = side.client.auth.cert.login(
+            cert_pem=side.files["db"][0], key_pem=side.files["db"][1],
+            use_token=False)["auth"]["client_token"]
         out["delete"] = side.raw("DELETE", "auth/cert/certs/dbs")
+        out["renew-role-gone"] = side.renew(db_token, "db")
         out["read-deleted"] = side.raw("GET", "auth/cert/certs/dbs")
         out["db-after-delete"] = side.login("db")
         return out
