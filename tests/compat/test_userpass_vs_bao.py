@@ -5,9 +5,10 @@ runs one scenario against both and compares the records (hvac's outcome and answ
 shape, selected values, error texts). Covered: users CRUD and LIST, the deprecated
 fields, password and policies updates, bcrypt ``password_hash``, bad inputs, logins
 (the auth block, case-insensitive names, bad credentials), the login token (lookup,
-entity, renewal, renewal refused once the policies changed, not renewed once the
-user is gone), token ``bound_cidrs`` enforced on use (requests from 127.0.0.2), a
-batch-token user, identity reads, and a least-privilege administrator token.
+entity and the default policy's templated read of it, renewal, renewal refused once
+the policies changed, not renewed once the user is gone), token ``bound_cidrs``
+enforced on use (requests from 127.0.0.2), a batch-token user, identity reads, and a
+least-privilege administrator token.
 
 Deliberate difference (asserted apart, README "Auth methods"): a right password from
 outside a user's ``token_bound_cidrs`` is OpenBao's 403 "permission denied" (which
@@ -126,6 +127,7 @@ def scenario(url: str) -> dict[str, Any]:
         "batch_periodic": {"password": "x", "token_type": "batch", "token_period": 5},
         "negative_uses": {"password": "x", "token_num_uses": -1},
         "bad_bool": {"password": "x", "token_no_default_policy": "maybe"},
+        "too_long": {"password": "x" * 73},
     }
     for name, body in bad.items():
         rec.errors(f"bad_{name}", rec.call(f"bad_{name}", up.create_or_update_user,
@@ -154,6 +156,8 @@ def scenario(url: str) -> dict[str, Any]:
                                                {"password": "nope"}, source=fails.addr()))
     error_of(rec, "login_missing_user", send(url, "POST", "auth/userpass/login/nobody",
                                              {"password": "nope"}, source=fails.addr()))
+    error_of(rec, "login_too_long", send(url, "POST", "auth/userpass/login/alice",
+                                         {"password": "y" * 73}, source=fails.addr()))
     error_of(rec, "login_no_password", send(url, "POST", "auth/userpass/login/alice", {},
                                             source=fails.addr()))
     error_of(rec, "login_other_mounts_password", send(
@@ -189,6 +193,13 @@ def scenario(url: str) -> dict[str, Any]:
     error_of(rec, "lookup_unknown", send(url, "POST", "identity/lookup/entity",
                                          {"name": "nobody"}, ROOT))
     error_of(rec, "entity_missing", send(url, "GET", "identity/entity/id/nope", token=ROOT))
+    # The default policy's templated stanzas: a login token reads its own entity only.
+    rec.value("own_entity_read", send(url, "GET", f"identity/entity/id/{entity}",
+                                      token=token)[0])
+    rec.value("own_entity_by_name", send(url, "GET", f"identity/entity/name/"
+                                         f"{read['data']['name']}", token=token)[0])
+    error_of(rec, "other_entity_read", send(url, "GET", "identity/entity/id/"
+                                            f"{other['auth']['entity_id']}", token=token))
     listed = client.list("identity/entity/id")["data"]
     rec.value("entity_list", (entity in listed["keys"],
                               sorted(listed["key_info"][entity]),
@@ -251,6 +262,7 @@ def test_userpass_matches_openbao(servers: dict[str, str]) -> None:
     assert theirs["=bob_token_elsewhere"] == (403, ["permission denied"])
     assert theirs["=login_missing_user"] == theirs["=login_wrong_password"]
     assert theirs["=renew_after_policy_change"][0] == 500
+    assert theirs["=own_entity_read"] == 200 and theirs["=other_entity_read"][0] == 403
     compare(ours, theirs)
 
 

@@ -9,7 +9,9 @@
 * A missing user and a wrong password are indistinguishable: status, text, and the
   timing shape (both pay the bcrypt work; medians within a factor of two).
 
-Each scenario uses its own loopback source address (127.0.0.x) as its client.
+Each scenario uses its own loopback source address (127.0.0.x) as its client. The
+module's node also checks that first logins of one user racing on every worker make
+one identity entity.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
                             json={"secret_shares": 1, "secret_threshold": 1}, timeout=10).json()
         requests.put(srv.url + "/v1/sys/unseal", json={"key": init["keys"][0]}, timeout=10)
         token = {"X-Vault-Token": init["root_token"]}
+        srv.root_token = init["root_token"]  # type: ignore[attr-defined]
         assert requests.post(srv.url + "/v1/sys/auth/userpass", json={"type": "userpass"},
                              headers=token, timeout=10).status_code == 204
         for user in ("alice", "bob", "carol"):
@@ -136,3 +139,32 @@ def test_missing_user_and_wrong_password_look_alike(node: ServerProcess) -> None
             assert login(node.url, "carol", "pw-carol", f"127.0.3.{i}")[0] == 200
     ratio = statistics.median(missing) / statistics.median(wrong)
     assert 0.5 < ratio < 2.0, (missing, wrong)
+
+
+def test_racing_first_logins_make_one_entity(node: ServerProcess) -> None:
+    root = {"X-Vault-Token": node.root_token}  # type: ignore[attr-defined]
+    assert requests.post(node.url + "/v1/auth/userpass/users/racer", json={
+        "password": "pw-racer"}, headers=root, timeout=10).status_code == 204
+    results: list[tuple[int, Any, int, float]] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        out = login(node.url, "racer", "pw-racer", f"127.0.4.{i + 1}")
+        with lock:
+            results.append(out)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(status == 200 for status, *_ in results), results
+    entities = {body["auth"]["entity_id"] for _status, body, _pid, _s in results}
+    assert len(entities) == 1 and "" not in entities
+    assert len({pid for *_, pid, _s in results}) >= 2  # more than one worker took part
+    listed = requests.request("LIST", node.url + "/v1/identity/entity/id", headers=root,
+                              timeout=10).json()["data"]["keys"]
+    assert entities <= set(listed)
+    aliases = requests.request("LIST", node.url + "/v1/identity/entity-alias/id",
+                               headers=root, timeout=10).json()["data"]["key_info"]
+    assert sum(1 for a in aliases.values() if a["name"] == "racer") == 1

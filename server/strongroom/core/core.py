@@ -74,6 +74,7 @@ from strongroom.node.coordinator import NodeSnapshot, SealCoordinator, utcnow
 from strongroom.node.locks import node_lock
 from strongroom.node.shared import SharedCounters, Slot
 from strongroom.physical.chain import StorageChain
+from strongroom.policy.acl import ACL
 
 
 class Core:
@@ -281,8 +282,16 @@ class Core:
         except StrongroomError:
             pass  # unreachable coordinator: its own lock watch will notice
 
+    def acl_for(self, entry: TokenEntry) -> ACL:
+        """The token's ACL; templated stanzas filled from its entity, if it has one."""
+        names = tuple(sorted(entry.policies))
+        entity_id = entry.entity_id
+        if not entity_id:
+            return self.policies.acl(names)
+        return self.policies.acl(names, lambda: self.identity.template_info(entity_id))
+
     def has_sudo(self, entry: TokenEntry, path: str) -> bool:
-        acl = self.policies.acl(tuple(sorted(entry.policies)))
+        acl = self.acl_for(entry)
         return acl.allowed_operation(Operation.UPDATE, path, None).sudo
 
     # -- requests: the pipeline ---------------------------------------------------
@@ -367,7 +376,7 @@ class Core:
         if req.operation is Operation.UPDATE and backend.existence(req, rel) is False:
             req.operation = Operation.CREATE
         if req.operation is not Operation.HELP:
-            acl = self.policies.acl(tuple(sorted(entry.policies)))
+            acl = self.acl_for(entry)
             # Policy-forced wrapping is part of the decision: out of bounds is a 403,
             # as in Vault.
             decision = acl.allowed_operation(

@@ -27,12 +27,14 @@ from strongroom.core.logical import Alias
 from strongroom.core.mounts import MountEntry
 from strongroom.node.locks import node_lock
 from strongroom.physical.base import Backend
+from strongroom.policy.template import AliasInfo, IdentityInfo
 
 IDENTITY_PREFIX = "sys/identity/"
 _ENTITY = "entity/"
 _ALIAS = "alias/"
 _ALIAS_INDEX = "alias-index/"
 _ENTITY_NAME = "entity-name/"
+_MISSING = object()
 
 
 def _timestamp(when: datetime) -> str:
@@ -87,22 +89,45 @@ class IdentityStore:
         self._lock = threading.Lock()
         # (accessor, alias name) -> (entity id, alias metadata): what a login needs.
         self._by_alias: dict[str, tuple[str, dict[str, str]]] = {}
+        # entity id -> what templated policies may name (policy/template.py).
+        self._templates: dict[str, IdentityInfo | None] = {}
 
     def invalidate(self, _key: str = "") -> None:
         with self._lock:
             self._by_alias = {}
+            self._templates = {}
+
+    def template_info(self, entity_id: str) -> IdentityInfo | None:
+        """The entity's values for templated policies (cached until a change)."""
+        cached = self._templates.get(entity_id, _MISSING)
+        if cached is not _MISSING:
+            return cached  # type: ignore[return-value]
+        entity = self.entity(entity_id)
+        info = None
+        if entity is not None:
+            aliases = [a for a in (self.alias(i) for i in entity.alias_ids) if a is not None]
+            info = IdentityInfo(
+                entity_id=entity.id, entity_name=entity.name,
+                metadata=tuple(sorted(entity.metadata.items())),
+                aliases=tuple(sorted((a.mount_accessor, AliasInfo(
+                    a.id, a.name, tuple(sorted(a.metadata.items())))) for a in aliases)))
+        with self._lock:
+            if len(self._templates) > 10_000:
+                self._templates = {}
+            self._templates[entity_id] = info
+        return info
 
     # -- the login stage -----------------------------------------------------------
 
-    def fetch_or_create(self, mount: MountEntry, alias: Alias) -> Entity:
+    def fetch_or_create(self, mount: MountEntry, alias: Alias) -> tuple[Entity, bool]:
         """The entity ``alias`` (as ``mount`` names it) belongs to, created with its
-        alias on the first login; the alias's metadata follows the method's."""
+        alias on the first login (then True); the alias's metadata follows the method's."""
         key = _alias_key(mount.accessor, alias.name)
         cached = self._by_alias.get(key)
         if cached is not None and cached[1] == alias.metadata:
             entity = self.entity(cached[0])
             if entity is not None:
-                return entity
+                return entity, False
         with node_lock("identity:" + key):
             # Re-read under the lock: another worker may have created it meanwhile.
             existing = self._read_alias_by_key(key)
@@ -114,10 +139,10 @@ class IdentityStore:
                         existing.last_update_time = _timestamp(self._clock())
                         self._put(_ALIAS + existing.id, asdict(existing))
                     self._remember(key, entity.id, alias.metadata)
-                    return entity
+                    return entity, False
             entity = self._create(mount, alias, key)
         self._remember(key, entity.id, alias.metadata)
-        return entity
+        return entity, True
 
     def _create(self, mount: MountEntry, alias: Alias, key: str) -> Entity:
         now = _timestamp(self._clock())

@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 
 from strongroom.barrier.view import StorageView
@@ -23,6 +24,7 @@ from strongroom.physical.base import Backend
 from strongroom.policy.acl import ACL
 from strongroom.policy.builtin import DEFAULT_POLICY_HCL, RESPONSE_WRAPPING_POLICY_HCL
 from strongroom.policy.parse import Policy, parse_policy
+from strongroom.policy.template import IdentityInfo
 
 # OpenBao sets no bound; tokens name at most this many (core/token_create.py).
 MAX_NAME = 128
@@ -54,11 +56,14 @@ class PolicyStore:
         self._lock = threading.Lock()
         self._cache: dict[str, Policy | None] = {}
         self._acls = lru_cache(maxsize=1024)(self._build_acl)
+        # Templated policies: one ACL per (policies, entity), by the entity's values.
+        self._identity_acls = lru_cache(maxsize=4096)(self._build_identity_acl)
 
     def invalidate(self) -> None:
         with self._lock:
             self._cache.clear()
             self._acls.cache_clear()
+            self._identity_acls.cache_clear()
 
     def names(self) -> list[str]:
         found = {"root"}
@@ -117,9 +122,17 @@ class PolicyStore:
                 "default", json.dumps({"name": "default", "policy": DEFAULT_POLICY_HCL}).encode()
             )
 
-    def acl(self, policies: tuple[str, ...]) -> ACL:
-        """The merged ACL for a token's (sorted) policy names."""
-        return self._acls(policies)
+    def acl(self, policies: tuple[str, ...],
+            identity: Callable[[], IdentityInfo | None] | None = None) -> ACL:
+        """The merged ACL for a token's (sorted) policy names. ``identity`` gives the
+        token's entity, asked for only when one of the policies is templated."""
+        if identity is None or not any(
+                p is not None and p.templated for p in (self.get(n) for n in policies)):
+            return self._acls(policies)
+        return self._identity_acls(policies, identity())
+
+    def _build_identity_acl(self, names: tuple[str, ...], info: IdentityInfo | None) -> ACL:
+        return ACL([p for p in (self.get(n) for n in names) if p is not None], identity=info)
 
     def _build_acl(self, names: tuple[str, ...]) -> ACL:
         if "root" in names:

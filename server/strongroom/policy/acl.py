@@ -10,12 +10,13 @@ pattern does not override a more specific grant.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from strongroom.core.request import Operation
 from strongroom.policy.model import DENY, ROOT, ROOT_POLICY_NAME, Policy
 from strongroom.policy.params import Permissions, check_parameters, merge_rule
+from strongroom.policy.template import IdentityInfo, render
 
 _OP_CAPABILITY = {
     Operation.READ: "read",
@@ -134,17 +135,23 @@ class ACL:
 
     Args:
         policies: The token's policies. Any policy named ``root`` makes this a
-            root ACL that allows everything. Templated stanzas are skipped:
-            without an identity entity Vault cannot fill them in either.
+            root ACL that allows everything.
+        identity: The token's entity, for templated stanzas; without it (or when a
+            placeholder cannot be filled) they are skipped, as in Vault.
     """
 
-    def __init__(self, policies: Sequence[Policy]) -> None:
+    def __init__(self, policies: Sequence[Policy], identity: IdentityInfo | None = None) -> None:
         self.root = any(policy.name == ROOT_POLICY_NAME for policy in policies)
         merged: dict[tuple[str, str], Permissions] = {}
         for policy in policies:
             for rule in policy.paths:
                 if rule.templated:
-                    continue
+                    # Filled from the token's entity (policy/template.py); skipped when
+                    # it cannot be, as Vault does.
+                    filled = render(rule.path, identity)
+                    if filled is None:
+                        continue
+                    rule = replace(rule, path=filled, templated=False)  # noqa: PLW2901
                 path = rule.path
                 if path == "+" or "/+" in path or path.startswith("+/"):
                     key = ("segment", path)

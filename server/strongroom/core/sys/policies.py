@@ -70,7 +70,7 @@ def policy_paths(core: Core) -> list[Path]:
         paths = list(data.get("paths") or []) + list(data.get("path") or [])
         if not paths:
             raise BadRequestError("missing paths")
-        acl = store.acl(tuple(sorted(entry.policies)))
+        acl = core.acl_for(entry)
         result: dict[str, object] = {p: acl.capabilities(p) for p in paths}
         if len(paths) == 1:  # Vault adds the bare key only for a single path
             result["capabilities"] = result[paths[0]]

@@ -42,7 +42,7 @@ def _caller_acl(core: Core, req: Request) -> ACL | None:
         return None
     if req.token_entry is None:
         raise PermissionDeniedError()
-    return core.policies.acl(tuple(sorted(req.token_entry.policies)))
+    return core.acl_for(req.token_entry)
 
 
 def _secret_mounts(core: Core) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
