@@ -107,6 +107,8 @@ def test_filter_and_dn_escaping() -> None:
     assert first_cn("admins", True) == "admins"
     assert first_cn("CN=ops,dc=x", True) == "ops"
     assert first_cn("cn=ops,dc=x", False) == "cn=ops,dc=x"  # pre-1.1.1: "CN" only
+    assert first_cn("cn=Ops\\2c Team,dc=x", True) == "Ops, Team"  # unescaped, as go-ldap
+    assert first_cn("cn=a\\+b,dc=x", True) == "a+b"
 
 
 # -- config ------------------------------------------------------------------------------
@@ -178,6 +180,12 @@ def test_search_then_bind_with_groups(slapd: Slapd) -> None:
                              "from locally-defined groups available"]
 
 
+def test_group_search_in_pages(slapd: Slapd) -> None:
+    """max_page_size: the paged-results control, one group per page here."""
+    auth = login(configured(slapd, max_page_size=1), "alice")
+    assert sorted(auth.policies) == ["admin-pol", "dev-pol", "shared"]
+
+
 def test_token_fields_apply(slapd: Slapd) -> None:
     b = configured(slapd, token_policies="base", token_ttl="1h", token_max_ttl="2h")
     auth = login(b, "bob")
@@ -193,6 +201,8 @@ def test_failures_do_not_reveal_existence(slapd: Slapd) -> None:
     for err in (wrong, missing, ambiguous):
         assert (type(err), err.status, err.message) == (
             type(wrong), 400, BIND_FAILED)
+    # A password SASLprep would refuse is sent as it is, and is just wrong.
+    assert login_error(b, "alice", "bad\x01pw\u00a0").message == BIND_FAILED
     # Filter metacharacters in the username are escaped, not interpreted.
     for user in ("*", "alice)(uid=*", "al*"):
         assert login_error(b, user, password("alice")).message == BIND_FAILED
@@ -299,3 +309,24 @@ def test_backoff_answers_like_a_wrong_password(slapd: Slapd,
     with pytest.raises(LoginFailedError, match=BIND_FAILED):
         call(b, Operation.UPDATE, "login/alice", {"password": password("alice")},
              remote="10.9.9.9")
+
+
+def test_case_variants_share_one_backoff_with_case_sensitive_names(
+        slapd: Slapd, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review i15 F3: with ``case_sensitive_names`` the guard's principal kept the case
+    given, while the directory matches ``uid`` case-insensitively: every case variant of
+    a name (alice, Alice, aLice... 2**len of them) had its own free failures and its
+    own backoff against the one account."""
+    monkeypatch.setattr(login_guard, "FREE_FAILURES", 1)
+    monkeypatch.setattr(login_guard, "_tables", {})  # no counts from the tests above
+    b = configured(slapd, case_sensitive_names=True)
+    assert login(b, "ALICE", password("alice")).metadata["username"] == "ALICE"
+    for i, variant in enumerate(("alice", "Alice", "aLice")):
+        with pytest.raises(LoginFailedError):
+            call(b, Operation.UPDATE, f"login/{variant}", {"password": "guess"},
+                 remote=f"10.8.0.{i + 1}")
+    # The third failure (one past the free one) opened a window for the account,
+    # whichever case the next guess is spelled in.
+    with pytest.raises(LoginFailedError) as info:
+        call(b, Operation.UPDATE, "login/ALicE", {"password": "guess"}, remote="10.8.0.9")
+    assert info.value.delay > 0
