@@ -127,6 +127,7 @@ def scenario(url: str) -> dict[str, Any]:
         "batch_periodic": {"password": "x", "token_type": "batch", "token_period": 5},
         "negative_uses": {"password": "x", "token_num_uses": -1},
         "bad_bool": {"password": "x", "token_no_default_policy": "maybe"},
+        "too_long": {"password": "x" * 73},
     }
     for name, body in bad.items():
         rec.errors(f"bad_{name}", rec.call(f"bad_{name}", up.create_or_update_user,
@@ -155,6 +156,8 @@ def scenario(url: str) -> dict[str, Any]:
                                                {"password": "nope"}, source=fails.addr()))
     error_of(rec, "login_missing_user", send(url, "POST", "auth/userpass/login/nobody",
                                              {"password": "nope"}, source=fails.addr()))
+    error_of(rec, "login_too_long", send(url, "POST", "auth/userpass/login/alice",
+                                         {"password": "y" * 73}, source=fails.addr()))
     error_of(rec, "login_no_password", send(url, "POST", "auth/userpass/login/alice", {},
                                             source=fails.addr()))
     error_of(rec, "login_other_mounts_password", send(

@@ -240,3 +240,21 @@ def test_the_gthread_worker_hands_over_the_certificate_too(
         assert resp.json()["auth"]["metadata"]["common_name"] == "web1.example.com"
         resp = fresh(server, pki, "POST", "auth/cert/login", None)
         assert resp.json() == {"errors": ["no client certificate found"]}
+
+
+def test_a_role_change_through_one_worker_binds_every_worker(
+        node: tuple[ServerProcess, Pki, str]) -> None:
+    """Each worker keeps the roles parsed in memory: a write or delete through one
+    worker reaches the others' caches (the write notifier's invalidate)."""
+    server, pki, root = node
+    h = {"X-Vault-Token": root}
+    for resp in logins_on_every_worker(server, pki, "stranger", name="others").values():
+        assert (resp.status_code, resp.json()) == (400, {"errors": [INVALID]})
+    assert fresh(server, pki, "POST", "auth/cert/certs/others", None, headers=h,
+                 json={"certificate": pki.other.pem}).status_code == 204
+    for pid, resp in logins_on_every_worker(server, pki, "stranger", name="others").items():
+        assert resp.status_code == 200, (pid, resp.text)
+    assert fresh(server, pki, "DELETE", "auth/cert/certs/others", None,
+                 headers=h).status_code == 204
+    for resp in logins_on_every_worker(server, pki, "stranger").values():
+        assert (resp.status_code, resp.json()) == (400, {"errors": [INVALID]})

@@ -178,6 +178,7 @@ def _response_auth(auth: Auth) -> dict[str, Any]:
         "metadata": auth.metadata,
         "num_uses": auth.num_uses,
         "entity_id": auth.entity_id,
+        "entity_created": auth.entity_created,
         "token_type": auth.token_type,
         "token_ttl": auth.ttl,
     }

@@ -20,7 +20,10 @@ Policy: each key (``c`` + client address; ``p`` + mount accessor + principal)
 counts failures; the first ``FREE_FAILURES`` cost nothing, each later one opens a
 window of ``BASE_DELAY * 2**k`` seconds (capped at ``MAX_DELAY``) during which
 every attempt for that client or principal is refused, before any verification,
-with the same status and text as a wrong password. Counts are forgotten
+with the same status and text as a wrong password; past its free failures a
+principal also gets one verification at a time (a second, concurrent attempt is
+refused as if inside a window), else every thread of the node could check a guess
+at the end of each window. Counts are forgotten
 ``RESET_AFTER`` seconds after the last failure; a success forgets the principal's
 (not the client's: a client with one valid account must not clear its own count).
 """
@@ -48,10 +51,15 @@ FREE_FAILURES = 3
 BASE_DELAY = 1.0
 MAX_DELAY = 60.0
 RESET_AFTER = 900.0
+# A claimed attempt (``_Table.claim``) that neither failed nor succeeded (an error on
+# the way: a directory that went away) frees its key after this long: longer than an
+# LDAP login may wait on its directory (connect and request timeouts).
+PENDING_TIMEOUT = 150
 DEFAULT_MESSAGE = "invalid credentials"
 
-# The table: SLOTS slots of (16-byte key digest, u32 failures, u32 spare, f64 time
-# of the last failure), open addressing over PROBES neighbouring slots.
+# The table: SLOTS slots of (16-byte key digest, u32 failures, u32 start of the
+# running claimed attempt (``_Table.claim``), f64 time of the last failure), open
+# addressing over PROBES neighbouring slots.
 _SLOT = struct.Struct("<16sIId")
 SLOTS = 8192
 PROBES = 16
@@ -99,20 +107,22 @@ class _Table:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def _find(self, key: bytes, now: float, insert: bool) -> int | None:
-        """The slot holding ``key``; with ``insert``, else a free, expired or the
-        oldest slot of its neighbourhood (an attacker flooding keys evicts old ones,
-        never a key's own count)."""
+        """The slot holding ``key``; with ``insert``, else a free or expired slot of
+        its neighbourhood, or the one with the fewest failures (the oldest of those).
+        Evicting the oldest regardless of its count let a flood of fresh one-failure
+        keys (distinct usernames from distinct addresses) push a backed-off key out
+        and reset it (review i15 F4): a flood now evicts its own kind first."""
         start = int.from_bytes(key[:4], "little") % SLOTS
-        victim, victim_time = None, float("inf")
+        victim, victim_rank = None, (2, 0, 0.0)
         for step in range(PROBES):
             index = (start + step) % SLOTS
-            slot_key, _failures, _spare, last = _SLOT.unpack_from(self._map, index * _SLOT.size)
+            slot_key, failures, _spare, last = _SLOT.unpack_from(self._map, index * _SLOT.size)
             if slot_key == key:
                 return index
             stale = slot_key == _EMPTY or now - last > RESET_AFTER
-            when = -1.0 if stale else last
-            if when < victim_time:
-                victim, victim_time = index, when
+            rank = (0, 0, 0.0) if stale else (1, int(failures), last)
+            if victim is None or rank < victim_rank:
+                victim, victim_rank = index, rank
         return victim if insert else None
 
     def read(self, key: bytes, now: float) -> tuple[int, float]:
@@ -133,6 +143,25 @@ class _Table:
         failures += 1
         _SLOT.pack_into(self._map, index * _SLOT.size, key, failures, 0, now)
         return int(failures)
+
+    def claim(self, key: bytes, now: float) -> tuple[int, bool]:
+        """A backed-off key's single attempt: (its failures, whether this call got it).
+
+        Once a key has used its free failures, one verification at a time may run for
+        it: the slot's second u32 holds when the running one began (whole seconds, mod
+        2**32; 0: none), cleared by its failure (``record``) or success (``forget``), or
+        stale after ``PENDING_TIMEOUT`` (an attempt that ended in an error)."""
+        index = self._find(key, now, insert=False)
+        if index is None:
+            return 0, True
+        slot_key, failures, since, last = _SLOT.unpack_from(self._map, index * _SLOT.size)
+        if now - last > RESET_AFTER or failures < FREE_FAILURES:
+            return int(failures), True
+        if since and (int(now) - since) % 2**32 <= PENDING_TIMEOUT:
+            return int(failures), False
+        _SLOT.pack_into(self._map, index * _SLOT.size, slot_key, failures,
+                        int(now) % 2**32 or 1, last)
+        return int(failures), True
 
     def forget(self, key: bytes, now: float) -> None:
         index = self._find(key, now, insert=False)
@@ -187,9 +216,18 @@ class LoginGuard:
         table = _table()
         wait = 0.0
         with table.locked():
-            for key in self._keys(req, principal):
+            keys = self._keys(req, principal)
+            for key in keys:
                 failures, last = table.read(key, now)
                 wait = max(wait, last + window(failures) - now)
+            if wait <= 0:
+                # Checking the window and recording the failure are apart by a whole
+                # verification (bcrypt, an LDAP bind): without a claim, every thread
+                # of every worker passed the check at the window's end and verified
+                # one guess each (review i15 F5: 6 guesses per window on 3 workers).
+                failures, claimed = table.claim(keys[1], now)
+                if not claimed:
+                    wait = window(failures + 1)
         if wait > 0:
             raise LoginFailedError(message or self._message, delay=min(wait, MAX_DELAY))
 

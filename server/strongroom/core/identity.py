@@ -119,15 +119,15 @@ class IdentityStore:
 
     # -- the login stage -----------------------------------------------------------
 
-    def fetch_or_create(self, mount: MountEntry, alias: Alias) -> Entity:
+    def fetch_or_create(self, mount: MountEntry, alias: Alias) -> tuple[Entity, bool]:
         """The entity ``alias`` (as ``mount`` names it) belongs to, created with its
-        alias on the first login; the alias's metadata follows the method's."""
+        alias on the first login (then True); the alias's metadata follows the method's."""
         key = _alias_key(mount.accessor, alias.name)
         cached = self._by_alias.get(key)
         if cached is not None and cached[1] == alias.metadata:
             entity = self.entity(cached[0])
             if entity is not None:
-                return entity
+                return entity, False
         with node_lock("identity:" + key):
             # Re-read under the lock: another worker may have created it meanwhile.
             existing = self._read_alias_by_key(key)
@@ -139,10 +139,10 @@ class IdentityStore:
                         existing.last_update_time = _timestamp(self._clock())
                         self._put(_ALIAS + existing.id, asdict(existing))
                     self._remember(key, entity.id, alias.metadata)
-                    return entity
+                    return entity, False
             entity = self._create(mount, alias, key)
         self._remember(key, entity.id, alias.metadata)
-        return entity
+        return entity, True
 
     def _create(self, mount: MountEntry, alias: Alias, key: str) -> Entity:
         now = _timestamp(self._clock())

@@ -105,6 +105,7 @@ class Auth:
     no_default_policy: bool = False
     token_type: str = "service"  # noqa: S105 - a token kind, not a secret
     entity_id: str = ""  # filled by the login stage from ``alias``
+    entity_created: bool = False  # this login made the entity (audit: entity_created)
     alias: Alias | None = None
     bound_cidrs: list[str] = field(default_factory=list)
     # Kept with the token for renewals (e.g. the role or user that logged in).

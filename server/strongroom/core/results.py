@@ -147,10 +147,11 @@ def _map_identity(core: Core, mount: MountEntry, auth: Auth) -> None:
     if not auth.alias.name:
         log.error("event=login_alias_without_name mount=%s", mount.path)
         raise StrongroomError("missing name in alias")
-    entity = core.identity.fetch_or_create(mount, auth.alias)
+    entity, created = core.identity.fetch_or_create(mount, auth.alias)
     if entity.disabled:
         raise PermissionDeniedError()
     auth.entity_id = entity.id
+    auth.entity_created = created
 
 
 def _issue(core: Core, req: Request, auth: Auth, now: float) -> TokenEntry:

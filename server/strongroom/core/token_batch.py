@@ -29,6 +29,9 @@ _FIELDS = {
     "p": "policies", "a": "path", "c": "creation_time", "t": "ttl", "d": "display_name",
     "m": "meta", "r": "role", "e": "entity_id", "h": "parent_hash",
 }
+# Sealed only when set (a token stays small), read as empty when absent (tokens made
+# before they existed): the addresses allowed to use the token.
+_OPTIONAL = {"b": ("bound_cidrs", list)}
 
 
 def is_batch_token(token: str) -> bool:
@@ -38,6 +41,9 @@ def is_batch_token(token: str) -> bool:
 def seal_batch(key: bytes | bytearray, entry: dict[str, Any]) -> str:
     """Encrypt the fields of ``entry`` that a batch token carries into a token string."""
     doc = {short: entry[name] for short, name in _FIELDS.items()}
+    for short, (name, _empty) in _OPTIONAL.items():
+        if entry.get(name):
+            doc[short] = entry[name]
     plain = json.dumps(doc, separators=(",", ":")).encode()
     nonce = os.urandom(_NONCE)
     blob = nonce + AESGCM(key).encrypt(nonce, plain, _AAD)
@@ -60,4 +66,7 @@ def open_batch(key: bytes | bytearray, token: str) -> dict[str, Any] | None:
     except InvalidTag:
         return None
     doc = json.loads(plain)
-    return {name: doc[short] for short, name in _FIELDS.items()}
+    out = {name: doc[short] for short, name in _FIELDS.items()}
+    for short, (name, empty) in _OPTIONAL.items():
+        out[name] = doc.get(short) or empty()
+    return out

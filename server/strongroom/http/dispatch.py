@@ -48,15 +48,32 @@ JSON = "application/json"
 # work through any node. Believed only beside the node secret of the cluster relay.
 CLIENT_CERT_HEADER = "X-Strongroom-Forwarded-Client-Cert"
 _CLIENT_CERT_KEY = CLIENT_CERT_HEADER.lower()
+# Likewise the client's address (Vault's forwarded requests keep the original
+# RemoteAddr): a token's bound CIDRs, a method's login-time CIDRs and the login
+# guard's per-client count judge the client, not the standby that relayed it.
+CLIENT_ADDR_HEADER = "X-Strongroom-Forwarded-Client-Addr"
+_CLIENT_ADDR_KEY = CLIENT_ADDR_HEADER.lower()
+_RELAY_ONLY = (_CLIENT_CERT_KEY, _CLIENT_ADDR_KEY)
 
 
 def forward_headers(req: HttpRequest) -> dict[str, str]:
-    """The headers a standby forwards: the client's, with the certificate this node's
-    listener saw in place of any the client wrote itself."""
-    headers = {k: v for k, v in req.headers.items() if k != _CLIENT_CERT_KEY}
+    """The headers a standby forwards: the client's, with the certificate and the
+    address this node's listener saw in place of any the client wrote itself."""
+    headers = {k: v for k, v in req.headers.items() if k not in _RELAY_ONLY}
     if req.client_cert_der:
         headers[CLIENT_CERT_HEADER] = base64.b64encode(req.client_cert_der).decode("ascii")
+    if req.remote_addr:
+        headers[CLIENT_ADDR_HEADER] = req.remote_addr
     return headers
+
+
+def client_addr(req: HttpRequest) -> str:
+    """The client's address: the listener's peer, or the one a standby of this cluster
+    forwarded (a client's own header is ignored)."""
+    forwarded = req.headers.get(_CLIENT_ADDR_KEY)
+    if forwarded is None or not forwarded_by_cluster(req.headers):
+        return req.remote_addr
+    return forwarded
 
 
 def client_cert(req: HttpRequest) -> bytes | None:
@@ -198,7 +215,7 @@ class Dispatcher:
             data=request_data(req),
             token=request_token(req),
             headers=req.headers,
-            remote_addr=req.remote_addr,
+            remote_addr=client_addr(req),
             remote_port=req.remote_port,
             wrap_ttl=wrap_ttl(req),
             client_cert_der=client_cert(req),

@@ -103,6 +103,10 @@ def test_no_certificate_and_unknown_issuers_are_refused(
     assert error(login(d, pki["stranger"])) == (400, [INVALID])
     assert error(login(d, pki["expired"])) == (400, [INVALID])
     assert error(login(d, pki["server_only"])) == (400, [INVALID])
+    # What OpenSSL accepted but cryptography cannot parse: refused, never a 500.
+    garbage = d.client.simulate_request("POST", "/v1/auth/cert/login", json={},
+                                        extras={"gunicorn.socket": _Socket(b"\x30\x03abc")})
+    assert (garbage.status_code, garbage.json["errors"]) == (400, [INVALID])
     # A role named but absent: nothing trusted.
     assert error(login(d, pki["web"], name="nope")) == (400, [INVALID])
 

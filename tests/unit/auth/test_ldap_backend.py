@@ -299,3 +299,24 @@ def test_backoff_answers_like_a_wrong_password(slapd: Slapd,
     with pytest.raises(LoginFailedError, match=BIND_FAILED):
         call(b, Operation.UPDATE, "login/alice", {"password": password("alice")},
              remote="10.9.9.9")
+
+
+def test_case_variants_share_one_backoff_with_case_sensitive_names(
+        slapd: Slapd, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review i15 F3: with ``case_sensitive_names`` the guard's principal kept the case
+    given, while the directory matches ``uid`` case-insensitively: every case variant of
+    a name (alice, Alice, aLice... 2**len of them) had its own free failures and its
+    own backoff against the one account."""
+    monkeypatch.setattr(login_guard, "FREE_FAILURES", 1)
+    monkeypatch.setattr(login_guard, "_tables", {})  # no counts from the tests above
+    b = configured(slapd, case_sensitive_names=True)
+    assert login(b, "ALICE", password("alice")).metadata["username"] == "ALICE"
+    for i, variant in enumerate(("alice", "Alice", "aLice")):
+        with pytest.raises(LoginFailedError):
+            call(b, Operation.UPDATE, f"login/{variant}", {"password": "guess"},
+                 remote=f"10.8.0.{i + 1}")
+    # The third failure (one past the free one) opened a window for the account,
+    # whichever case the next guess is spelled in.
+    with pytest.raises(LoginFailedError) as info:
+        call(b, Operation.UPDATE, "login/ALicE", {"password": "guess"}, remote="10.8.0.9")
+    assert info.value.delay > 0

@@ -129,3 +129,70 @@ def test_processes_of_a_node_count_together(tmp_path: Path) -> None:
         guard.before(req(), "shared")
     assert err.value.delay == window(6)
     assert (tmp_path / login_guard.TABLE_FILE).stat().st_mode & 0o777 == 0o600
+
+
+def _neighbours(accessor: str, of: str, count: int) -> list[str]:
+    """Principals whose table neighbourhood covers ``of``'s home slot."""
+    def home(name: str) -> int:
+        digest = login_guard._digest("p", accessor, name)
+        return int.from_bytes(digest[:4], "little") % login_guard.SLOTS
+
+    target = home(of)
+    names, i = [], 0
+    while len(names) < count:
+        i += 1
+        if (target - home(f"flood{i}")) % login_guard.SLOTS < login_guard.PROBES:
+            names.append(f"flood{i}")
+    return names
+
+
+def test_a_flood_of_fresh_keys_does_not_evict_a_backed_off_principal() -> None:
+    """Review i15 F4: the table evicted the oldest key of a full neighbourhood whatever
+    its count, so one failure each for a few dozen usernames (from as many addresses)
+    reset a backed-off user's count and bought an attacker free guesses again."""
+    clock = Clock()
+    guard = make_guard(clock)
+    for i in range(FREE_FAILURES + 3):
+        clock.now += 10
+        fail(guard, "victim", addr=f"203.0.113.{i}")
+    with pytest.raises(LoginFailedError):
+        guard.before(req("198.51.100.1"), "victim")
+    for i, name in enumerate(_neighbours("auth_userpass_1", "victim", 3 * login_guard.PROBES)):
+        clock.now += 0.001
+        fail(guard, name, addr=f"2001:db8::{i + 1:x}")
+    with pytest.raises(LoginFailedError):
+        guard.before(req("198.51.100.1"), "victim")
+
+
+def test_one_verification_at_a_time_past_the_free_failures() -> None:
+    """Review i15 F5: ``before`` checked the window and ``failure`` recorded the
+    failure a whole verification (bcrypt, an LDAP bind) later: at each window's end
+    every thread of every worker passed the check and verified a guess (6 per window
+    measured on 3 workers). Past the free failures a principal's attempts now run one
+    at a time."""
+    clock = Clock()
+    guard = make_guard(clock)
+    # Below the free failures concurrent attempts all run (a fleet sharing one role).
+    guard.before(req("192.0.2.10"), "victim")
+    guard.before(req("192.0.2.11"), "victim")
+    for i in range(FREE_FAILURES):
+        fail(guard, "victim", addr=f"203.0.113.{i}")
+    guard.before(req("198.51.100.1"), "victim")  # claims the one attempt
+    with pytest.raises(LoginFailedError) as err:
+        guard.before(req("198.51.100.2"), "victim")  # concurrent: refused
+    assert err.value.message == "invalid username or password"
+    assert err.value.delay == window(FREE_FAILURES + 1)
+    assert fail(guard, "victim", addr="198.51.100.1") == window(FREE_FAILURES + 1)
+    clock.now += window(FREE_FAILURES + 1) + 0.01
+    guard.before(req("198.51.100.2"), "victim")  # the failure ended the claim
+    guard.success(req("198.51.100.2"), "victim")
+    guard.before(req("198.51.100.3"), "victim")  # a success forgets it all
+    guard.before(req("198.51.100.4"), "victim")
+    # A claimed attempt that ended in an error frees the principal after a while.
+    for i in range(FREE_FAILURES):
+        fail(guard, "other", addr=f"203.0.113.{i + 10}")
+    guard.before(req("198.51.100.5"), "other")
+    with pytest.raises(LoginFailedError):
+        guard.before(req("198.51.100.6"), "other")
+    clock.now += login_guard.PENDING_TIMEOUT + 1
+    guard.before(req("198.51.100.6"), "other")

@@ -46,6 +46,7 @@ def test_login_is_audited_without_secrets(d: DevNode, tmp_path: Path) -> None:
     login_resp = next(e for e in entries if e["type"] == "response"
                       and e["request"]["path"] == "auth/userpass/login/alice")
     assert login_resp["response"]["auth"]["entity_id"] == entity
+    assert login_resp["response"]["auth"]["entity_created"] is True  # the first login
     assert login_resp["response"]["auth"]["client_token"].startswith("hmac-sha256:")
     assert login_resp["response"]["auth"]["display_name"] == "userpass-alice"
     later = next(e for e in entries if e["type"] == "request"

@@ -52,3 +52,17 @@ def test_role_cidr_inputs(d: DevNode) -> None:
     d.call("POST", "auth/token/roles/old", json={"token_bound_cidrs": ""})
     role = d.call("GET", "auth/token/roles/old").json["data"]
     assert "token_bound_cidrs" not in role and "bound_cidrs" not in role
+
+
+def test_batch_tokens_carry_their_cidrs(d: DevNode) -> None:
+    assert d.call("POST", "sys/auth/userpass", json={"type": "userpass"}).status_code == 204
+    assert d.call("POST", "auth/userpass/users/bob", json={
+        "password": "pw", "token_type": "batch",
+        "token_bound_cidrs": "127.0.0.1"}).status_code == 204
+    resp = d.client.simulate_post("/v1/auth/userpass/login/bob", json={"password": "pw"},
+                                  remote_addr="127.0.0.1")
+    token = resp.json["auth"]["client_token"]
+    assert token.startswith("hvb.")
+    status, body = use(d, token, "127.0.0.1")
+    assert status == 200 and body["data"]["bound_cidrs"] == ["127.0.0.1"]
+    assert use(d, token, "127.0.0.2") == (403, {"errors": ["permission denied"]})

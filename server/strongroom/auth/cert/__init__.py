@@ -7,8 +7,10 @@ certificate; the http layer hands its DER to ``Request.client_cert_der``. Roles
 token_* parameters; ``crls/<name>`` revoke serial numbers; ``config``; ``login``.
 Storage keys are Vault's (``cert/<name>``, ``crls/<name>``, ``config``).
 
-Per-process cache: the revoked serials of every CRL, dropped by ``invalidate`` when a
-``crls/`` key changes (in any worker or node).
+Per-process caches, dropped by ``invalidate`` when a key under them changes (in any
+worker or node; the writer drops its own at once): the revoked serials of every CRL
+(``crls/``) and the roles with their parsed certificates (``cert/``), so a login reads
+and parses nothing but the client's certificate.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from strongroom.core.request import Request, Response
 from strongroom.errors import NoRouteError, NotFoundError, multierror
 from strongroom.framework import Path, PathBackend
 
-from . import path_certs, path_config, path_crls, path_login
+from . import entry, path_certs, path_config, path_crls, path_login
+from .verify import Trusted, parse_pem_bundle
 
 
 class CertBackend(PathBackend):
     def __init__(self, ctx: MountContext) -> None:
         self.ctx = ctx
         self._crls: dict[str, frozenset[str]] | None = None
+        self._roles: list[Trusted] | None = None
         self._lock = threading.Lock()
         self._login = path_login.CertLogin(self)
         paths: list[Path] = [*path_config.paths(self), *path_login.paths(self),
@@ -56,6 +60,23 @@ class CertBackend(PathBackend):
                 self._crls = loaded
             return self._crls
 
+    def roles(self) -> list[Trusted]:
+        """Every role whose ``certificate`` holds a certificate, in name order (Vault's
+        order of matching), parsed once per process."""
+        roles = self._roles
+        if roles is not None:
+            return roles
+        with self._lock:
+            if self._roles is None:
+                loaded = []
+                for name in entry.names(self.ctx.storage):
+                    role = entry.load(self.ctx.storage, name)
+                    certs = parse_pem_bundle(role.certificate) if role is not None else []
+                    if role is not None and certs:
+                        loaded.append(Trusted(role, certs))
+                self._roles = loaded
+            return self._roles
+
     def revoked(self) -> set[str]:
         out: set[str] = set()
         for serials in self.crls().values():
@@ -66,9 +87,13 @@ class CertBackend(PathBackend):
         if key.startswith(path_crls.PREFIX):
             with self._lock:
                 self._crls = None
+        elif key.startswith(entry.PREFIX):
+            with self._lock:
+                self._roles = None
 
     def cleanup(self) -> None:
         self._crls = None
+        self._roles = None
 
     def handle(self, req: Request, rel_path: str) -> Response | None:
         try:

@@ -66,7 +66,9 @@ class CertPaths:
         return list_page(self.backend, store.PREFIX, data)
 
     def delete(self, req: Request, data: FieldData, m: re.Match[str]) -> None:
-        self.storage.delete(store.PREFIX + data.get("name").lower())
+        key = store.PREFIX + data.get("name").lower()
+        self.storage.delete(key)
+        self.backend.invalidate(key)
 
     def read(self, req: Request, data: FieldData, m: re.Match[str]) -> Response:
         cert = store.load(self.storage, data.get("name"))
@@ -113,6 +115,7 @@ class CertPaths:
             raise BadRequestError("nonCA certificates should have TLS client authentication "
                                   "set as an extended key usage")
         store.save(self.storage, cert)
+        self.backend.invalidate(store.PREFIX + cert.name)
         return Response(warnings=warnings) if warnings else None
 
     def _ttl_warnings(self, cert: CertEntry) -> list[str]:

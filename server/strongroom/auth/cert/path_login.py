@@ -20,7 +20,14 @@ from strongroom.framework.fields import Field, FieldType
 
 from . import entry as store
 from .path_config import load_config
-from .verify import NO_CERT, Trusted, common_name, extension_strings, match, parse_pem_bundle
+from .verify import (
+    INVALID,
+    NO_CERT,
+    Trusted,
+    common_name,
+    extension_strings,
+    match,
+)
 
 if TYPE_CHECKING:
     from . import CertBackend
@@ -36,9 +43,12 @@ def _client_cert(req: Request) -> x509.Certificate:
     if not req.client_cert_der:
         raise BadRequestError(NO_CERT)
     try:
-        return x509.load_der_x509_certificate(req.client_cert_der)
+        cert = x509.load_der_x509_certificate(req.client_cert_der)
+        _ = cert.extensions  # parsed lazily: fail here, not halfway through a check
     except ValueError:
-        raise BadRequestError(NO_CERT) from None
+        # OpenSSL took it in the handshake; Go's TLS stack (Vault) would not have.
+        raise BadRequestError(INVALID) from None
+    return cert
 
 
 def _key_id(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> bytes:
@@ -63,16 +73,11 @@ class CertLogin:
         self.storage = backend.ctx.storage
 
     def _trusted(self, name: str) -> list[Trusted]:
-        names = [name.lower()] if name else store.names(self.storage)
-        out = []
-        for each in names:
-            entry = store.load(self.storage, each)
-            if entry is None:
-                continue
-            certs = parse_pem_bundle(entry.certificate)
-            if certs:
-                out.append(Trusted(entry, certs))
-        return out
+        roles = self.backend.roles()
+        if not name:
+            return roles
+        name = name.lower()
+        return [role for role in roles if role.entry.name == name]
 
     def verify(self, leaf: x509.Certificate, name: str) -> Trusted | str:
         now = self.backend.ctx.clock().astimezone(datetime.UTC)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -60,10 +60,12 @@ def parse_pem_bundle(text: str) -> list[x509.Certificate]:
         if b":" in body:
             continue  # a block with headers (Proc-Type: ...) is not a plain certificate
         try:
-            out.append(x509.load_pem_x509_certificate(
-                block.replace(b"TRUSTED CERTIFICATE", b"CERTIFICATE")))
+            cert = x509.load_pem_x509_certificate(
+                block.replace(b"TRUSTED CERTIFICATE", b"CERTIFICATE"))
+            _ = cert.extensions  # parsed lazily: a malformed one would fail a login later
         except ValueError:
             continue
+        out.append(cert)
 
 
 def is_ca(cert: x509.Certificate) -> bool:
@@ -100,7 +102,7 @@ def _issued_by(leaf: x509.Certificate, issuer: x509.Certificate) -> bool:
         return False
     try:
         leaf.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
 

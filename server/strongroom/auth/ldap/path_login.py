@@ -203,9 +203,14 @@ def paths(b: LdapBackend) -> list[Path]:
             raise PermissionDeniedError()
         username = _canonical(cfg, m.group("username"))
         password = str(data.get("password") or "")
-        b.guard.before(req, username)
+        # The guard counts per account: directories match user names without regard
+        # to case (uid is caseIgnoreMatch) even where case_sensitive_names keeps the
+        # case for policies and aliases (review i15 F3: one budget per case variant).
+        principal = username.lower()
         if cfg.deny_null_bind and not password:
+            # Says nothing about the user; checked before the guard claims an attempt.
             raise BadRequestError(NULL_BIND)
+        b.guard.before(req, principal)
         try:
             with dial(cfg) as conn:
                 if _searching(cfg):
@@ -219,8 +224,8 @@ def paths(b: LdapBackend) -> list[Path]:
                 # round trip, the same answer as a wrong password.
                 target = dn or f"{_NOWHERE}{secrets.token_hex(8)},{cfg.userdn or cfg.binddn}"
                 if not bind(conn, target, password) or not dn:
-                    b.guard.failure(req, username, BIND_FAILED)
-                b.guard.success(req, username)
+                    b.guard.failure(req, principal, BIND_FAILED)
+                b.guard.success(req, principal)
                 found = _Found(bind_dn=dn)
                 _directory_groups(cfg, conn, dn, username, found)
         except LdapError as exc:

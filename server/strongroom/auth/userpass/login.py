@@ -26,10 +26,9 @@ from strongroom.core.token_roles import sanitize_policies
 from strongroom.errors import StrongroomError
 from strongroom.framework import Field, FieldData, Path
 
-from .users import HASH_COST, USERNAME, UserStore
+from .users import BCRYPT_MAX, HASH_COST, USERNAME, UserStore
 
 FAILED = "invalid username or password"
-_BCRYPT_MAX = 72
 _dummy: dict[str, bytes] = {}
 _dummy_lock = threading.Lock()
 
@@ -46,9 +45,9 @@ def _verify(password: str, stored: str | None) -> bool:
     """bcrypt against ``stored``, or the same work against the dummy hash (False)."""
     secret = password.encode()
     target = stored.encode() if stored else _dummy_hash()
-    if len(secret) > _BCRYPT_MAX:
+    if len(secret) > BCRYPT_MAX:
         # Never a valid password (Go's bcrypt refuses them); the same work all the same.
-        bcrypt.checkpw(secret[:_BCRYPT_MAX], target)
+        bcrypt.checkpw(secret[:BCRYPT_MAX], target)
         return False
     try:
         return bcrypt.checkpw(secret, target) and stored is not None

@@ -31,6 +31,7 @@ USERNAME = rf"(?P<username>{WORD}(?:[0-9A-Za-z_.-]*{WORD})?)"
 # Vault hashes with bcrypt.DefaultCost and accepts given hashes of cost 5 to 12.
 HASH_COST = 10
 MIN_COST, MAX_COST = 5, 12
+BCRYPT_MAX = 72  # bytes of password bcrypt reads
 _BCRYPT_HASH = re.compile(r"^\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}$")
 # Vault's deprecated user fields and their token_* successors.
 DEPRECATED = {"policies": "token_policies", "ttl": "token_ttl", "max_ttl": "token_max_ttl",
@@ -90,11 +91,12 @@ class UserStore:
 
 
 def hash_password(password: str) -> str:
-    try:
-        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(HASH_COST)).decode()
-    except ValueError:
-        # Go's bcrypt refuses these too (ErrPasswordTooLong); bcrypt ignores the rest.
-        raise BadRequestError("bcrypt: password length exceeds 72 bytes") from None
+    secret = password.encode()
+    if len(secret) > BCRYPT_MAX:
+        # Go's bcrypt refuses these too (ErrPasswordTooLong, a 500 in Vault): bcrypt
+        # reads 72 bytes only.
+        raise StrongroomError(multierror("bcrypt: password length exceeds 72 bytes"))
+    return bcrypt.hashpw(secret, bcrypt.gensalt(HASH_COST)).decode()
 
 
 def _set_password(entry: UserEntry, password: str, password_hash: str) -> None:

@@ -1,0 +1,133 @@
+"""Issue 15 review (attacker side) on a real node with several workers: the login guard
+under concurrency (findings F5, F2 in /work/helpers/i15-review.md) and the backoff's
+wait never holding a worker.
+
+Each test uses its own loopback source addresses (127.0.4.x...) as its clients.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from strongroom.auth.login_guard import FREE_FAILURES, window
+from tests.support.servers import ServerProcess, file_config, strongroom_server
+
+WORKERS = 3
+USERS = ("victim", "bystander", "target")
+
+
+def login(url: str, user: str, password: str, source: str) -> tuple[int, Any, float]:
+    """A login on a fresh connection from ``source``: status, body, seconds."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=120, source_address=(source, 0))
+    start = time.monotonic()
+    try:
+        conn.request("POST", f"/v1/auth/userpass/login/{user}",
+                     body=json.dumps({"password": password}),
+                     headers={"Content-Type": "application/json", "Connection": "close"})
+        resp = conn.getresponse()
+        raw = resp.read()
+    finally:
+        conn.close()
+    return resp.status, json.loads(raw) if raw else None, time.monotonic() - start
+
+
+def concurrently(calls: list[tuple[str, str, str]], url: str) -> list[tuple[int, Any, float]]:
+    """``(user, password, source)`` logins all at once; answers in the same order."""
+    answers: list[Any] = [None] * len(calls)
+    gate = threading.Barrier(len(calls))
+
+    def one(i: int) -> None:
+        gate.wait()
+        answers[i] = login(url, *calls[i])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    workdir: Path = tmp_path_factory.mktemp("review_i15")
+    with strongroom_server(workdir, file_config(workers=WORKERS)) as srv:
+        srv.wait_for_workers(WORKERS)
+        init = requests.put(srv.url + "/v1/sys/init",
+                            json={"secret_shares": 1, "secret_threshold": 1}, timeout=30).json()
+        requests.put(srv.url + "/v1/sys/unseal", json={"key": init["keys"][0]}, timeout=30)
+        token = {"X-Vault-Token": init["root_token"]}
+        assert requests.post(srv.url + "/v1/sys/auth/userpass", json={"type": "userpass"},
+                             headers=token, timeout=30).status_code == 204
+        for user in USERS:
+            resp = requests.post(srv.url + f"/v1/auth/userpass/users/{user}",
+                                 json={"password": f"pw-{user}"}, headers=token, timeout=30)
+            assert resp.status_code == 204, resp.text
+        yield srv
+
+
+def test_f5_one_guess_per_window_whatever_the_concurrency(node: ServerProcess) -> None:
+    """F5: the window check and the failure record are a bcrypt apart; at a window's
+    end every thread of every worker (2 x 3 here) verified one guess each: a burst of
+    12 recorded ~6 failures (answers waiting 1, 2, 4, 8, 16, 32 s). Now one guess runs
+    at a time once the free failures are spent: the rest wait the next window only."""
+    for i in range(FREE_FAILURES):
+        status, _, _ = login(node.url, "victim", f"guess{i}", f"127.0.4.{i + 1}")
+        assert status == 400
+    burst = [("victim", f"burst{i}", f"127.0.5.{i + 1}") for i in range(12)]
+    answers = concurrently(burst, node.url)
+    assert {(status, tuple(body["errors"])) for status, body, _ in answers} == {
+        (400, ("invalid username or password",))}
+    took = sorted(seconds for _, _, seconds in answers)
+    # One verified guess: its failure earned window(FREE+1); the others were refused
+    # with that window. Several verified guesses earn doubling windows.
+    assert took[-2] < window(FREE_FAILURES + 3), took
+
+
+@pytest.mark.xfail(strict=True, reason="F2 (design, lead to decide): the per-principal "
+                   "window refuses the right password from any client, so one wrong guess "
+                   "per window from anywhere keeps a known user locked out")
+def test_f2_targeted_lockout(node: ServerProcess) -> None:
+    for i in range(FREE_FAILURES + 2):
+        assert login(node.url, "target", f"guess{i}", f"127.0.6.{i + 1}")[0] == 400
+    # The next wrong guess opens a window of window(FREE+3) s once verified; the
+    # attacker's connection waits it out, the account's owner tries meanwhile.
+    attacker = threading.Thread(target=login, args=(node.url, "target", "again", "127.0.6.99"))
+    attacker.start()
+    time.sleep(1.0)  # the attacker's bcrypt done: its window (4 s) has begun
+    status, _, _ = login(node.url, "target", "pw-target", "127.0.7.1")
+    attacker.join()
+    assert status == 200  # fails: refused with "invalid username or password"
+
+
+def test_backoff_waits_hold_no_worker_thread(node: ServerProcess) -> None:
+    """30 refused attempts waiting out a client's window (4 s) at once, on 3 workers of
+    2 threads: if the wait slept on a thread, another client's login would queue behind
+    them for seconds; it is awaited, so the login is answered at once."""
+    client = "127.0.8.1"
+    for i in range(FREE_FAILURES + 2):
+        # Distinct users: only the client's count grows (answers wait 1 s, then 2 s).
+        assert login(node.url, f"nobody{i}", "x", client)[0] == 400
+    # The next failure opens a 4 s window once verified (its answer waits it out).
+    opener = threading.Thread(target=login, args=(node.url, "nobody-next", "x", client))
+    opener.start()
+    time.sleep(1.0)  # its bcrypt done: the window has begun
+    waiting = threading.Thread(target=concurrently, args=(
+        [(f"nobody{i}", "x", client) for i in range(30)], node.url))
+    waiting.start()
+    time.sleep(0.5)  # the 30 have been refused and are waiting
+    status, _, seconds = login(node.url, "bystander", "pw-bystander", "127.0.8.2")
+    waiting.join()
+    opener.join()
+    assert status == 200
+    assert seconds < 3.0, seconds
