@@ -171,10 +171,14 @@ def test_renewal_matches_openbao(servers: dict[str, hvac.Client]) -> None:
         secret_id = ar.generate_secret_id("renewed", mount_point=MOUNT)["data"]["secret_id"]
         login = ar.login(role_id, secret_id, use_token=False, mount_point=MOUNT)["auth"]
         user = hvac.Client(url=c.adapter.base_uri, token=login["client_token"])
+        me = user.auth.token.lookup_self()["data"]
+        looked = ({k: me[k] for k in ("display_name", "meta", "path", "policies", "ttl",
+                                      "renewable", "orphan", "type", "num_uses")},
+                  bool(me["entity_id"]), sorted(me))
         ar.create_or_update_approle("renewed", token_ttl=90, mount_point=MOUNT)
         first = user.auth.token.renew_self()["auth"]["lease_duration"]
         ar.delete_role("renewed", mount_point=MOUNT)
-        seen[name] = (first, attempt(user.auth.token.renew_self))  # noqa: B023
+        seen[name] = (looked, first, attempt(user.auth.token.renew_self))  # noqa: B023
     assert seen["strongroom"] == seen["openbao"]
 
 

@@ -131,6 +131,9 @@ def test_group_policy_is_all_the_token_gets(node: tuple[ServerProcess, str],
         alice.secrets.kv.v2.create_or_update_secret("app", {"k": "x"}, mount_point="secret")
     me = alice.auth.token.lookup_self()["data"]
     assert me["meta"] == {"username": "alice"} and me["display_name"] == "ldap-alice"
+    # One entity per directory user, the same on every login (the alias: uid's value).
+    again = login(server.url, "Alice", password("alice"))["auth"]
+    assert me["entity_id"] == auth["entity_id"] == again["entity_id"]
     # bob is in no group mapped to a policy: default only, the secret is out of reach.
     bob = hvac.Client(url=server.url, token=login(server.url, "bob", password("bob"))[
         "auth"]["client_token"])

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import ipaddress
 import mmap
 import os
 import struct
@@ -192,6 +193,22 @@ def _digest(*parts: str) -> bytes:
     return digest if digest != _EMPTY else b"\x01" + digest[1:]
 
 
+def client_key(remote_addr: str) -> str:
+    """The client a failure is counted for: an IPv4 address (also when it arrives
+    IPv4-mapped on a dual-stack listener), or an IPv6 address's /64. One host
+    usually holds a whole /64 (SLAAC, privacy addresses): per address, it had 2**64
+    budgets of free failures (review i15 F7)."""
+    try:
+        addr = ipaddress.ip_address(remote_addr.strip("[]"))
+    except ValueError:
+        return remote_addr
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr)
+
+
 class LoginGuard:
     """One auth mount's view of the node's failure table. Methods call ``before``
     first, then verify, then ``failure`` or ``success``; a principal that does not
@@ -206,7 +223,7 @@ class LoginGuard:
         return self._ctx.clock().timestamp()
 
     def _keys(self, req: Request, principal: str) -> tuple[bytes, bytes]:
-        return (_digest("c", req.remote_addr),
+        return (_digest("c", client_key(req.remote_addr)),
                 _digest("p", self._accessor, principal))
 
     def before(self, req: Request, principal: str, message: str | None = None) -> None:

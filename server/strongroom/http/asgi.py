@@ -51,6 +51,14 @@ _RENEWALS = (_PREFIX + "auth/token/renew", _PREFIX + "sys/leases/renew",
              _PREFIX + "sys/renew")
 
 
+# Methods whose logins wait on another server (a directory): a silent one holds a
+# thread for the mount's request_timeout (90 s by default). On the shared pool a dozen
+# unauthenticated LDAP logins held every thread of a node, and every other login and
+# token renewal queued behind them (review i15 F6): they get threads of their own.
+DIRECTORY_METHODS = frozenset({"ldap"})
+DIRECTORY_THREADS = 4
+
+
 def runs_on_thread(path: str) -> bool:
     """Whether a request for ``path`` (``/v1/...``) may block for long whatever its body."""
     if path.startswith(_RENEWALS):
@@ -74,6 +82,7 @@ class StrongroomAsgi:
         self._max = max_size
         self._executor = executor
         self._large: ThreadPoolExecutor | None = None
+        self._directory: ThreadPoolExecutor | None = None
         self._fixed = [(b"cache-control", b"no-store")]
         if WORKER_HEADER:
             self._fixed.append((b"x-strongroom-worker", str(os.getpid()).encode()))
@@ -107,7 +116,9 @@ class StrongroomAsgi:
         request = self._request(scope["method"], path, scope.get("query_string", b""),
                                 headers, body, scope.get("client"), _client_cert(scope))
         executor = self._executor
-        if executor is None and (len(body) > LARGE_BODY or runs_on_thread(path)):
+        if self._waits_on_directory(path):
+            executor = self._directory_pool()
+        elif executor is None and (len(body) > LARGE_BODY or runs_on_thread(path)):
             executor = self._large_body_pool()
         if executor is None:
             # Local storage (inmem, file), a small request: the core is fast and
@@ -124,6 +135,23 @@ class StrongroomAsgi:
             # A failed login's backoff: this connection waits, the worker does not.
             await asyncio.sleep(result.delay)
         await self._answer(send, result, head)
+
+    def _waits_on_directory(self, path: str) -> bool:
+        """Whether ``path`` is served by a mount of a method in DIRECTORY_METHODS (as
+        this process's router knows it: a stale answer only picks the other pool)."""
+        if not path.startswith(_AUTH_PREFIX):
+            return False
+        core = getattr(self._dispatcher, "core", None)  # tests' stand-ins have none
+        if core is None:
+            return False
+        match = core.router.match(path[len(_PREFIX):])
+        return match is not None and match[0].type in DIRECTORY_METHODS
+
+    def _directory_pool(self) -> ThreadPoolExecutor:
+        if self._directory is None:
+            self._directory = ThreadPoolExecutor(DIRECTORY_THREADS,
+                                                 thread_name_prefix="core-directory")
+        return self._directory
 
     def _large_body_pool(self) -> ThreadPoolExecutor:
         # Created on first use: most workers never see a large body.

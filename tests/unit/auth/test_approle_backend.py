@@ -352,3 +352,10 @@ def test_unknown_role_id_takes_the_steps_of_a_wrong_secret_id(
         shapes.append((len(counting.gets), counting.gets[-1], list(locked)))
     # Three reads each (role ID index, a role, the SecretID: a miss), one SecretID lock.
     assert shapes[0] == shapes[1] == (3, False, ["approle-secret"])
+
+
+def test_secret_id_outside_narrowed_role_cidrs_is_refused(h: Harness) -> None:
+    role_id = h.role("web", secret_id_bound_cidrs="10.0.0.0/8")
+    sid = h.secret("web", cidr_list="10.1.0.0/16")["secret_id"]
+    h.call(Operation.UPDATE, "role/web", secret_id_bound_cidrs="10.2.0.0/16")
+    assert "failed to verify subset relationship" in refused(h, role_id, sid, "10.1.2.3")

@@ -107,6 +107,8 @@ def test_filter_and_dn_escaping() -> None:
     assert first_cn("admins", True) == "admins"
     assert first_cn("CN=ops,dc=x", True) == "ops"
     assert first_cn("cn=ops,dc=x", False) == "cn=ops,dc=x"  # pre-1.1.1: "CN" only
+    assert first_cn("cn=Ops\\2c Team,dc=x", True) == "Ops, Team"  # unescaped, as go-ldap
+    assert first_cn("cn=a\\+b,dc=x", True) == "a+b"
 
 
 # -- config ------------------------------------------------------------------------------
@@ -178,6 +180,12 @@ def test_search_then_bind_with_groups(slapd: Slapd) -> None:
                              "from locally-defined groups available"]
 
 
+def test_group_search_in_pages(slapd: Slapd) -> None:
+    """max_page_size: the paged-results control, one group per page here."""
+    auth = login(configured(slapd, max_page_size=1), "alice")
+    assert sorted(auth.policies) == ["admin-pol", "dev-pol", "shared"]
+
+
 def test_token_fields_apply(slapd: Slapd) -> None:
     b = configured(slapd, token_policies="base", token_ttl="1h", token_max_ttl="2h")
     auth = login(b, "bob")
@@ -193,6 +201,8 @@ def test_failures_do_not_reveal_existence(slapd: Slapd) -> None:
     for err in (wrong, missing, ambiguous):
         assert (type(err), err.status, err.message) == (
             type(wrong), 400, BIND_FAILED)
+    # A password SASLprep would refuse is sent as it is, and is just wrong.
+    assert login_error(b, "alice", "bad\x01pw\u00a0").message == BIND_FAILED
     # Filter metacharacters in the username are escaped, not interpreted.
     for user in ("*", "alice)(uid=*", "al*"):
         assert login_error(b, user, password("alice")).message == BIND_FAILED

@@ -196,3 +196,22 @@ def test_one_verification_at_a_time_past_the_free_failures() -> None:
         guard.before(req("198.51.100.6"), "other")
     clock.now += login_guard.PENDING_TIMEOUT + 1
     guard.before(req("198.51.100.6"), "other")
+
+
+def test_an_ipv6_client_is_its_64() -> None:
+    """Review i15 F7: a host usually holds a whole IPv6 /64; counted per address, each of
+    its 2**64 addresses had its own free failures. An IPv4-mapped address is its IPv4
+    client."""
+    clock = Clock()
+    guard = make_guard(clock)
+    for i in range(FREE_FAILURES + 1):
+        fail(guard, f"user{i}", addr=f"2001:db8:1:2::{i + 1:x}")
+    with pytest.raises(LoginFailedError):
+        guard.before(req("2001:db8:1:2:ffff::9"), "fresh")
+    guard.before(req("2001:db8:1:3::1"), "fresh")  # the next /64 is another client
+    for i in range(FREE_FAILURES + 1):
+        fail(guard, f"user{i}", addr="192.0.2.77" if i % 2 else "::ffff:192.0.2.77")
+    with pytest.raises(LoginFailedError):
+        guard.before(req("192.0.2.77"), "fresh")
+    with pytest.raises(LoginFailedError):
+        guard.before(req("::ffff:192.0.2.77"), "fresh")

@@ -29,7 +29,7 @@ from strongroom.errors import StrongroomError
 from strongroom.framework import Field, FieldData, FieldType, Path
 
 from .cidrs import is_subset
-from .store import Role, SecretEntry, go_quote, go_quote_list, internal_error
+from .store import Role, SecretEntry, go_quote, go_quote_list
 
 if TYPE_CHECKING:
     from . import AppRoleBackend
@@ -106,7 +106,11 @@ def _spend_secret(b: AppRoleBackend, req: Request, role: Role, role_id: str,
             b.store.delete_secret(role, secret_hmac, entry.accessor)
             guard.failure(req, role_id, INVALID)
         if not is_subset(role.secret_id_bound_cidrs or [], entry.cidr_list):
-            raise internal_error(
+            # The role's CIDRs were narrowed since the SecretID was issued. Vault's text,
+            # but through the guard (a refusal: 400, not Vault's 500), so that the
+            # attempt the guard may have let through is ended, not left pending.
+            guard.failure(
+                req, role_id,
                 "failed to verify subset relationship between CIDR blocks on the role "
                 f"{go_quote_list(role.secret_id_bound_cidrs or [])} and CIDR blocks on the "
                 f"secret ID {go_quote_list(entry.cidr_list)}")

@@ -31,6 +31,7 @@ _DEREF = {"never": ldap3.DEREF_NEVER, "finding": ldap3.DEREF_BASE,
 TLS_VERSIONS = {"tls10": ssl.TLSVersion.TLSv1, "tls11": ssl.TLSVersion.TLSv1_1,
                 "tls12": ssl.TLSVersion.TLSv1_2, "tls13": ssl.TLSVersion.TLSv1_3}
 _SUCCESS = 0
+_PAGED_RESULTS = "1.2.840.113556.1.4.319"
 _SIZE_LIMIT_EXCEEDED = 4
 
 
@@ -198,7 +199,7 @@ def dial(cfg: LdapConfig) -> Iterator[ldap3.Connection]:
             errors.append(str(exc))
             continue
         except (LDAPException, OSError, ssl.SSLError) as exc:
-            errors.append(f'error connecting to host "{url}": {exc}')
+            errors.append(f'error connecting to host "{url}": {reason(exc)}')
             continue
         break
     if conn is None:
@@ -212,12 +213,25 @@ def dial(cfg: LdapConfig) -> Iterator[ldap3.Connection]:
             pass  # closing a broken connection: nothing more to do
 
 
+_WRAPPED = re.compile(r"""^\((['"])(.*)\1,\)$""", re.S)
+
+
+def reason(exc: BaseException) -> str:
+    """An exception's text without ldap3's tuple wrapping (``('("socket ...",)',)``)."""
+    text = str(exc)
+    while (match := _WRAPPED.match(text)) is not None:
+        text = match.group(2).replace("\\'", "'")
+    return text
+
+
 def bind(conn: ldap3.Connection, dn: str, password: str) -> bool:
     """A simple bind; an empty password is never sent as an unauthenticated bind
     (RFC 4513 5.1.2: such a bind "succeeds" on some servers without any check)."""
     if not password:
         return False
-    conn.user, conn.password, conn.authentication = dn, password, ldap3.SIMPLE
+    # Bytes go out as they are (ldap3 would SASLprep a str, and refuse some passwords
+    # Vault sends unchanged, with a text of its own).
+    conn.user, conn.password, conn.authentication = dn, password.encode("utf-8"), ldap3.SIMPLE
     return _bind(conn)
 
 
@@ -235,29 +249,50 @@ def _bind(conn: ldap3.Connection) -> bool:
 
 
 def search(cfg: LdapConfig, conn: ldap3.Connection, base: str, filt: str,
-           attributes: list[str], size_limit: int = 0,
-           scope: str = ldap3.SUBTREE) -> list[tuple[str, dict[str, list[str]]]]:
-    """(dn, {attribute (lower case): values}) of each entry found."""
-    try:
-        conn.search(base, filt, search_scope=scope, attributes=attributes or [ldap3.NO_ATTRIBUTES],
-                    size_limit=size_limit, auto_escape=False,
-                    dereference_aliases=_DEREF.get(cfg.dereference_aliases, ldap3.DEREF_NEVER))
-    except LDAPException as exc:
-        raise LdapError(f"LDAP search failed: {exc}") from None
-    code = conn.result.get("result")
-    if code not in (_SUCCESS, _SIZE_LIMIT_EXCEEDED):
-        raise LdapError(f"LDAP search failed: LDAP Result Code {code} "
-                        f"\"{conn.result.get('description', '')}\": "
-                        f"{conn.result.get('message', '')}")
-    entries = []
-    for item in conn.response or []:
+           attributes: list[str], size_limit: int = 0, page_size: int = 0,
+           ) -> list[tuple[str, dict[str, list[str]]]]:
+    """(dn, {attribute (lower case): values}) of each entry found (subtree). With
+    ``page_size``, the server's paged-results control (RFC 2696) fetches the entries a
+    page at a time, past a server's size limit (Vault's ``max_page_size``)."""
+    entries: list[tuple[str, dict[str, list[str]]]] = []
+    cookie: bytes | None = None
+    while True:
+        try:
+            conn.search(base, filt, search_scope=ldap3.SUBTREE,
+                        attributes=attributes or [ldap3.NO_ATTRIBUTES],
+                        size_limit=size_limit, auto_escape=False,
+                        dereference_aliases=_DEREF.get(cfg.dereference_aliases,
+                                                       ldap3.DEREF_NEVER),
+                        paged_size=page_size or None, paged_cookie=cookie)
+        except LDAPException as exc:
+            raise LdapError(f"LDAP search failed: {exc}") from None
+        code = conn.result.get("result")
+        if code not in (_SUCCESS, _SIZE_LIMIT_EXCEEDED):
+            raise LdapError(f"LDAP search failed: LDAP Result Code {code} "
+                            f"\"{conn.result.get('description', '')}\": "
+                            f"{conn.result.get('message', '')}")
+        entries.extend(_entries(conn.response or []))
+        cookie = _paged_cookie(conn.result) if page_size else None
+        if not cookie:
+            return entries
+
+
+def _entries(response: list[dict[str, Any]]) -> list[tuple[str, dict[str, list[str]]]]:
+    out = []
+    for item in response:
         if item.get("type") != "searchResEntry":
-            continue
+            continue  # referrals are not followed
         raw = item.get("raw_attributes") or {}
         attrs = {str(k).lower(): [v.decode("utf-8", "replace") if isinstance(v, bytes)
                                   else str(v) for v in vals] for k, vals in raw.items()}
-        entries.append((str(item.get("dn", "")), attrs))
-    return entries
+        out.append((str(item.get("dn", "")), attrs))
+    return out
+
+
+def _paged_cookie(result: dict[str, Any]) -> bytes | None:
+    control = (result.get("controls") or {}).get(_PAGED_RESULTS) or {}
+    cookie = (control.get("value") or {}).get("cookie")
+    return cookie if isinstance(cookie, bytes) and cookie else None
 
 
 def first_cn(dn: str, case_insensitive: bool) -> str:
@@ -269,5 +304,22 @@ def first_cn(dn: str, case_insensitive: bool) -> str:
         return dn
     for attr, value, _sep in rdns:
         if attr == "CN" or (case_insensitive and attr.lower() == "cn"):
-            return str(value)
+            return unescape_dn_value(str(value))
     return dn
+
+
+_DN_ESCAPE = re.compile(r"\\([0-9a-fA-F]{2}|.)")
+
+
+def unescape_dn_value(value: str) -> str:
+    """An RDN value as the directory means it (``a\\,b`` is ``a,b``; ``\\c3\\a9`` is é),
+    as go-ldap's ParseDN gives it to Vault."""
+    raw = bytearray()
+    pos = 0
+    for match in _DN_ESCAPE.finditer(value):
+        raw += value[pos:match.start()].encode()
+        escaped = match.group(1)
+        raw += bytes.fromhex(escaped) if len(escaped) == 2 else escaped.encode()
+        pos = match.end()
+    raw += value[pos:].encode()
+    return raw.decode("utf-8", "replace")

@@ -125,7 +125,8 @@ def _groups(cfg: LdapConfig, conn: ldap3.Connection, user_dn: str, username: str
                                     "Username": escape_filter(username)})
     names: set[str] = set()
     insensitive = not cfg.use_pre111_group_cn_behavior
-    for dn, attrs in search(cfg, conn, cfg.groupdn, filt, [cfg.groupattr]):
+    for dn, attrs in search(cfg, conn, cfg.groupdn, filt, [cfg.groupattr],
+                            page_size=max(cfg.max_page_size, 0)):
         values = attrs.get(cfg.groupattr.lower()) or []
         for value in values or [dn]:
             names.add(first_cn(value, insensitive))
