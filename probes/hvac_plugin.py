@@ -14,9 +14,11 @@ within milliseconds, Strongroom (gunicorn, Python imports) within about a second
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -77,3 +79,68 @@ def _patch_cert_login() -> None:
 
     login._probe_wrapped = True  # type: ignore[attr-defined]
     cert_module.Cert.login = login
+
+
+# -- recording (PROBE_RECORD=<file>): every API exchange's shape, for probes/hvac_diff.py --
+
+_CURRENT_TEST = ["(class setup)"]
+
+
+def _shape(value: Any, depth: int = 0) -> Any:
+    """The JSON's structure without its values: keys, and the type of each leaf."""
+    if depth > 6:
+        return "..."
+    if isinstance(value, dict):
+        return {str(k): _shape(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0], depth + 1)] if value else []
+    if value is None:
+        return "null"
+    return type(value).__name__
+
+
+def _record(path: str, request: Any, response: Any) -> None:
+    import json
+
+    url = urlsplit(request.url)
+    if not url.path.startswith("/v1/"):
+        return
+    try:
+        body = response.json() if response.content else None
+    except ValueError:
+        body = "(not json)"
+    sent = None
+    if request.body:
+        try:
+            sent = _shape(json.loads(request.body))
+        except (ValueError, TypeError):
+            sent = "(not json)"
+    record = {"test": _CURRENT_TEST[0], "method": request.method, "path": url.path,
+              "query": url.query, "sent": sent, "status": response.status_code,
+              "shape": _shape(body),
+              "errors": body.get("errors") if isinstance(body, dict) else None}
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(record) + "\n")
+
+
+def _patch_recording(path: str) -> None:
+    original = requests.Session.send
+
+    def send(self: Any, request: Any, **kwargs: Any) -> Any:
+        response = original(self, request, **kwargs)
+        # Recording must never change a test's outcome.
+        with contextlib.suppress(Exception):
+            _record(path, request, response)
+        return response
+
+    requests.Session.send = send  # type: ignore[method-assign]
+
+
+def pytest_runtest_setup(item: Any) -> None:
+    _CURRENT_TEST[0] = item.nodeid
+
+
+def pytest_sessionstart(session: Any) -> None:
+    record = os.environ.get("PROBE_RECORD")
+    if record:
+        _patch_recording(record)

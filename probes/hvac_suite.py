@@ -322,6 +322,10 @@ def main() -> int:
     parser.add_argument("--listener-client-ca", metavar="FILE",
                         help="add tls_client_ca_file=FILE (relative: to hvac's "
                              "tests/config_files) to every server's TCP listeners")
+    parser.add_argument("--record", action="store_true",
+                        help="keep every API exchange's shape in "
+                             "<workdir>/record-<target>.jsonl (compare two targets with "
+                             "probes/hvac_diff.py)")
     parser.add_argument("--timeout", type=int, default=180, help="per test, seconds")
     parser.add_argument("-k", dest="keyword", help="pytest -k expression")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -366,6 +370,10 @@ def main() -> int:
     if opts.listener_client_ca:
         env["PROBE_LISTENER_CLIENT_CA"] = str(tree / "tests" / "config_files"
                                               / opts.listener_client_ca)
+    if opts.record:
+        record = work / f"record-{opts.target}.jsonl"
+        record.unlink(missing_ok=True)
+        env["PROBE_RECORD"] = str(record)
     extra = ["-k", opts.keyword] if opts.keyword else []
 
     print(f"hvac tests: {tree}/tests ({ref}); logs: {out}; server logs: {state}/servers",

@@ -25,6 +25,7 @@ from strongroom.seal.shamir_seal import ShamirSeal
 # `vault secrets enable -path=x kv` and `sys/mounts/x {"type": "kv"}`.
 SECRETS_ENGINES: dict[str, EngineFactory] = {
     "kv": kv_factory,
+    "generic": kv_factory,  # Vault's mount alias: a kv backend, the type stays "generic"
     "database": database_factory,
     "transit": transit_factory,
 }

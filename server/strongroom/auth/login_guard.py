@@ -164,6 +164,14 @@ class _Table:
                         int(now) % 2**32 or 1, last)
         return int(failures), True
 
+    def release(self, key: bytes, now: float) -> None:
+        """End a claimed attempt that neither failed nor succeeded."""
+        index = self._find(key, now, insert=False)
+        if index is not None:
+            slot_key, failures, _since, last = _SLOT.unpack_from(self._map,
+                                                                 index * _SLOT.size)
+            _SLOT.pack_into(self._map, index * _SLOT.size, slot_key, failures, 0, last)
+
     def forget(self, key: bytes, now: float) -> None:
         index = self._find(key, now, insert=False)
         if index is not None:
@@ -263,3 +271,12 @@ class LoginGuard:
         table = _table()
         with table.locked():
             table.forget(self._keys(req, principal)[1], now)
+
+    def abandon(self, req: Request, principal: str) -> None:
+        """The attempt ended in an error that proves nothing either way (a directory
+        that did not answer): the principal's next attempt may run at once rather than
+        after ``PENDING_TIMEOUT``. Counts nothing."""
+        now = self._now()
+        table = _table()
+        with table.locked():
+            table.release(self._keys(req, principal)[1], now)

@@ -196,6 +196,11 @@ def test_one_verification_at_a_time_past_the_free_failures() -> None:
         guard.before(req("198.51.100.6"), "other")
     clock.now += login_guard.PENDING_TIMEOUT + 1
     guard.before(req("198.51.100.6"), "other")
+    # ... or at once when the method says so (an error that proves nothing).
+    guard.abandon(req("198.51.100.6"), "other")
+    guard.before(req("198.51.100.7"), "other")
+    with pytest.raises(LoginFailedError):
+        guard.before(req("198.51.100.8"), "other")
 
 
 def test_an_ipv6_client_is_its_64() -> None:

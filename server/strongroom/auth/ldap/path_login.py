@@ -230,6 +230,7 @@ def paths(b: LdapBackend) -> list[Path]:
                 found = _Found(bind_dn=dn)
                 _directory_groups(cfg, conn, dn, username, found)
         except LdapError as exc:
+            b.guard.abandon(req, principal)  # the directory failed, not the caller
             raise BadRequestError(str(exc)) from None
         if not found.alias:
             raise BadRequestError("missing entity alias attribute value")

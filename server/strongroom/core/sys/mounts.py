@@ -42,8 +42,13 @@ TUNE_FIELDS = {
 # Keys of request/response data the audit log keeps in clear for this mount (issue 12:
 # audit/broker.py reads them from the mount's config).
 AUDIT_KEY_FIELDS = ("audit_non_hmac_request_keys", "audit_non_hmac_response_keys")
-# `vault secrets enable kv-v2` sends this type; Vault stores it as kv version 2.
-_TYPE_ALIASES = {"kv-v2": ("kv", {"version": "2"}), "generic": ("kv", {})}
+# Vault's handleMount: "kv-v1"/"kv-v2" (`vault secrets enable kv-v2`) are stored as kv
+# with that version; any type but kv refuses a version option. "generic" is not one of
+# these: Vault keeps it as the mount's type (accessor generic_..., no deprecation_status)
+# and only builds a kv backend for it (registry.py), so a client reads back what it sent.
+_KV_VERSION_ALIASES = {"kv-v1": "1", "kv-v2": "2"}
+# Types outside Vault's builtin registry: no deprecation_status in a mount's view.
+_UNREGISTERED_TYPES = frozenset({"generic"})
 
 
 def tune_ttl(name: str, value: str | None) -> int | None:
@@ -102,7 +107,7 @@ def mount_view(entry: MountEntry, core: Core) -> dict[str, Any]:
         "type": entry.type,
         "uuid": entry.uuid,
     }
-    if entry.type not in _CORE_TYPES:
+    if entry.type not in _CORE_TYPES and entry.type not in _UNREGISTERED_TYPES:
         view["deprecation_status"] = "supported"
     return view
 
@@ -196,12 +201,16 @@ def mount_paths(core: Core) -> list[Path]:
         path = normalize_mount_path(m.group("path"))
         if path.startswith(RESERVED_PREFIXES):
             raise BadRequestError(f'cannot mount "{path}"')
-        type_, extra = _TYPE_ALIASES.get(type_, (type_, {}))
+        if type_ in _KV_VERSION_ALIASES:
+            options["version"] = _KV_VERSION_ALIASES[type_]
+            type_ = "kv"
+        elif type_ != "kv" and options.get("version"):
+            raise BadRequestError(f'secrets engine "{type_}" does not allow setting a version')
         if type_ in _CORE_TYPES:
             raise BadRequestError(f'mount type of "{type_}" is not mountable')
         core.mounts.secrets.enable(MountEntry(
             path=path, type=type_, description=data.get("description"),
-            options={**options, **extra}, config=parsed_config, local=data.get("local"),
+            options=options, config=parsed_config, local=data.get("local"),
             seal_wrap=data.get("seal_wrap")))
 
     def disable(req: Request, data: FieldData, m: re.Match[str]) -> None:
