@@ -132,8 +132,11 @@ def api_scenario(url: str) -> dict[str, Any]:
     seen["otp_not_string"] = _seen(s.put(url + ATTEMPT, json={"otp": 5}, timeout=TIMEOUT))
     # Shares of another node: the round aborts, the attempt stays.
     nonce = s.put(url + ATTEMPT, json={}, timeout=TIMEOUT).json()["nonce"]
-    s.put(url + UPDATE, json={"key": secrets.token_hex(33), "nonce": nonce}, timeout=TIMEOUT)
-    seen["foreign"] = _prefix(s.put(url + UPDATE, json={"key": secrets.token_hex(33),
+    # Random shares, but with distinct non-zero x-coordinates (a share's last byte):
+    # two random ones collide 1 time in 256, which is another error.
+    s.put(url + UPDATE, json={"key": secrets.token_hex(32) + "01", "nonce": nonce},
+          timeout=TIMEOUT)
+    seen["foreign"] = _prefix(s.put(url + UPDATE, json={"key": secrets.token_hex(32) + "02",
                                                         "nonce": nonce}, timeout=TIMEOUT),
                               "root generation aborted: ")
     after = s.get(url + ATTEMPT, timeout=TIMEOUT).json()
