@@ -11,13 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from strongroom.cli import output
 from strongroom.cli.client import ClientError, JsonObject
 from strongroom.cli.command import Command, Context, Group
 from strongroom.cli.durations import go_duration
 from strongroom.cli.flags import FlagSet
 from strongroom.cli.kvpath import ensure_trailing_slash, sanitize_path
-from strongroom.cli.secrets import mount_output
+from strongroom.cli.secrets import (
+    DETAILED_HEADER_TAIL,
+    detailed_rows,
+    print_mounts,
+    ttl_to_api,
+)
 
 #: Optional config keys, each sent only when its flag was given (vault's ``f.Visit``).
 _LIST_FLAGS = {
@@ -92,12 +96,6 @@ def run_disable(ctx: Context) -> int:
     return 0
 
 
-def _ttl_cell(kind: str, ttl: Any) -> str:
-    if kind in ("system", "cubbyhole"):
-        return ""
-    return str(ttl) if ttl else "system"
-
-
 def list_rows(mounts: Mapping[str, JsonObject],
               detailed: bool) -> tuple[list[str], list[list[Any]]]:
     """Header and rows of the ``auth list`` table (``-detailed`` adds columns)."""
@@ -106,44 +104,13 @@ def list_rows(mounts: Mapping[str, JsonObject],
                 [[p, m["type"], m["accessor"], m["description"], m["plugin_version"]]
                  for p, m in mounts.items()])
     header = ["Path", "Plugin", "Accessor", "Default TTL", "Max TTL", "Token Type",
-              "Replication", "Seal Wrap", "External Entropy Access", "Options",
-              "Description", "UUID", "Version", "Running Version", "Running SHA256",
-              "Deprecation Status"]
-    rows = [[p, m["type"], m["accessor"],
-             _ttl_cell(m["type"], m["config"]["default_lease_ttl"]),
-             _ttl_cell(m["type"], m["config"]["max_lease_ttl"]),
-             m["config"].get("token_type", ""), "local" if m["local"] else "replicated",
-             m["seal_wrap"], m["external_entropy_access"], m["options"] or {},
-             m["description"], m["uuid"], m["plugin_version"], m["running_plugin_version"],
-             m["running_sha256"], m["deprecation_status"]] for p, m in mounts.items()]
-    return header, rows
+              *DETAILED_HEADER_TAIL]
+    return header, detailed_rows(mounts, lambda m: m["config"].get("token_type", ""))
 
 
 def run_list(ctx: Context) -> int:
     """List the enabled auth methods."""
-    ctx.expect_args(0, 0)
-    try:
-        resp = ctx.client().get("sys/auth")
-    except ClientError as exc:
-        return ctx.fail("Error listing enabled authentications", exc)
-    data = (resp or {}).get("data")
-    if not isinstance(data, Mapping):
-        ctx.err("Error listing enabled authentications: data from server response is empty")
-        return 2
-    mounts = {path: mount_output(data[path]) for path in sorted(data)
-              if isinstance(data[path], Mapping)}
-    fmt = ctx.output_format()
-    if fmt != "table":
-        ctx.out(output.render(mounts, fmt))
-        return 0
-    header, rows = list_rows(mounts, ctx.flags.boolean("detailed"))
-    ctx.out(output.columns(header, rows))
-    return 0
-
-
-def _ttl_to_api(ns: int) -> str:
-    # vault's ttlToAPI: unset sends "", a negative duration "system" (reset to the default)
-    return "" if ns == 0 else "system" if ns < 0 else go_duration(ns)
+    return print_mounts(ctx, "sys/auth", "Error listing enabled authentications", list_rows)
 
 
 def run_tune(ctx: Context) -> int:
@@ -152,8 +119,8 @@ def run_tune(ctx: Context) -> int:
     f = ctx.flags
     body = _visited(ctx, {
         "options": _options(ctx),
-        "default_lease_ttl": _ttl_to_api(f.duration("default-lease-ttl")),
-        "max_lease_ttl": _ttl_to_api(f.duration("max-lease-ttl")),
+        "default_lease_ttl": ttl_to_api(f.duration("default-lease-ttl")),
+        "max_lease_ttl": ttl_to_api(f.duration("max-lease-ttl")),
         "force_no_cache": False,
     })
     if f.is_set("description"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from strongroom.cli import output
@@ -100,6 +100,24 @@ def _ttl_cell(kind: str, ttl: Any) -> str:
     return str(ttl) if ttl else "system"
 
 
+DETAILED_HEADER_TAIL = ["Replication", "Seal Wrap", "External Entropy Access", "Options",
+                        "Description", "UUID", "Version", "Running Version",
+                        "Running SHA256", "Deprecation Status"]
+
+
+def detailed_rows(mounts: Mapping[str, JsonObject],
+                  fifth: Callable[[JsonObject], Any]) -> list[list[Any]]:
+    """The ``-detailed`` rows vault prints for secrets and auth mounts alike, but for the
+    column after the TTLs (``fifth``: Force No Cache, or Token Type)."""
+    return [[p, m["type"], m["accessor"],
+             _ttl_cell(m["type"], m["config"]["default_lease_ttl"]),
+             _ttl_cell(m["type"], m["config"]["max_lease_ttl"]),
+             fifth(m), "local" if m["local"] else "replicated",
+             m["seal_wrap"], m["external_entropy_access"], m["options"] or {},
+             m["description"], m["uuid"], m["plugin_version"], m["running_plugin_version"],
+             m["running_sha256"], m["deprecation_status"]] for p, m in mounts.items()]
+
+
 def list_rows(mounts: Mapping[str, JsonObject],
               detailed: bool) -> tuple[list[str], list[list[Any]]]:
     """Header and rows of the ``secrets list`` table (``-detailed`` adds columns)."""
@@ -107,29 +125,24 @@ def list_rows(mounts: Mapping[str, JsonObject],
         return (["Path", "Type", "Accessor", "Description"],
                 [[p, m["type"], m["accessor"], m["description"]] for p, m in mounts.items()])
     header = ["Path", "Plugin", "Accessor", "Default TTL", "Max TTL", "Force No Cache",
-              "Replication", "Seal Wrap", "External Entropy Access", "Options",
-              "Description", "UUID", "Version", "Running Version", "Running SHA256",
-              "Deprecation Status"]
-    rows = [[p, m["type"], m["accessor"],
-             _ttl_cell(m["type"], m["config"]["default_lease_ttl"]),
-             _ttl_cell(m["type"], m["config"]["max_lease_ttl"]),
-             m["config"]["force_no_cache"], "local" if m["local"] else "replicated",
-             m["seal_wrap"], m["external_entropy_access"], m["options"] or {},
-             m["description"], m["uuid"], m["plugin_version"], m["running_plugin_version"],
-             m["running_sha256"], m["deprecation_status"]] for p, m in mounts.items()]
-    return header, rows
+              *DETAILED_HEADER_TAIL]
+    return header, detailed_rows(mounts, lambda m: m["config"]["force_no_cache"])
 
 
-def run_list(ctx: Context) -> int:
-    """List the mounted secrets engines."""
+RowsFunction = Callable[[Mapping[str, JsonObject], bool], tuple[list[str], list[list[Any]]]]
+
+
+def print_mounts(ctx: Context, api_path: str, error: str, rows: RowsFunction) -> int:
+    """``secrets list`` and ``auth list``: read ``api_path`` and print its mounts as vault
+    does (Go's struct field order for json/yaml, a table otherwise)."""
     ctx.expect_args(0, 0)
     try:
-        resp = ctx.client().get("sys/mounts")
+        resp = ctx.client().get(api_path)
     except ClientError as exc:
-        return ctx.fail("Error listing secrets engines", exc)
+        return ctx.fail(error, exc)
     data = (resp or {}).get("data")
     if not isinstance(data, Mapping):
-        ctx.err("Error listing secrets engines: data from server response is empty")
+        ctx.err(f"{error}: data from server response is empty")
         return 2
     mounts = {path: mount_output(data[path]) for path in sorted(data)
               if isinstance(data[path], Mapping)}
@@ -137,9 +150,19 @@ def run_list(ctx: Context) -> int:
     if fmt != "table":
         ctx.out(output.render(mounts, fmt))  # struct field order, as Go prints it
         return 0
-    header, rows = list_rows(mounts, ctx.flags.boolean("detailed"))
-    ctx.out(output.columns(header, rows))
+    header, table = rows(mounts, ctx.flags.boolean("detailed"))
+    ctx.out(output.columns(header, table))
     return 0
+
+
+def run_list(ctx: Context) -> int:
+    """List the mounted secrets engines."""
+    return print_mounts(ctx, "sys/mounts", "Error listing secrets engines", list_rows)
+
+
+def ttl_to_api(ns: int) -> str:
+    """vault's ttlToAPI: unset sends "", a negative duration "system" (the default)."""
+    return "" if ns == 0 else "system" if ns < 0 else go_duration(ns)
 
 
 def run_tune(ctx: Context) -> int:
@@ -150,13 +173,10 @@ def run_tune(ctx: Context) -> int:
     if f.integer("version") > 0:
         options = {**(options or {}), "version": str(f.integer("version"))}
     path = ensure_trailing_slash(sanitize_path(ctx.args[0]))
-
-    def ttl(name: str) -> str:
-        value = f.duration(name)
-        return "" if value == 0 else "system" if value < 0 else go_duration(value)
-
-    body: JsonObject = {"options": options, "default_lease_ttl": ttl("default-lease-ttl"),
-                        "max_lease_ttl": ttl("max-lease-ttl"), "force_no_cache": False}
+    body: JsonObject = {"options": options,
+                        "default_lease_ttl": ttl_to_api(f.duration("default-lease-ttl")),
+                        "max_lease_ttl": ttl_to_api(f.duration("max-lease-ttl")),
+                        "force_no_cache": False}
     if f.is_set("description"):
         body["description"] = f.string("description")
     try:
