@@ -128,12 +128,16 @@ def paths(b: AppRoleBackend) -> list[Path]:
                 keys.append(entry.accessor)
         return Response(data={"keys": keys}) if keys else not_found()
 
-    def lookup(req: Request, data: FieldData, m: re.Match[str]) -> Response | None:
+    def target(data: FieldData, m: re.Match[str]) -> tuple[Role, str]:
+        """The role and the HMAC of the body's SecretID (lookup and destroy)."""
         secret_id = str(data.get("secret_id") or "")
         if not secret_id:
             raise BadRequestError("missing secret_id")
         role = role_or_500(m.group("role_name"))
-        secret_hmac = _hmac_or_500(b, role, secret_id)
+        return role, _hmac_or_500(b, role, secret_id)
+
+    def lookup(req: Request, data: FieldData, m: re.Match[str]) -> Response | None:
+        role, secret_hmac = target(data, m)
         with b.store.secret_lock(secret_hmac):
             entry = b.store.secret(role, secret_hmac)
             if entry is None:
@@ -145,11 +149,7 @@ def paths(b: AppRoleBackend) -> list[Path]:
         return Response(data=entry_data(entry))
 
     def destroy(req: Request, data: FieldData, m: re.Match[str]) -> None:
-        secret_id = str(data.get("secret_id") or "")
-        if not secret_id:
-            raise BadRequestError("missing secret_id")
-        role = role_or_500(m.group("role_name"))
-        secret_hmac = _hmac_or_500(b, role, secret_id)
+        role, secret_hmac = target(data, m)
         with b.store.secret_lock(secret_hmac):
             entry = b.store.secret(role, secret_hmac)
             if entry is not None:
