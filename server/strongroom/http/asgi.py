@@ -137,15 +137,20 @@ class StrongroomAsgi:
         await self._answer(send, result, head)
 
     def _waits_on_directory(self, path: str) -> bool:
-        """Whether ``path`` is served by a mount of a method in DIRECTORY_METHODS (as
-        this process's router knows it: a stale answer only picks the other pool)."""
-        if not path.startswith(_AUTH_PREFIX):
+        """Whether ``path`` may be served by a mount of a method in DIRECTORY_METHODS.
+
+        This process's router may not know a mount yet: another worker enabled it a
+        moment ago and the core learns of it only inside dispatch (``Core.sync``, which
+        may read storage, so not here on the loop). An auth path it cannot place gets
+        the directory's threads: a fresh LDAP mount's logins once landed on the shared
+        pool and a token renewal queued behind a silent directory for seconds."""
+        if not path.startswith(_AUTH_PREFIX) or not runs_on_thread(path):
             return False
         core = getattr(self._dispatcher, "core", None)  # tests' stand-ins have none
         if core is None:
             return False
         match = core.router.match(path[len(_PREFIX):])
-        return match is not None and match[0].type in DIRECTORY_METHODS
+        return match is None or match[0].type in DIRECTORY_METHODS
 
     def _directory_pool(self) -> ThreadPoolExecutor:
         if self._directory is None:

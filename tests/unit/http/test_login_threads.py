@@ -68,3 +68,43 @@ def test_a_login_runs_on_a_thread_and_the_token_store_inline() -> None:
     _call(app, "/v1/auth/token/lookup-self")
     assert dispatcher.threads[0].startswith("core-large")
     assert dispatcher.threads[1] == main
+
+
+class _Mount:
+    def __init__(self, type_: str) -> None:
+        self.type = type_
+
+
+class _Router:
+    """The mounts this process's router has loaded (another worker may know more)."""
+
+    def __init__(self, mounts: dict[str, str]) -> None:
+        self._mounts = mounts
+
+    def match(self, path: str) -> tuple[_Mount, None, str] | None:
+        for prefix, type_ in self._mounts.items():
+            if path.startswith(prefix):
+                return _Mount(type_), None, path[len(prefix):]
+        return None
+
+
+class _CoreDispatcher(_RecordingDispatcher):
+    def __init__(self, mounts: dict[str, str]) -> None:
+        super().__init__()
+        self.core = type("Core", (), {"router": _Router(mounts)})()
+
+
+def test_a_directory_login_has_threads_of_its_own_even_on_a_mount_not_loaded_yet() -> None:
+    """A mount another worker enabled a moment ago is unknown to this process's router
+    until dispatch syncs the core: such a login may wait on a silent directory, so it
+    must not take the shared pool that token renewals and other logins run on."""
+    dispatcher = _CoreDispatcher({"auth/ldap/": "ldap", "auth/userpass/": "userpass",
+                                  "auth/token/": "token"})
+    app = StrongroomAsgi(dispatcher, max_size=1 << 20)  # type: ignore[arg-type]
+    main = threading.current_thread().name
+    for path in ("/v1/auth/ldap/login/bob", "/v1/auth/ldap-new/login/bob",
+                 "/v1/auth/userpass/login/alice", "/v1/auth/token/renew-self",
+                 "/v1/auth/token/lookup-self", "/v1/secret/data/x"):
+        _call(app, path)
+    assert [name.split("_")[0] for name in dispatcher.threads] == [
+        "core-directory", "core-directory", "core-large", "core-large", main, main]
