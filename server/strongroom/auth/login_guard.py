@@ -26,6 +26,16 @@ refused as if inside a window), else every thread of the node could check a gues
 at the end of each window. Counts are forgotten
 ``RESET_AFTER`` seconds after the last failure; a success forgets the principal's
 (not the client's: a client with one valid account must not clear its own count).
+
+Targeted lockout (review i15 F2): a principal's window refuses every client, so one
+wrong guess per window from anywhere would keep its owner out for as long as the
+attacker cares to. A success also remembers the (principal, client) pair for
+``KNOWN_CLIENT_FOR``: a client that logged in as the principal before is spared the
+principal's window and its one-at-a-time claim, and held to its own client window
+only (which an attacker sharing its address shares too). Its first failure makes it
+unknown again. An owner on a new address is still refused while the principal is
+backed off: letting any new client through would give a distributed attacker one
+verification per address and window.
 """
 
 from __future__ import annotations
@@ -57,6 +67,8 @@ RESET_AFTER = 900.0
 # LDAP login may wait on its directory (connect and request timeouts).
 PENDING_TIMEOUT = 150
 DEFAULT_MESSAGE = "invalid credentials"
+# How long a client that logged in as a principal stays known to it (see above).
+KNOWN_CLIENT_FOR = 86400.0
 
 # The table: SLOTS slots of (16-byte key digest, u32 failures, u32 start of the
 # running claimed attempt (``_Table.claim``), f64 time of the last failure), open
@@ -172,6 +184,15 @@ class _Table:
                                                                  index * _SLOT.size)
             _SLOT.pack_into(self._map, index * _SLOT.size, slot_key, failures, 0, last)
 
+    def remember(self, key: bytes, now: float, seconds: float) -> None:
+        """Keep ``key`` with no failures for ``seconds`` (a known client): its time is
+        set that far past the usual RESET_AFTER, so ``read`` gives a non-zero time
+        until then. Evicted before any key with failures when its neighbourhood fills."""
+        index = self._find(key, now, insert=True)
+        assert index is not None  # noqa: S101 - insert always finds a victim
+        _SLOT.pack_into(self._map, index * _SLOT.size, key, 0, 0,
+                        now + max(0.0, seconds - RESET_AFTER))
+
     def forget(self, key: bytes, now: float) -> None:
         index = self._find(key, now, insert=False)
         if index is not None:
@@ -234,6 +255,9 @@ class LoginGuard:
         return (_digest("c", client_key(req.remote_addr)),
                 _digest("p", self._accessor, principal))
 
+    def _known_key(self, req: Request, principal: str) -> bytes:
+        return _digest("k", self._accessor, principal, client_key(req.remote_addr))
+
     def before(self, req: Request, principal: str, message: str | None = None) -> None:
         """Refuse (``LoginFailedError``, the wrong-password text) while the client or
         the principal is inside a backoff window; the delay is what is left of it."""
@@ -242,10 +266,11 @@ class LoginGuard:
         wait = 0.0
         with table.locked():
             keys = self._keys(req, principal)
-            for key in keys:
+            known = table.read(self._known_key(req, principal), now)[1] > 0
+            for key in keys[:1] if known else keys:
                 failures, last = table.read(key, now)
                 wait = max(wait, last + window(failures) - now)
-            if wait <= 0:
+            if wait <= 0 and not known:
                 # Checking the window and recording the failure are apart by a whole
                 # verification (bcrypt, an LDAP bind): without a claim, every thread
                 # of every worker passed the check at the window's end and verified
@@ -263,14 +288,17 @@ class LoginGuard:
         table = _table()
         with table.locked():
             counts = [table.record(key, now) for key in self._keys(req, principal)]
+            table.forget(self._known_key(req, principal), now)
         raise LoginFailedError(message or self._message, delay=window(max(counts)))
 
     def success(self, req: Request, principal: str) -> None:
-        """Forget the principal's failures (the client's stay counted)."""
+        """Forget the principal's failures (the client's stay counted); remember the
+        client as one that knows the principal's secret."""
         now = self._now()
         table = _table()
         with table.locked():
             table.forget(self._keys(req, principal)[1], now)
+            table.remember(self._known_key(req, principal), now, KNOWN_CLIENT_FOR)
 
     def abandon(self, req: Request, principal: str) -> None:
         """The attempt ended in an error that proves nothing either way (a directory
@@ -279,4 +307,6 @@ class LoginGuard:
         now = self._now()
         table = _table()
         with table.locked():
+            if table.read(self._known_key(req, principal), now)[1] > 0:
+                return  # a known client's attempt claimed nothing (``before``)
             table.release(self._keys(req, principal)[1], now)

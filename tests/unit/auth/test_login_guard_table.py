@@ -220,3 +220,51 @@ def test_an_ipv6_client_is_its_64() -> None:
         guard.before(req("192.0.2.77"), "fresh")
     with pytest.raises(LoginFailedError):
         guard.before(req("::ffff:192.0.2.77"), "fresh")
+
+
+def test_a_client_that_logged_in_before_is_spared_the_principals_window() -> None:
+    """Review i15 F2 (targeted lockout): the principal's window refuses every client,
+    so an attacker's guess per window kept the owner out; a client that logged in as
+    the principal is held to its own window only, until its own first failure."""
+    clock = Clock()
+    guard = make_guard(clock)
+    owner, attacker, newcomer = "192.0.2.10", "198.51.100.7", "203.0.113.5"
+    guard.before(req(owner), "alice")
+    guard.success(req(owner), "alice")
+    for i in range(FREE_FAILURES + 2):
+        fail(guard, "alice", f"198.51.100.{i + 20}")
+    # The principal is backed off: a new client is refused, an earlier one is not.
+    with pytest.raises(LoginFailedError):
+        guard.before(req(newcomer), "alice")
+    guard.before(req(owner), "alice")
+    # ... nor while the attacker's own attempt holds the one-at-a-time claim.
+    clock.now += window(FREE_FAILURES + 2) + 0.01
+    guard.before(req(attacker), "alice")
+    guard.before(req(owner), "alice")
+    # A known client that fails becomes unknown: the principal's window applies again.
+    fail(guard, "alice", owner)
+    with pytest.raises(LoginFailedError):
+        guard.before(req(owner), "alice")
+    # Being known ends after KNOWN_CLIENT_FOR.
+    guard.success(req(newcomer), "alice")
+    for i in range(FREE_FAILURES + 1):
+        fail(guard, "alice", f"198.51.100.{i + 40}")
+    guard.before(req(newcomer), "alice")
+    clock.now += login_guard.KNOWN_CLIENT_FOR + 1
+    for i in range(FREE_FAILURES + 1):
+        fail(guard, "alice", f"198.51.100.{i + 60}")
+    with pytest.raises(LoginFailedError):
+        guard.before(req(newcomer), "alice")
+
+
+def test_a_known_client_for_one_principal_is_not_known_for_another() -> None:
+    clock = Clock()
+    guard = make_guard(clock)
+    other_mount = make_guard(clock, accessor="auth_userpass_2")
+    guard.success(req("192.0.2.10"), "alice")
+    for i in range(FREE_FAILURES + 1):
+        fail(guard, "bob", f"198.51.100.{i + 20}")
+        fail(other_mount, "alice", f"198.51.100.{i + 20}")
+    for g, user in ((guard, "bob"), (other_mount, "alice")):
+        with pytest.raises(LoginFailedError):
+            g.before(req("192.0.2.10"), user)
