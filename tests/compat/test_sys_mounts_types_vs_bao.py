@@ -34,7 +34,7 @@ def call(url: str, method: str, path: str, body: Any = None) -> requests.Respons
 
 def entry_view(entry: dict[str, Any]) -> dict[str, Any]:
     """What a client can rely on in a mount's listing entry (ids and versions differ)."""
-    return {"type": entry["type"], "options": entry["options"] or None,
+    return {"type": entry["type"], "options": entry["options"],
             "accessor_prefix": entry["accessor"].rsplit("_", 1)[0],
             "deprecation_status": entry.get("deprecation_status")}
 
@@ -56,9 +56,16 @@ def scenario(url: str) -> dict[str, Any]:
         seen[f"enable {path}"] = (resp.status_code,
                                   resp.json().get("errors") if resp.content else None)
     listing = call(url, "GET", "sys/mounts").json()["data"]
+    seen["built-in options"] = {path: entry["options"] for path, entry in listing.items()
+                                if path not in {f"{p}/" for p in enables}}
     for path in enables:
         if f"{path}/" in listing:
             seen[f"list {path}"] = entry_view(listing[f"{path}/"])
+    for path, body in {"up-null": {"type": "userpass", "options": None},
+                       "up-none": {"type": "userpass"}}.items():
+        assert call(url, "POST", f"sys/auth/{path}", body).status_code == 204
+    auths = call(url, "GET", "sys/auth").json()["data"]
+    seen["auth options"] = {path: entry["options"] for path, entry in auths.items()}
     seen["read gen"] = entry_view(call(url, "GET", "sys/mounts/gen").json()["data"])
     # A generic mount is a kv version 1 store.
     seen["write gen"] = call(url, "POST", "gen/a", {"k": "v"}).status_code
@@ -76,7 +83,7 @@ def test_mount_types_as_openbao(urls: dict[str, str]) -> None:
     ours.pop("read gen/a")
     theirs.pop("read gen/a")
     assert ours == theirs
-    assert ours["list gen"] == {"type": "generic", "options": None,
+    assert ours["list gen"] == {"type": "generic", "options": {},
                                 "accessor_prefix": "generic", "deprecation_status": None}
     assert ours["list kvone"]["options"] == {"version": "1"}
     assert ours["list kvtwo"]["options"] == {"version": "2"}

@@ -62,7 +62,8 @@ class MountEntry:
     description: str = ""
     uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
     accessor: str = ""
-    options: dict[str, str] = field(default_factory=dict)
+    # None: given as null (Vault lists it so; the built-in mounts show null too).
+    options: dict[str, str] | None = field(default_factory=dict)
     # Tunables: default_lease_ttl, max_lease_ttl (seconds), listing_visibility,
     # token_type (auth mounts).
     config: dict[str, Any] = field(default_factory=dict)

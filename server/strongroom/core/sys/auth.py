@@ -16,6 +16,7 @@ from strongroom.core.sys.mounts import (
     AUDIT_KEY_FIELDS,
     MOUNT_FIELDS,
     TUNE_FIELDS,
+    given_options,
     listing_visibility,
     mount_view,
     tune_changes,
@@ -37,7 +38,8 @@ def auth_view(entry: MountEntry, core: Core) -> dict[str, Any]:
     view = mount_view(entry, core)
     view["config"]["token_type"] = (entry.config or {}).get("token_type", DEFAULT_TOKEN_TYPE)
     # Vault shows the token method's options as null, every other method's as a map.
-    view["options"] = None if entry.type == "token" else dict(entry.options or {})
+    view["options"] = (None if entry.type == "token" or entry.options is None
+                       else dict(entry.options))
     return view
 
 
@@ -98,8 +100,8 @@ def auth_method_paths(core: Core) -> list[Path]:
                 raise BadRequestError("plugin_name must be provided for plugin backend")
         if not type_:
             raise BadRequestError("backend type must be specified as a string")
-        options = {str(k): str(v) for k, v in (data.get("options") or {}).items()}
-        if options.get("version"):
+        options = given_options(data)
+        if options and options.get("version"):
             raise BadRequestError(f'auth method "{type_}" does not allow setting a version')
         visibility = config.get("listing_visibility", "")
         if visibility:

@@ -51,6 +51,14 @@ _KV_VERSION_ALIASES = {"kv-v1": "1", "kv-v2": "2"}
 _UNREGISTERED_TYPES = frozenset({"generic"})
 
 
+def given_options(data: FieldData) -> dict[str, str] | None:
+    """An enable request's ``options``: a map of strings, or None when given as null
+    (Vault lists such a mount's options as null, an absent one's as ``{}``)."""
+    if "options" in data.raw and data.raw["options"] is None:
+        return None
+    return {str(k): str(v) for k, v in (data.get("options") or {}).items()}
+
+
 def tune_ttl(name: str, value: str | None) -> int | None:
     """None: leave unchanged; 0: back to the system default; else seconds."""
     if value is None or value == "":
@@ -76,6 +84,7 @@ def listing_visibility(value: Any) -> str:
 
 # Mounts that are part of the server itself rather than a pluggable engine.
 _CORE_TYPES = ("system", "identity", "cubbyhole", "token")
+_NO_OPTIONS_TYPES = ("system", "identity", "cubbyhole")
 _PASSTHROUGH = {"system": ["Accept"], "identity": ["Authorization"]}
 
 
@@ -99,7 +108,10 @@ def mount_view(entry: MountEntry, core: Core) -> dict[str, Any]:
         "description": entry.description,
         "external_entropy_access": False,
         "local": entry.local or entry.type == "cubbyhole",
-        "options": entry.options or None,
+        # Vault: the built-in mounts have no options (null); an enabled one has a map,
+        # empty when none was given.
+        "options": (None if entry.type in _NO_OPTIONS_TYPES or entry.options is None
+                    else dict(entry.options)),
         "plugin_version": "",
         "running_plugin_version": f"v{__version__}+builtin.strongroom",
         "running_sha256": "",
@@ -137,7 +149,7 @@ def tune_changes(entry: MountEntry, data: FieldData) -> dict[str, Any]:
     if data.has("description"):
         changes["description"] = data.get("description")
     if data.has("options"):
-        options = dict(entry.options)
+        options = dict(entry.options or {})
         new = {str(k): str(v) for k, v in data.get("options").items()}
         if entry.type == "kv" and options.get("version") == "2" and new.get("version") == "1":
             raise BadRequestError("cannot downgrade mount from KV version 2 to 1")
@@ -197,14 +209,14 @@ def mount_paths(core: Core) -> list[Path]:
             if keys:
                 parsed_config[key] = [str(k) for k in (
                     keys if isinstance(keys, list) else str(keys).split(","))]
-        options = {str(k): str(v) for k, v in (data.get("options") or {}).items()}
+        options = given_options(data)
         path = normalize_mount_path(m.group("path"))
         if path.startswith(RESERVED_PREFIXES):
             raise BadRequestError(f'cannot mount "{path}"')
         if type_ in _KV_VERSION_ALIASES:
-            options["version"] = _KV_VERSION_ALIASES[type_]
+            options = {**(options or {}), "version": _KV_VERSION_ALIASES[type_]}
             type_ = "kv"
-        elif type_ != "kv" and options.get("version"):
+        elif type_ != "kv" and options and options.get("version"):
             raise BadRequestError(f'secrets engine "{type_}" does not allow setting a version')
         if type_ in _CORE_TYPES:
             raise BadRequestError(f'mount type of "{type_}" is not mountable')
