@@ -9,6 +9,7 @@ the things those values used to break still work.
 from __future__ import annotations
 
 import itertools
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -166,3 +167,24 @@ def test_init_with_null_optional_fields(uninitialized: dict[str, ServerProcess])
     body = {"secret_shares": 1, "secret_threshold": 1, "stored_shares": None,
             "recovery_shares": None, "recovery_threshold": None, "pgp_keys": None}
     assert same_status(uninitialized, "PUT", "sys/init", body) == 200
+
+
+@pytest.mark.parametrize("value", [b"a\x01b", b"a\x7fb", b"a\x1bb", b"a\x0bb", b"a\tb",
+                                   b"caf\xc3\xa9", b"a\x00b"])
+@pytest.mark.parametrize("path", ["/v1/sys/health", "/v1/secret/data/ctl"])
+def test_control_characters_in_a_header_value(servers: dict[str, ServerProcess], path: str,
+                                              value: bytes) -> None:
+    """Go's net/http answers a control character (all but tab) in a header value with a
+    plain 400 before any handler; h11 let them through (probe report, issue 15)."""
+    answers = {}
+    for name, srv in servers.items():
+        host, port = srv.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
+            sock.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                         b"X-Vault-Token: root\r\nX-Probe: " + value + b"\r\n\r\n")
+            head = sock.recv(65536).split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+        fields = {line.split(b":", 1)[0].lower(): line.split(b":", 1)[1].strip()
+                  for line in head[1:]}
+        answers[name] = (head[0], fields.get(b"content-type"),
+                         fields.get(b"connection", b"").lower())
+    assert answers["strongroom"] == answers["bao"]

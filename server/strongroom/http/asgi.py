@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import ssl
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,12 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _PREFIX = "/v1/"
+# Control characters Go's net/http refuses in a header value (httpguts.
+# ValidHeaderFieldValue: all but horizontal tab); h11 lets all but NUL, CR and LF through.
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# Go's own answer to a malformed request, before any handler.
+_BAD_REQUEST_HEAD = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
+_BAD_REQUEST_BODY = b"400 Bad Request"
 # Past this size a request body may ask for seconds of work (a transit batch of
 # 10,000 items, RSA decryptions): it runs on a thread even with local storage, so
 # one client's batch never stalls the other connections of its worker (review F2).
@@ -101,6 +108,11 @@ class StrongroomAsgi:
         # A repeated header keeps its first value, as Go's Header.Get (Vault) does.
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
+            if _CONTROL.search(value):
+                await send({"type": "http.response.start", "status": 400,
+                            "headers": _BAD_REQUEST_HEAD})
+                await send({"type": "http.response.body", "body": _BAD_REQUEST_BODY})
+                return
             headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
         early = self._refused_early(path, headers)
         if early is not None:

@@ -31,7 +31,9 @@ from http import HTTPStatus
 
 # h11's grammar (h11/_abnf.py), for bytes.
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
-_FIELD_VCHAR = rb"[^\x00\s]"
+# Narrower than h11's ``[^\x00\s]``: no control character (Go's net/http refuses them in
+# a value with a 400; http/asgi.py does so for what h11 lets through).
+_FIELD_VCHAR = rb"[^\x00-\x20\x7f]"
 _FIELD_CONTENT = _FIELD_VCHAR + rb"+(?:[ \t]+" + _FIELD_VCHAR + rb"+)*"
 _HEADER = re.compile(rb"(" + _TOKEN + rb"):[ \t]*((?:" + _FIELD_CONTENT + rb")?)[ \t]*")
 _REQUEST_LINE = re.compile(rb"([A-Z]+) (/[\x21-\x7e]*) HTTP/1\.1")
