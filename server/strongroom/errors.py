@@ -33,6 +33,17 @@ class LoginFailedError(BadRequestError):
         self.delay = delay
 
 
+class InvalidCredentialsError(StrongroomError):
+    """Vault's ``logical.ErrInvalidCredentials`` returned as an error (not an error
+    response): a 400 whose text is the error's, wrapped on the way out as errors are
+    (an LDAP token's renewal: "failed to renew entry: invalid credentials")."""
+
+    status = 400
+
+    def __init__(self, message: str = "invalid credentials") -> None:
+        super().__init__(message)
+
+
 class InvalidKeyError(BadRequestError):
     """A storage key that is malformed or would escape its namespace."""
 

@@ -16,6 +16,7 @@ real slapd (tests/support/slapd.py), through hvac's ``auth.ldap``.
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import statistics
@@ -38,6 +39,8 @@ from tests.support.servers import (
     strongroom_server,
 )
 from tests.support.slapd import (
+    ADMIN_DN,
+    ADMIN_PW,
     GROUPS,
     PEOPLE,
     SERVICE_DN,
@@ -317,3 +320,48 @@ def test_renewal_asks_the_directory(node: tuple[ServerProcess, str], root: hvac.
             "renewing\n\n"]
     finally:
         root.auth.ldap.create_or_update_group("admins", ["app-read"])
+
+
+def _set_password(slapd: Slapd, user: str, new: str) -> None:
+    """Change ``user``'s password in the directory, as its administrator."""
+    import ldap3
+
+    with ldap3.Connection(ldap3.Server(slapd.ldap_url), ADMIN_DN, ADMIN_PW,
+                          auto_bind=True) as admin:
+        assert admin.modify(f"uid={user},{PEOPLE}",
+                            {"userPassword": [(ldap3.MODIFY_REPLACE, [new])]}), admin.result
+
+
+def test_renewal_binds_again_with_the_login_password(node: tuple[ServerProcess, str],
+                                                     root: hvac.Client, slapd: Slapd) -> None:
+    """Vault's AuthRenew logs in again with the password kept with the token: once the
+    directory no longer accepts it (changed, or an account locked), the token stops
+    renewing (400 "failed to renew entry: invalid credentials", as Vault's
+    ErrInvalidCredentials). The kept password is never shown nor stored in clear."""
+    server, _ = node
+    root.auth.ldap.create_or_update_user("bob", policies=["app-read"])
+    auth = login(server.url, "bob", password("bob"))["auth"]
+    bob = hvac.Client(url=server.url, token=auth["client_token"])
+    assert bob.auth.token.renew_self()["auth"]["client_token"] == auth["client_token"]
+    lookup = bob.auth.token.lookup_self()
+    assert password("bob") not in json.dumps(lookup)
+    _set_password(slapd, "bob", "bob-new-pw")
+    try:
+        with pytest.raises(hvac.exceptions.InvalidRequest) as info:
+            bob.auth.token.renew_self()
+        assert info.value.errors == [
+            "1 error occurred:\n\t* failed to renew entry: invalid credentials\n\n"]
+        # Refused, not revoked: the token still works until its TTL ends (Vault).
+        assert bob.secrets.kv.v2.read_secret_version("app", mount_point="secret",
+                                                     raise_on_deleted_version=True)
+        # A new login with the new password renews again.
+        fresh = login(server.url, "bob", "bob-new-pw")["auth"]
+        renewed = hvac.Client(url=server.url, token=fresh["client_token"]).auth.token
+        assert renewed.renew_self()["auth"]["lease_duration"] > 0
+    finally:
+        _set_password(slapd, "bob", password("bob"))
+        root.auth.ldap.delete_user("bob")
+    # The token entry (with the password) is behind the barrier, like everything stored.
+    for path in server.workdir.rglob("*"):
+        if path.is_file() and path.suffix != ".log":
+            assert password("bob").encode() not in path.read_bytes(), path

@@ -58,7 +58,9 @@ def login_renewal(core: Core, req: Request, entry: TokenEntry,
         except StrongroomError as exc:
             if isinstance(exc, BadRequestError):
                 raise
-            raise StrongroomError(multierror(f"failed to renew entry: {exc.message}")) from None
+            wrapped = StrongroomError(multierror(f"failed to renew entry: {exc.message}"))
+            wrapped.status = exc.status  # 500, or 400 for InvalidCredentialsError
+            raise wrapped from None
         if renewed is None:
             raise NotRenewed
         auth = renewed

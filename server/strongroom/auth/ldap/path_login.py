@@ -7,10 +7,12 @@ password given, so the directory does the same round trip (and the same work) as
 a wrong password. The login guard (auth/login_guard.py) counts both as failures, per
 client and per username, and slows the next attempts alike.
 
-Renewal (``renew_login``) re-reads the user's groups through the service account
-(``binddn``) or an anonymous bind. Vault keeps the user's password with the token to
-log in again; this build never stores it, so a token's renewal checks that the user
-is still found and that the policies are unchanged, but not the password.
+Renewal (``renew_login``) logs in again, as Vault's AuthRenew does: the user's password
+is kept with the token (its ``internal`` data, in the token entry behind the barrier,
+never shown by a lookup nor audited), so a user whose password changed, or whom the
+directory now refuses (a locked account), can no longer renew; then the groups are
+read again and the policies must be unchanged. A token issued before the password was
+kept (none in ``internal``) is checked as before: the user must still be found.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ from strongroom.auth.tokenutil import cidrs_allow
 from strongroom.core.logical import Alias, Auth
 from strongroom.core.request import Operation, Request, Response
 from strongroom.core.token_roles import sanitize_policies
-from strongroom.errors import BadRequestError, PermissionDeniedError, StrongroomError
+from strongroom.errors import (
+    BadRequestError,
+    InvalidCredentialsError,
+    PermissionDeniedError,
+    StrongroomError,
+)
 from strongroom.framework import Field, FieldData, FieldType, Path
 
 from .client import (
@@ -235,7 +242,8 @@ def paths(b: LdapBackend) -> list[Path]:
         if not found.alias:
             raise BadRequestError("missing entity alias attribute value")
         auth = Auth(metadata={"username": username}, display_name=username,
-                    alias=Alias(found.alias, {"name": username}))
+                    alias=Alias(found.alias, {"name": username}),
+                    internal={"password": password})
         cfg.token.apply(auth, req.remote_addr)
         auth.policies = [*auth.policies, *_policies(b, cfg, username, found.groups)]
         return Response(data={}, warnings=found.warnings, auth=auth)
@@ -248,26 +256,36 @@ def paths(b: LdapBackend) -> list[Path]:
 
 def renew_login_for(b: LdapBackend) -> Callable[[Request, Auth], Auth]:
     def renew_login(req: Request, auth: Auth) -> Auth:
-        """Vault's AuthRenew: refused when the user is gone or the policies changed.
-        Errors are Vault's 500 "failed to renew entry: ..." (StrongroomError): the
-        renewal asked the method, which could not confirm the login."""
+        """Vault's AuthRenew: the login again, with the password kept with the token.
+        A user not found or a refused bind is Vault's ErrInvalidCredentials (400,
+        "failed to renew entry: invalid credentials"); a directory that cannot be
+        reached, the login's error response (400, its text); a policy change, Vault's
+        500 "failed to renew entry: policies have changed, not renewing".
+        The login guard is not asked: a renewal guesses nothing (the password is the
+        token's own) and needs the token."""
         cfg = b.config()
         username = auth.metadata.get("username", "")
+        password = auth.internal.get("password")
         try:
             with dial(cfg) as conn:
                 if _searching(cfg):
                     entries = _search_user(cfg, conn, username)
                     if not entries or len(entries) != 1:
-                        raise StrongroomError(BIND_FAILED)
+                        raise InvalidCredentialsError
                     dn = entries[0][0]
                 else:
                     dn = _constructed_dn(cfg, username)
-                    if not anonymous_bind(conn):
-                        raise StrongroomError(BIND_FAILED)
+                if isinstance(password, str):
+                    if not password and cfg.deny_null_bind:
+                        raise BadRequestError(NULL_BIND)
+                    if not bind(conn, dn, password):
+                        raise InvalidCredentialsError
+                elif not _searching(cfg) and not anonymous_bind(conn):
+                    raise InvalidCredentialsError
                 found = _Found(bind_dn=dn)
                 _directory_groups(cfg, conn, dn, username, found)
         except LdapError as exc:
-            raise StrongroomError(str(exc)) from None
+            raise BadRequestError(str(exc)) from None
         wanted = [*cfg.token.policies, *_policies(b, cfg, username, found.groups)]
 
         def norm(items: list[str]) -> set[str]:
