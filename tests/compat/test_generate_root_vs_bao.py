@@ -122,6 +122,11 @@ def api_scenario(url: str) -> dict[str, Any]:
                timeout=TIMEOUT)
     seen["token"] = (me.status_code, me.json()["data"]["policies"],
                      me.json()["data"]["path"])
+    # A root token has no lease: no issue_time, no renewable (Vault's lookup shows them
+    # only from the token's lease), whether made by init or generate-root.
+    first_root = s.get(url + "/v1/auth/token/lookup-self", headers={"X-Vault-Token": root},
+                       timeout=TIMEOUT).json()["data"]
+    seen["lookup fields"] = (sorted(me.json()["data"]), sorted(first_root))
     seen["after"] = s.get(url + ATTEMPT, timeout=TIMEOUT).json()["started"]
     seen["update_after"] = _seen(s.put(url + UPDATE, json={"key": keys[1], "nonce": nonce},
                                        timeout=TIMEOUT))

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from strongroom.core.logical import Auth
-from strongroom.core.tokens import TokenEntry
+from strongroom.core.tokens import ROOT_TOKEN_PATH, TokenEntry
 
 
 def go_time(ts: float) -> str:
@@ -42,6 +42,10 @@ def token_lookup_data(entry: TokenEntry, token_id: str, now: float) -> dict[str,
         "ttl": entry.remaining_ttl(now),
         "type": entry.type,
     }
+    if entry.path == ROOT_TOKEN_PATH:
+        # Made by init or generate-root: Vault registers no lease for it, and these
+        # two come from the lease.
+        del data["issue_time"], data["renewable"]
     if entry.last_renewal:
         data["last_renewal"] = go_time(entry.last_renewal)
         data["last_renewal_time"] = int(entry.last_renewal)
