@@ -33,9 +33,14 @@ attacker cares to. A success also remembers the (principal, client) pair for
 ``KNOWN_CLIENT_FOR``: a client that logged in as the principal before is spared the
 principal's window and its one-at-a-time claim, and held to its own client window
 only (which an attacker sharing its address shares too). Its first failure makes it
-unknown again. An owner on a new address is still refused while the principal is
-backed off: letting any new client through would give a distributed attacker one
-verification per address and window.
+unknown again. While the principal is past its free failures a known client still
+verifies one attempt at a time (its own claim, in its own slot): else every request
+sent at once from the owner's address (an attacker behind the same NAT or on the same
+/64) was verified before the first failure made it unknown, a burst of as many guesses
+as the node has login threads per login of the owner (review s11 F1). An owner on a
+new address is still refused while the principal is backed off: letting any new
+client through would give a distributed attacker one verification per address and
+window.
 """
 
 from __future__ import annotations
@@ -184,6 +189,20 @@ class _Table:
                                                                  index * _SLOT.size)
             _SLOT.pack_into(self._map, index * _SLOT.size, slot_key, failures, 0, last)
 
+    def hold(self, key: bytes, now: float) -> bool:
+        """A known client's single attempt (its slot's claim, as ``claim``): whether
+        this call got it. Cleared by ``remember`` (a success), ``forget`` (a failure)
+        or ``release``; stale after ``PENDING_TIMEOUT``."""
+        index = self._find(key, now, insert=False)
+        if index is None:
+            return True
+        slot_key, failures, since, last = _SLOT.unpack_from(self._map, index * _SLOT.size)
+        if since and (int(now) - since) % 2**32 <= PENDING_TIMEOUT:
+            return False
+        _SLOT.pack_into(self._map, index * _SLOT.size, slot_key, failures,
+                        int(now) % 2**32 or 1, last)
+        return True
+
     def remember(self, key: bytes, now: float, seconds: float) -> None:
         """Keep ``key`` with no failures for ``seconds`` (a known client): its time is
         set that far past the usual RESET_AFTER, so ``read`` gives a non-zero time
@@ -266,11 +285,19 @@ class LoginGuard:
         wait = 0.0
         with table.locked():
             keys = self._keys(req, principal)
-            known = table.read(self._known_key(req, principal), now)[1] > 0
+            known_key = self._known_key(req, principal)
+            known = table.read(known_key, now)[1] > 0
             for key in keys[:1] if known else keys:
                 failures, last = table.read(key, now)
                 wait = max(wait, last + window(failures) - now)
-            if wait <= 0 and not known:
+            if wait <= 0 and known:
+                # One at a time for a known client too while the principal is under
+                # attack (review s11 F1); a fleet behind one address is not serialised
+                # otherwise.
+                failures = table.read(keys[1], now)[0]
+                if failures >= FREE_FAILURES and not table.hold(known_key, now):
+                    wait = window(failures + 1)
+            elif wait <= 0:
                 # Checking the window and recording the failure are apart by a whole
                 # verification (bcrypt, an LDAP bind): without a claim, every thread
                 # of every worker passed the check at the window's end and verified
@@ -307,6 +334,8 @@ class LoginGuard:
         now = self._now()
         table = _table()
         with table.locked():
-            if table.read(self._known_key(req, principal), now)[1] > 0:
-                return  # a known client's attempt claimed nothing (``before``)
+            known_key = self._known_key(req, principal)
+            if table.read(known_key, now)[1] > 0:
+                table.release(known_key, now)  # a known client claims its own slot
+                return
             table.release(self._keys(req, principal)[1], now)

@@ -237,6 +237,7 @@ def test_a_client_that_logged_in_before_is_spared_the_principals_window() -> Non
     with pytest.raises(LoginFailedError):
         guard.before(req(newcomer), "alice")
     guard.before(req(owner), "alice")
+    guard.abandon(req(owner), "alice")  # that attempt ended (review s11 F1: one at a time)
     # ... nor while the attacker's own attempt holds the one-at-a-time claim.
     clock.now += window(FREE_FAILURES + 2) + 0.01
     guard.before(req(attacker), "alice")

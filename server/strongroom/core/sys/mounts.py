@@ -51,12 +51,37 @@ _KV_VERSION_ALIASES = {"kv-v1": "1", "kv-v2": "2"}
 _UNREGISTERED_TYPES = frozenset({"generic"})
 
 
+_GO_TYPES: dict[type, str] = {dict: "map[string]interface {}", list: "[]interface {}"}
+
+
+def option_strings(options: dict[Any, Any]) -> dict[str, str]:
+    """``options`` as Vault's map[string]string decodes it (mapstructure, weakly typed):
+    null is "", a boolean "1" or "0", a number its text; a map or a list is refused
+    with a 400 (Python's ``str`` stored "{'b': 1}", "None" and "True": a kv mount
+    enabled with {"version": null} answered 204, then refused every request)."""
+    converted = {}
+    for key, value in options.items():
+        if value is None:
+            text = ""
+        elif isinstance(value, bool):
+            text = "1" if value else "0"
+        elif isinstance(value, (str, int, float)):
+            text = str(value)
+        else:
+            raise BadRequestError(
+                "Field validation failed: error converting input for field \"options\": "
+                "decoding failed due to the following error(s):\n\n'[0]' expected type "
+                f"'string', got unconvertible type '{_GO_TYPES.get(type(value), 'unknown')}'")
+        converted[str(key)] = text
+    return converted
+
+
 def given_options(data: FieldData) -> dict[str, str] | None:
     """An enable request's ``options``: a map of strings, or None when given as null
     (Vault lists such a mount's options as null, an absent one's as ``{}``)."""
     if "options" in data.raw and data.raw["options"] is None:
         return None
-    return {str(k): str(v) for k, v in (data.get("options") or {}).items()}
+    return option_strings(data.get("options") or {})
 
 
 def tune_ttl(name: str, value: str | None) -> int | None:
@@ -150,7 +175,7 @@ def tune_changes(entry: MountEntry, data: FieldData) -> dict[str, Any]:
         changes["description"] = data.get("description")
     if data.has("options"):
         options = dict(entry.options or {})
-        new = {str(k): str(v) for k, v in data.get("options").items()}
+        new = option_strings(data.get("options") or {})
         if entry.type == "kv" and options.get("version") == "2" and new.get("version") == "1":
             raise BadRequestError("cannot downgrade mount from KV version 2 to 1")
         options.update(new)
