@@ -133,8 +133,8 @@ def auth_method_paths(core: Core) -> list[Path]:
     def read_tune(req: Request, data: FieldData, m: re.Match[str]) -> Response:
         return read_auth_tune(core, m.group("path"))
 
-    def tune(req: Request, data: FieldData, m: re.Match[str]) -> None:
-        tune_auth(core, m.group("path"), data)
+    def tune(req: Request, data: FieldData, m: re.Match[str]) -> Response | None:
+        return tune_auth(core, m.group("path"), data)
 
     return [
         Path("auth/?", {Operation.READ: list_auth}),
@@ -157,7 +157,7 @@ def read_auth_tune(core: Core, path: str) -> Response:
     return Response(data=body, legacy_top_level=True)
 
 
-def tune_auth(core: Core, path: str, data: FieldData) -> None:
+def tune_auth(core: Core, path: str, data: FieldData) -> Response | None:
     path = normalize_mount_path(path)
     entry = core.mounts.auth.get(path)
     if entry is None:
@@ -180,4 +180,6 @@ def tune_auth(core: Core, path: str, data: FieldData) -> None:
         if token_type not in TOKEN_TYPES:
             raise BadRequestError("invalid value for 'token_type'")
         changes["config"]["token_type"] = token_type
+    warnings = changes.pop("warnings", None)
     core.mounts.auth.update(path, **changes)
+    return Response(data=None, warnings=warnings) if warnings else None

@@ -51,9 +51,6 @@ _KV_VERSION_ALIASES = {"kv-v1": "1", "kv-v2": "2"}
 _UNREGISTERED_TYPES = frozenset({"generic"})
 
 
-_GO_TYPES: dict[type, str] = {dict: "map[string]interface {}", list: "[]interface {}"}
-
-
 def option_strings(options: dict[Any, Any]) -> dict[str, str]:
     """``options`` as Vault's map[string]string decodes it (mapstructure, weakly typed):
     null is "", a boolean "1" or "0", a number its text; a map or a list is refused
@@ -71,7 +68,8 @@ def option_strings(options: dict[Any, Any]) -> dict[str, str]:
             raise BadRequestError(
                 "Field validation failed: error converting input for field \"options\": "
                 "decoding failed due to the following error(s):\n\n'[0]' expected type "
-                f"'string', got unconvertible type '{_GO_TYPES.get(type(value), 'unknown')}'")
+                "'string', got unconvertible type 'map[string]interface {}'")  # OpenBao's,
+                # whatever the value's own type
         converted[str(key)] = text
     return converted
 
@@ -174,13 +172,52 @@ def tune_changes(entry: MountEntry, data: FieldData) -> dict[str, Any]:
     if data.has("description"):
         changes["description"] = data.get("description")
     if data.has("options"):
-        options = dict(entry.options or {})
         new = option_strings(data.get("options") or {})
-        if entry.type == "kv" and options.get("version") == "2" and new.get("version") == "1":
-            raise BadRequestError("cannot downgrade mount from KV version 2 to 1")
-        options.update(new)
-        changes["options"] = options
+        if new:  # an empty map changes nothing (Vault)
+            changes["options"], upgrade = tuned_options(entry.options, new)
+            if upgrade:
+                changes["warnings"] = [upgrade]
     return changes
+
+
+def tuned_options(current: dict[str, str] | None, given: dict[str, str]
+                  ) -> tuple[dict[str, str], str]:
+    """A tune's options over ``current``, as Vault's handleTuneWriteCommon: a ``version``
+    (on any mount type) must be 1 or 2 and never lower than the mount's; an empty value
+    deletes its key (never ``version``). Also the warning of a version upgrade ("" when
+    none): the caller answers 200 with it instead of 204."""
+    options = dict(current or {})
+    warning = ""
+    if "version" in given:
+        mounted = _go_int(options.get("version", ""), "unable to parse mount entry")
+        wanted = _go_int(given["version"], "unable to parse options")
+        if wanted not in (1, 2):
+            raise BadRequestError(f"invalid version provided: {wanted}")
+        if mounted > wanted:
+            raise BadRequestError(f"cannot downgrade mount from version {mounted}")
+        if mounted < wanted:
+            warning = (f"Upgrading mount from version {mounted} to version {wanted}. This "
+                       "mount will be unavailable for a brief period and will resume "
+                       "service shortly.")
+    for key, value in given.items():
+        if not value and key != "version":
+            options.pop(key, None)
+        else:
+            options[key] = value
+    return options, warning
+
+
+def _go_int(text: str, context: str) -> int:
+    """parseutil.ParseInt of an option's text ("" is 0), errors in Go's words."""
+    if text == "":
+        return 0
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        raise BadRequestError(f'{context}: strconv.ParseInt: parsing "{text}": invalid syntax')
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise BadRequestError(f'{context}: strconv.ParseInt: parsing "{text}": value out of '
+                              "range")
+    return value
 
 
 def tune_view(entry: MountEntry, core: Core) -> dict[str, Any]:
@@ -245,6 +282,9 @@ def mount_paths(core: Core) -> list[Path]:
             raise BadRequestError(f'secrets engine "{type_}" does not allow setting a version')
         if type_ in _CORE_TYPES:
             raise BadRequestError(f'mount type of "{type_}" is not mountable')
+        if type_ == "kv" and (options or {}).get("version", "") not in ("", "1", "2"):
+            # Vault's kv factory knows versions 1 and 2 only (and "" for 1).
+            raise BadRequestError('nil backend of type "kv" returned from factory')
         core.mounts.secrets.enable(MountEntry(
             path=path, type=type_, description=data.get("description"),
             options=options, config=parsed_config, local=data.get("local"),
@@ -270,7 +310,7 @@ def mount_paths(core: Core) -> list[Path]:
             raise BadRequestError(f'cannot fetch sysview for path "{path}"')
         return Response(data=tune_view(entry, core), legacy_top_level=True)
 
-    def tune(req: Request, data: FieldData, m: re.Match[str]) -> None:
+    def tune(req: Request, data: FieldData, m: re.Match[str]) -> Response | None:
         path = normalize_mount_path(m.group("path"))
         if path.startswith("auth/"):
             return tune_auth(core, path[5:], data)
@@ -279,8 +319,10 @@ def mount_paths(core: Core) -> list[Path]:
             raise BadRequestError(f'tune of path "{path}" failed: no mount entry found')
         if data.has("token_type"):
             raise BadRequestError("'token_type' can only be modified on auth mounts")
-        core.mounts.secrets.update(path, **tune_changes(entry, data))
-        return None
+        changes = tune_changes(entry, data)
+        warnings = changes.pop("warnings", None)
+        core.mounts.secrets.update(path, **changes)
+        return Response(data=None, warnings=warnings) if warnings else None
 
     def remount(req: Request, data: FieldData, m: re.Match[str]) -> Response:
         source, target = data.get("from"), data.get("to")
