@@ -75,12 +75,19 @@ DEFAULT_MESSAGE = "invalid credentials"
 # How long a client that logged in as a principal stays known to it (see above).
 KNOWN_CLIENT_FOR = 86400.0
 
-# The table: SLOTS slots of (16-byte key digest, u32 failures, u32 start of the
-# running claimed attempt (``_Table.claim``), f64 time of the last failure), open
-# addressing over PROBES neighbouring slots.
+# The table: slots of (16-byte key digest, u32 failures, u32 start of the running
+# claimed attempt (``_Table.claim``), f64 time of the last failure), open addressing
+# over PROBES neighbouring slots, in two regions: SLOTS for failure counts, then
+# KNOWN_SLOTS for known clients. Apart, because a known client has no failures and so
+# would be the first evicted: a flood of one-failure keys (fresh names from an IPv6
+# /48's 65,536 clients) forgot every known client, and the targeted lockout was back
+# (review s11 F2). Only other known clients (successful logins) compete for theirs.
 _SLOT = struct.Struct("<16sIId")
 SLOTS = 8192
+KNOWN_SLOTS = 4096
 PROBES = 16
+_FAILURES = (0, SLOTS)
+_KNOWN = (SLOTS, KNOWN_SLOTS)
 TABLE_FILE = "login_guard.table"
 _EMPTY = bytes(16)
 
@@ -96,7 +103,7 @@ class _Table:
     """The shared (or, without a lock directory, process-local) failure table."""
 
     def __init__(self, path: str | None) -> None:
-        size = SLOTS * _SLOT.size
+        size = (SLOTS + KNOWN_SLOTS) * _SLOT.size
         self._thread_lock = threading.Lock()
         self._fd: int | None = None
         if path is None:
@@ -124,16 +131,18 @@ class _Table:
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
-    def _find(self, key: bytes, now: float, insert: bool) -> int | None:
+    def _find(self, key: bytes, now: float, insert: bool,
+              region: tuple[int, int] = _FAILURES) -> int | None:
         """The slot holding ``key``; with ``insert``, else a free or expired slot of
         its neighbourhood, or the one with the fewest failures (the oldest of those).
         Evicting the oldest regardless of its count let a flood of fresh one-failure
         keys (distinct usernames from distinct addresses) push a backed-off key out
         and reset it (review i15 F4): a flood now evicts its own kind first."""
-        start = int.from_bytes(key[:4], "little") % SLOTS
+        base, slots = region
+        start = int.from_bytes(key[:4], "little") % slots
         victim, victim_rank = None, (2, 0, 0.0)
         for step in range(PROBES):
-            index = (start + step) % SLOTS
+            index = base + (start + step) % slots
             slot_key, failures, _spare, last = _SLOT.unpack_from(self._map, index * _SLOT.size)
             if slot_key == key:
                 return index
@@ -143,8 +152,9 @@ class _Table:
                 victim, victim_rank = index, rank
         return victim if insert else None
 
-    def read(self, key: bytes, now: float) -> tuple[int, float]:
-        index = self._find(key, now, insert=False)
+    def read(self, key: bytes, now: float,
+             region: tuple[int, int] = _FAILURES) -> tuple[int, float]:
+        index = self._find(key, now, insert=False, region=region)
         if index is None:
             return 0, 0.0
         _key, failures, _spare, last = _SLOT.unpack_from(self._map, index * _SLOT.size)
@@ -181,9 +191,9 @@ class _Table:
                         int(now) % 2**32 or 1, last)
         return int(failures), True
 
-    def release(self, key: bytes, now: float) -> None:
+    def release(self, key: bytes, now: float, region: tuple[int, int] = _FAILURES) -> None:
         """End a claimed attempt that neither failed nor succeeded."""
-        index = self._find(key, now, insert=False)
+        index = self._find(key, now, insert=False, region=region)
         if index is not None:
             slot_key, failures, _since, last = _SLOT.unpack_from(self._map,
                                                                  index * _SLOT.size)
@@ -193,7 +203,7 @@ class _Table:
         """A known client's single attempt (its slot's claim, as ``claim``): whether
         this call got it. Cleared by ``remember`` (a success), ``forget`` (a failure)
         or ``release``; stale after ``PENDING_TIMEOUT``."""
-        index = self._find(key, now, insert=False)
+        index = self._find(key, now, insert=False, region=_KNOWN)
         if index is None:
             return True
         slot_key, failures, since, last = _SLOT.unpack_from(self._map, index * _SLOT.size)
@@ -207,13 +217,13 @@ class _Table:
         """Keep ``key`` with no failures for ``seconds`` (a known client): its time is
         set that far past the usual RESET_AFTER, so ``read`` gives a non-zero time
         until then. Evicted before any key with failures when its neighbourhood fills."""
-        index = self._find(key, now, insert=True)
+        index = self._find(key, now, insert=True, region=_KNOWN)
         assert index is not None  # noqa: S101 - insert always finds a victim
         _SLOT.pack_into(self._map, index * _SLOT.size, key, 0, 0,
                         now + max(0.0, seconds - RESET_AFTER))
 
-    def forget(self, key: bytes, now: float) -> None:
-        index = self._find(key, now, insert=False)
+    def forget(self, key: bytes, now: float, region: tuple[int, int] = _FAILURES) -> None:
+        index = self._find(key, now, insert=False, region=region)
         if index is not None:
             _SLOT.pack_into(self._map, index * _SLOT.size, _EMPTY, 0, 0, 0.0)
 
@@ -286,7 +296,7 @@ class LoginGuard:
         with table.locked():
             keys = self._keys(req, principal)
             known_key = self._known_key(req, principal)
-            known = table.read(known_key, now)[1] > 0
+            known = table.read(known_key, now, _KNOWN)[1] > 0
             for key in keys[:1] if known else keys:
                 failures, last = table.read(key, now)
                 wait = max(wait, last + window(failures) - now)
@@ -315,7 +325,7 @@ class LoginGuard:
         table = _table()
         with table.locked():
             counts = [table.record(key, now) for key in self._keys(req, principal)]
-            table.forget(self._known_key(req, principal), now)
+            table.forget(self._known_key(req, principal), now, _KNOWN)
         raise LoginFailedError(message or self._message, delay=window(max(counts)))
 
     def success(self, req: Request, principal: str) -> None:
@@ -335,7 +345,7 @@ class LoginGuard:
         table = _table()
         with table.locked():
             known_key = self._known_key(req, principal)
-            if table.read(known_key, now)[1] > 0:
-                table.release(known_key, now)  # a known client claims its own slot
+            if table.read(known_key, now, _KNOWN)[1] > 0:
+                table.release(known_key, now, _KNOWN)  # a known client claims its own slot
                 return
             table.release(self._keys(req, principal)[1], now)
