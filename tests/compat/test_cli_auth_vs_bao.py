@@ -526,3 +526,31 @@ def test_cert_login_matches_bao(tls_node: dict[str, Any], tmp_path: Path) -> Non
     same(refused, srv)
     assert refused["strongroom"].code == 2 and "Code: 400" in refused["strongroom"].err
     same(both(srv, tmp_path, lambda k: [*base, "name=web"], token=None), srv)
+
+
+def test_auth_move_and_help(srv: ServerProcess, tmp_path: Path) -> None:
+    """``auth move`` (sys/remount, its status polled) and ``auth help`` as bao's."""
+    m = mounts("mv")
+    for kind in m:
+        api(srv, "POST", f"sys/auth/{m[kind]}", {"type": "userpass"})
+        api(srv, "POST", f"auth/{m[kind]}/users/u", {"password": "pw-u"})
+    moved = both(srv, tmp_path, lambda k: ["auth", "move", f"auth/{m[k]}", f"auth/{m[k]}-to"])
+    for kind, run in moved.items():
+        assert run.code == 0, (kind, run.err)
+        # bao polls every 10 s while the move runs: compare the final line.
+        assert norm(run.out.splitlines()[-1], srv, {m[kind]: "<m>"}) == (
+            "Success! Finished moving auth method auth/<m>/ to auth/<m>-to/, with migration "
+            "ID <uuid>")
+        listed = api(srv, "GET", "sys/auth")["data"]
+        assert f"{m[kind]}-to/" in listed and f"{m[kind]}/" not in listed
+        # The configuration moved with it: its user logs in at the new path.
+        api(srv, "POST", f"auth/{m[kind]}-to/login/u", {"password": "pw-u"}, token="")
+    names = {m["bao"]: "<m>", m["strongroom"]: "<m>"}
+    same(both(srv, tmp_path, lambda k: ["auth", "move", f"auth/{m[k]}-none", "auth/x"]),
+         srv, names)
+    same(both(srv, tmp_path, lambda k: ["auth", "help", f"{m[k]}-nowhere"]), srv, names)
+    same(both(srv, tmp_path, lambda k: ["auth", "help", "one", "two"]), srv, names)
+    for target in ("userpass", f"{m['strongroom']}-to"):
+        shown = cli("strongroom", srv, "auth", "help", target, home=tmp_path / "help")
+        assert shown.code == 0 and shown.out.startswith("Usage: strongroom login "
+                                                        "-method=userpass"), shown

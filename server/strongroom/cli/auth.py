@@ -1,4 +1,4 @@
-"""``strongroom auth enable|disable|list|tune``: auth method mounts (``sys/auth``).
+"""``strongroom auth enable|disable|list|tune|move|help``: auth method mounts (``sys/auth``).
 
 The flags, request bodies, messages and outputs are those of ``vault auth ...``
 (OpenBao's ``bao auth ...``): the same Go ``api.MountInput``/``MountConfigInput``
@@ -16,9 +16,11 @@ from strongroom.cli.command import Command, Context, Group
 from strongroom.cli.durations import go_duration
 from strongroom.cli.flags import FlagSet
 from strongroom.cli.kvpath import ensure_trailing_slash, sanitize_path
+from strongroom.cli.login import METHOD_HELP
 from strongroom.cli.secrets import (
     DETAILED_HEADER_TAIL,
     detailed_rows,
+    move_mount,
     print_mounts,
     ttl_to_api,
 )
@@ -175,6 +177,33 @@ def _list_flags(fs: FlagSet) -> None:
                "replication status about each auth method.")
 
 
+def run_move(ctx: Context) -> int:
+    """Move an auth method (paths as given: ``auth/approle auth/machines``)."""
+    return move_mount(ctx, "auth method")
+
+
+def run_help(ctx: Context) -> int:
+    """The login help of an auth method TYPE, or of the type enabled at PATH."""
+    ctx.expect_args(1, 1)
+    method = ctx.args[0].strip()
+    if method not in METHOD_HELP:
+        try:
+            auths = (ctx.client().get("sys/auth") or {}).get("data") or {}
+        except ClientError as exc:
+            return ctx.fail("Error listing auth methods", exc)
+        path = ensure_trailing_slash(sanitize_path(ctx.args[0]))
+        mount = auths.get(path)
+        if not isinstance(mount, Mapping):
+            ctx.err(f'No auth method available on the server at "{path}"')
+            return 1
+        if str(mount.get("type")) not in METHOD_HELP:
+            ctx.err(f'No method-specific CLI handler available for auth method "{method}"')
+            return 2
+        method = str(mount["type"])
+    ctx.out(METHOD_HELP[method].strip())
+    return 0
+
+
 GROUPS: tuple[Group, ...] = (
     Group("auth", "Interact with auth methods", """
 Usage: strongroom auth <subcommand> [options] [args]
@@ -214,4 +243,21 @@ Usage: strongroom auth tune [options] PATH
 
       $ strongroom auth tune -default-lease-ttl=72h -token-type=service userpass/
 """, run_tune, _common_flags, output=False),
+    Command("auth move", "Move an auth method to a new path", """
+Usage: strongroom auth move [options] SOURCE DESTINATION
+
+  Moves the auth method mounted at SOURCE to DESTINATION, keeping its
+  configuration. Every token and lease it issued at its old path is revoked.
+
+      $ strongroom auth move auth/approle/ auth/machines/
+""", run_move, output=False),
+    Command("auth help", "Prints usage for an auth method", """
+Usage: strongroom auth help [options] TYPE | PATH
+
+  Prints how to log in with an auth method: of TYPE (userpass, ldap, cert,
+  approle, token), or of the type enabled at PATH.
+
+      $ strongroom auth help userpass
+      $ strongroom auth help people/
+""", run_help, output=False),
 )

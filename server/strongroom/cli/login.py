@@ -192,6 +192,70 @@ HANDLERS: dict[str, Handler] = {
     "cert": _login_cert,
     "approle": _login_approle,
 }
+#: ``strongroom auth help TYPE``: how to log in with each method this CLI handles.
+METHOD_HELP: dict[str, str] = {
+    "token": """
+Usage: strongroom login TOKEN
+
+  Verifies TOKEN (a lookup of itself) and stores it for later commands. "-"
+  reads it from stdin; without it, it is prompted for with echo off.
+
+      $ strongroom login s.abcd1234
+""",
+    "userpass": """
+Usage: strongroom login -method=userpass [-path=MOUNT] username=NAME [password=PW]
+
+  Logs in with a username and password (auth/MOUNT/login/NAME). Without
+  password=, it is prompted for with echo off; password=- reads it from stdin.
+
+  Configuration:
+    username=<string>   The user's name (required).
+    password=<string>   The user's password.
+    mount=<string>      The mount path (default: userpass).
+
+      $ strongroom login -method=userpass username=alice
+""",
+    "ldap": """
+Usage: strongroom login -method=ldap [-path=MOUNT] [username=NAME] [password=PW]
+
+  Logs in against the directory the ldap method is configured with. The user
+  name defaults to $LOGNAME or $USER; the password is taken from
+  STRONGROOM_LDAP_PASSWORD (or VAULT_LDAP_PASSWORD), else prompted for.
+
+  Configuration:
+    username=<string>   The directory user name.
+    password=<string>   The user's directory password.
+    mount=<string>      The mount path (default: ldap).
+
+      $ strongroom login -method=ldap username=alice
+""",
+    "cert": """
+Usage: strongroom login -method=cert -client-cert=CERT -client-key=KEY [name=ROLE]
+
+  Logs in with the TLS client certificate the connection presents
+  (-client-cert/-client-key, or STRONGROOM_CLIENT_CERT/VAULT_CLIENT_CERT and
+  their KEY variables). With name=, only that certificate role is tried.
+
+  Configuration:
+    name=<string>       A certificate role of the mount.
+    mount=<string>      The mount path (default: cert).
+
+      $ strongroom login -method=cert -client-cert=app.pem -client-key=app.key
+""",
+    "approle": """
+Usage: strongroom login -method=approle [-path=MOUNT] role_id=ID [secret_id=SID]
+
+  Logs in with a role ID and, unless the role does not bind one, a SecretID
+  (secret_id=- reads it from stdin, keeping it out of the shell history).
+
+  Configuration:
+    role_id=<string>    The role's RoleID (required).
+    secret_id=<string>  A SecretID of the role.
+    mount=<string>      The mount path (default: approle).
+
+      $ strongroom login -method=approle role_id=... secret_id=-
+""",
+}
 _LDAP_PASSWORD_ENV = ("STRONGROOM_LDAP_PASSWORD", "VAULT_LDAP_PASSWORD", "BAO_LDAP_PASSWORD")
 
 

@@ -189,21 +189,27 @@ def run_tune(ctx: Context) -> int:
 
 def run_move(ctx: Context) -> int:
     """Move a secrets engine to a new path, waiting for the migration to finish."""
+    return move_mount(ctx, "secrets engine")
+
+
+def move_mount(ctx: Context, kind: str) -> int:
+    """``secrets move`` and ``auth move`` (``kind``: "secrets engine", "auth method"):
+    sys/remount with the paths as given, then its status polled to a final state."""
     ctx.expect_args(2, 2)
     source, dest = (ensure_trailing_slash(a) for a in ctx.args)
     client = ctx.client()
     try:
         resp = client.post("sys/remount", {"from": source, "to": dest})
     except ClientError as exc:
-        return ctx.fail(f"Error moving secrets engine {source} to {dest}", exc)
+        return ctx.fail(f"Error moving {kind} {source} to {dest}", exc)
     migration = str(((resp or {}).get("data") or {}).get("migration_id", ""))
-    what = f"secrets engine {source} to {dest}, with migration ID {migration}"
+    what = f"{kind} {source} to {dest}, with migration ID {migration}"
     ctx.out(f"Started moving {what}")
     while True:
         try:
             status = client.get(f"sys/remount/status/{migration}")
         except ClientError as exc:
-            return ctx.fail(f"Error checking migration status of secrets engine {source} "
+            return ctx.fail(f"Error checking migration status of {kind} {source} "
                             f"to {dest}", exc)
         info = ((status or {}).get("data") or {}).get("migration_info") or {}
         state = info.get("status") if isinstance(info, Mapping) else None

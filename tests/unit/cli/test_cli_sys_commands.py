@@ -211,6 +211,40 @@ def test_secrets_move_polls_until_done(cli: Cli, fake_api: FakeApi,
         "Success! Finished moving secrets engine a/ to b/, with migration ID m1"]
 
 
+def test_auth_move_polls_until_done(cli: Cli, fake_api: FakeApi,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(secrets_module, "MOVE_POLL_SECONDS", 0)
+    fake_api.add("POST", "/v1/sys/remount", (200, {"data": {"migration_id": "m2"}}))
+    fake_api.add("GET", "/v1/sys/remount/status/m2", [
+        (200, {"data": {"migration_info": {"status": "in-progress"}}}),
+        (200, {"data": {"migration_info": {"status": "failure"}}})])
+    r = cli("auth", "move", "auth/a", "auth/b/")
+    assert r.code == 0, r.err
+    assert fake_api.bodies("POST", "/v1/sys/remount") == [{"from": "auth/a/", "to": "auth/b/"}]
+    assert r.out.splitlines() == [
+        "Started moving auth method auth/a/ to auth/b/, with migration ID m2",
+        "Waiting for terminal status in migration of auth method auth/a/ to auth/b/, with "
+        "migration ID m2"]
+    assert r.err.strip() == ("Failure! Error encountered moving auth method auth/a/ to "
+                             "auth/b/, with migration ID m2")
+    assert cli("auth", "move", "only-one").code == 1
+
+
+def test_auth_help_by_type_and_by_path(cli: Cli, fake_api: FakeApi) -> None:
+    typed = cli("auth", "help", "userpass")
+    assert typed.code == 0 and typed.out.startswith("Usage: strongroom login -method=userpass")
+    assert not fake_api.requests  # a type needs no server
+    fake_api.add("GET", "/v1/sys/auth", (200, {"data": {
+        "people/": {"type": "ldap"}, "gh/": {"type": "github"}}}))
+    by_path = cli("auth", "help", "people")
+    assert by_path.code == 0 and by_path.out.startswith("Usage: strongroom login -method=ldap")
+    missing = cli("auth", "help", "nowhere/")
+    assert missing.code == 1 and 'No auth method available on the server at "nowhere/"' in \
+        missing.err
+    foreign = cli("auth", "help", "gh")
+    assert foreign.code == 2 and "No method-specific CLI handler" in foreign.err
+
+
 # --- read / write / list / delete / unwrap -------------------------------------
 
 def test_read_with_query_and_field(cli: Cli, fake_api: FakeApi) -> None:
@@ -312,6 +346,7 @@ def test_every_new_command_is_registered_with_help(cli: Cli) -> None:
         "policy write", "policy read", "policy list", "policy delete", "token create",
         "token lookup", "token renew", "token revoke", "token capabilities",
         "secrets enable", "secrets disable", "secrets list", "secrets tune", "secrets move",
+        "auth move", "auth help",
         "read", "write", "list", "delete", "login", "unwrap"}
     assert expected <= set(registry.commands)
     for name in expected:
