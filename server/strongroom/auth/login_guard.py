@@ -216,7 +216,8 @@ class _Table:
     def remember(self, key: bytes, now: float, seconds: float) -> None:
         """Keep ``key`` with no failures for ``seconds`` (a known client): its time is
         set that far past the usual RESET_AFTER, so ``read`` gives a non-zero time
-        until then. Evicted before any key with failures when its neighbourhood fills."""
+        until then. In the known clients' region: when its neighbourhood there fills,
+        the one remembered longest ago goes first."""
         index = self._find(key, now, insert=True, region=_KNOWN)
         assert index is not None  # noqa: S101 - insert always finds a victim
         _SLOT.pack_into(self._map, index * _SLOT.size, key, 0, 0,
