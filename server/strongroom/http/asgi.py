@@ -52,10 +52,14 @@ LARGE_BODY_THREADS = 2
 _AUTH_PREFIX = _PREFIX + "auth/"
 
 
-# Renewing a login's token asks its method again (Vault's AuthRenew): ldap re-reads
-# the user's groups from the directory, so a renewal may wait on it too.
+# Renewing a login's token asks its method again (Vault's AuthRenew): ldap binds as
+# the user again, so a renewal may wait on a directory for its request_timeout. Which
+# method issued the token is known only once the core has looked it up: renewals get
+# threads of their own, so a silent directory holds renewals, never the logins and
+# large requests of the shared pool (nor the loop).
 _RENEWALS = (_PREFIX + "auth/token/renew", _PREFIX + "sys/leases/renew",
              _PREFIX + "sys/renew")
+RENEWAL_THREADS = 4
 
 
 # Methods whose logins wait on another server (a directory): a silent one holds a
@@ -90,6 +94,7 @@ class StrongroomAsgi:
         self._executor = executor
         self._large: ThreadPoolExecutor | None = None
         self._directory: ThreadPoolExecutor | None = None
+        self._renewal: ThreadPoolExecutor | None = None
         self._fixed = [(b"cache-control", b"no-store")]
         if WORKER_HEADER:
             self._fixed.append((b"x-strongroom-worker", str(os.getpid()).encode()))
@@ -130,6 +135,8 @@ class StrongroomAsgi:
         executor = self._executor
         if self._waits_on_directory(path):
             executor = self._directory_pool()
+        elif path.startswith(_RENEWALS):
+            executor = self._renewal_pool()
         elif executor is None and (len(body) > LARGE_BODY or runs_on_thread(path)):
             executor = self._large_body_pool()
         if executor is None:
@@ -169,6 +176,11 @@ class StrongroomAsgi:
             self._directory = ThreadPoolExecutor(DIRECTORY_THREADS,
                                                  thread_name_prefix="core-directory")
         return self._directory
+
+    def _renewal_pool(self) -> ThreadPoolExecutor:
+        if self._renewal is None:
+            self._renewal = ThreadPoolExecutor(RENEWAL_THREADS, thread_name_prefix="core-renewal")
+        return self._renewal
 
     def _large_body_pool(self) -> ThreadPoolExecutor:
         # Created on first use: most workers never see a large body.
