@@ -365,3 +365,52 @@ def test_renewal_binds_again_with_the_login_password(node: tuple[ServerProcess, 
     for path in server.workdir.rglob("*"):
         if path.is_file() and path.suffix != ".log":
             assert password("bob").encode() not in path.read_bytes(), path
+
+
+def test_renewals_on_a_silent_directory_hold_no_login(node: tuple[ServerProcess, str],
+                                                      root: hvac.Client, slapd: Slapd,
+                                                      black_hole: int) -> None:
+    """An ldap token's renewal binds to the directory again: a silent directory holds it
+    for request_timeout. Renewals run on threads of their own, so a dozen of them held
+    neither the logins of other methods nor the other requests of the shared pool
+    (before: 2 threads a worker, a userpass login waited behind them)."""
+    server, _ = node
+    root.sys.enable_auth_method("ldap", path="ldap-silent")
+    config = {"binddn": SERVICE_DN, "bindpass": SERVICE_PW, "userdn": PEOPLE,
+              "userattr": "uid", "groupdn": GROUPS, "request_timeout": "6s"}
+    root.auth.ldap.configure(url=slapd.ldap_url, mount_point="ldap-silent", **config)
+    root.sys.enable_auth_method("userpass", path="up-bystander")
+    root.write("auth/up-bystander/users/carol", password="pw-carol")
+    token = hvac.Client(url=server.url, session=session_from_new_address()).auth.ldap.login(
+        "alice", password("alice"), mount_point="ldap-silent",
+        use_token=False)["auth"]["client_token"]
+
+    def userpass_login() -> float:
+        started = time.monotonic()
+        resp = session_from_new_address().post(
+            f"{server.url}/v1/auth/up-bystander/login/carol", json={"password": "pw-carol"},
+            timeout=60, headers={"Connection": "close"})
+        assert resp.status_code == 200, resp.text
+        return time.monotonic() - started
+
+    baseline = userpass_login()
+    root.auth.ldap.configure(url=f"ldap://127.0.0.1:{black_hole}", mount_point="ldap-silent",
+                             **config)
+    renewed: list[int] = []
+
+    def renew() -> None:
+        resp = requests.post(f"{server.url}/v1/auth/token/renew-self", json={}, timeout=60,
+                             headers={"X-Vault-Token": token, "Connection": "close"})
+        renewed.append(resp.status_code)
+
+    stuck = [threading.Thread(target=renew) for _ in range(6 * WORKERS)]
+    for thread in stuck:
+        thread.start()
+    # Every worker has its renewals waiting on the directory once the slapd-less
+    # config is what they renew with; a login meanwhile is answered at once.
+    time.sleep(1.0)
+    took = [userpass_login() for _ in range(3)]
+    for thread in stuck:
+        thread.join()
+    assert renewed and set(renewed) == {400}, renewed  # the directory never answered
+    assert max(took) < 2 * baseline + 3.0, (took, baseline)
