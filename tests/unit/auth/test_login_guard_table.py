@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,14 +37,6 @@ def make_guard(clock: Clock, accessor: str = "auth_userpass_1") -> LoginGuard:
 
 def req(addr: str = "192.0.2.1") -> Request:
     return Request(Operation.UPDATE, "auth/userpass/login/u", remote_addr=addr)
-
-
-@pytest.fixture(autouse=True)
-def fresh_tables() -> Iterator[None]:
-    login_guard._tables.clear()
-    yield
-    login_guard._tables.clear()
-    locks.configure(None)
 
 
 def fail(guard: LoginGuard, principal: str, addr: str = "192.0.2.1") -> float:

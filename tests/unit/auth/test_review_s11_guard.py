@@ -4,23 +4,12 @@ do that another cannot. The clock is the test's; the table is the process's own.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from strongroom.auth import login_guard
 from strongroom.auth.login_guard import FREE_FAILURES, client_key, window
 from strongroom.errors import LoginFailedError
-from strongroom.node import locks
 from tests.unit.auth.test_login_guard_table import Clock, fail, make_guard, req
-
-
-@pytest.fixture(autouse=True)
-def fresh_tables() -> Iterator[None]:
-    login_guard._tables.clear()
-    yield
-    login_guard._tables.clear()
-    locks.configure(None)
 
 
 def _back_off(guard: login_guard.LoginGuard, principal: str, failures: int) -> None:
