@@ -288,9 +288,11 @@ class LoginGuard:
     def _known_key(self, req: Request, principal: str) -> bytes:
         return _digest("k", self._accessor, principal, client_key(req.remote_addr))
 
-    def before(self, req: Request, principal: str, message: str | None = None) -> None:
+    def before(self, req: Request, principal: str, message: str | None = None) -> bool:
         """Refuse (``LoginFailedError``, the wrong-password text) while the client or
-        the principal is inside a backoff window; the delay is what is left of it."""
+        the principal is inside a backoff window; the delay is what is left of it.
+        Returns whether the attempt went ahead as a known client's (what ``abandon``
+        must release: that client's slot, or the principal's claim)."""
         now = self._now()
         table = _table()
         wait = 0.0
@@ -318,6 +320,7 @@ class LoginGuard:
                     wait = window(failures + 1)
         if wait > 0:
             raise LoginFailedError(message or self._message, delay=min(wait, MAX_DELAY))
+        return known
 
     def failure(self, req: Request, principal: str, message: str | None = None) -> NoReturn:
         """Count a failed verification for the client and the principal; raise
@@ -338,15 +341,16 @@ class LoginGuard:
             table.forget(self._keys(req, principal)[1], now)
             table.remember(self._known_key(req, principal), now, KNOWN_CLIENT_FOR)
 
-    def abandon(self, req: Request, principal: str) -> None:
+    def abandon(self, req: Request, principal: str, known: bool) -> None:
         """The attempt ended in an error that proves nothing either way (a directory
         that did not answer): the principal's next attempt may run at once rather than
-        after ``PENDING_TIMEOUT``. Counts nothing."""
+        after ``PENDING_TIMEOUT``. Counts nothing. ``known``: what ``before`` returned
+        (whether the client is known may have changed since: it says which claim this
+        attempt holds)."""
         now = self._now()
         table = _table()
         with table.locked():
-            known_key = self._known_key(req, principal)
-            if table.read(known_key, now, _KNOWN)[1] > 0:
-                table.release(known_key, now, _KNOWN)  # a known client claims its own slot
-                return
-            table.release(self._keys(req, principal)[1], now)
+            if known:
+                table.release(self._known_key(req, principal), now, _KNOWN)
+            else:
+                table.release(self._keys(req, principal)[1], now)

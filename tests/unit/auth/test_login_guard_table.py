@@ -186,9 +186,9 @@ def test_one_verification_at_a_time_past_the_free_failures() -> None:
     with pytest.raises(LoginFailedError):
         guard.before(req("198.51.100.6"), "other")
     clock.now += login_guard.PENDING_TIMEOUT + 1
-    guard.before(req("198.51.100.6"), "other")
+    known = guard.before(req("198.51.100.6"), "other")
     # ... or at once when the method says so (an error that proves nothing).
-    guard.abandon(req("198.51.100.6"), "other")
+    guard.abandon(req("198.51.100.6"), "other", known)
     guard.before(req("198.51.100.7"), "other")
     with pytest.raises(LoginFailedError):
         guard.before(req("198.51.100.8"), "other")
@@ -227,8 +227,8 @@ def test_a_client_that_logged_in_before_is_spared_the_principals_window() -> Non
     # The principal is backed off: a new client is refused, an earlier one is not.
     with pytest.raises(LoginFailedError):
         guard.before(req(newcomer), "alice")
-    guard.before(req(owner), "alice")
-    guard.abandon(req(owner), "alice")  # that attempt ended (review s11 F1: one at a time)
+    assert guard.before(req(owner), "alice")  # as a known client
+    guard.abandon(req(owner), "alice", True)  # that attempt ended (s11 F1: one at a time)
     # ... nor while the attacker's own attempt holds the one-at-a-time claim.
     clock.now += window(FREE_FAILURES + 2) + 0.01
     guard.before(req(attacker), "alice")
@@ -260,3 +260,22 @@ def test_a_known_client_for_one_principal_is_not_known_for_another() -> None:
     for g, user in ((guard, "bob"), (other_mount, "alice")):
         with pytest.raises(LoginFailedError):
             g.before(req("192.0.2.10"), user)
+
+
+def test_abandon_releases_the_claim_its_attempt_took() -> None:
+    """An attempt that began as a known client's took no principal claim; if the client
+    became unknown meanwhile (its concurrent attempt failed), abandoning the first must
+    not free the claim another client's attempt holds (review s11: abandon re-read
+    whether the client is known, and let a second guess run at once)."""
+    clock = Clock()
+    guard = make_guard(clock)
+    known_client = "192.0.2.10"
+    guard.success(req(known_client), "alice")
+    assert guard.before(req(known_client), "alice") is True  # its attempt runs...
+    for i in range(FREE_FAILURES - 1):
+        fail(guard, "alice", f"198.51.100.{i + 20}")
+    fail(guard, "alice", known_client)  # ... a concurrent one fails: unknown now
+    assert guard.before(req("198.51.100.99"), "alice") is False  # claims the principal
+    guard.abandon(req(known_client), "alice", True)  # the first attempt's error
+    with pytest.raises(LoginFailedError):
+        guard.before(req("198.51.100.98"), "alice")  # the claim still holds

@@ -35,7 +35,7 @@ def test_s11_f1_a_known_address_verifies_one_guess_at_a_time() -> None:
         guard.before(req(owner), "alice")
     assert err.value.message == "invalid username or password" and err.value.delay > 0
     # An error that proves nothing (abandon) ends the attempt: the next one runs.
-    guard.abandon(req(owner), "alice")
+    guard.abandon(req(owner), "alice", True)
     guard.before(req(owner), "alice")
     # A failure ends it and the client is unknown again: the principal's window applies.
     fail(guard, "alice", owner)

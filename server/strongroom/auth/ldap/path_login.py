@@ -218,7 +218,7 @@ def paths(b: LdapBackend) -> list[Path]:
         if cfg.deny_null_bind and not password:
             # Says nothing about the user; checked before the guard claims an attempt.
             raise BadRequestError(NULL_BIND)
-        b.guard.before(req, principal)
+        known = b.guard.before(req, principal)
         try:
             with dial(cfg) as conn:
                 if _searching(cfg):
@@ -237,7 +237,7 @@ def paths(b: LdapBackend) -> list[Path]:
                 found = _Found(bind_dn=dn)
                 _directory_groups(cfg, conn, dn, username, found)
         except LdapError as exc:
-            b.guard.abandon(req, principal)  # the directory failed, not the caller
+            b.guard.abandon(req, principal, known)  # the directory failed, not the caller
             raise BadRequestError(str(exc)) from None
         if not found.alias:
             raise BadRequestError("missing entity alias attribute value")
