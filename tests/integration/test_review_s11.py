@@ -236,3 +236,41 @@ def test_s11_logins_on_unknown_auth_mounts_leave_the_directory_threads(node: Ser
         conn.close()
         assert resp.status in (400, 403, 404, 405)
     assert login(node.url, "owner", "pw-owner", "127.0.26.1") in (200, 400)
+
+
+def test_s11_requests_wait_for_a_change_another_thread_is_applying(node: ServerProcess
+                                                                   ) -> None:
+    """A worker's first requests after a mount is enabled elsewhere, several at once:
+    the first thread consumes the change records and reloads the auth table; the
+    others found no record pending and went on with the old table (403, no route:
+    seen as a burst of 403s in this module). They now wait for the apply in progress."""
+    for round_ in range(6):
+        mount = f"race{round_}"
+        assert _call(node, "POST", f"sys/auth/{mount}", {"type": "userpass"}
+                     ).status_code == 204
+        assert _call(node, "POST", f"auth/{mount}/users/u", {"password": "pw-u"}
+                     ).status_code == 204
+        statuses: list[int] = []
+        gate = threading.Barrier(8 * WORKERS)
+
+        def one(i: int, mount: str = mount, gate: threading.Barrier = gate,
+                statuses: list[int] = statuses) -> None:
+            gate.wait()
+            host, port = node.url.removeprefix("http://").split(":")
+            conn = http.client.HTTPConnection(host, int(port), timeout=120,
+                                              source_address=(f"127.0.31.{i + 1}", 0))
+            try:
+                conn.request("POST", f"/v1/auth/{mount}/login/u",
+                             body=json.dumps({"password": "pw-u"}),
+                             headers={"Content-Type": "application/json",
+                                      "Connection": "close"})
+                statuses.append(conn.getresponse().status)
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(8 * WORKERS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert statuses == [200] * len(threads), (round_, statuses)

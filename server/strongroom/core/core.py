@@ -182,9 +182,15 @@ class Core:
             self.mounts.invalidate(key)
 
     def sync(self) -> NodeSnapshot:
-        """Apply whatever changed (in any process of the node) since this one last looked."""
+        """Apply whatever changed (in any process of the node) since this one last looked.
+
+        Another thread may be applying a change right now: it consumed the change records
+        first (``pending`` is already False) and is still reloading what they name (a
+        mount, an audit device). Such a thread holds the lock: wait for it, else this
+        request ran against the old state: a login to a just-enabled mount answered 403
+        (no route), a request on a just-enabled audit device went unrecorded."""
         current = self.counters.snapshot()
-        if current != self._applied or self._changes.pending:
+        if current != self._applied or self._changes.pending or self._sync_lock.locked():
             with self._sync_lock:
                 # Another thread may have applied it while we waited for the lock.
                 if current != self._applied or self._changes.pending:
