@@ -92,9 +92,7 @@ class StrongroomAsgi:
         self._dispatcher = dispatcher
         self._max = max_size
         self._executor = executor
-        self._large: ThreadPoolExecutor | None = None
-        self._directory: ThreadPoolExecutor | None = None
-        self._renewal: ThreadPoolExecutor | None = None
+        self._pools: dict[str, ThreadPoolExecutor] = {}
         self._fixed = [(b"cache-control", b"no-store")]
         if WORKER_HEADER:
             self._fixed.append((b"x-strongroom-worker", str(os.getpid()).encode()))
@@ -134,11 +132,11 @@ class StrongroomAsgi:
                                 headers, body, scope.get("client"), _client_cert(scope))
         executor = self._executor
         if self._waits_on_directory(path):
-            executor = self._directory_pool()
+            executor = self._pool("directory", DIRECTORY_THREADS)
         elif path.startswith(_RENEWALS):
-            executor = self._renewal_pool()
+            executor = self._pool("renewal", RENEWAL_THREADS)
         elif executor is None and (len(body) > LARGE_BODY or runs_on_thread(path)):
-            executor = self._large_body_pool()
+            executor = self._pool("large", LARGE_BODY_THREADS)
         if executor is None:
             # Local storage (inmem, file), a small request: the core is fast and
             # bounded; running it on the loop thread saves a thread hand-off.
@@ -171,23 +169,15 @@ class StrongroomAsgi:
         match = core.router.match(path[len(_PREFIX):])
         return match is None or match[0].type in DIRECTORY_METHODS
 
-    def _directory_pool(self) -> ThreadPoolExecutor:
-        if self._directory is None:
-            self._directory = ThreadPoolExecutor(DIRECTORY_THREADS,
-                                                 thread_name_prefix="core-directory")
-        return self._directory
-
-    def _renewal_pool(self) -> ThreadPoolExecutor:
-        if self._renewal is None:
-            self._renewal = ThreadPoolExecutor(RENEWAL_THREADS, thread_name_prefix="core-renewal")
-        return self._renewal
-
-    def _large_body_pool(self) -> ThreadPoolExecutor:
-        # Created on first use: most workers never see a large body.
-        if self._large is None:
-            self._large = ThreadPoolExecutor(LARGE_BODY_THREADS,
-                                             thread_name_prefix="core-large")
-        return self._large
+    def _pool(self, name: str, threads: int) -> ThreadPoolExecutor:
+        """This worker's pool ``name`` (threads "core-<name>"), made on first use: most
+        workers never see a large body, a directory login or a renewal. Only the event
+        loop calls this, so two callers never make one pool twice."""
+        pool = self._pools.get(name)
+        if pool is None:
+            pool = self._pools[name] = ThreadPoolExecutor(threads,
+                                                          thread_name_prefix=f"core-{name}")
+        return pool
 
     def respond(self, method: str, path: str, query: bytes, headers: dict[str, str],
                 body: bytes, client: tuple[str, int] | None,
